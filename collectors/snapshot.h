@@ -1,0 +1,133 @@
+#pragma once
+// The immutable view of the host that one sample produces. The sampler builds a
+// Snapshot, publishes it as shared_ptr<const Snapshot>, and never touches it
+// again; /metrics and the autoscaler read it concurrently without locks.
+//
+// Optional fields are absent when the driver did not report them (never 0 as a
+// stand-in), so the exposition skips the series and the autoscaler sees
+// "missing data" rather than a fake zero.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace virtscale {
+
+// Subset of virDomainState we distinguish; values equal libvirt's.
+enum class DomainState : int {
+  kNoState = 0,
+  kRunning = 1,
+  kBlocked = 2,
+  kPaused = 3,
+  kShutdown = 4,
+  kShutoff = 5,
+  kCrashed = 6,
+  kPmSuspended = 7,
+};
+const char* DomainStateName(DomainState state);  // "running", "shutoff", ...
+
+// Present on domains that virtscale created: the <metadata> element in its
+// XML namespace (see autoscale/ownership). Adopted domains have none.
+struct VirtscaleMetadata {
+  std::string group;
+  std::string template_path;
+  int64_t created_at_unix = 0;  // seconds
+};
+
+struct VcpuStats {
+  unsigned id = 0;
+  std::optional<int> state;
+  std::optional<uint64_t> time_ns;
+  std::optional<uint64_t> wait_ns;
+  std::optional<uint64_t> delay_ns;  // steal: time runnable but not running
+};
+
+struct BlockStats {
+  std::string name;  // target dev, e.g. "vda"; unique within a domain
+  std::string path;
+  std::optional<uint64_t> rd_reqs, rd_bytes, rd_times_ns;
+  std::optional<uint64_t> wr_reqs, wr_bytes, wr_times_ns;
+  std::optional<uint64_t> fl_reqs, fl_times_ns;
+  std::optional<uint64_t> errors;
+  std::optional<uint64_t> allocation, capacity, physical;  // bytes
+};
+
+struct InterfaceStats {
+  std::string name;  // target dev, e.g. "vnet0"; unique within a domain
+  std::optional<uint64_t> rx_bytes, rx_pkts, rx_errs, rx_drop;
+  std::optional<uint64_t> tx_bytes, tx_pkts, tx_errs, tx_drop;
+};
+
+// Balloon / memory stats, bytes.
+struct MemoryStats {
+  std::optional<uint64_t> current;    // balloon.current
+  std::optional<uint64_t> maximum;    // balloon.maximum
+  std::optional<uint64_t> swap_in, swap_out;
+  std::optional<uint64_t> major_fault, minor_fault;  // counts
+  std::optional<uint64_t> unused, available, usable, disk_caches, rss;
+};
+
+struct DomainStats {
+  std::string name;
+  std::string uuid;
+  std::string os_type;  // "hvm", "linux", ...
+  DomainState state = DomainState::kNoState;
+  int state_reason = 0;
+  bool active = false;  // running, paused, blocked: has live stats
+
+  std::optional<unsigned> virtual_cpus;
+  std::optional<uint64_t> max_memory_bytes;
+  std::optional<uint64_t> memory_bytes;  // current allocation
+  std::optional<uint64_t> cpu_time_ns;   // cpu.time
+  std::optional<uint64_t> cpu_user_ns, cpu_system_ns;
+
+  MemoryStats memory;
+  std::vector<VcpuStats> vcpus;
+  std::vector<BlockStats> blocks;
+  std::vector<InterfaceStats> interfaces;
+
+  std::optional<VirtscaleMetadata> metadata;
+
+  // Derived from this and the previous sample of the same UUID.
+  std::optional<double> cpu_utilization;     // 0..1 of virtual_cpus
+  std::optional<double> memory_utilization;  // 0..1
+
+  // Per-domain faults; the domain is still exported with what was obtained.
+  bool timed_out = false;          // a call exceeded libvirt.call_timeout
+  std::vector<std::string> errors;  // short reasons, e.g. "memory_stats"
+};
+
+struct HostStats {
+  std::optional<unsigned> cpus;
+  std::optional<uint64_t> memory_total_bytes;
+  std::optional<uint64_t> memory_free_bytes;
+  std::map<std::string, uint64_t> cpu_time_ns;  // mode -> ns (user, system, idle, iowait)
+};
+
+// One collector's outcome within a sample (node_exporter style).
+struct CollectorResult {
+  std::string name;
+  double duration_seconds = 0;
+  bool success = false;
+};
+
+struct Snapshot {
+  std::chrono::system_clock::time_point taken_at{};
+  std::chrono::steady_clock::time_point taken_at_steady{};
+  double duration_seconds = 0;
+  uint64_t sequence = 0;  // 1 for the first sample
+  bool libvirt_up = false;
+  std::string libvirt_uri;
+  HostStats host;
+  std::vector<DomainStats> domains;  // sorted by name
+  std::vector<CollectorResult> collectors;
+
+  const DomainStats* FindDomain(const std::string& name) const;
+};
+
+using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
+}  // namespace virtscale

@@ -1,0 +1,183 @@
+#include "common/yaml_reader.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace virtscale {
+
+std::string Diagnostic::ToString() const {
+  std::string out = file;
+  if (line > 0) out += ":" + std::to_string(line);
+  out += ": " + message;
+  return out;
+}
+
+void Diagnostics::Add(std::string file, int line, std::string message) {
+  list_.push_back({std::move(file), line, std::move(message)});
+}
+
+void Diagnostics::Error(const YAML::Node& at, std::string message) {
+  Add(file_, LineOf(at), std::move(message));
+}
+
+std::string Diagnostics::ToString() const {
+  std::string out;
+  for (const auto& d : list_) out += d.ToString() + "\n";
+  return out;
+}
+
+void Diagnostics::Append(const Diagnostics& other) {
+  list_.insert(list_.end(), other.list_.begin(), other.list_.end());
+}
+
+int LineOf(const YAML::Node& node) {
+  if (!node.IsDefined()) return 0;
+  const YAML::Mark mark = node.Mark();
+  return mark.is_null() ? 0 : mark.line + 1;
+}
+
+std::optional<YAML::Node> LoadYamlString(const std::string& text, Diagnostics& diags) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    diags.Add(diags.file(), e.mark.is_null() ? 0 : e.mark.line + 1, "YAML syntax error: " + e.msg);
+    return std::nullopt;
+  }
+}
+
+std::optional<YAML::Node> LoadYamlFile(const std::string& path, Diagnostics& diags) {
+  std::ifstream in(path);
+  if (!in) {
+    diags.Add(path, 0, "cannot read file");
+    return std::nullopt;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  Diagnostics local(path);
+  auto node = LoadYamlString(text.str(), local);
+  diags.Append(local);
+  return node;
+}
+
+MapReader::MapReader(const YAML::Node& node, std::string path, Diagnostics& diags)
+    : node_(node), path_(std::move(path)), diags_(diags) {
+  if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap()) {
+    diags_.Error(node_, (path_.empty() ? std::string("document") : path_) + ": expected a mapping");
+    valid_ = false;
+  }
+}
+
+bool MapReader::Has(std::string_view key) const {
+  return valid_ && node_.IsMap() && node_[std::string(key)].IsDefined();
+}
+
+YAML::Node MapReader::Get(std::string_view key) {
+  read_.emplace(key);
+  if (!valid_ || !node_.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+  return node_[std::string(key)];
+}
+
+std::string MapReader::PathOf(std::string_view key) const {
+  return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+}
+
+void MapReader::Error(std::string_view key, const std::string& message) {
+  YAML::Node at = Has(key) ? node_[std::string(key)] : node_;
+  diags_.Error(at, PathOf(key) + ": " + message);
+}
+
+template <typename T>
+bool MapReader::ReadScalar(std::string_view key, T& out, const char* type_name) {
+  YAML::Node value = Get(key);
+  if (!value.IsDefined() || value.IsNull()) return false;
+  if (!value.IsScalar()) {
+    Error(key, std::string("expected ") + type_name);
+    return false;
+  }
+  try {
+    out = value.as<T>();
+    return true;
+  } catch (const YAML::Exception&) {
+    Error(key, std::string("expected ") + type_name + ", got \"" + value.Scalar() + "\"");
+    return false;
+  }
+}
+
+bool MapReader::Read(std::string_view key, std::string& out) {
+  return ReadScalar(key, out, "a string");
+}
+bool MapReader::Read(std::string_view key, bool& out) {
+  return ReadScalar(key, out, "true or false");
+}
+bool MapReader::Read(std::string_view key, int64_t& out) {
+  return ReadScalar(key, out, "an integer");
+}
+bool MapReader::Read(std::string_view key, double& out) { return ReadScalar(key, out, "a number"); }
+
+bool MapReader::ReadDuration(std::string_view key, Duration& out) {
+  std::string text;
+  if (!ReadScalar(key, text, "a duration")) return false;
+  auto parsed = ParseDuration(text);
+  if (!parsed) {
+    Error(key, "invalid duration \"" + text + "\" (want e.g. 500ms, 5s, 1m, 1h30m)");
+    return false;
+  }
+  out = *parsed;
+  return true;
+}
+
+bool MapReader::ReadStringList(std::string_view key, std::vector<std::string>& out) {
+  YAML::Node value = Get(key);
+  if (!value.IsDefined() || value.IsNull()) return false;
+  if (!value.IsSequence()) {
+    Error(key, "expected a list of strings");
+    return false;
+  }
+  std::vector<std::string> items;
+  for (const auto& item : value) {
+    if (!item.IsScalar()) {
+      diags_.Error(item, PathOf(key) + ": expected a string list item");
+      return false;
+    }
+    items.push_back(item.Scalar());
+  }
+  out = std::move(items);
+  return true;
+}
+
+bool MapReader::ReadStringMap(std::string_view key, std::map<std::string, std::string>& out) {
+  YAML::Node value = Get(key);
+  if (!value.IsDefined() || value.IsNull()) return false;
+  if (!value.IsMap()) {
+    Error(key, "expected a mapping of strings");
+    return false;
+  }
+  std::map<std::string, std::string> items;
+  for (const auto& kv : value) {
+    if (!kv.second.IsScalar()) {
+      diags_.Error(kv.second, PathOf(key) + "." + kv.first.Scalar() + ": expected a string");
+      return false;
+    }
+    items[kv.first.Scalar()] = kv.second.Scalar();
+  }
+  out = std::move(items);
+  return true;
+}
+
+bool MapReader::Require(std::string_view key) {
+  read_.emplace(key);
+  if (Has(key)) return true;
+  if (valid_) diags_.Error(node_, PathOf(key) + ": missing required key");
+  return false;
+}
+
+void MapReader::Finish() {
+  if (finished_ || !valid_ || !node_.IsMap()) return;
+  finished_ = true;
+  for (const auto& kv : node_) {
+    const std::string key = kv.first.Scalar();
+    if (!read_.contains(key)) diags_.Error(kv.first, PathOf(key) + ": unknown key");
+  }
+}
+
+}  // namespace virtscale

@@ -1,0 +1,74 @@
+#include "common/yaml_reader.h"
+
+#include <gtest/gtest.h>
+
+namespace virtscale {
+namespace {
+
+TEST(MapReader, ReadsTypedValuesAndReportsUnknownKeys) {
+  Diagnostics diags("c.yml");
+  auto root = LoadYamlString("a:\n  name: x\n  n: 3\n  d: 1h30m\n  typo: 1\n", diags);
+  ASSERT_TRUE(root);
+  MapReader a((*root)["a"], "a", diags);
+  std::string name;
+  int64_t n = 0;
+  Duration d{};
+  EXPECT_TRUE(a.Read("name", name));
+  EXPECT_TRUE(a.Read("n", n));
+  EXPECT_TRUE(a.ReadDuration("d", d));
+  a.Finish();
+  EXPECT_EQ(name, "x");
+  EXPECT_EQ(n, 3);
+  EXPECT_EQ(d, std::chrono::minutes(90));
+  ASSERT_EQ(diags.list().size(), 1u);
+  EXPECT_EQ(diags.list()[0].ToString(), "c.yml:5: a.typo: unknown key");
+}
+
+TEST(MapReader, ReportsWrongTypesAndBadDurationsWithLine) {
+  Diagnostics diags("c.yml");
+  auto root = LoadYamlString("n: abc\nd: 5x\nl: [1, [2]]\nm: 7\n", diags);
+  ASSERT_TRUE(root);
+  MapReader r(*root, "", diags);
+  int64_t n = 0;
+  Duration d{};
+  std::vector<std::string> l;
+  std::map<std::string, std::string> m;
+  EXPECT_FALSE(r.Read("n", n));
+  EXPECT_FALSE(r.ReadDuration("d", d));
+  EXPECT_FALSE(r.ReadStringList("l", l));
+  EXPECT_FALSE(r.ReadStringMap("m", m));
+  ASSERT_EQ(diags.list().size(), 4u);
+  EXPECT_EQ(diags.list()[0].ToString(), "c.yml:1: n: expected an integer, got \"abc\"");
+  EXPECT_EQ(diags.list()[1].line, 2);
+  EXPECT_NE(diags.list()[1].message.find("invalid duration \"5x\""), std::string::npos);
+  EXPECT_EQ(diags.list()[2].line, 3);
+  EXPECT_EQ(diags.list()[3].ToString(), "c.yml:4: m: expected a mapping of strings");
+}
+
+TEST(LoadYaml, SyntaxErrorHasLine) {
+  Diagnostics diags("bad.yml");
+  EXPECT_FALSE(LoadYamlString("a: 1\nb: [1, 2\nc: 3\n", diags));
+  ASSERT_EQ(diags.list().size(), 1u);
+  EXPECT_EQ(diags.list()[0].file, "bad.yml");
+  EXPECT_GT(diags.list()[0].line, 1);
+  EXPECT_NE(diags.list()[0].message.find("YAML syntax error"), std::string::npos);
+}
+
+TEST(MapReader, NonMapIsReported) {
+  Diagnostics diags("c.yml");
+  auto root = LoadYamlString("libvirt: [1]\n", diags);
+  MapReader r((*root)["libvirt"], "libvirt", diags);
+  EXPECT_FALSE(r.valid());
+  EXPECT_EQ(diags.list().at(0).ToString(), "c.yml:1: libvirt: expected a mapping");
+}
+
+TEST(MapReader, RequireReportsMissingKey) {
+  Diagnostics diags("r.yml");
+  auto root = LoadYamlString("x: 1\n", diags);
+  MapReader r(*root, "groups[0]", diags);
+  EXPECT_FALSE(r.Require("name"));
+  EXPECT_EQ(diags.list().at(0).ToString(), "r.yml:1: groups[0].name: missing required key");
+}
+
+}  // namespace
+}  // namespace virtscale
