@@ -1,8 +1,43 @@
+// virtscale: libvirt metrics for Prometheus, and a rule-driven VM autoscaler.
+#include <CLI/CLI.hpp>
 #include <cstdio>
+#include <iostream>
 
+#include "agent/agent.h"
+#include "agent/check_config.h"
 #include "version.h"
 
-int main() {
-  std::printf("virtscale %s\n", VIRTSCALE_VERSION);
-  return 0;
+int main(int argc, char** argv) {
+  virtscale::AgentFlags flags;
+  CLI::App app{
+      "virtscale: samples libvirt domain stats into Prometheus metrics and scales groups of VMs "
+      "by YAML rules."};
+  app.set_version_flag("--version", std::string("virtscale ") + VIRTSCALE_VERSION);
+  app.add_option("--config.file", flags.config_file,
+                 "Config file (virtscale.yml). Without it the agent runs on defaults.");
+  app.add_option("--libvirt.uri", flags.libvirt_uri,
+                 "libvirt URI; overrides libvirt.uri (default qemu:///system).");
+  app.add_option("--web.listen-address", flags.listen_address,
+                 "Address to listen on; overrides web.listen_address (default :9177).");
+  app.add_option("--web.config.file", flags.web_config_file,
+                 "Exporter-toolkit web config for TLS and basic auth.");
+  app.add_flag("--web.enable-lifecycle", flags.enable_lifecycle,
+               "Enable POST /-/reload.");
+  app.add_flag("--dry-run", flags.dry_run,
+               "Compute, log and export scaling decisions without changing any VM.");
+  app.add_option("--log.level", flags.log_level, "debug, info, warn or error.")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  app.add_option("--log.format", flags.log_format, "logfmt or json.")
+      ->check(CLI::IsMember({"logfmt", "json"}));
+
+  auto* check = app.add_subcommand("check", "Validate files without starting the agent.");
+  check->require_subcommand(1);
+  auto* check_config = check->add_subcommand(
+      "config", "Validate a config file with its rule files and templates; exit 0 when clean.");
+  std::string check_file;
+  check_config->add_option("file", check_file, "Config file to check.")->required();
+
+  CLI11_PARSE(app, argc, argv);
+  if (check_config->parsed()) return virtscale::CheckConfigCommand(check_file, std::cout);
+  return virtscale::RunAgent(flags);
 }

@@ -1,0 +1,378 @@
+#include "agent/agent.h"
+
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <signal.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "agent/config.h"
+#include "agent/exposition.h"
+#include "agent/http_server.h"
+#include "agent/landing_page.h"
+#include "agent/web_config.h"
+#include "autoscale/engine.h"
+#include "autoscale/libvirt_actuator.h"
+#include "collectors/exposition.h"
+#include "collectors/libvirt_connection.h"
+#include "collectors/sampler.h"
+#include "collectors/sources/source_manager.h"
+#include "common/log.h"
+#include "version.h"
+
+#ifdef VIRTSCALE_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+namespace virtscale {
+namespace {
+
+void Notify(const char* state) {
+#ifdef VIRTSCALE_HAVE_SYSTEMD
+  sd_notify(0, state);
+#else
+  (void)state;
+#endif
+}
+
+SamplerOptions SamplerOptionsFrom(const LibvirtSettings& s) {
+  SamplerOptions o;
+  o.interval = s.sample_interval;
+  o.call_timeout = s.call_timeout;
+  o.workers = static_cast<int>(s.workers);
+  return o;
+}
+
+double UnixSeconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+class Agent {
+ public:
+  Agent(AgentFlags flags, AgentConfig config, WebConfig web)
+      : flags_(std::move(flags)),
+        config_(std::move(config)),
+        web_(std::move(web)),
+        connection_(LibvirtConnection::Options{.uri = config_.libvirt.uri,
+                                               .read_only = config_.rules.groups.empty()}),
+        sampler_(connection_, SamplerOptionsFrom(config_.libvirt)),
+        actuator_([this] { return connection_.Acquire(); }),
+        engine_(actuator_, autoscale::EngineOptions{.dry_run = flags_.dry_run}),
+        build_info_(prometheus::BuildGauge()
+                        .Name("virtscale_build_info")
+                        .Help("A metric with a constant '1' value labeled by version and build.")
+                        .Register(registry_)),
+        reload_ok_(prometheus::BuildGauge()
+                       .Name("virtscale_config_last_reload_successful")
+                       .Help("Whether the last configuration reload attempt was successful.")
+                       .Register(registry_)
+                       .Add({})),
+        reload_time_(prometheus::BuildGauge()
+                         .Name("virtscale_config_last_reload_success_timestamp_seconds")
+                         .Help("Timestamp of the last successful configuration reload.")
+                         .Register(registry_)
+                         .Add({})) {
+    build_info_.Add({{"version", VIRTSCALE_VERSION}, {"libvirt", LibvirtVersion()}}).Set(1);
+    reload_ok_.Set(1);
+    reload_time_.Set(UnixSeconds(std::chrono::system_clock::now()));
+    sources_ = std::make_shared<SourceManager>(config_.sources);
+    engine_.SetRules(config_.rules);
+    connection_.SetDomainEventListener(
+        [this](const std::string& event, const std::string& domain) {
+          sampler_.OnDomainEvent(event, domain);
+        });
+    connection_.SetStateListener([this](bool up) {
+      LogInfo(up ? "libvirt connected" : "libvirt connection lost",
+              {{"uri", connection_.uri()}});
+      if (up) sampler_.RequestSample();
+    });
+  }
+
+  int Run() {
+    HttpLimits limits;
+    try {
+      server_ = std::make_unique<HttpServer>(limits, web_, registry_);
+    } catch (const std::exception& e) {
+      LogError("cannot start web server", {{"err", e.what()}});
+      return 1;
+    }
+    RegisterRoutes();
+    const std::string listen = flags_.listen_address.value_or(config_.web.listen_address);
+    if (auto err = server_->Bind(listen)) {
+      LogError("cannot listen", {{"address", listen}, {"err", *err}});
+      return 1;
+    }
+    LogInfo("starting virtscale",
+            {{"version", VIRTSCALE_VERSION},
+             {"uri", config_.libvirt.uri},
+             {"listen", listen},
+             {"port", std::to_string(server_->port())},
+             {"tls", server_->tls() ? "true" : "false"},
+             {"config", config_.file.empty() ? "(defaults)" : config_.file},
+             {"groups", std::to_string(config_.rules.groups.size())},
+             {"dry_run", flags_.dry_run ? "true" : "false"}});
+
+    connection_.Start();
+    sampler_.Start();
+    CurrentSources()->Start();
+    autoscale_thread_ = std::thread([this] { AutoscaleLoop(); });
+    server_->Start();
+    std::thread ready_notifier([this] {
+      if (sampler_.WaitFirstSample(std::chrono::hours(24))) Notify("READY=1");
+    });
+
+    const int code = WaitForSignals();
+
+    Notify("STOPPING=1");
+    LogInfo("shutting down");
+    stopping_ = true;
+    snapshot_cv_.notify_all();
+    server_->Stop();
+    if (autoscale_thread_.joinable()) autoscale_thread_.join();
+    CurrentSources()->Stop();
+    sampler_.Stop();
+    connection_.Stop();
+    ready_notifier.detach();
+    LogInfo("stopped");
+    return code;
+  }
+
+ private:
+  static std::string LibvirtVersion() {
+    unsigned long version = 0;
+    if (virGetVersion(&version, nullptr, nullptr) != 0) return "unknown";
+    return std::to_string(version / 1000000) + "." + std::to_string(version / 1000 % 1000) + "." +
+           std::to_string(version % 1000);
+  }
+
+  std::shared_ptr<SourceManager> CurrentSources() {
+    std::lock_guard lock(sources_mu_);
+    return sources_;
+  }
+
+  // Evaluates the rules after every new snapshot, and at least once a second so
+  // group intervals and cooldowns expire on time.
+  void AutoscaleLoop() {
+    uint64_t last_sequence = 0;
+    while (!stopping_) {
+      {
+        std::unique_lock lock(snapshot_mu_);
+        snapshot_cv_.wait_for(lock, std::chrono::seconds(1), [&] {
+          auto s = sampler_.Latest();
+          return stopping_ || (s && s->sequence != last_sequence);
+        });
+      }
+      if (stopping_) break;
+      SnapshotPtr snapshot = sampler_.Latest();
+      if (!snapshot) continue;
+      last_sequence = snapshot->sequence;
+      const auto now = std::chrono::system_clock::now();
+      try {
+        engine_.Tick(snapshot, CurrentSources()->Readings(now), now);
+      } catch (const std::exception& e) {
+        LogError("rule evaluation failed", {{"err", e.what()}});
+      }
+    }
+  }
+
+  // Reloads the config file; a config with any problem is rejected whole.
+  bool Reload(std::string& error) {
+    std::lock_guard lock(reload_mu_);
+    if (config_.file.empty()) {
+      error = "no --config.file to reload";
+      reload_ok_.Set(0);
+      return false;
+    }
+    Diagnostics diags;
+    auto next = LoadAgentConfig(config_.file, diags);
+    if (!next) {
+      error = diags.ToString();
+      reload_ok_.Set(0);
+      LogError("reload rejected; keeping the running config",
+               {{"config", config_.file}, {"err", error}});
+      return false;
+    }
+    if (flags_.libvirt_uri) next->libvirt.uri = *flags_.libvirt_uri;
+    if (next->libvirt.uri != config_.libvirt.uri || next->web.listen_address != config_.web.listen_address)
+      LogWarn("libvirt.uri and web.listen_address changes take effect at restart");
+    sampler_.UpdateOptions(SamplerOptionsFrom(next->libvirt));
+    auto sources = std::make_shared<SourceManager>(next->sources);
+    sources->Start();
+    std::shared_ptr<SourceManager> old;
+    {
+      std::lock_guard slock(sources_mu_);
+      old = std::exchange(sources_, sources);
+    }
+    old->Stop();
+    engine_.SetRules(next->rules);
+    const std::string uri = config_.libvirt.uri;
+    config_ = std::move(*next);
+    config_.libvirt.uri = uri;
+    reload_ok_.Set(1);
+    reload_time_.Set(UnixSeconds(std::chrono::system_clock::now()));
+    LogInfo("config reloaded", {{"config", config_.file},
+                                {"groups", std::to_string(config_.rules.groups.size())},
+                                {"sources", std::to_string(config_.sources.size())}});
+    return true;
+  }
+
+  std::vector<prometheus::MetricFamily> DynamicFamilies() {
+    std::vector<prometheus::MetricFamily> families = registry_.Collect();
+    AppendSamplerFamilies(sampler_, std::chrono::system_clock::now(), families);
+    CurrentSources()->AppendFamilies(families);
+    engine_.AppendFamilies(families);
+    return families;
+  }
+
+  void RegisterRoutes() {
+    server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(exposition_.Render(sampler_.Latest(), DynamicFamilies()),
+                      "text/plain; version=0.0.4; charset=utf-8");
+    });
+    server_->Get("/-/healthy", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("virtscale is Healthy.\n", "text/plain");
+    });
+    server_->Get("/-/ready", [this](const httplib::Request&, httplib::Response& res) {
+      if (sampler_.Latest()) {
+        res.set_content("virtscale is Ready.\n", "text/plain");
+      } else {
+        res.status = 503;
+        res.set_content("virtscale is not ready: no sample yet.\n", "text/plain");
+      }
+    });
+    server_->Get("/api/v1/groups", [this](const httplib::Request&, httplib::Response& res) {
+      nlohmann::json body = {{"status", "success"}, {"data", engine_.GroupsJson()}};
+      res.set_content(body.dump(2), "application/json");
+    });
+    server_->Get("/api/v1/decisions", [this](const httplib::Request& req, httplib::Response& res) {
+      size_t limit = 100;
+      if (req.has_param("limit")) {
+        try {
+          limit = std::clamp<size_t>(std::stoul(req.get_param_value("limit")), 1, 10000);
+        } catch (const std::exception&) {
+          res.status = 400;
+          res.set_content("{\"status\":\"error\",\"error\":\"bad limit\"}", "application/json");
+          return;
+        }
+      }
+      nlohmann::json body = {{"status", "success"}, {"data", engine_.DecisionsJson(limit)}};
+      res.set_content(body.dump(2), "application/json");
+    });
+    server_->Get("/", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(RenderLandingPage(VIRTSCALE_VERSION, connection_.uri(), sampler_.Latest(),
+                                        engine_.GroupsJson(), engine_.DecisionsJson(20)),
+                      "text/html; charset=utf-8");
+    });
+    if (flags_.enable_lifecycle) {
+      server_->Post("/-/reload", [this](const httplib::Request&, httplib::Response& res) {
+        std::string error;
+        if (Reload(error)) {
+          res.set_content("config reloaded\n", "text/plain");
+        } else {
+          res.status = 500;
+          res.set_content("reload failed:\n" + error, "text/plain");
+        }
+      });
+    } else {
+      server_->Post("/-/reload", [](const httplib::Request&, httplib::Response& res) {
+        res.status = 403;
+        res.set_content("Lifecycle API is not enabled (--web.enable-lifecycle).\n", "text/plain");
+      });
+    }
+  }
+
+  // Signals are blocked in every thread (see RunAgent) and taken here.
+  int WaitForSignals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    while (true) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) return 1;
+      if (sig == SIGHUP) {
+        std::string error;
+        Reload(error);
+        continue;
+      }
+      LogInfo("received signal", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+      return 0;
+    }
+  }
+
+  AgentFlags flags_;
+  AgentConfig config_;
+  WebConfig web_;
+  prometheus::Registry registry_;
+  LibvirtConnection connection_;
+  Sampler sampler_;
+  autoscale::LibvirtActuator actuator_;
+  autoscale::Engine engine_;
+  prometheus::Family<prometheus::Gauge>& build_info_;
+  prometheus::Gauge& reload_ok_;
+  prometheus::Gauge& reload_time_;
+  MetricsExposition exposition_;
+  std::unique_ptr<HttpServer> server_;
+
+  std::mutex reload_mu_;
+  std::mutex sources_mu_;
+  std::shared_ptr<SourceManager> sources_;
+
+  std::atomic<bool> stopping_{false};
+  std::mutex snapshot_mu_;
+  std::condition_variable snapshot_cv_;
+  std::thread autoscale_thread_;
+};
+
+}  // namespace
+
+int RunAgent(const AgentFlags& flags) {
+  if (!SetupLogging(flags.log_level, flags.log_format)) {
+    std::fprintf(stderr, "virtscale: invalid --log.level or --log.format\n");
+    return 2;
+  }
+  AgentConfig config = DefaultAgentConfig();
+  if (!flags.config_file.empty()) {
+    Diagnostics diags;
+    auto loaded = LoadAgentConfig(flags.config_file, diags);
+    if (!loaded) {
+      for (const auto& d : diags.list())
+        LogError("invalid config", {{"problem", d.ToString()}});
+      return 1;
+    }
+    config = std::move(*loaded);
+  }
+  if (flags.libvirt_uri) config.libvirt.uri = *flags.libvirt_uri;
+  WebConfig web;
+  const std::string web_file = flags.web_config_file.value_or(config.web.config_file);
+  if (!web_file.empty()) {
+    Diagnostics diags;
+    auto loaded = LoadWebConfig(web_file, diags);
+    if (!loaded) {
+      for (const auto& d : diags.list())
+        LogError("invalid web config", {{"problem", d.ToString()}});
+      return 1;
+    }
+    web = std::move(*loaded);
+  }
+
+  // Every thread started from here on inherits the mask; WaitForSignals takes them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  EnsureLibvirtEventLoop();
+  Agent agent(flags, std::move(config), std::move(web));
+  return agent.Run();
+}
+
+}  // namespace virtscale

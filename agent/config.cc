@@ -1,0 +1,78 @@
+#include "agent/config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace virtscale {
+namespace {
+
+void DecodeLibvirt(MapReader& r, LibvirtSettings& out) {
+  r.Read("uri", out.uri);
+  r.ReadDuration("sample_interval", out.sample_interval);
+  r.ReadDuration("call_timeout", out.call_timeout);
+  if (r.Read("workers", out.workers) && (out.workers < 0 || out.workers > 64))
+    r.Error("workers", "must be between 0 (auto) and 64");
+  if (out.sample_interval < std::chrono::milliseconds(100))
+    r.Error("sample_interval", "must be at least 100ms");
+  if (out.call_timeout <= Duration::zero()) r.Error("call_timeout", "must be positive");
+  r.Finish();
+}
+
+void DecodeWeb(MapReader& r, const std::string& file, WebSettings& out) {
+  r.Read("listen_address", out.listen_address);
+  if (r.Read("config_file", out.config_file))
+    out.config_file = ResolveRelative(file, out.config_file);
+  r.Finish();
+}
+
+}  // namespace
+
+AgentConfig DefaultAgentConfig() { return AgentConfig{}; }
+
+std::string ResolveRelative(const std::string& file, const std::string& path) {
+  namespace fs = std::filesystem;
+  if (path.empty() || fs::path(path).is_absolute() || file.empty()) return path;
+  return (fs::absolute(fs::path(file)).parent_path() / path).lexically_normal().string();
+}
+
+std::optional<AgentConfig> ParseAgentConfig(const std::string& text, const std::string& path,
+                                            Diagnostics& diags) {
+  Diagnostics local(path);
+  auto root = LoadYamlString(text, local);
+  AgentConfig cfg = DefaultAgentConfig();
+  cfg.file = path;
+  if (root) {
+    MapReader top(*root, "", local);
+    MapReader libvirt(top.Get("libvirt"), "libvirt", local);
+    DecodeLibvirt(libvirt, cfg.libvirt);
+    MapReader web(top.Get("web"), "web", local);
+    DecodeWeb(web, path, cfg.web);
+    top.ReadStringList("rule_files", cfg.rule_files);
+    const std::string base_dir = std::filesystem::absolute(path).parent_path().string();
+    if (top.Has("sources")) cfg.sources = DecodeSources(top.Get("sources"), base_dir, local);
+    top.Finish();
+
+    std::set<std::string> source_names;
+    for (const auto& [name, _] : cfg.sources) source_names.insert(name);
+    cfg.rules = autoscale::LoadRuleFiles(cfg.rule_files, base_dir, source_names,
+                                         cfg.libvirt.sample_interval, local);
+  }
+  diags.Append(local);
+  if (!local.ok()) return std::nullopt;
+  return cfg;
+}
+
+std::optional<AgentConfig> LoadAgentConfig(const std::string& path, Diagnostics& diags) {
+  std::ifstream in(path);
+  if (!in) {
+    diags.Add(path, 0, "cannot read config file");
+    return std::nullopt;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseAgentConfig(text.str(), path, diags);
+}
+
+}  // namespace virtscale
