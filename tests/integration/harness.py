@@ -1,0 +1,158 @@
+"""Runs the real virtscale binary for integration tests: ephemeral loopback
+port, readiness wait, /metrics parsing, clean shutdown. Stdlib only."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(url, method="GET", data=None, headers=None, timeout=10):
+    """Returns (status, body) without raising on HTTP errors."""
+    req = urllib.request.Request(url, method=method, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)$')
+LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Returns a list of (name, labels dict, value float) for every sample."""
+    out = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE_RE.match(line)
+        if not m:
+            raise ValueError("unparsable exposition line: " + line)
+        labels = dict(LABEL_RE.findall(m.group(3) or ""))
+        out.append((m.group(1), labels, float(m.group(4))))
+    return out
+
+
+def values(samples, name, **labels):
+    return [v for n, l, v in samples if n == name and all(l.get(k) == w for k, w in labels.items())]
+
+
+class Agent:
+    """A virtscale process; use as a context manager."""
+
+    def __init__(self, binary, *args, config=None, env=None):
+        self.binary = binary
+        self.port = free_port()
+        self.args = list(args)
+        self.config = config
+        self.env = env
+        self.proc = None
+        self.log = tempfile.NamedTemporaryFile(prefix="virtscale-", suffix=".log", delete=False)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self, wait_ready=True):
+        cmd = [self.binary, "--web.listen-address=127.0.0.1:%d" % self.port] + self.args
+        if self.config:
+            cmd.append("--config.file=" + self.config)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        if wait_ready:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("agent exited with %d:\n%s" % (self.proc.returncode, self.logs()))
+            try:
+                status, _ = http(self.url + "/-/ready", timeout=2)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("agent not ready after %ds:\n%s" % (timeout, self.logs()))
+
+    def metrics(self):
+        status, body = http(self.url + "/metrics")
+        assert status == 200, (status, body)
+        return body
+
+    def samples(self):
+        return parse_metrics(self.metrics())
+
+    def json(self, path):
+        status, body = http(self.url + path)
+        assert status == 200, (status, body)
+        return json.loads(body)
+
+    def wait_for(self, predicate, timeout=30, what="condition"):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            last = predicate()
+            if last:
+                return last
+            time.sleep(0.2)
+        raise AssertionError("timed out waiting for %s; agent log:\n%s" % (what, self.logs()))
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=15):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def logs(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        os.unlink(self.log.name)
+
+
+def run_tests(tests):
+    """Runs test functions, prints a summary line, returns the exit code."""
+    import traceback
+    passed = failed = 0
+    for t in tests:
+        start = time.time()
+        try:
+            t()
+            passed += 1
+            print("PASS %s (%.1fs)" % (t.__name__, time.time() - start), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %s (%.1fs)" % (t.__name__, time.time() - start), flush=True)
+            traceback.print_exc()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0

@@ -1,0 +1,96 @@
+#include "agent/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace virtscale {
+namespace {
+
+std::vector<std::string> Problems(const std::string& yaml) {
+  Diagnostics diags;
+  auto cfg = ParseAgentConfig(yaml, "/etc/virtscale/virtscale.yml", diags);
+  EXPECT_EQ(cfg.has_value(), diags.ok());
+  std::vector<std::string> out;
+  for (const auto& d : diags.list()) out.push_back(d.ToString());
+  return out;
+}
+
+TEST(AgentConfig, DefaultsMatchTheContract) {
+  AgentConfig cfg = DefaultAgentConfig();
+  EXPECT_EQ(cfg.libvirt.uri, "qemu:///system");
+  EXPECT_EQ(cfg.web.listen_address, ":9177");
+  EXPECT_EQ(cfg.libvirt.sample_interval, std::chrono::seconds(5));
+  EXPECT_EQ(cfg.libvirt.call_timeout, std::chrono::seconds(10));
+  EXPECT_TRUE(cfg.rules.groups.empty());
+}
+
+TEST(AgentConfig, EmptyFileGivesDefaults) {
+  Diagnostics diags;
+  auto cfg = ParseAgentConfig("", "/x/virtscale.yml", diags);
+  ASSERT_TRUE(cfg) << diags.ToString();
+  EXPECT_EQ(cfg->libvirt.uri, "qemu:///system");
+}
+
+TEST(AgentConfig, DecodesEveryAgentKey) {
+  Diagnostics diags;
+  auto cfg = ParseAgentConfig(
+      "libvirt:\n  uri: test:///default\n  sample_interval: 1m30s\n  call_timeout: 2s\n"
+      "  workers: 4\nweb:\n  listen_address: 127.0.0.1:9999\n  config_file: web.yml\n",
+      "/etc/virtscale/virtscale.yml", diags);
+  ASSERT_TRUE(cfg) << diags.ToString();
+  EXPECT_EQ(cfg->libvirt.uri, "test:///default");
+  EXPECT_EQ(cfg->libvirt.sample_interval, std::chrono::seconds(90));
+  EXPECT_EQ(cfg->libvirt.call_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(cfg->libvirt.workers, 4);
+  EXPECT_EQ(cfg->web.listen_address, "127.0.0.1:9999");
+  EXPECT_EQ(cfg->web.config_file, "/etc/virtscale/web.yml");  // relative to the config file
+}
+
+TEST(AgentConfig, ReportsEachProblemWithFileLineAndKey) {
+  EXPECT_EQ(Problems("libvirt:\n  sample_interval: 5x\n"),
+            std::vector<std::string>{"/etc/virtscale/virtscale.yml:2: libvirt.sample_interval: "
+                                     "invalid duration \"5x\" (want e.g. 500ms, 5s, 1m, 1h30m)"});
+  EXPECT_EQ(Problems("libvirt:\n  urii: x\n"),
+            std::vector<std::string>{"/etc/virtscale/virtscale.yml:2: libvirt.urii: unknown key"});
+  EXPECT_EQ(Problems("bogus: 1\n"),
+            std::vector<std::string>{"/etc/virtscale/virtscale.yml:1: bogus: unknown key"});
+  EXPECT_EQ(Problems("libvirt:\n  workers: many\n"),
+            std::vector<std::string>{"/etc/virtscale/virtscale.yml:2: libvirt.workers: expected "
+                                     "an integer, got \"many\""});
+  EXPECT_EQ(Problems("libvirt:\n  workers: 100\n"),
+            std::vector<std::string>{"/etc/virtscale/virtscale.yml:2: libvirt.workers: must be "
+                                     "between 0 (auto) and 64"});
+  EXPECT_EQ(Problems("libvirt:\n  sample_interval: 10ms\n"),
+            std::vector<std::string>{"/etc/virtscale/virtscale.yml:2: libvirt.sample_interval: "
+                                     "must be at least 100ms"});
+  EXPECT_EQ(Problems("web: [1]\n"),
+            std::vector<std::string>{"/etc/virtscale/virtscale.yml:1: web: expected a mapping"});
+  EXPECT_EQ(Problems("rule_files: rules.yml\n"),
+            std::vector<std::string>{
+                "/etc/virtscale/virtscale.yml:1: rule_files: expected a list of strings"});
+  auto syntax = Problems("libvirt:\n  uri: [\n");
+  ASSERT_EQ(syntax.size(), 1u);
+  EXPECT_NE(syntax[0].find("YAML syntax error"), std::string::npos);
+}
+
+TEST(AgentConfig, ReportsSeveralProblemsAtOnce) {
+  auto problems = Problems("libvirt:\n  call_timeout: soon\n  nope: 1\nweb:\n  port: 1\n");
+  EXPECT_EQ(problems.size(), 3u);
+}
+
+TEST(AgentConfig, UnreadableFileIsAnError) {
+  Diagnostics diags;
+  EXPECT_FALSE(LoadAgentConfig("/nonexistent/virtscale.yml", diags));
+  EXPECT_EQ(diags.list().at(0).ToString(), "/nonexistent/virtscale.yml: cannot read config file");
+}
+
+TEST(ResolveRelative, FollowsPrometheus) {
+  EXPECT_EQ(ResolveRelative("/etc/v/virtscale.yml", "rules/a.yml"), "/etc/v/rules/a.yml");
+  EXPECT_EQ(ResolveRelative("/etc/v/virtscale.yml", "/abs/a.yml"), "/abs/a.yml");
+  EXPECT_EQ(ResolveRelative("/etc/v/rules/r.yml", "../templates/t.xml"), "/etc/v/templates/t.xml");
+}
+
+}  // namespace
+}  // namespace virtscale
