@@ -26,7 +26,8 @@ using ConnectionRef = std::shared_ptr<virConnect>;
 
 // Lifecycle event name ("defined", "undefined", "started", "suspended",
 // "resumed", "stopped", "shutdown", "pmsuspended", "crashed") and domain name.
-using DomainEventListener = std::function<void(const std::string& event, const std::string& domain)>;
+using DomainEventListener =
+    std::function<void(const std::string& event, const std::string& domain)>;
 // Called with true on every (re)connect and false on every loss.
 using ConnectionStateListener = std::function<void(bool up)>;
 
@@ -46,7 +47,8 @@ class LibvirtConnection {
   LibvirtConnection(const LibvirtConnection&) = delete;
   LibvirtConnection& operator=(const LibvirtConnection&) = delete;
 
-  // Listeners must be set before Start(); they run on the event-loop thread.
+  // Listeners must be set before Start(). The event listener runs on the
+  // event-loop thread, the state listener on the connect thread: keep both short.
   void SetDomainEventListener(DomainEventListener listener);
   void SetStateListener(ConnectionStateListener listener);
 
@@ -57,6 +59,8 @@ class LibvirtConnection {
   ConnectionRef Acquire() const;
   bool up() const { return up_.load(); }
   const std::string& uri() const { return options_.uri; }
+  // Connection attempts made so far (first open included); for tests and logs.
+  int connect_attempts() const { return connect_attempts_.load(); }
   // Blocks until connected or `timeout` passes; returns up().
   bool WaitUp(Duration timeout) const;
   // Reports that a call failed in a way that suggests the connection is dead
@@ -65,8 +69,8 @@ class LibvirtConnection {
 
  private:
   void ConnectLoop();
-  bool TryOpen();
-  void OnClosed();
+  bool TryOpen();  // opens and registers callbacks; called with mu_ unlocked
+  void DropLocked(std::unique_lock<std::mutex>& lock);  // unregisters and releases conn_
   static void CloseCallback(virConnectPtr conn, int reason, void* opaque);
   static int LifecycleCallback(virConnectPtr conn, virDomainPtr dom, int event, int detail,
                                void* opaque);
@@ -79,9 +83,11 @@ class LibvirtConnection {
   mutable std::condition_variable cv_;
   ConnectionRef conn_;  // guarded by mu_
   int lifecycle_callback_id_ = -1;
+  bool close_callback_registered_ = false;
   bool stopping_ = false;
   bool broken_ = false;
   std::atomic<bool> up_{false};
+  std::atomic<int> connect_attempts_{0};
   std::thread connect_thread_;
 };
 

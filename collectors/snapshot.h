@@ -63,8 +63,8 @@ struct InterfaceStats {
 
 // Balloon / memory stats, bytes.
 struct MemoryStats {
-  std::optional<uint64_t> current;    // balloon.current
-  std::optional<uint64_t> maximum;    // balloon.maximum
+  std::optional<uint64_t> current;  // balloon.current
+  std::optional<uint64_t> maximum;  // balloon.maximum
   std::optional<uint64_t> swap_in, swap_out;
   std::optional<uint64_t> major_fault, minor_fault;  // counts
   std::optional<uint64_t> unused, available, usable, disk_caches, rss;
@@ -73,7 +73,9 @@ struct MemoryStats {
 struct DomainStats {
   std::string name;
   std::string uuid;
-  std::string os_type;  // "hvm", "linux", ...
+  std::string os_type;     // "hvm", "linux", ...
+  std::string os_arch;     // "x86_64", ...; empty when the XML has none
+  std::string os_machine;  // "pc-q35-7.2", ...; empty when the XML has none
   DomainState state = DomainState::kNoState;
   int state_reason = 0;
   bool active = false;  // running, paused, blocked: has live stats
@@ -96,7 +98,7 @@ struct DomainStats {
   std::optional<double> memory_utilization;  // 0..1
 
   // Per-domain faults; the domain is still exported with what was obtained.
-  bool timed_out = false;          // a call exceeded libvirt.call_timeout
+  bool timed_out = false;           // a call exceeded libvirt.call_timeout
   std::vector<std::string> errors;  // short reasons, e.g. "memory_stats"
 };
 
@@ -124,6 +126,7 @@ struct Snapshot {
   HostStats host;
   std::vector<DomainStats> domains;  // sorted by name
   std::vector<CollectorResult> collectors;
+  int skipped_devices = 0;  // devices dropped in this sample for an empty or repeated name
 
   const DomainStats* FindDomain(const std::string& name) const;
 };

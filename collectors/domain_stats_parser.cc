@@ -1,0 +1,283 @@
+#include "collectors/domain_stats_parser.h"
+
+#include <charconv>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <pugixml.hpp>
+#include <set>
+
+namespace virtscale {
+namespace {
+
+struct GroupName {
+  StatGroups bit;
+  const char* name;
+};
+constexpr GroupName kGroupNames[] = {
+    {VIR_DOMAIN_STATS_STATE, "state"},         {VIR_DOMAIN_STATS_CPU_TOTAL, "cpu"},
+    {VIR_DOMAIN_STATS_BALLOON, "balloon"},     {VIR_DOMAIN_STATS_VCPU, "vcpu"},
+    {VIR_DOMAIN_STATS_INTERFACE, "interface"}, {VIR_DOMAIN_STATS_BLOCK, "block"},
+};
+
+std::optional<uint64_t> AsUint(const virTypedParameter& p) {
+  switch (p.type) {
+    case VIR_TYPED_PARAM_INT:
+      if (p.value.i < 0) return std::nullopt;
+      return static_cast<uint64_t>(p.value.i);
+    case VIR_TYPED_PARAM_UINT:
+      return p.value.ui;
+    case VIR_TYPED_PARAM_LLONG:
+      if (p.value.l < 0) return std::nullopt;
+      return static_cast<uint64_t>(p.value.l);
+    case VIR_TYPED_PARAM_ULLONG:
+      return p.value.ul;
+    case VIR_TYPED_PARAM_BOOLEAN:
+      return p.value.b ? 1 : 0;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<uint64_t> AsKiB(const virTypedParameter& p) {
+  auto v = AsUint(p);
+  if (v) *v *= 1024;
+  return v;
+}
+
+std::string AsString(const virTypedParameter& p) {
+  if (p.type == VIR_TYPED_PARAM_STRING && p.value.s != nullptr) return p.value.s;
+  return {};
+}
+
+// Splits "vcpu.3.time" into index 3 and "time"; false when there is no index.
+bool SplitIndexed(std::string_view rest, unsigned& index, std::string_view& field) {
+  auto dot = rest.find('.');
+  if (dot == std::string_view::npos || dot == 0) return false;
+  auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + dot, index);
+  if (ec != std::errc() || ptr != rest.data() + dot) return false;
+  field = rest.substr(dot + 1);
+  return true;
+}
+
+void SetVcpuField(VcpuStats& v, std::string_view f, const virTypedParameter& p) {
+  if (f == "state") {
+    if (auto x = AsUint(p)) v.state = static_cast<int>(*x);
+  } else if (f == "time") {
+    v.time_ns = AsUint(p);
+  } else if (f == "wait") {
+    v.wait_ns = AsUint(p);
+  } else if (f == "delay") {
+    v.delay_ns = AsUint(p);
+  }
+}
+
+void SetBlockField(BlockStats& b, std::string_view f, const virTypedParameter& p) {
+  static const std::map<std::string_view, std::optional<uint64_t> BlockStats::*> kFields = {
+      {"rd.reqs", &BlockStats::rd_reqs},      {"rd.bytes", &BlockStats::rd_bytes},
+      {"rd.times", &BlockStats::rd_times_ns}, {"wr.reqs", &BlockStats::wr_reqs},
+      {"wr.bytes", &BlockStats::wr_bytes},    {"wr.times", &BlockStats::wr_times_ns},
+      {"fl.reqs", &BlockStats::fl_reqs},      {"fl.times", &BlockStats::fl_times_ns},
+      {"errors", &BlockStats::errors},        {"allocation", &BlockStats::allocation},
+      {"capacity", &BlockStats::capacity},    {"physical", &BlockStats::physical},
+  };
+  if (f == "name") {
+    b.name = AsString(p);
+  } else if (f == "path") {
+    b.path = AsString(p);
+  } else if (auto it = kFields.find(f); it != kFields.end()) {
+    b.*(it->second) = AsUint(p);
+  }
+}
+
+void SetNetField(InterfaceStats& n, std::string_view f, const virTypedParameter& p) {
+  static const std::map<std::string_view, std::optional<uint64_t> InterfaceStats::*> kFields = {
+      {"rx.bytes", &InterfaceStats::rx_bytes}, {"rx.pkts", &InterfaceStats::rx_pkts},
+      {"rx.errs", &InterfaceStats::rx_errs},   {"rx.drop", &InterfaceStats::rx_drop},
+      {"tx.bytes", &InterfaceStats::tx_bytes}, {"tx.pkts", &InterfaceStats::tx_pkts},
+      {"tx.errs", &InterfaceStats::tx_errs},   {"tx.drop", &InterfaceStats::tx_drop},
+  };
+  if (f == "name") {
+    n.name = AsString(p);
+  } else if (auto it = kFields.find(f); it != kFields.end()) {
+    n.*(it->second) = AsUint(p);
+  }
+}
+
+void SetBalloonField(DomainStats& d, std::string_view f, const virTypedParameter& p) {
+  MemoryStats& m = d.memory;
+  if (f == "current") {
+    m.current = AsKiB(p);
+    d.memory_bytes = m.current;
+  } else if (f == "maximum") {
+    m.maximum = AsKiB(p);
+    d.max_memory_bytes = m.maximum;
+  } else if (f == "swap_in") {
+    m.swap_in = AsKiB(p);
+  } else if (f == "swap_out") {
+    m.swap_out = AsKiB(p);
+  } else if (f == "major_fault") {
+    m.major_fault = AsUint(p);
+  } else if (f == "minor_fault") {
+    m.minor_fault = AsUint(p);
+  } else if (f == "unused") {
+    m.unused = AsKiB(p);
+  } else if (f == "available") {
+    m.available = AsKiB(p);
+  } else if (f == "usable") {
+    m.usable = AsKiB(p);
+  } else if (f == "disk_caches") {
+    m.disk_caches = AsKiB(p);
+  } else if (f == "rss") {
+    m.rss = AsKiB(p);
+  }
+}
+
+// Keeps the first device of each name, in index order; counts the rest.
+template <typename T>
+std::vector<T> UniqueByName(std::map<unsigned, T>& by_index, int& skipped) {
+  std::vector<T> out;
+  std::set<std::string> seen;
+  for (auto& [index, dev] : by_index) {
+    if (dev.name.empty() || !seen.insert(dev.name).second) {
+      ++skipped;
+      continue;
+    }
+    out.push_back(std::move(dev));
+  }
+  return out;
+}
+
+}  // namespace
+
+bool IsActiveState(DomainState state) {
+  return state == DomainState::kRunning || state == DomainState::kBlocked ||
+         state == DomainState::kPaused || state == DomainState::kShutdown ||
+         state == DomainState::kPmSuspended;
+}
+
+bool ParseStatGroups(const std::vector<std::string>& names, StatGroups& out) {
+  StatGroups groups = 0;
+  for (const std::string& name : names) {
+    bool found = false;
+    for (const GroupName& g : kGroupNames) {
+      if (name == g.name) {
+        groups |= g.bit;
+        found = true;
+      }
+    }
+    if (!found) return false;
+  }
+  out = groups;
+  return true;
+}
+
+std::vector<std::string> StatGroupNames(StatGroups groups) {
+  std::vector<std::string> out;
+  for (const GroupName& g : kGroupNames) {
+    if (groups & g.bit) out.emplace_back(g.name);
+  }
+  return out;
+}
+
+StatsParseResult ParseDomainStatsParams(const virTypedParameter* params, int nparams,
+                                        DomainStats& out) {
+  StatsParseResult result;
+  std::map<unsigned, VcpuStats> vcpus;
+  std::map<unsigned, BlockStats> blocks;
+  std::map<unsigned, InterfaceStats> nets;
+  for (int i = 0; i < nparams; ++i) {
+    const virTypedParameter& p = params[i];
+    std::string_view key(p.field, strnlen(p.field, VIR_TYPED_PARAM_FIELD_LENGTH));
+    auto dot = key.find('.');
+    if (dot == std::string_view::npos) continue;
+    std::string_view group = key.substr(0, dot);
+    std::string_view rest = key.substr(dot + 1);
+    unsigned index = 0;
+    std::string_view field;
+    if (group == "state") {
+      result.groups_present |= VIR_DOMAIN_STATS_STATE;
+      auto v = AsUint(p);
+      if (!v) continue;
+      if (rest == "state") {
+        out.state = *v <= static_cast<uint64_t>(DomainState::kPmSuspended)
+                        ? static_cast<DomainState>(*v)
+                        : DomainState::kNoState;
+        out.active = IsActiveState(out.state);
+      } else if (rest == "reason") {
+        out.state_reason = static_cast<int>(*v);
+      }
+    } else if (group == "cpu") {
+      result.groups_present |= VIR_DOMAIN_STATS_CPU_TOTAL;
+      if (rest == "time") {
+        out.cpu_time_ns = AsUint(p);
+      } else if (rest == "user") {
+        out.cpu_user_ns = AsUint(p);
+      } else if (rest == "system") {
+        out.cpu_system_ns = AsUint(p);
+      }
+    } else if (group == "balloon") {
+      result.groups_present |= VIR_DOMAIN_STATS_BALLOON;
+      SetBalloonField(out, rest, p);
+    } else if (group == "vcpu") {
+      result.groups_present |= VIR_DOMAIN_STATS_VCPU;
+      if (rest == "current") {
+        if (auto v = AsUint(p)) out.virtual_cpus = static_cast<unsigned>(*v);
+      } else if (SplitIndexed(rest, index, field)) {
+        VcpuStats& v = vcpus[index];
+        v.id = index;
+        SetVcpuField(v, field, p);
+      }
+    } else if (group == "block") {
+      result.groups_present |= VIR_DOMAIN_STATS_BLOCK;
+      if (SplitIndexed(rest, index, field)) SetBlockField(blocks[index], field, p);
+    } else if (group == "net") {
+      result.groups_present |= VIR_DOMAIN_STATS_INTERFACE;
+      if (SplitIndexed(rest, index, field)) SetNetField(nets[index], field, p);
+    }
+  }
+  if (!vcpus.empty()) {
+    out.vcpus.clear();
+    for (auto& [index, v] : vcpus) out.vcpus.push_back(v);
+  }
+  if (result.groups_present & VIR_DOMAIN_STATS_BLOCK) {
+    out.blocks = UniqueByName(blocks, result.skipped_devices);
+  }
+  if (result.groups_present & VIR_DOMAIN_STATS_INTERFACE) {
+    out.interfaces = UniqueByName(nets, result.skipped_devices);
+  }
+  return result;
+}
+
+bool ParseDomainXml(std::string_view xml, DomainXmlInfo& out) {
+  pugi::xml_document doc;
+  if (!doc.load_buffer(xml.data(), xml.size())) return false;
+  pugi::xml_node domain = doc.child("domain");
+  if (!domain) return false;
+  pugi::xml_node type = domain.child("os").child("type");
+  out.os_type = type.text().as_string();
+  out.os_arch = type.attribute("arch").as_string();
+  out.os_machine = type.attribute("machine").as_string();
+  pugi::xml_node devices = domain.child("devices");
+  std::set<std::string> seen_disks;
+  for (pugi::xml_node disk : devices.children("disk")) {
+    std::string target = disk.child("target").attribute("dev").as_string();
+    if (target.empty() || !seen_disks.insert(target).second) continue;
+    pugi::xml_node source = disk.child("source");
+    std::string path;
+    for (const char* attr : {"file", "dev", "name", "volume"}) {
+      path = source.attribute(attr).as_string();
+      if (!path.empty()) break;
+    }
+    out.disks.push_back({std::move(target), std::move(path)});
+  }
+  std::set<std::string> seen_nets;
+  for (pugi::xml_node iface : devices.children("interface")) {
+    std::string target = iface.child("target").attribute("dev").as_string();
+    if (target.empty() || !seen_nets.insert(target).second) continue;
+    out.interfaces.push_back(std::move(target));
+  }
+  return true;
+}
+
+}  // namespace virtscale

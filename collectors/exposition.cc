@@ -1,0 +1,313 @@
+#include "collectors/exposition.h"
+
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+namespace virtscale {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+// Collects samples per family name in first-use order; families without
+// samples are never emitted.
+class FamilySet {
+ public:
+  void Add(const char* name, const char* help, MetricType type, Labels labels, double value) {
+    auto [it, inserted] = index_.try_emplace(name, families_.size());
+    if (inserted) {
+      MetricFamily family;
+      family.name = name;
+      family.help = help;
+      family.type = type;
+      families_.push_back(std::move(family));
+    }
+    ClientMetric metric;
+    metric.label = std::move(labels);
+    if (type == MetricType::Counter) {
+      metric.counter.value = value;
+    } else {
+      metric.gauge.value = value;
+    }
+    families_[it->second].metric.push_back(std::move(metric));
+  }
+  void Gauge(const char* name, const char* help, Labels labels, double value) {
+    Add(name, help, MetricType::Gauge, std::move(labels), value);
+  }
+  void Counter(const char* name, const char* help, Labels labels, double value) {
+    Add(name, help, MetricType::Counter, std::move(labels), value);
+  }
+  template <typename T>
+  void Gauge(const char* name, const char* help, const Labels& labels, const std::optional<T>& v,
+             double scale = 1) {
+    if (v) Gauge(name, help, labels, static_cast<double>(*v) * scale);
+  }
+  template <typename T>
+  void Counter(const char* name, const char* help, const Labels& labels, const std::optional<T>& v,
+               double scale = 1) {
+    if (v) Counter(name, help, labels, static_cast<double>(*v) * scale);
+  }
+  void MoveTo(std::vector<MetricFamily>& out) {
+    for (MetricFamily& f : families_) out.push_back(std::move(f));
+  }
+
+ private:
+  std::unordered_map<std::string, size_t> index_;
+  std::vector<MetricFamily> families_;
+};
+
+constexpr double kNs = 1e-9;
+
+// The inovex exporter's state_desc values, so its dashboards keep working.
+const char* StateDescription(DomainState state) {
+  switch (state) {
+    case DomainState::kRunning:
+      return "the domain is running";
+    case DomainState::kBlocked:
+      return "the domain is blocked on resource";
+    case DomainState::kPaused:
+      return "the domain is paused by user";
+    case DomainState::kShutdown:
+      return "the domain is being shut down";
+    case DomainState::kShutoff:
+      return "the domain is shut off";
+    case DomainState::kCrashed:
+      return "the domain is crashed";
+    case DomainState::kPmSuspended:
+      return "the domain is suspended by guest power management";
+    case DomainState::kNoState:
+      break;
+  }
+  return "no state";
+}
+
+void AppendMemory(FamilySet& f, const Labels& l, const MemoryStats& m) {
+  f.Gauge("libvirt_domain_memory_stats_current_balloon_bytes",
+          "Current balloon size of the domain, in bytes.", l, m.current);
+  f.Gauge("libvirt_domain_memory_stats_maximum_bytes",
+          "Maximum memory the balloon may give the domain, in bytes.", l, m.maximum);
+  f.Gauge("libvirt_domain_memory_stats_swap_in_bytes",
+          "Memory swapped in by the guest since boot, in bytes.", l, m.swap_in);
+  f.Gauge("libvirt_domain_memory_stats_swap_out_bytes",
+          "Memory swapped out by the guest since boot, in bytes.", l, m.swap_out);
+  f.Counter("libvirt_domain_memory_stats_major_fault_total",
+            "Major page faults in the guest (disk I/O needed).", l, m.major_fault);
+  f.Counter("libvirt_domain_memory_stats_minor_fault_total",
+            "Minor page faults in the guest (no disk I/O).", l, m.minor_fault);
+  f.Gauge("libvirt_domain_memory_stats_unused_bytes",
+          "Memory left completely unused by the guest, in bytes.", l, m.unused);
+  f.Gauge("libvirt_domain_memory_stats_available_bytes",
+          "Memory the guest sees as total, in bytes.", l, m.available);
+  f.Gauge("libvirt_domain_memory_stats_usable_bytes",
+          "Memory the guest could use without swapping (MemAvailable), in bytes.", l, m.usable);
+  f.Gauge("libvirt_domain_memory_stats_disk_caches_bytes",
+          "Guest memory reclaimable without I/O (disk caches), in bytes.", l, m.disk_caches);
+  f.Gauge("libvirt_domain_memory_stats_rss_bytes",
+          "Resident set size of the domain's process on the host, in bytes.", l, m.rss);
+}
+
+void AppendVcpus(FamilySet& f, const std::string& domain, const std::vector<VcpuStats>& vcpus) {
+  for (const VcpuStats& v : vcpus) {
+    Labels l = {{"domain", domain}, {"vcpu", std::to_string(v.id)}};
+    f.Gauge("libvirt_domain_vcpu_state", "State of the vCPU (0 offline, 1 running, 2 blocked).", l,
+            v.state);
+    f.Counter("libvirt_domain_vcpu_time_seconds_total", "Time spent by the virtual CPU.", l,
+              v.time_ns, kNs);
+    f.Counter("libvirt_domain_vcpu_wait_seconds_total",
+              "Time the vCPU wanted to run but waited on I/O or other host work.", l, v.wait_ns,
+              kNs);
+    f.Counter("libvirt_domain_vcpu_delay_seconds_total",
+              "Time the vCPU was runnable but waiting for a host CPU (guest steal time).", l,
+              v.delay_ns, kNs);
+  }
+}
+
+void AppendBlocks(FamilySet& f, const std::string& domain, const std::vector<BlockStats>& blocks) {
+  for (const BlockStats& b : blocks) {
+    Labels l = {{"domain", domain}, {"target_device", b.name}};
+    if (!b.path.empty()) {
+      f.Gauge("libvirt_domain_block_stats_info", "Block device identity; always 1.",
+              {{"domain", domain}, {"target_device", b.name}, {"source_file", b.path}}, 1);
+    }
+    f.Counter("libvirt_domain_block_stats_read_bytes_total", "Bytes read from the block device.", l,
+              b.rd_bytes);
+    f.Counter("libvirt_domain_block_stats_read_requests_total",
+              "Read requests to the block device.", l, b.rd_reqs);
+    f.Counter("libvirt_domain_block_stats_read_time_seconds_total",
+              "Time spent on reads from the block device.", l, b.rd_times_ns, kNs);
+    f.Counter("libvirt_domain_block_stats_write_bytes_total", "Bytes written to the block device.",
+              l, b.wr_bytes);
+    f.Counter("libvirt_domain_block_stats_write_requests_total",
+              "Write requests to the block device.", l, b.wr_reqs);
+    f.Counter("libvirt_domain_block_stats_write_time_seconds_total",
+              "Time spent on writes to the block device.", l, b.wr_times_ns, kNs);
+    f.Counter("libvirt_domain_block_stats_flush_requests_total",
+              "Flush requests to the block device.", l, b.fl_reqs);
+    f.Counter("libvirt_domain_block_stats_flush_time_seconds_total",
+              "Time spent on flushes to the block device.", l, b.fl_times_ns, kNs);
+    f.Counter("libvirt_domain_block_stats_errors_total", "I/O errors on the block device.", l,
+              b.errors);
+    f.Gauge("libvirt_domain_block_stats_allocation_bytes",
+            "Bytes of the block device's image allocated on the host.", l, b.allocation);
+    f.Gauge("libvirt_domain_block_stats_capacity_bytes",
+            "Logical size of the block device as the guest sees it, in bytes.", l, b.capacity);
+    f.Gauge("libvirt_domain_block_stats_physical_bytes",
+            "Physical size of the block device's backing storage, in bytes.", l, b.physical);
+  }
+}
+
+void AppendInterfaces(FamilySet& f, const std::string& domain,
+                      const std::vector<InterfaceStats>& nets) {
+  for (const InterfaceStats& n : nets) {
+    Labels l = {{"domain", domain}, {"target_device", n.name}};
+    f.Counter("libvirt_domain_interface_stats_receive_bytes_total",
+              "Bytes received on the network interface.", l, n.rx_bytes);
+    f.Counter("libvirt_domain_interface_stats_receive_packets_total",
+              "Packets received on the network interface.", l, n.rx_pkts);
+    f.Counter("libvirt_domain_interface_stats_receive_errors_total",
+              "Receive errors on the network interface.", l, n.rx_errs);
+    f.Counter("libvirt_domain_interface_stats_receive_drops_total",
+              "Received packets dropped on the network interface.", l, n.rx_drop);
+    f.Counter("libvirt_domain_interface_stats_transmit_bytes_total",
+              "Bytes transmitted on the network interface.", l, n.tx_bytes);
+    f.Counter("libvirt_domain_interface_stats_transmit_packets_total",
+              "Packets transmitted on the network interface.", l, n.tx_pkts);
+    f.Counter("libvirt_domain_interface_stats_transmit_errors_total",
+              "Transmit errors on the network interface.", l, n.tx_errs);
+    f.Counter("libvirt_domain_interface_stats_transmit_drops_total",
+              "Transmitted packets dropped on the network interface.", l, n.tx_drop);
+  }
+}
+
+void AppendDomain(FamilySet& f, const DomainStats& d) {
+  const Labels l = {{"domain", d.name}};
+  f.Gauge("libvirt_domain_info", "Domain identity; always 1.",
+          {{"domain", d.name},
+           {"uuid", d.uuid},
+           {"os_type", d.os_type},
+           {"os_type_arch", d.os_arch},
+           {"os_type_machine", d.os_machine}},
+          1);
+  if (d.metadata) {
+    f.Gauge(
+        "virtscale_domain_metadata_info",
+        "virtscale ownership metadata of a domain virtscale created; always 1.",
+        {{"domain", d.name}, {"group", d.metadata->group}, {"template", d.metadata->template_path}},
+        1);
+    f.Gauge("virtscale_domain_created_timestamp_seconds",
+            "When virtscale created the domain, in seconds since the epoch.", l,
+            static_cast<double>(d.metadata->created_at_unix));
+  }
+  f.Gauge("libvirt_domain_info_state", "Domain state code (libvirt virDomainState).",
+          {{"domain", d.name}, {"state_desc", StateDescription(d.state)}},
+          static_cast<double>(d.state));
+  f.Gauge("libvirt_domain_info_maximum_memory_bytes", "Maximum memory of the domain, in bytes.", l,
+          d.max_memory_bytes);
+  f.Gauge("libvirt_domain_info_memory_usage_bytes",
+          "Memory currently allocated to the domain, in bytes.", l, d.memory_bytes);
+  f.Gauge("libvirt_domain_info_virtual_cpus", "Number of virtual CPUs of the domain.", l,
+          d.virtual_cpus);
+  f.Counter("libvirt_domain_info_cpu_time_seconds_total", "CPU time used by the domain.", l,
+            d.cpu_time_ns, kNs);
+  f.Counter("libvirt_domain_cpu_stats_user_seconds_total",
+            "User-mode CPU time of the domain's process on the host.", l, d.cpu_user_ns, kNs);
+  f.Counter("libvirt_domain_cpu_stats_system_seconds_total",
+            "Kernel-mode CPU time of the domain's process on the host.", l, d.cpu_system_ns, kNs);
+  AppendMemory(f, l, d.memory);
+  AppendVcpus(f, d.name, d.vcpus);
+  AppendBlocks(f, d.name, d.blocks);
+  AppendInterfaces(f, d.name, d.interfaces);
+  f.Gauge("virtscale_domain_cpu_utilization_ratio",
+          "CPU used over the last sample interval, as a ratio of the domain's vCPUs (0..1).", l,
+          d.cpu_utilization);
+  f.Gauge("virtscale_domain_memory_utilization_ratio",
+          "Guest-used memory ratio from balloon stats, else host RSS / current memory (0..1).", l,
+          d.memory_utilization);
+  f.Gauge("virtscale_domain_timed_out",
+          "1 when a libvirt call for the domain exceeded the call timeout in this sample.", l,
+          d.timed_out ? 1 : 0);
+  for (const std::string& call : d.errors) {
+    f.Gauge("virtscale_domain_errors",
+            "1 for each libvirt call that failed for the domain in this sample.",
+            {{"domain", d.name}, {"call", call}}, 1);
+  }
+}
+
+}  // namespace
+
+void AppendSnapshotFamilies(const Snapshot& snapshot, std::vector<MetricFamily>& families) {
+  FamilySet f;
+  f.Gauge("libvirt_up", "1 when the last sample could talk to libvirt.", {},
+          snapshot.libvirt_up ? 1 : 0);
+  f.Gauge("libvirt_domains", "Number of domains libvirt knows (running or not).", {},
+          static_cast<double>(snapshot.domains.size()));
+  for (const DomainStats& d : snapshot.domains) AppendDomain(f, d);
+
+  const HostStats& h = snapshot.host;
+  f.Gauge("libvirt_node_cpus", "Number of logical CPUs of the host.", {}, h.cpus);
+  f.Gauge("libvirt_node_memory_total_bytes", "Memory of the host, in bytes.", {},
+          h.memory_total_bytes);
+  f.Gauge("libvirt_node_memory_free_bytes", "Free memory of the host, in bytes.", {},
+          h.memory_free_bytes);
+  for (const auto& [mode, ns] : h.cpu_time_ns) {
+    f.Counter("libvirt_node_cpu_seconds_total", "CPU time of the host by mode, all CPUs.",
+              {{"mode", mode}}, static_cast<double>(ns) * kNs);
+  }
+
+  f.Gauge("virtscale_sample_duration_seconds", "How long the last sample of libvirt took.", {},
+          snapshot.duration_seconds);
+  f.Gauge("virtscale_sample_timestamp_seconds",
+          "When the last sample was taken, in seconds since the epoch.", {},
+          std::chrono::duration<double>(snapshot.taken_at.time_since_epoch()).count());
+  for (const CollectorResult& c : snapshot.collectors) {
+    f.Gauge("virtscale_scrape_collector_duration_seconds",
+            "How long each collector took in the last sample.", {{"collector", c.name}},
+            c.duration_seconds);
+    f.Gauge("virtscale_scrape_collector_success",
+            "1 when the collector succeeded in the last sample.", {{"collector", c.name}},
+            c.success ? 1 : 0);
+  }
+  f.MoveTo(families);
+}
+
+void AppendSamplerFamilies(const SnapshotPtr& latest, const SamplerCounters& counters,
+                           std::chrono::steady_clock::time_point now,
+                           std::vector<MetricFamily>& families) {
+  FamilySet f;
+  if (latest != nullptr) {
+    double age = std::chrono::duration<double>(now - latest->taken_at_steady).count();
+    f.Gauge("virtscale_sample_age_seconds", "Seconds since the served sample was taken.", {},
+            age < 0 ? 0 : age);
+  }
+  f.Counter("virtscale_samples_total", "Samples of libvirt taken.", {},
+            static_cast<double>(counters.samples_total));
+  std::map<std::string, uint64_t> events;
+  for (const std::string& name : DomainEventNames()) events[name] = 0;
+  for (const auto& [name, count] : counters.domain_events_total) events[name] = count;
+  for (const auto& [name, count] : events) {
+    f.Counter("virtscale_domain_events_total", "libvirt domain lifecycle events received.",
+              {{"event", name}}, static_cast<double>(count));
+  }
+  f.Counter("virtscale_skipped_devices_total",
+            "Block or network devices dropped for an empty or repeated name.", {},
+            static_cast<double>(counters.skipped_devices_total));
+  f.Counter("virtscale_call_timeouts_total", "libvirt calls abandoned after the call timeout.", {},
+            static_cast<double>(counters.timed_out_calls_total));
+  f.Gauge("virtscale_stuck_calls", "Abandoned libvirt calls that have not returned yet.", {},
+          static_cast<double>(counters.stuck_calls));
+  f.MoveTo(families);
+}
+
+std::vector<MetricFamily> SamplerCollectable::Collect() const {
+  std::vector<MetricFamily> families;
+  SnapshotPtr latest = sampler_.Latest();
+  if (latest != nullptr) AppendSnapshotFamilies(*latest, families);
+  AppendSamplerFamilies(latest, sampler_.Counters(), std::chrono::steady_clock::now(), families);
+  return families;
+}
+
+}  // namespace virtscale

@@ -1,0 +1,238 @@
+#include "collectors/sources/poll.h"
+
+#include <httplib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "collectors/sources/exposition.h"
+#include "collectors/sources/prometheus_query.h"
+
+namespace virtscale {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct HttpAnswer {
+  int status = 0;
+  std::string body;
+};
+
+std::string Trim(std::string_view s) {
+  const auto begin = s.find_first_not_of(" \t\r\n\v\f");
+  if (begin == std::string_view::npos) return "";
+  const auto end = s.find_last_not_of(" \t\r\n\v\f");
+  return std::string(s.substr(begin, end - begin + 1));
+}
+
+// Reads at most `limit` bytes; nullopt (and `error`) when the file cannot be read.
+std::optional<std::string> ReadSmallFile(const std::string& path, size_t limit,
+                                         std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot read " + path + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string data(limit + 1, '\0');
+  in.read(data.data(), static_cast<std::streamsize>(data.size()));
+  if (in.bad()) {
+    error = "cannot read " + path + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  data.resize(static_cast<size_t>(in.gcount()));
+  return data;
+}
+
+std::string PercentEncode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string Describe(const SourceUrl& url, const std::string& path) {
+  const auto q = path.find('?');
+  return url.SchemeHostPort() + (q == std::string::npos ? path : path.substr(0, q));
+}
+
+SourceResult<HttpAnswer> HttpGet(const SourceConfig& cfg, const std::string& path,
+                                 httplib::Headers headers, RequestCanceller* canceller) {
+  const std::string where = Describe(cfg.url, path);
+  httplib::Client client(cfg.url.SchemeHostPort());
+  client.set_connection_timeout(cfg.timeout);
+  client.set_read_timeout(cfg.timeout);
+  client.set_write_timeout(cfg.timeout);
+  client.set_keep_alive(false);
+  client.set_follow_location(true);
+  if (cfg.basic_auth) {
+    std::string password = cfg.basic_auth->password;
+    if (!cfg.basic_auth->password_file.empty()) {
+      std::string error;
+      auto secret = ReadSmallFile(cfg.basic_auth->password_file, kMaxFileBytes, error);
+      if (!secret) return SourceError{source_reason::kRead, "password_file: " + error};
+      password = Trim(*secret);
+    }
+    client.set_basic_auth(cfg.basic_auth->username, password);
+  }
+  if (!cfg.bearer_token.empty()) client.set_bearer_token_auth(cfg.bearer_token);
+  if (!cfg.bearer_token_file.empty()) {
+    std::string error;
+    auto secret = ReadSmallFile(cfg.bearer_token_file, kMaxFileBytes, error);
+    if (!secret) return SourceError{source_reason::kRead, "bearer_token_file: " + error};
+    client.set_bearer_token_auth(Trim(*secret));
+  }
+  if (cfg.url.scheme == "https") {
+    if (!cfg.tls.ca_file.empty()) client.set_ca_cert_path(cfg.tls.ca_file);
+    client.enable_server_certificate_verification(!cfg.tls.insecure_skip_verify);
+  }
+  headers.emplace("User-Agent", "virtscale");
+
+  if (canceller && !canceller->Attach(&client)) {
+    return SourceError{source_reason::kConnection, "cancelled"};
+  }
+  const auto start = Clock::now();
+  const auto deadline = start + cfg.timeout;
+  bool too_large = false;
+  bool late = false;
+  std::string body;
+  httplib::Result result =
+      client.Get(path, headers, [&](const char* data, size_t length) {
+        if (Clock::now() > deadline) return !(late = true);
+        if (body.size() + length > kMaxHttpBodyBytes) return !(too_large = true);
+        body.append(data, length);
+        return true;
+      });
+  if (canceller) canceller->Detach();
+
+  const std::string timeout_text = FormatDuration(cfg.timeout);
+  if (canceller && canceller->cancelled()) {
+    return SourceError{source_reason::kConnection, "cancelled"};
+  }
+  if (too_large) {
+    return SourceError{source_reason::kTooLarge, "response from " + where + " is larger than " +
+                                                     std::to_string(kMaxHttpBodyBytes) + " bytes"};
+  }
+  const httplib::Error error = result.error();
+  if (late || error == httplib::Error::ConnectionTimeout ||
+      (error != httplib::Error::Success && Clock::now() - start >= cfg.timeout)) {
+    return SourceError{source_reason::kTimeout,
+                       "no complete response within " + timeout_text + " from " + where};
+  }
+  if (error != httplib::Error::Success || !result) {
+    return SourceError{source_reason::kConnection,
+                       "request to " + where + " failed: " + httplib::to_string(error)};
+  }
+  return HttpAnswer{result->status, std::move(body)};
+}
+
+SourceError HttpStatusError(const SourceConfig& cfg, const std::string& path, int status) {
+  return {source_reason::kHttpStatus,
+          "HTTP " + std::to_string(status) + " from " + Describe(cfg.url, path)};
+}
+
+bool Is2xx(int status) { return status >= 200 && status < 300; }
+
+std::string JoinPath(const std::string& base, std::string_view tail) {
+  std::string out = base;
+  while (!out.empty() && out.back() == '/') out.pop_back();
+  return out + std::string(tail);
+}
+
+SourceResult<double> PollPrometheus(const SourceConfig& cfg, RequestCanceller* canceller) {
+  const std::string path =
+      JoinPath(cfg.url.path, "/api/v1/query?query=") + PercentEncode(cfg.query);
+  auto answer = HttpGet(cfg, path, {{"Accept", "application/json"}}, canceller);
+  if (!answer.ok()) return answer.error();
+  auto parsed = ParsePrometheusQueryResponse(answer.value().body);
+  if (Is2xx(answer.value().status)) return parsed;
+  // Prometheus answers bad queries with 400/422 and a JSON error worth showing.
+  if (!parsed.ok() && parsed.error().reason == source_reason::kQueryError) {
+    return SourceError{source_reason::kQueryError, "HTTP " +
+                                                       std::to_string(answer.value().status) +
+                                                       ": " + parsed.error().message};
+  }
+  return HttpStatusError(cfg, path, answer.value().status);
+}
+
+SourceResult<double> PollScrape(const SourceConfig& cfg, RequestCanceller* canceller) {
+  auto answer = HttpGet(cfg, cfg.url.path,
+                        {{"Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1"}}, canceller);
+  if (!answer.ok()) return answer.error();
+  if (!Is2xx(answer.value().status)) return HttpStatusError(cfg, cfg.url.path, answer.value().status);
+  auto samples = ParseExposition(answer.value().body);
+  if (!samples.ok()) {
+    return SourceError{source_reason::kParse,
+                       Describe(cfg.url, cfg.url.path) + ": " + samples.error().message};
+  }
+  return SelectSample(samples.value(), cfg.metric, cfg.labels, cfg.sum);
+}
+
+SourceResult<double> PollFile(const SourceConfig& cfg) {
+  std::string error;
+  auto data = ReadSmallFile(cfg.path, kMaxFileBytes, error);
+  if (!data) return SourceError{source_reason::kRead, error};
+  if (data->size() > kMaxFileBytes) {
+    return SourceError{source_reason::kParse, cfg.path + ": larger than " +
+                                                  std::to_string(kMaxFileBytes) + " bytes"};
+  }
+  const std::string text = Trim(*data);
+  if (text.empty()) return SourceError{source_reason::kParse, cfg.path + ": file is empty"};
+  auto value = ParsePrometheusFloat(text);
+  if (!value) {
+    const std::string shown = text.size() > 40 ? text.substr(0, 40) + "..." : text;
+    return SourceError{source_reason::kParse, cfg.path + ": not a number: \"" + shown + "\""};
+  }
+  return CheckFinite(*value, cfg.path);
+}
+
+}  // namespace
+
+void RequestCanceller::Cancel() {
+  std::lock_guard lock(mu_);
+  cancelled_ = true;
+  if (client_) client_->stop();  // shuts the socket down under the request's feet
+}
+
+bool RequestCanceller::cancelled() const {
+  std::lock_guard lock(mu_);
+  return cancelled_;
+}
+
+bool RequestCanceller::Attach(httplib::Client* client) {
+  std::lock_guard lock(mu_);
+  if (cancelled_) return false;
+  client_ = client;
+  return true;
+}
+
+void RequestCanceller::Detach() {
+  std::lock_guard lock(mu_);
+  client_ = nullptr;
+}
+
+SourceResult<double> PollSource(const SourceConfig& config, RequestCanceller* canceller) {
+  try {
+    switch (config.type) {
+      case SourceType::kPrometheus:
+        return PollPrometheus(config, canceller);
+      case SourceType::kScrape:
+        return PollScrape(config, canceller);
+      case SourceType::kFile:
+        return PollFile(config);
+    }
+  } catch (const std::exception& e) {  // httplib and std can throw (bad_alloc, ...)
+    return SourceError{source_reason::kConnection, std::string("unexpected error: ") + e.what()};
+  }
+  return SourceError{source_reason::kConnection, "unknown source type"};
+}
+
+}  // namespace virtscale

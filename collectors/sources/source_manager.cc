@@ -1,0 +1,212 @@
+#include "collectors/sources/source_manager.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "collectors/sources/poll.h"
+#include "common/log.h"
+
+namespace virtscale {
+
+using SystemClock = std::chrono::system_clock;
+
+struct SourceManager::Source {
+  explicit Source(SourceConfig c) : config(std::move(c)) {}
+
+  SourceConfig config;
+  RequestCanceller canceller;
+  std::thread thread;
+
+  mutable std::mutex mu;
+  std::condition_variable wake;
+  bool stopping = false;
+  std::optional<double> value;  // last good value, kept while polls fail
+  SystemClock::time_point last_success{};
+  uint64_t polls = 0;
+  bool last_ok = false;
+  SourceError last_error;
+  std::map<std::string, uint64_t> errors;  // by reason
+
+  // Requires `mu`.
+  bool Fresh(SystemClock::time_point now) const {
+    return value && now - last_success <= config.stale_after;
+  }
+};
+
+namespace {
+
+std::vector<const char*> ReasonsOf(SourceType type) {
+  using namespace source_reason;
+  switch (type) {
+    case SourceType::kPrometheus:
+      return {kConnection, kTimeout,     kHttpStatus,     kTooLarge, kRead, kBadJson,
+              kQueryError, kEmptyVector, kMultipleSeries, kNan,      kInf};
+    case SourceType::kScrape:
+      return {kConnection, kTimeout,         kHttpStatus, kTooLarge, kRead,
+              kParse,      kNoSeries, kMultipleSeries, kNan,      kInf};
+    case SourceType::kFile:
+      return {kRead, kParse, kNan, kInf};
+  }
+  return {};
+}
+
+void Record(SourceManager::Source& s, const SourceResult<double>& result,
+            SystemClock::time_point now) {
+  const bool was_ok = s.last_ok;
+  const std::string old_reason = s.polls == 0 ? "" : s.last_error.reason;
+  ++s.polls;
+  if (result.ok()) {
+    s.value = result.value();
+    s.last_success = now;
+    s.last_ok = true;
+    s.last_error = {};
+    if (!was_ok && s.polls > 1) LogInfo("source recovered", {{"source", s.config.name}});
+    return;
+  }
+  s.last_ok = false;
+  s.last_error = result.error();
+  ++s.errors[s.last_error.reason];
+  if (was_ok || old_reason != s.last_error.reason || s.polls == 1) {  // log changes, not every poll
+    LogWarn("source poll failed", {{"source", s.config.name},
+                                   {"reason", s.last_error.reason},
+                                   {"error", s.last_error.message}});
+  }
+}
+
+void Run(SourceManager::Source& s) {
+  auto next = std::chrono::steady_clock::now();
+  while (true) {
+    SourceResult<double> result = PollSource(s.config, &s.canceller);
+    std::unique_lock lock(s.mu);
+    if (s.stopping) return;  // a cancelled request is not an error of the source
+    Record(s, result, SystemClock::now());
+    // Fixed rate; after a poll slower than the interval, the next one starts at once.
+    next = std::max(next + s.config.interval, std::chrono::steady_clock::now());
+    if (s.wake.wait_until(lock, next, [&] { return s.stopping; })) return;
+  }
+}
+
+SourceReading ReadingOf(const SourceManager::Source& s, SystemClock::time_point now) {
+  SourceReading r;
+  r.last_success = s.last_success;
+  if (s.Fresh(now)) {
+    r.value = s.value;
+  } else if (s.value) {
+    const auto age = std::chrono::duration_cast<std::chrono::seconds>(now - s.last_success);
+    r.error = "stale: last success " + std::to_string(age.count()) + "s ago";
+    if (!s.last_ok) r.error += "; last error: " + s.last_error.ToString();
+  } else if (s.polls > 0) {
+    r.error = s.last_error.ToString();
+  } else {
+    r.error = "pending: not polled yet";
+  }
+  return r;
+}
+
+prometheus::ClientMetric Series(std::vector<prometheus::ClientMetric::Label> labels, double v,
+                                bool counter) {
+  prometheus::ClientMetric m;
+  m.label = std::move(labels);
+  (counter ? m.counter.value : m.gauge.value) = v;
+  return m;
+}
+
+}  // namespace
+
+SourceManager::SourceManager(std::map<std::string, SourceConfig> configs) {
+  for (auto& [name, config] : configs) {
+    config.name = name;
+    sources_.push_back(std::make_unique<Source>(std::move(config)));
+    for (const char* reason : ReasonsOf(sources_.back()->config.type)) {
+      sources_.back()->errors[reason] = 0;
+    }
+  }
+}
+
+SourceManager::~SourceManager() { Stop(); }
+
+void SourceManager::Start() {
+  if (started_) return;
+  started_ = true;
+  for (auto& s : sources_) {
+    Source* source = s.get();
+    source->thread = std::thread([source] { Run(*source); });
+  }
+}
+
+void SourceManager::Stop() {
+  for (auto& s : sources_) {
+    {
+      std::lock_guard lock(s->mu);
+      s->stopping = true;
+    }
+    s->wake.notify_all();
+    s->canceller.Cancel();
+  }
+  for (auto& s : sources_) {
+    if (s->thread.joinable()) s->thread.join();
+  }
+}
+
+SourceReadings SourceManager::Readings(SystemClock::time_point now) const {
+  SourceReadings out;
+  for (const auto& s : sources_) {
+    std::lock_guard lock(s->mu);
+    out.emplace(s->config.name, ReadingOf(*s, now));
+  }
+  return out;
+}
+
+uint64_t SourceManager::PollCount(const std::string& name) const {
+  for (const auto& s : sources_) {
+    if (s->config.name != name) continue;
+    std::lock_guard lock(s->mu);
+    return s->polls;
+  }
+  return 0;
+}
+
+void SourceManager::AppendFamilies(std::vector<prometheus::MetricFamily>& out) const {
+  if (sources_.empty()) return;
+  using prometheus::MetricType;
+  prometheus::MetricFamily value{"virtscale_source_value",
+                                 "Latest value of an external source (queue depth, ...); absent "
+                                 "when the source has no fresh value.",
+                                 MetricType::Gauge,
+                                 {}};
+  prometheus::MetricFamily up{
+      "virtscale_source_up",
+      "1 when the last poll of the source succeeded and its value is fresh, else 0.",
+      MetricType::Gauge,
+      {}};
+  prometheus::MetricFamily last{"virtscale_source_last_success_timestamp_seconds",
+                                "Unix time of the last successful poll of the source (0: never).",
+                                MetricType::Gauge,
+                                {}};
+  prometheus::MetricFamily errors{"virtscale_source_errors_total",
+                                  "Failed polls of the source, by reason.",
+                                  MetricType::Counter,
+                                  {}};
+  const auto now = SystemClock::now();
+  for (const auto& s : sources_) {
+    std::lock_guard lock(s->mu);
+    const std::string& name = s->config.name;
+    const bool fresh = s->Fresh(now);
+    if (fresh) value.metric.push_back(Series({{"source", name}}, *s->value, false));
+    up.metric.push_back(Series({{"source", name}}, fresh && s->last_ok ? 1 : 0, false));
+    const double last_seconds =
+        s->value ? std::chrono::duration<double>(s->last_success.time_since_epoch()).count() : 0;
+    last.metric.push_back(Series({{"source", name}}, last_seconds, false));
+    for (const auto& [reason, count] : s->errors) {
+      errors.metric.push_back(
+          Series({{"source", name}, {"reason", reason}}, static_cast<double>(count), true));
+    }
+  }
+  if (!value.metric.empty()) out.push_back(std::move(value));
+  out.push_back(std::move(up));
+  out.push_back(std::move(last));
+  out.push_back(std::move(errors));
+}
+
+}  // namespace virtscale

@@ -1,0 +1,62 @@
+#pragma once
+// Polls every configured source on its own thread and interval, so one slow
+// source never delays another or the sampler, and keeps the last good value
+// with its time. A value older than the source's `stale_after` counts as
+// missing ("stale: last success 47s ago"); a missing value is never 0.
+//
+//   SourceManager sources(DecodeSources(root["sources"], dir, diags));
+//   sources.Start();
+//   SourceReadings now = sources.Readings(std::chrono::system_clock::now());
+//   if (now["jobs"].value) Use(*now["jobs"].value); else Explain(now["jobs"].error);
+//   sources.AppendFamilies(families);   // virtscale_source_* series for /metrics
+//   sources.Stop();                      // also done by the destructor
+//
+// Exported series (HELP on all):
+//   virtscale_source_value{source}                          only while a fresh value exists
+//   virtscale_source_up{source}                             1 when the last poll succeeded
+//                                                           and its value is fresh
+//   virtscale_source_last_success_timestamp_seconds{source} 0 before the first success
+//   virtscale_source_errors_total{source,reason}            every reason the type can
+//                                                           produce, from 0
+#include <prometheus/metric_family.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "collectors/sources/reading.h"
+#include "collectors/sources/source_config.h"
+
+namespace virtscale {
+
+class SourceManager {
+ public:
+  explicit SourceManager(std::map<std::string, SourceConfig> configs);
+  ~SourceManager();
+  SourceManager(const SourceManager&) = delete;
+  SourceManager& operator=(const SourceManager&) = delete;
+
+  // Starts one polling thread per source; the first poll runs at once.
+  void Start();
+  // Returns promptly: wakes sleeping pollers and aborts requests in flight (a
+  // request still connecting ends within its timeout). Idempotent.
+  void Stop();
+
+  // One reading per configured source, judged fresh or stale at `now`.
+  SourceReadings Readings(std::chrono::system_clock::time_point now) const;
+  // Appends the virtscale_source_* families, judged at the current time.
+  void AppendFamilies(std::vector<prometheus::MetricFamily>& out) const;
+
+  // Completed polls of `name` so far (successful or not), for tests and debugging.
+  uint64_t PollCount(const std::string& name) const;
+
+  struct Source;  // one polled source; defined in the .cc
+
+ private:
+  std::vector<std::unique_ptr<Source>> sources_;  // ordered by name
+  bool started_ = false;
+};
+
+}  // namespace virtscale
