@@ -135,7 +135,8 @@ class Parser {
         continue;
       }
       const bool ok = Cur() == '#' ? Comment() : Sample();
-      if (!ok) return SourceError{source_reason::kParse, "line " + std::to_string(line_) + ": " + error_};
+      if (!ok)
+        return SourceError{source_reason::kParse, "line " + std::to_string(line_) + ": " + error_};
     }
     return std::move(samples_);
   }
@@ -238,8 +239,10 @@ class Parser {
       }
       if (!UntilNewline(false, rest)) return false;
       static constexpr std::pair<std::string_view, FamilyType> kTypes[] = {
-          {"counter", FamilyType::kCounter},     {"gauge", FamilyType::kGauge},
-          {"histogram", FamilyType::kHistogram}, {"summary", FamilyType::kSummary},
+          {"counter", FamilyType::kCounter},
+          {"gauge", FamilyType::kGauge},
+          {"histogram", FamilyType::kHistogram},
+          {"summary", FamilyType::kSummary},
           {"untyped", FamilyType::kUntyped}};
       auto it = std::find_if(std::begin(kTypes), std::end(kTypes),
                              [&](const auto& t) { return EqualsIgnoreCase(t.first, rest); });

@@ -104,13 +104,12 @@ SourceResult<HttpAnswer> HttpGet(const SourceConfig& cfg, const std::string& pat
   bool too_large = false;
   bool late = false;
   std::string body;
-  httplib::Result result =
-      client.Get(path, headers, [&](const char* data, size_t length) {
-        if (Clock::now() > deadline) return !(late = true);
-        if (body.size() + length > kMaxHttpBodyBytes) return !(too_large = true);
-        body.append(data, length);
-        return true;
-      });
+  httplib::Result result = client.Get(path, headers, [&](const char* data, size_t length) {
+    if (Clock::now() > deadline) return !(late = true);
+    if (body.size() + length > kMaxHttpBodyBytes) return !(too_large = true);
+    body.append(data, length);
+    return true;
+  });
   if (canceller) canceller->Detach();
 
   const std::string timeout_text = FormatDuration(cfg.timeout);
@@ -156,18 +155,18 @@ SourceResult<double> PollPrometheus(const SourceConfig& cfg, RequestCanceller* c
   if (Is2xx(answer.value().status)) return parsed;
   // Prometheus answers bad queries with 400/422 and a JSON error worth showing.
   if (!parsed.ok() && parsed.error().reason == source_reason::kQueryError) {
-    return SourceError{source_reason::kQueryError, "HTTP " +
-                                                       std::to_string(answer.value().status) +
+    return SourceError{source_reason::kQueryError, "HTTP " + std::to_string(answer.value().status) +
                                                        ": " + parsed.error().message};
   }
   return HttpStatusError(cfg, path, answer.value().status);
 }
 
 SourceResult<double> PollScrape(const SourceConfig& cfg, RequestCanceller* canceller) {
-  auto answer = HttpGet(cfg, cfg.url.path,
-                        {{"Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1"}}, canceller);
+  auto answer =
+      HttpGet(cfg, cfg.url.path, {{"Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1"}}, canceller);
   if (!answer.ok()) return answer.error();
-  if (!Is2xx(answer.value().status)) return HttpStatusError(cfg, cfg.url.path, answer.value().status);
+  if (!Is2xx(answer.value().status))
+    return HttpStatusError(cfg, cfg.url.path, answer.value().status);
   auto samples = ParseExposition(answer.value().body);
   if (!samples.ok()) {
     return SourceError{source_reason::kParse,
@@ -181,8 +180,8 @@ SourceResult<double> PollFile(const SourceConfig& cfg) {
   auto data = ReadSmallFile(cfg.path, kMaxFileBytes, error);
   if (!data) return SourceError{source_reason::kRead, error};
   if (data->size() > kMaxFileBytes) {
-    return SourceError{source_reason::kParse, cfg.path + ": larger than " +
-                                                  std::to_string(kMaxFileBytes) + " bytes"};
+    return SourceError{source_reason::kParse,
+                       cfg.path + ": larger than " + std::to_string(kMaxFileBytes) + " bytes"};
   }
   const std::string text = Trim(*data);
   if (text.empty()) return SourceError{source_reason::kParse, cfg.path + ": file is empty"};

@@ -54,7 +54,8 @@ SourceResult<double> ParsePrometheusQueryResponse(std::string_view body) {
   if (result_type == "scalar") return SampleValue(*result);
   if (result_type == "vector") {
     if (!result->is_array()) return BadJson("vector result is not an array");
-    if (result->empty()) return SourceError{source_reason::kEmptyVector, "query returned no series"};
+    if (result->empty())
+      return SourceError{source_reason::kEmptyVector, "query returned no series"};
     if (result->size() > 1) {
       return SourceError{source_reason::kMultipleSeries,
                          "query returned " + std::to_string(result->size()) +

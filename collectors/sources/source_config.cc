@@ -42,11 +42,16 @@ struct KeyUse {
   std::array<bool, 3> used_by;  // prometheus, scrape, file
 };
 constexpr KeyUse kKeyUse[] = {
-    {"url", {true, true, false}},         {"query", {true, false, false}},
-    {"metric", {false, true, false}},     {"labels", {false, true, false}},
-    {"sum", {false, true, false}},        {"path", {false, false, true}},
-    {"basic_auth", {true, true, false}},  {"bearer_token", {true, true, false}},
-    {"bearer_token_file", {true, true, false}}, {"tls_config", {true, true, false}},
+    {"url", {true, true, false}},
+    {"query", {true, false, false}},
+    {"metric", {false, true, false}},
+    {"labels", {false, true, false}},
+    {"sum", {false, true, false}},
+    {"path", {false, false, true}},
+    {"basic_auth", {true, true, false}},
+    {"bearer_token", {true, true, false}},
+    {"bearer_token_file", {true, true, false}},
+    {"tls_config", {true, true, false}},
 };
 
 void DecodeAuth(MapReader& r, const std::string& base_dir, SourceConfig& cfg, bool& ok) {
@@ -54,8 +59,10 @@ void DecodeAuth(MapReader& r, const std::string& base_dir, SourceConfig& cfg, bo
     MapReader auth(r.Get("basic_auth"), r.PathOf("basic_auth"), r.diags());
     BasicAuth basic;
     ok &= auth.valid();
-    if (auth.Require("username")) ok &= auth.Read("username", basic.username);
-    else ok = false;
+    if (auth.Require("username"))
+      ok &= auth.Read("username", basic.username);
+    else
+      ok = false;
     auth.Read("password", basic.password);
     if (auth.Read("password_file", basic.password_file)) {
       basic.password_file = Resolve(base_dir, basic.password_file);
@@ -321,13 +328,13 @@ std::optional<SourceUrl> ParseSourceUrl(std::string_view text, std::string& erro
   } else {
     url.port = url.scheme == "https" ? 443 : 80;
   }
-  url.path = path.empty() ? "/" : (path.front() == '?' ? "/" + std::string(path) : std::string(path));
+  url.path =
+      path.empty() ? "/" : (path.front() == '?' ? "/" + std::string(path) : std::string(path));
   return url;
 }
 
 std::map<std::string, SourceConfig> DecodeSources(const YAML::Node& sources_node,
-                                                  const std::string& base_dir,
-                                                  Diagnostics& diags) {
+                                                  const std::string& base_dir, Diagnostics& diags) {
   std::map<std::string, SourceConfig> out;
   if (!sources_node.IsDefined() || sources_node.IsNull()) return out;
   if (!sources_node.IsMap()) {

@@ -49,10 +49,10 @@ struct TlsConfig {
 
 // A URL split into what the HTTP client needs.
 struct SourceUrl {
-  std::string scheme;  // "http" or "https"
-  std::string host;    // without IPv6 brackets
-  int port = 0;        // explicit, or 80/443
-  std::string path;    // starts with '/', may carry "?query"; "/" when absent
+  std::string scheme;                  // "http" or "https"
+  std::string host;                    // without IPv6 brackets
+  int port = 0;                        // explicit, or 80/443
+  std::string path;                    // starts with '/', may carry "?query"; "/" when absent
   std::string SchemeHostPort() const;  // "http://[::1]:9090"
   bool operator==(const SourceUrl&) const = default;
 };
@@ -64,12 +64,12 @@ struct SourceUrl {
 struct SourceConfig {
   std::string name;
   SourceType type = SourceType::kFile;
-  SourceUrl url;                             // prometheus, scrape
-  std::string query;                         // prometheus: PromQL instant query
-  std::string metric;                        // scrape: metric (sample) name
+  SourceUrl url;                              // prometheus, scrape
+  std::string query;                          // prometheus: PromQL instant query
+  std::string metric;                         // scrape: metric (sample) name
   std::map<std::string, std::string> labels;  // scrape: exact label matchers
-  bool sum = false;                          // scrape: sum all matching series
-  std::string path;                          // file: absolute after decoding
+  bool sum = false;                           // scrape: sum all matching series
+  std::string path;                           // file: absolute after decoding
   Duration interval = std::chrono::seconds(15);
   Duration timeout = std::chrono::seconds(5);
   Duration stale_after = std::chrono::seconds(45);
@@ -84,7 +84,6 @@ struct SourceConfig {
 // reported to `diags` as "FILE:LINE: sources.NAME.key: message"; sources with
 // problems are left out of the result.
 std::map<std::string, SourceConfig> DecodeSources(const YAML::Node& sources_node,
-                                                  const std::string& base_dir,
-                                                  Diagnostics& diags);
+                                                  const std::string& base_dir, Diagnostics& diags);
 
 }  // namespace virtscale

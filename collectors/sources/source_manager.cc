@@ -43,7 +43,7 @@ std::vector<const char*> ReasonsOf(SourceType type) {
       return {kConnection, kTimeout,     kHttpStatus,     kTooLarge, kRead, kBadJson,
               kQueryError, kEmptyVector, kMultipleSeries, kNan,      kInf};
     case SourceType::kScrape:
-      return {kConnection, kTimeout,         kHttpStatus, kTooLarge, kRead,
+      return {kConnection, kTimeout,  kHttpStatus,     kTooLarge, kRead,
               kParse,      kNoSeries, kMultipleSeries, kNan,      kInf};
     case SourceType::kFile:
       return {kRead, kParse, kNan, kInf};

@@ -15,17 +15,17 @@ namespace virtscale {
 
 // Every reason a source poll can fail with.
 namespace source_reason {
-inline constexpr char kConnection[] = "connection";        // refused, reset, DNS, TLS
-inline constexpr char kTimeout[] = "timeout";              // no complete answer within `timeout`
-inline constexpr char kHttpStatus[] = "http_status";       // non-2xx answer
-inline constexpr char kBadJson[] = "bad_json";             // prometheus: not a query API answer
-inline constexpr char kQueryError[] = "query_error";       // prometheus: status "error", matrix
-inline constexpr char kEmptyVector[] = "empty_vector";     // prometheus: no series
-inline constexpr char kNoSeries[] = "no_series";           // scrape: no series matched
+inline constexpr char kConnection[] = "connection";           // refused, reset, DNS, TLS
+inline constexpr char kTimeout[] = "timeout";                 // no complete answer within `timeout`
+inline constexpr char kHttpStatus[] = "http_status";          // non-2xx answer
+inline constexpr char kBadJson[] = "bad_json";                // prometheus: not a query API answer
+inline constexpr char kQueryError[] = "query_error";          // prometheus: status "error", matrix
+inline constexpr char kEmptyVector[] = "empty_vector";        // prometheus: no series
+inline constexpr char kNoSeries[] = "no_series";              // scrape: no series matched
 inline constexpr char kMultipleSeries[] = "multiple_series";  // more than one series
-inline constexpr char kNan[] = "nan";                      // value is NaN
-inline constexpr char kInf[] = "inf";                      // value is +Inf or -Inf
-inline constexpr char kParse[] = "parse";                  // bad exposition text or file content
+inline constexpr char kNan[] = "nan";                         // value is NaN
+inline constexpr char kInf[] = "inf";                         // value is +Inf or -Inf
+inline constexpr char kParse[] = "parse";                     // bad exposition text or file content
 inline constexpr char kRead[] = "read";                    // file (or credential file) unreadable
 inline constexpr char kTooLarge[] = "response_too_large";  // body above the size cap
 }  // namespace source_reason
@@ -40,7 +40,7 @@ struct SourceError {
 template <typename T>
 class [[nodiscard]] SourceResult {
  public:
-  SourceResult(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  SourceResult(T value) : v_(std::move(value)) {}            // NOLINT: implicit by design
   SourceResult(SourceError error) : v_(std::move(error)) {}  // NOLINT
   static SourceResult Error(std::string reason, std::string message) {
     return SourceError{std::move(reason), std::move(message)};
