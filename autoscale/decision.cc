@@ -1,0 +1,149 @@
+#include "autoscale/decision.h"
+
+#include <fmt/format.h>
+
+#include <ctime>
+
+namespace virtscale::autoscale {
+
+const char* ConditionStateName(ConditionState s) {
+  switch (s) {
+    case ConditionState::kInactive:
+      return "inactive";
+    case ConditionState::kPending:
+      return "pending";
+    case ConditionState::kFiring:
+      return "firing";
+  }
+  return "inactive";
+}
+
+const char* OutcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::kNone:
+      return "none";
+    case Outcome::kScaleUp:
+      return "scale_up";
+    case Outcome::kScaleDown:
+      return "scale_down";
+    case Outcome::kHeld:
+      return "held";
+  }
+  return "none";
+}
+
+const char* HeldByName(HeldBy h) {
+  switch (h) {
+    case HeldBy::kNone:
+      return "";
+    case HeldBy::kNoSnapshot:
+      return "no_snapshot";
+    case HeldBy::kMissingData:
+      return "missing_data";
+    case HeldBy::kCooldown:
+      return "cooldown";
+    case HeldBy::kBoundMin:
+      return "bound_min";
+    case HeldBy::kBoundMax:
+      return "bound_max";
+    case HeldBy::kDryRun:
+      return "dry_run";
+    case HeldBy::kInFlight:
+      return "action_in_flight";
+    case HeldBy::kAwaitingSnapshot:
+      return "awaiting_snapshot";
+    case HeldBy::kBackoff:
+      return "backoff";
+    case HeldBy::kNoCandidate:
+      return "no_candidate";
+  }
+  return "";
+}
+
+std::string FormatTime(TimePoint t) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms % 1000);
+}
+
+nlohmann::json Decision::ToJson() const {
+  using nlohmann::json;
+  json j;
+  j["id"] = id;
+  j["group"] = group;
+  j["time"] = FormatTime(time);
+  j["snapshot_time"] = snapshot_time ? json(FormatTime(*snapshot_time)) : json(nullptr);
+  j["members"] = {{"running", running}, {"stopped", stopped}};
+  j["min"] = min;
+  j["max"] = max;
+  j["desired"] = desired;
+  json values = json::object();
+  json missing = json::object();
+  for (const MetricValue& m : metrics) {
+    if (m.value) {
+      values[m.key] = *m.value;
+    } else {
+      values[m.key] = nullptr;
+      missing[m.key] = m.missing_reason;
+    }
+  }
+  j["metrics"] = values;
+  if (!missing.empty()) j["missing"] = missing;
+  json conds = json::array();
+  for (const ConditionReport& c : conditions) {
+    json cj{{"direction", DirectionName(c.direction)},
+            {"index", c.index},
+            {"condition", c.description},
+            {"metric", c.metric_key},
+            {"threshold", c.threshold},
+            {"state", ConditionStateName(c.state)},
+            {"held_seconds", Seconds(c.held_for)}};
+    cj["value"] = c.value ? json(*c.value) : json(nullptr);
+    if (c.missing) cj["missing"] = true;
+    conds.push_back(std::move(cj));
+  }
+  j["conditions"] = conds;
+  j["outcome"] = OutcomeName(outcome);
+  j["direction"] = direction ? json(DirectionName(*direction)) : json(nullptr);
+  if (held_by != HeldBy::kNone) j["held_by"] = HeldByName(held_by);
+  j["reason"] = reason;
+  json acts = json::array();
+  for (const ActionRecord& a : actions) {
+    json aj{{"kind", OperationKindName(a.operation.kind)},
+            {"domain", a.domain.empty() ? a.operation.domain : a.domain},
+            {"result", a.result}};
+    if (!a.error.empty()) aj["error"] = a.error;
+    if (a.result == "ok" || a.result == "error") aj["duration_seconds"] = a.duration_seconds;
+    acts.push_back(std::move(aj));
+  }
+  j["actions"] = acts;
+  j["result"] = result;
+  return j;
+}
+
+uint64_t DecisionLog::Add(Decision d) {
+  d.id = next_id_++;
+  log_.push_back(std::move(d));
+  while (log_.size() > capacity_) log_.pop_front();
+  return log_.back().id;
+}
+
+Decision* DecisionLog::Find(uint64_t id) {
+  if (log_.empty() || id < log_.front().id || id > log_.back().id) return nullptr;
+  // Ids are consecutive within the deque.
+  Decision& d = log_[id - log_.front().id];
+  return d.id == id ? &d : nullptr;
+}
+
+nlohmann::json DecisionLog::Json(size_t limit) const {
+  nlohmann::json out = nlohmann::json::array();
+  for (auto it = log_.rbegin(); it != log_.rend() && out.size() < limit; ++it)
+    out.push_back(it->ToJson());
+  return out;
+}
+
+}  // namespace virtscale::autoscale

@@ -1,0 +1,119 @@
+#pragma once
+// Decision records: every evaluation of a group leaves one, saying what the
+// evaluator saw (metric values, each condition's state and how long it held) and
+// what came of it: an action (and how it ended) or what held the group.
+// Served newest first by /api/v1/decisions and on the landing page.
+//
+//   {"id": 7, "group": "web", "time": "2026-11-26T22:10:01.000Z",
+//    "members": {"running": 2, "stopped": 1}, "min": 1, "max": 6, "desired": 3,
+//    "metrics": {"cpu:avg": 0.91},
+//    "conditions": [{"direction": "up", "index": 0, "condition": "cpu:avg > 0.8 for 30s",
+//                    "state": "firing", "held_seconds": 40, "value": 0.91}],
+//    "outcome": "scale_up", "direction": "up", "reason": "...",
+//    "actions": [{"kind": "start", "domain": "web-3", "result": "ok", ...}], "result": "ok"}
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "autoscale/actuator.h"
+#include "autoscale/rules.h"
+
+namespace virtscale::autoscale {
+
+using TimePoint = std::chrono::system_clock::time_point;
+
+enum class ConditionState { kInactive = 0, kPending = 1, kFiring = 2 };
+const char* ConditionStateName(ConditionState s);  // "inactive", "pending", "firing"
+
+enum class Outcome { kNone, kScaleUp, kScaleDown, kHeld };
+const char* OutcomeName(Outcome o);  // "none", "scale_up", "scale_down", "held"
+
+// What kept a group from acting although a direction was wanted (or, for
+// kNoSnapshot / kMissingData, from knowing whether to act).
+enum class HeldBy {
+  kNone,
+  kNoSnapshot,        // no sample yet: membership unknown
+  kMissingData,       // on_missing_data: hold
+  kCooldown,          // direction's cooldown still running
+  kBoundMin,          // already at min
+  kBoundMax,          // already at max
+  kDryRun,            // global --dry-run or the group's dry_run
+  kInFlight,          // a previous action is still running
+  kAwaitingSnapshot,  // the last action finished after the newest snapshot was taken
+  kBackoff,           // the last action failed; retry after a backoff
+  kNoCandidate,       // nothing to start/create/stop/delete
+};
+const char* HeldByName(HeldBy h);  // "cooldown", "bound_max", "missing_data", ...
+
+struct MetricValue {
+  std::string key;              // "cpu:avg", "source:jobs", "source:jobs:per_member"
+  std::optional<double> value;  // absent when missing
+  std::string missing_reason;   // why absent, e.g. "source error: connection refused"
+};
+
+struct ConditionReport {
+  Direction direction = Direction::kUp;
+  size_t index = 0;
+  std::string description;  // "cpu:avg > 0.8 for 30s"
+  std::string metric_key;
+  double threshold = 0;
+  ConditionState state = ConditionState::kInactive;
+  Duration held_for{0};  // time true so far (0 when inactive)
+  std::optional<double> value;
+  bool missing = false;
+};
+
+struct ActionRecord {
+  Operation operation;
+  std::string result = "pending";  // pending | ok | error | skipped (dry run / cancelled)
+  std::string domain;              // the domain acted on (new name for kCreate)
+  std::string error;
+  double duration_seconds = 0;
+};
+
+struct Decision {
+  uint64_t id = 0;  // assigned by DecisionLog
+  std::string group;
+  TimePoint time{};
+  std::optional<TimePoint> snapshot_time;
+  int64_t running = 0;
+  int64_t stopped = 0;
+  int64_t min = 0;
+  int64_t max = 0;
+  int64_t desired = 0;  // what the group should have after this decision
+  std::vector<MetricValue> metrics;
+  std::vector<ConditionReport> conditions;
+  Outcome outcome = Outcome::kNone;
+  std::optional<Direction> direction;  // wanted direction, also when held
+  HeldBy held_by = HeldBy::kNone;
+  std::string reason;  // one human sentence: why this outcome
+  std::vector<ActionRecord> actions;
+  std::string result;  // "" (no action), pending, ok, error, partial, dry_run
+
+  nlohmann::json ToJson() const;
+};
+
+// RFC 3339 UTC with milliseconds: "2026-11-26T22:10:01.123Z".
+std::string FormatTime(TimePoint t);
+
+// A bounded history, newest last inside, newest first out. Not thread-safe
+// (the engine locks).
+class DecisionLog {
+ public:
+  explicit DecisionLog(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
+  uint64_t Add(Decision d);                 // assigns and returns the id
+  Decision* Find(uint64_t id);              // nullptr once evicted
+  nlohmann::json Json(size_t limit) const;  // newest first, at most `limit`
+  size_t size() const { return log_.size(); }
+
+ private:
+  size_t capacity_;
+  uint64_t next_id_ = 1;
+  std::deque<Decision> log_;
+};
+
+}  // namespace virtscale::autoscale

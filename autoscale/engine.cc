@@ -1,0 +1,355 @@
+#include "autoscale/engine.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/log.h"
+
+namespace virtscale::autoscale {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+double UnixSeconds(TimePoint t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+MetricFamily Family(const char* name, const char* help, MetricType type) {
+  MetricFamily f;
+  f.name = name;
+  f.help = help;
+  f.type = type;
+  return f;
+}
+
+void AddSample(MetricFamily& f, std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (f.type == MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  f.metric.push_back(std::move(m));
+}
+
+}  // namespace
+
+Engine::Engine(Actuator& actuator, EngineOptions options)
+    : actuator_(actuator), options_(std::move(options)), log_(options_.history) {
+  if (!options_.clock) options_.clock = [] { return std::chrono::system_clock::now(); };
+  worker_ = std::thread([this] { WorkerLoop(); });
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  worker_.join();
+}
+
+Engine::Group* Engine::FindGroup(const std::string& name) {
+  for (Group& g : groups_)
+    if (g.rule.name == name) return &g;
+  return nullptr;
+}
+
+void Engine::SetRules(RuleSet rules) {
+  std::lock_guard lock(mu_);
+  std::vector<Group> groups;
+  groups.reserve(rules.groups.size());
+  for (const GroupRule& rule : rules.groups) {
+    Group g;
+    if (Group* old = FindGroup(rule.name)) g = std::move(*old);
+    g.rule = rule;
+    groups.push_back(std::move(g));
+  }
+  groups_ = std::move(groups);
+  rules_ = std::move(rules);
+}
+
+void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, TimePoint now) {
+  const auto started = std::chrono::steady_clock::now();
+  std::unique_lock lock(mu_);
+  std::vector<Membership> members;
+  bool queued = false;
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    Group& g = groups_[i];
+    const bool due =
+        !g.last_evaluated || now < *g.last_evaluated || now - *g.last_evaluated >= g.rule.interval;
+    if (!due) continue;
+    if (members.empty()) members = IndexMembers(rules_, snapshot.get());
+    g.membership = std::move(members[i]);
+    EvaluationInput in{.rule = g.rule,
+                       .members = g.membership,
+                       .snapshot = snapshot.get(),
+                       .sources = sources,
+                       .now = now,
+                       .stale_after = std::max(options_.stale_after, 3 * g.rule.interval),
+                       .dry_run = options_.dry_run};
+    Evaluation ev = Evaluate(in, g.state);
+    g.state = std::move(ev.next);
+    g.last_evaluated = now;
+    Decision& d = ev.decision;
+    if (!d.actions.empty()) {
+      const Direction dir = *d.direction;
+      const char* dirname = DirectionName(dir);
+      if (d.result == "dry_run") {
+        g.actions_total[{dirname, "dry_run"}] += static_cast<double>(d.actions.size());
+        for (const ActionRecord& a : d.actions) {
+          LogInfo("scale action skipped (dry run)",
+                  {{"group", g.rule.name},
+                   {"direction", dirname},
+                   {"action", OperationKindName(a.operation.kind)},
+                   {"domain", a.operation.domain},
+                   {"reason", d.reason}});
+        }
+      } else {
+        Job job{g.rule.name, 0, dir, {}};
+        for (const ActionRecord& a : d.actions) job.operations.push_back(a.operation);
+        d.id = log_.Add(d);
+        job.decision_id = d.id;
+        queue_.push_back(std::move(job));
+        queued = true;
+        g.last_decision = d;
+        continue;
+      }
+    }
+    if (d.held_by != HeldBy::kNone && d.held_by != HeldBy::kDryRun) {
+      LogDebug("scale held",
+               {{"group", g.rule.name}, {"held_by", HeldByName(d.held_by)}, {"reason", d.reason}});
+    }
+    d.id = log_.Add(d);
+    g.last_decision = std::move(d);
+  }
+  last_tick_seconds_ =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ticked_ = true;
+  lock.unlock();
+  if (queued) work_cv_.notify_all();
+}
+
+void Engine::WaitIdle() {
+  std::unique_lock lock(mu_);
+  idle_cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
+}
+
+void Engine::WorkerLoop() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    work_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (stop_) break;
+    Job job = std::move(queue_.front());
+    queue_.pop_front();
+    busy_ = true;
+    lock.unlock();
+    std::vector<OperationResult> results;
+    for (const Operation& op : job.operations) {
+      const auto started = std::chrono::steady_clock::now();
+      OperationResult r;
+      try {
+        r = actuator_.Execute(op);
+      } catch (const std::exception& e) {
+        r.ok = false;
+        r.error = std::string("exception: ") + e.what();
+      }
+      if (r.duration_seconds == 0) {
+        r.duration_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      }
+      if (r.domain.empty()) r.domain = op.domain;
+      const LogFields fields{{"group", op.group},
+                             {"direction", DirectionName(job.direction)},
+                             {"action", OperationKindName(op.kind)},
+                             {"domain", r.domain},
+                             {"result", r.ok ? "ok" : "error"},
+                             {"duration_seconds", fmt::format("{:.3f}", r.duration_seconds)},
+                             {"error", r.error}};
+      if (r.ok) {
+        LogInfo("scale action", fields);
+      } else {
+        LogWarn("scale action failed", fields);
+      }
+      results.push_back(std::move(r));
+    }
+    lock.lock();
+    Finish(job, results);
+    busy_ = false;
+    if (queue_.empty()) idle_cv_.notify_all();
+  }
+  // Stopping: what is still queued never ran.
+  for (const Job& job : queue_) {
+    if (Decision* d = log_.Find(job.decision_id)) {
+      for (ActionRecord& a : d->actions) a.result = "skipped";
+      d->result = "cancelled";
+    }
+  }
+  queue_.clear();
+  idle_cv_.notify_all();
+}
+
+void Engine::Finish(const Job& job, const std::vector<OperationResult>& results) {
+  const TimePoint done = options_.clock();
+  size_t failed = 0;
+  for (const OperationResult& r : results) failed += r.ok ? 0 : 1;
+  const std::string result = failed == 0 ? "ok" : failed == results.size() ? "error" : "partial";
+
+  auto update = [&](Decision& d) {
+    for (size_t i = 0; i < d.actions.size() && i < results.size(); ++i) {
+      d.actions[i].result = results[i].ok ? "ok" : "error";
+      d.actions[i].domain = results[i].domain;
+      d.actions[i].error = results[i].error;
+      d.actions[i].duration_seconds = results[i].duration_seconds;
+    }
+    d.result = result;
+  };
+  if (Decision* d = log_.Find(job.decision_id)) update(*d);
+
+  Group* g = FindGroup(job.group);
+  if (g == nullptr) return;  // removed by a reload while its action ran
+  if (g->last_decision && g->last_decision->id == job.decision_id) update(*g->last_decision);
+  const char* dir = DirectionName(job.direction);
+  g->actions_total[{dir, "ok"}] += static_cast<double>(results.size() - failed);
+  g->actions_total[{dir, "error"}] += static_cast<double>(failed);
+  g->last_scale[static_cast<int>(job.direction)] = done;
+  GroupState& s = g->state;
+  s.in_flight = false;
+  s.settle_after = done;
+  if (failed > 0) {
+    ++s.consecutive_failures;
+    const int shift = std::min(s.consecutive_failures - 1, 16);
+    const Duration backoff =
+        std::min(options_.retry_backoff * (int64_t{1} << shift), options_.max_backoff);
+    s.retry_after = done + backoff;
+  } else {
+    s.consecutive_failures = 0;
+    s.retry_after.reset();
+  }
+}
+
+nlohmann::json Engine::GroupsJson() const {
+  using nlohmann::json;
+  std::lock_guard lock(mu_);
+  json out = json::array();
+  for (const Group& g : groups_) {
+    const GroupRule& r = g.rule;
+    json members = json::array();
+    for (const Member& m : g.membership.members) {
+      json mj{{"name", m.name},
+              {"state", DomainStateName(m.state)},
+              {"running", IsRunning(m.state)},
+              {"created_by_virtscale", m.created}};
+      if (m.created) mj["created_at"] = m.created_at_unix;
+      members.push_back(std::move(mj));
+    }
+    auto opt_time = [](const std::optional<TimePoint>& t) {
+      return t ? json(FormatTime(*t)) : json(nullptr);
+    };
+    json j{{"name", r.name},
+           {"file", r.file},
+           {"template", r.template_path},
+           {"name_prefix", r.name_prefix},
+           {"min", r.min},
+           {"max", r.max},
+           {"interval_seconds", Seconds(r.interval)},
+           {"on_missing_data", MissingDataPolicyName(r.on_missing_data)},
+           {"dry_run", r.dry_run || options_.dry_run},
+           {"scale_down_action", DownActionName(r.down_action)},
+           {"members", members},
+           {"running", g.membership.running},
+           {"stopped", g.membership.stopped},
+           {"in_flight", g.state.in_flight},
+           {"consecutive_failures", g.state.consecutive_failures},
+           {"last_evaluated", opt_time(g.last_evaluated)},
+           {"last_scale_up", opt_time(g.last_scale[0])},
+           {"last_scale_down", opt_time(g.last_scale[1])},
+           {"retry_after", opt_time(g.state.retry_after)}};
+    if (r.target) j["target"] = r.target->Describe();
+    j["desired"] = g.last_decision ? json(g.last_decision->desired) : json(nullptr);
+    j["last_decision"] = g.last_decision ? g.last_decision->ToJson() : json(nullptr);
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+nlohmann::json Engine::DecisionsJson(size_t limit) const {
+  std::lock_guard lock(mu_);
+  return log_.Json(limit);
+}
+
+void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
+  std::lock_guard lock(mu_);
+  auto members =
+      Family("virtscale_group_members",
+             "Members of an autoscaling group by state (running, stopped).", MetricType::Gauge);
+  auto desired = Family("virtscale_group_desired_members",
+                        "Running members the group's last evaluation wanted.", MetricType::Gauge);
+  auto min = Family("virtscale_group_min_members", "Lower bound of the group's running members.",
+                    MetricType::Gauge);
+  auto max = Family("virtscale_group_max_members", "Upper bound of the group's running members.",
+                    MetricType::Gauge);
+  auto value =
+      Family("virtscale_group_metric_value",
+             "Value of a rule metric at the group's last evaluation (absent when missing).",
+             MetricType::Gauge);
+  auto state =
+      Family("virtscale_group_condition_state",
+             "State of a scaling condition: 0 inactive, 1 pending, 2 firing.", MetricType::Gauge);
+  auto threshold =
+      Family("virtscale_group_threshold", "Threshold of a scaling condition.", MetricType::Gauge);
+  auto actions = Family("virtscale_scale_actions_total",
+                        "Scale operations by group, direction and result (ok, error, dry_run).",
+                        MetricType::Counter);
+  auto last = Family("virtscale_group_last_scale_timestamp_seconds",
+                     "Unix time at which the group's last scale action in a direction finished.",
+                     MetricType::Gauge);
+  auto in_flight = Family("virtscale_group_action_in_flight",
+                          "1 while the group's scale actions are running.", MetricType::Gauge);
+  for (const Group& g : groups_) {
+    const std::string& name = g.rule.name;
+    AddSample(min, {{"group", name}}, static_cast<double>(g.rule.min));
+    AddSample(max, {{"group", name}}, static_cast<double>(g.rule.max));
+    AddSample(in_flight, {{"group", name}}, g.state.in_flight ? 1 : 0);
+    for (const auto& [key, count] : g.actions_total)
+      AddSample(actions, {{"group", name}, {"direction", key.first}, {"result", key.second}},
+                count);
+    for (int dir = 0; dir < 2; ++dir) {
+      if (g.last_scale[dir]) {
+        AddSample(last,
+                  {{"group", name}, {"direction", DirectionName(static_cast<Direction>(dir))}},
+                  UnixSeconds(*g.last_scale[dir]));
+      }
+    }
+    // Until a snapshot has been evaluated the membership is unknown, not zero.
+    if (!g.last_decision || !g.last_decision->snapshot_time) continue;
+    const Decision& d = *g.last_decision;
+    AddSample(members, {{"group", name}, {"state", "running"}}, static_cast<double>(d.running));
+    AddSample(members, {{"group", name}, {"state", "stopped"}}, static_cast<double>(d.stopped));
+    AddSample(desired, {{"group", name}}, static_cast<double>(d.desired));
+    for (const MetricValue& m : d.metrics)
+      if (m.value) AddSample(value, {{"group", name}, {"metric", m.key}}, *m.value);
+    for (const ConditionReport& c : d.conditions) {
+      std::vector<ClientMetric::Label> labels{{"group", name},
+                                              {"direction", DirectionName(c.direction)},
+                                              {"condition", std::to_string(c.index)},
+                                              {"metric", c.metric_key}};
+      AddSample(state, labels, static_cast<double>(static_cast<int>(c.state)));
+      AddSample(threshold, labels, c.threshold);
+    }
+  }
+  auto eval = Family("virtscale_rule_evaluation_duration_seconds",
+                     "Duration of the last autoscaler tick (all due groups).", MetricType::Gauge);
+  if (ticked_) AddSample(eval, {}, last_tick_seconds_);
+  for (auto* f : {&members, &desired, &min, &max, &value, &state, &threshold, &actions, &last,
+                  &in_flight, &eval}) {
+    if (!f->metric.empty()) out.push_back(std::move(*f));
+  }
+}
+
+}  // namespace virtscale::autoscale

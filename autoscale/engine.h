@@ -1,0 +1,119 @@
+#pragma once
+// The autoscaler engine: holds the rules and each group's state, evaluates
+// groups whose interval elapsed on every Tick, and hands the planned operations
+// to one worker thread that runs them through the Actuator (the only code that
+// changes VMs). Every evaluation is recorded in a bounded decision log.
+//
+// Thread-safety: every public method may be called from any thread. Tick is
+// meant for one autoscaler thread (after each sample); SetRules for reloads;
+// the *Json and AppendFamilies readers for HTTP handlers.
+//
+// Acting safely on snapshots: while a group's actions run it is held
+// ("action_in_flight"); after they finish it is held until a snapshot taken
+// after they finished is ticked in ("awaiting_snapshot"), so one stale snapshot
+// never triggers the same action twice. Failed actions count as
+// result="error", and the group is held for a backoff (retry_backoff doubling
+// per consecutive failure, capped at max_backoff) before it may act again.
+//
+//   LibvirtActuator actuator(...);
+//   Engine engine(actuator, EngineOptions{.dry_run = flags.dry_run});
+//   engine.SetRules(std::move(rules));
+//   // after each sample:
+//   engine.Tick(snapshot, sources.Readings(), std::chrono::system_clock::now());
+//   // /api/v1/groups: engine.GroupsJson(); /api/v1/decisions: engine.DecisionsJson(100)
+//   // /metrics: engine.AppendFamilies(families);
+#include <prometheus/metric_family.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "autoscale/actuator.h"
+#include "autoscale/decision.h"
+#include "autoscale/evaluator.h"
+#include "autoscale/rules.h"
+#include "collectors/snapshot.h"
+#include "collectors/sources/reading.h"
+
+namespace virtscale::autoscale {
+
+struct EngineOptions {
+  bool dry_run = false;  // global --dry-run: decide, log and export, change nothing
+  size_t history = 500;  // decision records kept
+  // A snapshot older than max(stale_after, 3 x the group's interval) is missing data.
+  Duration stale_after{std::chrono::seconds(30)};
+  Duration retry_backoff{std::chrono::seconds(10)};
+  Duration max_backoff{std::chrono::minutes(5)};
+  // Stamps action completions (compared with Snapshot::taken_at); tests pass a fake.
+  std::function<TimePoint()> clock;
+};
+
+class Engine {
+ public:
+  Engine(Actuator& actuator, EngineOptions options);
+  // Lets the running operation finish; queued ones are recorded as skipped.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Replaces the rules. Groups whose name persists keep their state (condition
+  // timers unless their conditions changed, cooldowns, backoff, counters).
+  void SetRules(RuleSet rules);
+  // Evaluates every group whose interval elapsed since its last evaluation (all
+  // of them on the first call) and queues the resulting actions.
+  void Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, TimePoint now);
+  // Blocks until no action is queued or running (tests, shutdown).
+  void WaitIdle();
+
+  // /api/v1/groups: one object per group (rule, members, state, last decision).
+  nlohmann::json GroupsJson() const;
+  // /api/v1/decisions: newest first, at most `limit`.
+  nlohmann::json DecisionsJson(size_t limit) const;
+  // virtscale_group_* families, virtscale_scale_actions_total and
+  // virtscale_rule_evaluation_duration_seconds.
+  void AppendFamilies(std::vector<prometheus::MetricFamily>& out) const;
+
+ private:
+  struct Group {
+    GroupRule rule;
+    GroupState state;
+    std::optional<TimePoint> last_evaluated;
+    Membership membership;
+    std::optional<Decision> last_decision;
+    std::map<std::pair<std::string, std::string>, double> actions_total;  // (direction, result)
+    std::optional<TimePoint> last_scale[2];  // by Direction: when an action last ran
+  };
+  struct Job {
+    std::string group;
+    uint64_t decision_id = 0;
+    Direction direction = Direction::kUp;
+    std::vector<Operation> operations;
+  };
+
+  void WorkerLoop();
+  void Finish(const Job& job, const std::vector<OperationResult>& results);
+  Group* FindGroup(const std::string& name);
+
+  Actuator& actuator_;
+  EngineOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;
+  std::condition_variable idle_cv_;
+  RuleSet rules_;  // rules_.groups[i] is groups_[i].rule
+  std::vector<Group> groups_;
+  DecisionLog log_;
+  std::deque<Job> queue_;
+  bool busy_ = false;
+  bool stop_ = false;
+  double last_tick_seconds_ = 0;
+  bool ticked_ = false;
+  std::thread worker_;  // last: starts after everything above exists
+};
+
+}  // namespace virtscale::autoscale

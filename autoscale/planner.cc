@@ -1,0 +1,136 @@
+#include "autoscale/planner.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+#include <string_view>
+#include <unordered_map>
+
+namespace virtscale::autoscale {
+
+bool IsRunning(DomainState s) { return s == DomainState::kRunning || s == DomainState::kBlocked; }
+bool IsStopped(DomainState s) { return s == DomainState::kShutoff || s == DomainState::kCrashed; }
+
+std::vector<Membership> IndexMembers(const RuleSet& rules, const Snapshot* snapshot) {
+  std::vector<Membership> out(rules.groups.size());
+  if (snapshot == nullptr) return out;
+  std::unordered_map<std::string_view, size_t> by_name;
+  std::unordered_map<std::string_view, size_t> by_prefix;
+  std::set<size_t, std::greater<>> prefix_lengths;  // longest first
+  for (size_t i = 0; i < rules.groups.size(); ++i) {
+    const GroupRule& g = rules.groups[i];
+    by_name.emplace(g.name, i);
+    if (!g.name_prefix.empty()) {
+      by_prefix.emplace(g.name_prefix, i);
+      prefix_lengths.insert(g.name_prefix.size());
+    }
+  }
+  for (const DomainStats& d : snapshot->domains) {
+    std::optional<size_t> group;
+    bool created = false;
+    if (d.metadata) {
+      if (auto it = by_name.find(d.metadata->group); it != by_name.end()) {
+        group = it->second;
+        created = true;
+      }
+    }
+    if (!group) {
+      const std::string_view name = d.name;
+      for (size_t len : prefix_lengths) {
+        if (len > name.size()) continue;
+        if (auto it = by_prefix.find(name.substr(0, len)); it != by_prefix.end()) {
+          group = it->second;
+          break;
+        }
+      }
+    }
+    // A domain created for another (maybe removed) group is not adopted by prefix.
+    if (!group || (d.metadata && !created)) continue;
+    Membership& m = out[*group];
+    m.members.push_back(Member{d.name, d.state, created, created ? d.metadata->created_at_unix : 0,
+                               d.cpu_utilization, d.memory_utilization});
+    if (IsRunning(d.state)) ++m.running;
+    if (IsStopped(d.state)) ++m.stopped;
+  }
+  // Snapshot domains are sorted by name, so members already are.
+  return out;
+}
+
+namespace {
+
+// Virtscale-created first, newest created_at first; then adopted, by `adopted_less`.
+template <typename AdoptedLess>
+std::vector<const Member*> Order(const Membership& members, bool (*pick)(DomainState),
+                                 AdoptedLess adopted_less) {
+  std::vector<const Member*> out;
+  for (const Member& m : members.members)
+    if (pick(m.state)) out.push_back(&m);
+  std::stable_sort(out.begin(), out.end(), [&](const Member* a, const Member* b) {
+    if (a->created != b->created) return a->created;
+    if (a->created) {
+      if (a->created_at_unix != b->created_at_unix) return a->created_at_unix > b->created_at_unix;
+      return a->name > b->name;
+    }
+    return adopted_less(*a, *b);
+  });
+  return out;
+}
+
+Operation MakeOp(const GroupRule& rule, Operation::Kind kind, std::string domain) {
+  Operation op;
+  op.kind = kind;
+  op.group = rule.name;
+  op.domain = std::move(domain);
+  if (kind == Operation::Kind::kCreate) op.template_path = rule.template_path;
+  op.shutdown_timeout = rule.shutdown_timeout;
+  return op;
+}
+
+}  // namespace
+
+Plan PlanScaleUp(const GroupRule& rule, const Membership& members, int64_t n) {
+  Plan plan;
+  auto stopped =
+      Order(members, &IsStopped, [](const Member& a, const Member& b) { return a.name < b.name; });
+  for (const Member* m : stopped) {
+    if (static_cast<int64_t>(plan.operations.size()) >= n) break;
+    plan.operations.push_back(MakeOp(rule, Operation::Kind::kStart, m->name));
+  }
+  const int64_t missing = n - static_cast<int64_t>(plan.operations.size());
+  if (missing > 0) {
+    if (rule.template_path.empty()) {
+      plan.shortfall = fmt::format(
+          "{} of {} planned: no stopped member left and the group has no template", n - missing, n);
+    } else {
+      for (int64_t i = 0; i < missing; ++i)
+        plan.operations.push_back(MakeOp(rule, Operation::Kind::kCreate, ""));
+    }
+  }
+  return plan;
+}
+
+Plan PlanScaleDown(const GroupRule& rule, const Membership& members, int64_t n) {
+  Plan plan;
+  const bool del = rule.down_action == DownAction::kDelete;
+  auto running =
+      Order(members, &IsRunning, [](const Member& a, const Member& b) { return a.name > b.name; });
+  for (const Member* m : running) {
+    if (static_cast<int64_t>(plan.operations.size()) >= n) break;
+    if (!m->created && del) break;  // adopted domains are never deleted, nor stopped instead
+    plan.operations.push_back(
+        MakeOp(rule, del ? Operation::Kind::kDelete : Operation::Kind::kStop, m->name));
+  }
+  const int64_t planned = static_cast<int64_t>(plan.operations.size());
+  if (planned < n) {
+    plan.shortfall =
+        del ? fmt::format(
+                  "{} of {} planned: only members virtscale created can be deleted "
+                  "(adopted domains are never deleted)",
+                  planned, n)
+            : fmt::format("{} of {} planned: no running member left to stop", planned, n);
+  }
+  return plan;
+}
+
+}  // namespace virtscale::autoscale

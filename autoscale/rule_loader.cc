@@ -1,0 +1,428 @@
+#include "autoscale/rule_loader.h"
+
+#include <fmt/format.h>
+#include <glob.h>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <regex>
+
+#include "autoscale/domain_template.h"
+
+namespace virtscale::autoscale {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Context {
+  const std::string& file;
+  const std::set<std::string>& source_names;
+  Diagnostics& diags;
+};
+
+std::string JoinNames(const std::set<std::string>& names) {
+  if (names.empty()) return "none configured";
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// "cpu" | "memory" | "source:NAME"; reports and returns nullopt otherwise.
+std::optional<MetricRef> ReadMetric(MapReader& r, const Context& ctx) {
+  if (!r.Require("metric")) return std::nullopt;
+  std::string text;
+  if (!r.Read("metric", text)) return std::nullopt;
+  MetricRef ref;
+  if (text == "cpu") {
+    ref.kind = MetricKind::kCpu;
+  } else if (text == "memory") {
+    ref.kind = MetricKind::kMemory;
+  } else if (text.starts_with("source:") && text.size() > 7) {
+    ref.kind = MetricKind::kSource;
+    ref.source = text.substr(7);
+    if (!ctx.source_names.contains(ref.source)) {
+      r.Error("metric", fmt::format("unknown source \"{}\" (configured: {})", ref.source,
+                                    JoinNames(ctx.source_names)));
+      return std::nullopt;
+    }
+  } else {
+    r.Error("metric", "expected cpu, memory or source:NAME, got \"" + text + "\"");
+    return std::nullopt;
+  }
+  return ref;
+}
+
+std::optional<Condition> DecodeCondition(const YAML::Node& node, const std::string& path,
+                                         const Context& ctx) {
+  MapReader r(node, path, ctx.diags);
+  if (!r.valid()) return std::nullopt;
+  Condition c;
+  c.line = LineOf(node);
+  bool ok = true;
+  if (auto metric = ReadMetric(r, ctx)) {
+    c.metric = *metric;
+  } else {
+    ok = false;
+  }
+
+  if (r.Has("aggregate")) {
+    std::string agg;
+    if (r.Read("aggregate", agg)) {
+      static const std::map<std::string, Aggregate> kAggregates{{"avg", Aggregate::kAvg},
+                                                                {"max", Aggregate::kMax},
+                                                                {"min", Aggregate::kMin},
+                                                                {"sum", Aggregate::kSum}};
+      auto it = kAggregates.find(agg);
+      if (it == kAggregates.end()) {
+        r.Error("aggregate", "expected avg, max, min or sum, got \"" + agg + "\"");
+        ok = false;
+      } else if (c.metric.kind == MetricKind::kSource) {
+        r.Error("aggregate", "applies only to cpu and memory (a source is one value)");
+        ok = false;
+      } else {
+        c.aggregate = it->second;
+      }
+    } else {
+      ok = false;
+    }
+  }
+
+  static constexpr std::pair<const char*, Comparison> kComparisons[] = {
+      {"above", Comparison::kAbove},
+      {"below", Comparison::kBelow},
+      {"per_member_above", Comparison::kPerMemberAbove},
+      {"per_member_below", Comparison::kPerMemberBelow}};
+  int found = 0;
+  for (const auto& [key, comparison] : kComparisons) {
+    if (!r.Has(key)) {
+      r.Get(key);  // mark as known even when absent
+      continue;
+    }
+    ++found;
+    double threshold = 0;
+    if (!r.Read(key, threshold)) {
+      ok = false;
+      continue;
+    }
+    if (found > 1) {
+      r.Error(key, "only one of above, below, per_member_above, per_member_below per condition");
+      ok = false;
+      continue;
+    }
+    if (!std::isfinite(threshold)) {
+      r.Error(key, "must be a finite number");
+      ok = false;
+      continue;
+    }
+    c.comparison = comparison;
+    c.threshold = threshold;
+    if (c.per_member() && c.metric.kind != MetricKind::kSource) {
+      r.Error(key, "needs a source:NAME metric (cpu and memory are already per member)");
+      ok = false;
+    }
+  }
+  if (found == 0) {
+    ctx.diags.Error(node, path + ": needs one of above, below, per_member_above, per_member_below");
+    ok = false;
+  }
+
+  if (r.Has("for")) {
+    if (!r.ReadDuration("for", c.for_duration)) ok = false;
+  }
+  r.Finish();
+  return ok ? std::optional<Condition>(c) : std::nullopt;
+}
+
+// A positive count ("2") or a percentage ("50%").
+bool ReadStep(MapReader& r, Step& out) {
+  YAML::Node node = r.Get("step");
+  if (!node.IsDefined() || node.IsNull()) return false;
+  const std::string bad = "expected a positive count or a percentage like \"50%\"";
+  if (!node.IsScalar()) {
+    r.Error("step", bad);
+    return false;
+  }
+  std::string text = node.Scalar();
+  Step step;
+  if (!text.empty() && text.back() == '%') {
+    step.percent = true;
+    text.pop_back();
+  }
+  static const std::regex kNumber(R"(\d+(\.\d+)?)");
+  if (!std::regex_match(text, kNumber) || (!step.percent && text.find('.') != std::string::npos)) {
+    r.Error("step", bad + ", got \"" + node.Scalar() + "\"");
+    return false;
+  }
+  step.value = std::stod(text);
+  if (step.value <= 0) {
+    r.Error("step", bad + ", got \"" + node.Scalar() + "\"");
+    return false;
+  }
+  out = step;
+  return true;
+}
+
+bool DecodePolicy(const YAML::Node& node, const std::string& path, Direction direction,
+                  GroupRule& group, const Context& ctx) {
+  MapReader r(node, path, ctx.diags);
+  if (!r.valid()) return false;
+  ScalePolicy& policy = direction == Direction::kUp ? group.scale_up : group.scale_down;
+  bool ok = true;
+  if (r.Has("step")) {
+    policy.step_set = ReadStep(r, policy.step);
+    ok &= policy.step_set;
+  }
+  if (r.Has("cooldown")) ok &= r.ReadDuration("cooldown", policy.cooldown);
+  if (direction == Direction::kDown) {
+    std::string action;
+    if (r.Read("action", action)) {
+      if (action == "stop") {
+        group.down_action = DownAction::kStop;
+      } else if (action == "delete") {
+        group.down_action = DownAction::kDelete;
+      } else {
+        r.Error("action", "expected stop or delete, got \"" + action + "\"");
+        ok = false;
+      }
+    } else if (r.Has("action")) {
+      ok = false;
+    }
+    if (r.Has("shutdown_timeout")) ok &= r.ReadDuration("shutdown_timeout", group.shutdown_timeout);
+  }
+  YAML::Node when = r.Get("when");
+  if (when.IsDefined() && !when.IsNull()) {
+    if (!when.IsSequence()) {
+      r.Error("when", "expected a list of conditions");
+      ok = false;
+    } else {
+      for (size_t i = 0; i < when.size(); ++i) {
+        auto c = DecodeCondition(when[i], fmt::format("{}.when[{}]", path, i), ctx);
+        if (c) {
+          policy.when.push_back(std::move(*c));
+        } else {
+          ok = false;
+        }
+      }
+    }
+  }
+  r.Finish();
+  return ok;
+}
+
+bool DecodeTarget(const YAML::Node& node, const std::string& path, GroupRule& group,
+                  const Context& ctx) {
+  MapReader r(node, path, ctx.diags);
+  if (!r.valid()) return false;
+  TargetTracking target;
+  bool ok = true;
+  if (auto metric = ReadMetric(r, ctx)) {
+    target.metric = *metric;
+  } else {
+    ok = false;
+  }
+  if (r.Require("per_member_target")) {
+    if (r.Read("per_member_target", target.per_member_target)) {
+      if (!(target.per_member_target > 0) || !std::isfinite(target.per_member_target)) {
+        r.Error("per_member_target", "must be a positive number");
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+  } else {
+    ok = false;
+  }
+  if (r.Has("tolerance")) {
+    if (r.Read("tolerance", target.tolerance)) {
+      if (!(target.tolerance >= 0 && target.tolerance < 1)) {
+        r.Error("tolerance", "must be in [0, 1)");
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+  }
+  r.Finish();
+  if (ok) group.target = target;
+  return ok;
+}
+
+std::optional<GroupRule> DecodeGroup(const YAML::Node& node, const std::string& path,
+                                     Duration default_interval, const Context& ctx) {
+  MapReader r(node, path, ctx.diags);
+  if (!r.valid()) return std::nullopt;
+  GroupRule g;
+  g.file = ctx.file;
+  g.line = LineOf(node);
+  g.interval = default_interval;
+  bool ok = true;
+
+  if (r.Require("name") && r.Read("name", g.name)) {
+    static const std::regex kName(R"([A-Za-z0-9_.-]+)");
+    if (!std::regex_match(g.name, kName)) {
+      r.Error("name",
+              "must match [A-Za-z0-9_.-]+ (it names the group's domains), got \"" + g.name + "\"");
+      ok = false;
+    }
+  } else {
+    ok = false;
+  }
+
+  std::string tmpl;
+  if (r.Read("template", tmpl)) {
+    fs::path p(tmpl);
+    if (p.is_relative()) p = fs::path(ctx.file).parent_path() / p;
+    g.template_path = p.lexically_normal().string();
+    if (auto problem = CheckDomainTemplate(g.template_path)) {
+      r.Error("template", *problem);
+      ok = false;
+    }
+  } else if (r.Has("template")) {
+    ok = false;
+  }
+
+  YAML::Node members = r.Get("members");
+  if (members.IsDefined()) {
+    MapReader m(members, path + ".members", ctx.diags);
+    if (m.valid()) {
+      if (m.Read("name_prefix", g.name_prefix) && g.name_prefix.empty()) {
+        m.Error("name_prefix", "must not be empty (it would adopt every domain)");
+        ok = false;
+      }
+      m.Finish();
+    }
+    ok &= m.valid();
+  }
+
+  bool bounds_ok = true;
+  if (r.Has("min") && !r.Read("min", g.min)) bounds_ok = false;
+  if (!r.Require("max") || !r.Read("max", g.max)) bounds_ok = false;
+  if (g.min < 0) {
+    r.Error("min", "must not be negative");
+    bounds_ok = false;
+  } else if (bounds_ok && g.max < 1) {
+    r.Error("max", "must be at least 1");
+    bounds_ok = false;
+  } else if (bounds_ok && g.min > g.max) {
+    r.Error("min", fmt::format("min ({}) is greater than max ({})", g.min, g.max));
+    bounds_ok = false;
+  }
+  ok &= bounds_ok;
+
+  if (r.Has("interval")) {
+    if (!r.ReadDuration("interval", g.interval)) {
+      ok = false;
+    } else if (g.interval.count() <= 0) {
+      r.Error("interval", "must be positive");
+      ok = false;
+    }
+  }
+
+  std::string missing;
+  if (r.Read("on_missing_data", missing)) {
+    if (missing == "hold") {
+      g.on_missing_data = MissingDataPolicy::kHold;
+    } else if (missing == "scale_up") {
+      g.on_missing_data = MissingDataPolicy::kScaleUp;
+    } else if (missing == "scale_down") {
+      g.on_missing_data = MissingDataPolicy::kScaleDown;
+    } else {
+      r.Error("on_missing_data", "expected hold, scale_up or scale_down, got \"" + missing + "\"");
+      ok = false;
+    }
+  } else if (r.Has("on_missing_data")) {
+    ok = false;
+  }
+
+  if (r.Has("dry_run") && !r.Read("dry_run", g.dry_run)) ok = false;
+
+  if (r.Has("scale_up")) {
+    ok &= DecodePolicy(r.Get("scale_up"), path + ".scale_up", Direction::kUp, g, ctx);
+  } else {
+    r.Get("scale_up");
+  }
+  if (r.Has("scale_down")) {
+    ok &= DecodePolicy(r.Get("scale_down"), path + ".scale_down", Direction::kDown, g, ctx);
+  } else {
+    r.Get("scale_down");
+  }
+  if (r.Has("target")) {
+    ok &= DecodeTarget(r.Get("target"), path + ".target", g, ctx);
+    if (!g.scale_up.when.empty() || !g.scale_down.when.empty()) {
+      r.Error("target", "cannot be combined with scale_up.when / scale_down.when conditions");
+      ok = false;
+    }
+  } else {
+    r.Get("target");
+  }
+  r.Finish();
+  return ok ? std::optional<GroupRule>(std::move(g)) : std::nullopt;
+}
+
+}  // namespace
+
+void DecodeRuleFile(const YAML::Node& root, const std::string& file,
+                    const std::set<std::string>& source_names, Duration default_interval,
+                    RuleSet& out, Diagnostics& diags) {
+  Diagnostics local(file);
+  Context ctx{file, source_names, local};
+  MapReader top(root, "", local);
+  if (top.valid() && top.Require("groups")) {
+    YAML::Node groups = top.Get("groups");
+    if (!groups.IsSequence()) {
+      top.Error("groups", "expected a list of groups");
+    } else {
+      for (size_t i = 0; i < groups.size(); ++i) {
+        auto g = DecodeGroup(groups[i], fmt::format("groups[{}]", i), default_interval, ctx);
+        if (!g) continue;
+        auto dup = std::find_if(out.groups.begin(), out.groups.end(),
+                                [&](const GroupRule& o) { return o.name == g->name; });
+        if (dup != out.groups.end()) {
+          local.Error(
+              groups[i]["name"],
+              fmt::format("groups[{}].name: duplicate group name \"{}\" (first defined at {}:{})",
+                          i, g->name, dup->file, dup->line));
+          continue;
+        }
+        out.groups.push_back(std::move(*g));
+      }
+    }
+  }
+  top.Finish();
+  diags.Append(local);
+}
+
+RuleSet LoadRuleFiles(const std::vector<std::string>& globs, const std::string& base_dir,
+                      const std::set<std::string>& source_names, Duration default_interval,
+                      Diagnostics& diags) {
+  RuleSet rules;
+  for (const std::string& pattern : globs) {
+    fs::path full(pattern);
+    if (full.is_relative()) full = fs::path(base_dir) / full;
+    glob_t matches{};
+    const int rc = glob(full.string().c_str(), GLOB_ERR, nullptr, &matches);
+    std::vector<std::string> files;
+    if (rc == 0) {
+      for (size_t i = 0; i < matches.gl_pathc; ++i) files.emplace_back(matches.gl_pathv[i]);
+    }
+    globfree(&matches);
+    if (files.empty()) {
+      diags.Add(diags.file(), 0,
+                fmt::format("rule_files: \"{}\" matches no files (looked for {})", pattern,
+                            full.lexically_normal().string()));
+      continue;
+    }
+    for (const std::string& file : files) {
+      const std::string path = fs::path(file).lexically_normal().string();
+      if (std::find(rules.files.begin(), rules.files.end(), path) != rules.files.end()) continue;
+      rules.files.push_back(path);
+      auto root = LoadYamlFile(path, diags);
+      if (!root) continue;
+      DecodeRuleFile(*root, path, source_names, default_interval, rules, diags);
+    }
+  }
+  return rules;
+}
+
+}  // namespace virtscale::autoscale

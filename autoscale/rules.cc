@@ -1,0 +1,99 @@
+#include "autoscale/rules.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace virtscale::autoscale {
+
+const char* AggregateName(Aggregate a) {
+  switch (a) {
+    case Aggregate::kAvg:
+      return "avg";
+    case Aggregate::kMax:
+      return "max";
+    case Aggregate::kMin:
+      return "min";
+    case Aggregate::kSum:
+      return "sum";
+  }
+  return "avg";
+}
+
+const char* ComparisonName(Comparison c) {
+  switch (c) {
+    case Comparison::kAbove:
+      return "above";
+    case Comparison::kBelow:
+      return "below";
+    case Comparison::kPerMemberAbove:
+      return "per_member_above";
+    case Comparison::kPerMemberBelow:
+      return "per_member_below";
+  }
+  return "above";
+}
+
+const char* MissingDataPolicyName(MissingDataPolicy p) {
+  switch (p) {
+    case MissingDataPolicy::kHold:
+      return "hold";
+    case MissingDataPolicy::kScaleUp:
+      return "scale_up";
+    case MissingDataPolicy::kScaleDown:
+      return "scale_down";
+  }
+  return "hold";
+}
+
+const char* DownActionName(DownAction a) { return a == DownAction::kDelete ? "delete" : "stop"; }
+
+const char* DirectionName(Direction d) { return d == Direction::kUp ? "up" : "down"; }
+
+std::string MetricRef::Name() const {
+  switch (kind) {
+    case MetricKind::kCpu:
+      return "cpu";
+    case MetricKind::kMemory:
+      return "memory";
+    case MetricKind::kSource:
+      return "source:" + source;
+  }
+  return "cpu";
+}
+
+std::string Condition::MetricKey() const {
+  if (metric.kind == MetricKind::kSource) {
+    return per_member() ? metric.Name() + ":per_member" : metric.Name();
+  }
+  return metric.Name() + ":" + AggregateName(aggregate);
+}
+
+std::string Condition::Describe() const {
+  const bool above = comparison == Comparison::kAbove || comparison == Comparison::kPerMemberAbove;
+  std::string out = fmt::format("{} {} {}", MetricKey(), above ? ">" : "<", threshold);
+  if (for_duration.count() > 0) out += " for " + FormatDuration(for_duration);
+  return out;
+}
+
+int64_t Step::Resolve(int64_t current) const {
+  if (!percent) return std::max<int64_t>(1, static_cast<int64_t>(value));
+  // ceil with a small epsilon so 50% of 4 is exactly 2, not 3 from float noise.
+  const double raw = value * static_cast<double>(std::max<int64_t>(current, 0)) / 100.0;
+  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(raw - 1e-9)));
+}
+
+std::string Step::ToString() const {
+  return percent ? fmt::format("{}%", value) : fmt::format("{}", static_cast<int64_t>(value));
+}
+
+std::string TargetTracking::MetricKey() const {
+  return metric.kind == MetricKind::kSource ? metric.Name() : metric.Name() + ":sum";
+}
+
+std::string TargetTracking::Describe() const {
+  return fmt::format("{} / {} per member", MetricKey(), per_member_target);
+}
+
+}  // namespace virtscale::autoscale

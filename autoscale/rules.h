@@ -1,0 +1,115 @@
+#pragma once
+// The rule model: one GroupRule per `groups:` entry of a rule file (DESIGN.md
+// "Rules"). Plain values, decoded and validated by rule_loader.h; the evaluator
+// and planner only read them.
+//
+//   scale_up:   {step: 1, cooldown: 1m, when: [{metric: cpu, aggregate: avg, above: 0.8, for:
+//   30s}]}
+//   -> ScalePolicy{step = Step::Count(1), cooldown = 1m,
+//                  when = {Condition{cpu, kAvg, kAbove, 0.8, 30s}}}
+//
+// Target tracking (an alternative to `when` conditions, keys designed here):
+//   target: {metric: source:jobs, per_member_target: 50, tolerance: 0.1}
+//   -> desired members = ceil(value / per_member_target), where value is the
+//      source value, or for cpu/memory the SUM of the running members' ratios
+//      (so `{metric: cpu, per_member_target: 0.6}` keeps the average near 60%).
+//      No change while value / (running * per_member_target) is within
+//      1 +- tolerance (default 0.1, as Kubernetes' HPA).
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/duration.h"
+
+namespace virtscale::autoscale {
+
+enum class MetricKind { kCpu, kMemory, kSource };
+enum class Aggregate { kAvg, kMax, kMin, kSum };
+enum class Comparison { kAbove, kBelow, kPerMemberAbove, kPerMemberBelow };
+enum class MissingDataPolicy { kHold, kScaleUp, kScaleDown };
+enum class DownAction { kStop, kDelete };
+enum class Direction { kUp, kDown };
+
+const char* AggregateName(Aggregate a);                  // "avg", ...
+const char* ComparisonName(Comparison c);                // "above", "per_member_below", ...
+const char* MissingDataPolicyName(MissingDataPolicy p);  // "hold", ...
+const char* DownActionName(DownAction a);                // "stop", "delete"
+const char* DirectionName(Direction d);                  // "up", "down"
+
+struct MetricRef {
+  MetricKind kind = MetricKind::kCpu;
+  std::string source;        // kSource only
+  std::string Name() const;  // "cpu", "memory", "source:jobs"
+};
+
+struct Condition {
+  MetricRef metric;
+  Aggregate aggregate = Aggregate::kAvg;  // cpu/memory only
+  Comparison comparison = Comparison::kAbove;
+  double threshold = 0;
+  Duration for_duration{0};
+  int line = 0;  // in the rule file, for messages
+
+  bool per_member() const {
+    return comparison == Comparison::kPerMemberAbove || comparison == Comparison::kPerMemberBelow;
+  }
+  // The value the condition compares: "cpu:avg", "memory:max", "source:jobs",
+  // "source:jobs:per_member". Also the `metric` label of virtscale_group_metric_value.
+  std::string MetricKey() const;
+  // "cpu:avg > 0.8 for 30s", "source:jobs:per_member < 20".
+  std::string Describe() const;
+};
+
+// A count ("step: 2") or a percentage of the current running members
+// ("step: 50%"), rounded up and at least 1, like HPA / AWS step scaling.
+struct Step {
+  bool percent = false;
+  double value = 1;  // count, or percent when `percent`
+  int64_t Resolve(int64_t current) const;
+  std::string ToString() const;  // "2", "50%"
+};
+
+struct ScalePolicy {
+  Step step;
+  bool step_set = false;  // whether `step` was written (target tracking: a cap per action)
+  Duration cooldown{0};
+  std::vector<Condition> when;
+};
+
+struct TargetTracking {
+  MetricRef metric;
+  double per_member_target = 0;
+  double tolerance = 0.1;
+  std::string MetricKey() const;  // "source:jobs", "cpu:sum"
+  std::string Describe() const;   // "source:jobs / 50 per member"
+};
+
+struct GroupRule {
+  std::string name;
+  std::string file;  // the rule file it came from
+  int line = 0;
+  std::string template_path;  // absolute; empty when the group has no template
+  std::string name_prefix;    // adopt existing domains whose name starts with it; may be empty
+  int64_t min = 0;
+  int64_t max = 0;
+  Duration interval{std::chrono::seconds(10)};
+  MissingDataPolicy on_missing_data = MissingDataPolicy::kHold;
+  bool dry_run = false;
+  ScalePolicy scale_up;
+  ScalePolicy scale_down;
+  DownAction down_action = DownAction::kStop;
+  Duration shutdown_timeout{std::chrono::seconds(60)};  // scale_down.shutdown_timeout
+  std::optional<TargetTracking> target;
+
+  const ScalePolicy& policy(Direction d) const {
+    return d == Direction::kUp ? scale_up : scale_down;
+  }
+};
+
+struct RuleSet {
+  std::vector<GroupRule> groups;
+  std::vector<std::string> files;  // the rule files that were loaded, absolute
+};
+
+}  // namespace virtscale::autoscale
