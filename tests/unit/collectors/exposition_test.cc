@@ -1,0 +1,219 @@
+#include "collectors/exposition.h"
+
+#include <gtest/gtest.h>
+#include <prometheus/text_serializer.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+
+namespace virtscale {
+namespace {
+
+using prometheus::MetricFamily;
+
+Snapshot LiteralSnapshot() {
+  Snapshot s;
+  s.libvirt_up = true;
+  s.duration_seconds = 0.25;
+  s.taken_at = std::chrono::system_clock::time_point(std::chrono::seconds(1764194400));
+  s.taken_at_steady = std::chrono::steady_clock::time_point(std::chrono::seconds(1000));
+  s.host.cpus = 16;
+  s.host.memory_total_bytes = 64ULL << 30;
+  s.host.cpu_time_ns = {{"user", 2'500'000'000ULL}, {"system", 1'000'000'000ULL}};
+  s.collectors = {{"domains", 0.2, true}, {"host", 0.01, false}};
+
+  DomainStats web;
+  web.name = "web-1";
+  web.uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+  web.os_type = "hvm";
+  web.os_arch = "x86_64";
+  web.state = DomainState::kRunning;
+  web.active = true;
+  web.virtual_cpus = 2;
+  web.max_memory_bytes = 1ULL << 30;
+  web.memory_bytes = 512ULL << 20;
+  web.cpu_time_ns = 1'500'000'000ULL;
+  web.memory.available = 1000;
+  web.memory.major_fault = 3;
+  web.vcpus = {{0, 1, 700'000'000ULL, std::nullopt, 2'000'000ULL}};
+  BlockStats vda;
+  vda.name = "vda";
+  vda.path = "/img/web-1.qcow2";
+  vda.rd_bytes = 4096;
+  vda.rd_times_ns = 3'000'000'000ULL;
+  vda.capacity = 10ULL << 30;
+  web.blocks = {vda};
+  InterfaceStats vnet;
+  vnet.name = "vnet0";
+  vnet.rx_bytes = 123;
+  web.interfaces = {vnet};
+  web.metadata = VirtscaleMetadata{"web", "/etc/virtscale/templates/web.xml", 1764194000};
+  web.cpu_utilization = 0.5;
+  web.memory_utilization = 0.25;
+  web.errors = {"memory_stats"};
+
+  DomainStats idle;
+  idle.name = "idle";
+  idle.uuid = "11111111-2222-3333-4444-555555555555";
+  idle.state = DomainState::kShutoff;
+  idle.timed_out = true;
+  s.domains = {idle, web};
+  return s;
+}
+
+std::string Serialize(const std::vector<MetricFamily>& families) {
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+bool Contains(const std::string& text, const std::string& line) {
+  return text.find(line + "\n") != std::string::npos;
+}
+
+TEST(Exposition, SnapshotSeriesUseInovexNamesBaseUnitsAndLabels) {
+  std::vector<MetricFamily> families;
+  AppendSnapshotFamilies(LiteralSnapshot(), families);
+  std::string text = Serialize(families);
+
+  EXPECT_TRUE(Contains(text, "libvirt_up 1"));
+  EXPECT_TRUE(Contains(text, "libvirt_domains 2"));
+  EXPECT_TRUE(Contains(text,
+                       "libvirt_domain_info{domain=\"web-1\",uuid=\"6695eb01-f6a4-8304-79aa-"
+                       "97f2502e193f\",os_type=\"hvm\",os_type_arch=\"x86_64\",os_type_machine="
+                       "\"\"} 1"));
+  EXPECT_TRUE(Contains(
+      text, "libvirt_domain_info_state{domain=\"web-1\",state_desc=\"the domain is running\"} 1"));
+  EXPECT_TRUE(Contains(
+      text, "libvirt_domain_info_state{domain=\"idle\",state_desc=\"the domain is shut off\"} 5"));
+  EXPECT_TRUE(Contains(text, "libvirt_domain_info_cpu_time_seconds_total{domain=\"web-1\"} 1.5"));
+  EXPECT_TRUE(Contains(text, "libvirt_domain_info_virtual_cpus{domain=\"web-1\"} 2"));
+  EXPECT_TRUE(
+      Contains(text, "libvirt_domain_info_maximum_memory_bytes{domain=\"web-1\"} 1073741824"));
+  EXPECT_TRUE(Contains(text, "libvirt_domain_info_memory_usage_bytes{domain=\"web-1\"} 536870912"));
+  EXPECT_TRUE(
+      Contains(text, "libvirt_domain_vcpu_time_seconds_total{domain=\"web-1\",vcpu=\"0\"} 0.7"));
+  EXPECT_TRUE(
+      Contains(text, "libvirt_domain_vcpu_delay_seconds_total{domain=\"web-1\",vcpu=\"0\"} 0.002"));
+  EXPECT_TRUE(Contains(text, "libvirt_domain_memory_stats_available_bytes{domain=\"web-1\"} 1000"));
+  EXPECT_TRUE(Contains(text, "libvirt_domain_memory_stats_major_fault_total{domain=\"web-1\"} 3"));
+  EXPECT_TRUE(Contains(
+      text,
+      "libvirt_domain_block_stats_read_bytes_total{domain=\"web-1\",target_device=\"vda\"} 4096"));
+  EXPECT_TRUE(Contains(
+      text,
+      "libvirt_domain_block_stats_read_time_seconds_total{domain=\"web-1\",target_device=\"vda\"} "
+      "3"));
+  EXPECT_TRUE(Contains(text,
+                       "libvirt_domain_block_stats_info{domain=\"web-1\",target_device=\"vda\","
+                       "source_file=\"/img/web-1.qcow2\"} 1"));
+  EXPECT_TRUE(Contains(text,
+                       "libvirt_domain_interface_stats_receive_bytes_total{domain=\"web-1\","
+                       "target_device=\"vnet0\"} 123"));
+  EXPECT_TRUE(Contains(text,
+                       "virtscale_domain_metadata_info{domain=\"web-1\",group=\"web\",template=\"/"
+                       "etc/virtscale/templates/web.xml\"} 1"));
+  EXPECT_TRUE(Contains(text, "virtscale_domain_cpu_utilization_ratio{domain=\"web-1\"} 0.5"));
+  EXPECT_TRUE(Contains(text, "virtscale_domain_memory_utilization_ratio{domain=\"web-1\"} 0.25"));
+  EXPECT_TRUE(Contains(text, "virtscale_domain_timed_out{domain=\"idle\"} 1"));
+  EXPECT_TRUE(Contains(text, "virtscale_domain_timed_out{domain=\"web-1\"} 0"));
+  EXPECT_TRUE(Contains(text, "virtscale_domain_errors{domain=\"web-1\",call=\"memory_stats\"} 1"));
+  EXPECT_TRUE(Contains(text, "libvirt_node_cpus 16"));
+  EXPECT_TRUE(Contains(text, "libvirt_node_cpu_seconds_total{mode=\"user\"} 2.5"));
+  EXPECT_TRUE(Contains(text, "virtscale_sample_duration_seconds 0.25"));
+  EXPECT_TRUE(Contains(text, "virtscale_scrape_collector_success{collector=\"host\"} 0"));
+  EXPECT_TRUE(
+      Contains(text, "virtscale_scrape_collector_duration_seconds{collector=\"domains\"} 0.2"));
+  EXPECT_TRUE(Contains(text, "# TYPE libvirt_domain_info_cpu_time_seconds_total counter"));
+  EXPECT_TRUE(Contains(text, "# TYPE libvirt_domain_info_virtual_cpus gauge"));
+}
+
+TEST(Exposition, AbsentValuesProduceNoSeriesAndEveryFamilyHasHelpAndSamples) {
+  std::vector<MetricFamily> families;
+  AppendSnapshotFamilies(LiteralSnapshot(), families);
+  std::set<std::string> names;
+  for (const MetricFamily& f : families) {
+    EXPECT_FALSE(f.help.empty()) << f.name;
+    EXPECT_FALSE(f.metric.empty()) << f.name;
+    EXPECT_TRUE(names.insert(f.name).second) << "family twice: " << f.name;
+    if (f.type == prometheus::MetricType::Counter) {
+      EXPECT_TRUE(f.name.ends_with("_total")) << f.name;
+    }
+    for (const auto& m : f.metric) EXPECT_EQ(m.timestamp_ms, 0) << f.name;
+  }
+  std::string text = Serialize(families);
+  // "idle" has no stats and "web-1" no swap figures: no made-up zeros.
+  EXPECT_EQ(text.find("libvirt_domain_info_virtual_cpus{domain=\"idle\"}"), std::string::npos);
+  EXPECT_EQ(text.find("libvirt_domain_memory_stats_swap_in_bytes"), std::string::npos);
+  EXPECT_EQ(text.find("libvirt_node_memory_free_bytes"), std::string::npos);
+  EXPECT_EQ(text.find("virtscale_domain_cpu_utilization_ratio{domain=\"idle\"}"),
+            std::string::npos);
+}
+
+TEST(Exposition, VanishedDomainVanishesFromTheNextSnapshot) {
+  Snapshot s = LiteralSnapshot();
+  s.domains.erase(s.domains.begin() + 1);  // web-1 undefined
+  std::vector<MetricFamily> families;
+  AppendSnapshotFamilies(s, families);
+  std::string text = Serialize(families);
+  EXPECT_EQ(text.find("web-1"), std::string::npos);
+  EXPECT_TRUE(Contains(text, "libvirt_domains 1"));
+}
+
+TEST(Exposition, LibvirtDownSaysSoWithNoDomains) {
+  Snapshot s;
+  s.collectors = {{"domains", 0, false}, {"host", 0, false}};
+  std::vector<MetricFamily> families;
+  AppendSnapshotFamilies(s, families);
+  std::string text = Serialize(families);
+  EXPECT_TRUE(Contains(text, "libvirt_up 0"));
+  EXPECT_TRUE(Contains(text, "libvirt_domains 0"));
+  EXPECT_TRUE(Contains(text, "virtscale_scrape_collector_success{collector=\"domains\"} 0"));
+}
+
+TEST(Exposition, SamplerSeriesComputeAgeAtScrapeTimeAndListEveryEvent) {
+  auto snap = std::make_shared<Snapshot>(LiteralSnapshot());
+  SamplerCounters c;
+  c.samples_total = 7;
+  c.domain_events_total = {{"started", 3}};
+  c.timed_out_calls_total = 2;
+  std::vector<MetricFamily> families;
+  AppendSamplerFamilies(snap, c, snap->taken_at_steady + std::chrono::milliseconds(1500), families);
+  std::string text = Serialize(families);
+  EXPECT_TRUE(Contains(text, "virtscale_sample_age_seconds 1.5"));
+  EXPECT_TRUE(Contains(text, "virtscale_samples_total 7"));
+  EXPECT_TRUE(Contains(text, "virtscale_domain_events_total{event=\"started\"} 3"));
+  EXPECT_TRUE(Contains(text, "virtscale_domain_events_total{event=\"crashed\"} 0"));
+  EXPECT_TRUE(Contains(text, "virtscale_call_timeouts_total 2"));
+
+  families.clear();
+  AppendSamplerFamilies(nullptr, SamplerCounters{}, std::chrono::steady_clock::now(), families);
+  EXPECT_EQ(Serialize(families).find("virtscale_sample_age_seconds"), std::string::npos);
+}
+
+TEST(Exposition, PromtoolAcceptsTheExposition) {
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "promtool not installed";
+  }
+  std::vector<MetricFamily> families;
+  AppendSnapshotFamilies(LiteralSnapshot(), families);
+  AppendSamplerFamilies(std::make_shared<Snapshot>(LiteralSnapshot()), SamplerCounters{},
+                        std::chrono::steady_clock::now(), families);
+  std::string path = ::testing::TempDir() + "virtscale_exposition_test.prom";
+  {
+    std::ofstream out(path);
+    out << Serialize(families);
+  }
+  std::string output_path = path + ".out";
+  int rc =
+      std::system(("promtool check metrics < " + path + " > " + output_path + " 2>&1").c_str());
+  std::ifstream in(output_path);
+  std::string output((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(rc, 0) << output;
+  EXPECT_EQ(output, "") << output;
+  std::remove(path.c_str());
+  std::remove(output_path.c_str());
+}
+
+}  // namespace
+}  // namespace virtscale

@@ -1,0 +1,233 @@
+#include "collectors/sampler.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <set>
+
+namespace virtscale {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+template <typename Pred>
+bool WaitUntil(Pred pred, Duration timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return pred();
+}
+
+// Writes a generated test-driver node file with scripts/gen-test-node.py.
+std::string GenerateNode(int count, const std::string& extra_args = "") {
+  std::string path = std::filesystem::absolute(::testing::TempDir() + "virtscale-node-" +
+                                               std::to_string(count) + ".xml")
+                         .string();
+  std::string cmd = std::string("python3 ") + VIRTSCALE_SOURCE_DIR + "/scripts/gen-test-node.py " +
+                    std::to_string(count) + " " + path + " " + extra_args;
+  if (std::system(cmd.c_str()) != 0) return {};
+  return path;
+}
+
+std::string DomainXml(virConnectPtr conn, const char* name) {
+  virDomainPtr dom = virDomainLookupByName(conn, name);
+  if (dom == nullptr) return {};
+  char* xml = virDomainGetXMLDesc(dom, 0);
+  std::string out = xml ? xml : "";
+  free(xml);
+  virDomainFree(dom);
+  return out;
+}
+
+TEST(Sampler, FillsEveryCoreGroupFromTheTestDriverWithFallbacks) {
+  LibvirtConnection conn({.uri = "test:///default"});
+  conn.Start();
+  ASSERT_TRUE(conn.WaitUp(seconds(10)));
+  Sampler sampler(conn, {.interval = std::chrono::hours(1)});
+  EXPECT_EQ(sampler.Latest(), nullptr);
+
+  SnapshotPtr first = sampler.SampleNow();
+  std::this_thread::sleep_for(milliseconds(50));
+  SnapshotPtr snap = sampler.SampleNow();
+  ASSERT_NE(snap, nullptr);
+  EXPECT_EQ(sampler.Latest(), snap);
+  EXPECT_EQ(snap->sequence, first->sequence + 1);
+  EXPECT_TRUE(snap->libvirt_up);
+  EXPECT_EQ(snap->libvirt_uri, "test:///default");
+  ASSERT_EQ(snap->collectors.size(), 2u);
+  for (const CollectorResult& c : snap->collectors) {
+    EXPECT_TRUE(c.success) << c.name;
+    EXPECT_GE(c.duration_seconds, 0) << c.name;
+  }
+  EXPECT_GT(snap->host.cpus.value_or(0), 0u);
+  EXPECT_GT(snap->host.memory_total_bytes.value_or(0), 0u);
+
+  const DomainStats* d = snap->FindDomain("test");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->state, DomainState::kRunning);
+  EXPECT_TRUE(d->active);
+  EXPECT_EQ(d->uuid.size(), 36u);
+  EXPECT_EQ(d->os_type, "hvm");
+  EXPECT_FALSE(d->timed_out);
+  EXPECT_TRUE(d->errors.empty()) << d->errors.front();
+  ASSERT_TRUE(d->virtual_cpus.has_value());
+  EXPECT_EQ(d->vcpus.size(), *d->virtual_cpus);
+  EXPECT_GT(d->max_memory_bytes.value_or(0), 0u);
+  EXPECT_GT(d->cpu_time_ns.value_or(0), 0u);
+  EXPECT_TRUE(d->memory.available.has_value());
+  // Devices come from the domain XML, one series per target.
+  DomainXmlInfo xml;
+  ASSERT_TRUE(ParseDomainXml(DomainXml(conn.Acquire().get(), "test"), xml));
+  ASSERT_EQ(d->blocks.size(), xml.disks.size());
+  for (size_t i = 0; i < xml.disks.size(); ++i) {
+    EXPECT_EQ(d->blocks[i].name, xml.disks[i].target);
+    EXPECT_TRUE(d->blocks[i].rd_bytes.has_value());
+  }
+  ASSERT_EQ(d->interfaces.size(), xml.interfaces.size());
+  // Rates need two samples; the test driver's cpu time is wall-clock based.
+  ASSERT_TRUE(d->cpu_utilization.has_value());
+  EXPECT_GE(*d->cpu_utilization, 0.0);
+  EXPECT_LE(*d->cpu_utilization, 1.0);
+  ASSERT_TRUE(d->memory_utilization.has_value());
+  EXPECT_GE(*d->memory_utilization, 0.0);
+  EXPECT_LE(*d->memory_utilization, 1.0);
+  EXPECT_EQ(sampler.Counters().samples_total, 2u);
+}
+
+TEST(Sampler, AsksOnlyForEnabledGroups) {
+  LibvirtConnection conn({.uri = "test:///default"});
+  conn.Start();
+  ASSERT_TRUE(conn.WaitUp(seconds(10)));
+  Sampler sampler(conn, {.stat_groups = VIR_DOMAIN_STATS_CPU_TOTAL});
+  SnapshotPtr snap = sampler.SampleNow();
+  const DomainStats* d = snap->FindDomain("test");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->state, DomainState::kRunning);  // state is always collected
+  EXPECT_TRUE(d->cpu_time_ns.has_value());
+  EXPECT_TRUE(d->blocks.empty());
+  EXPECT_TRUE(d->vcpus.empty());
+  EXPECT_FALSE(d->memory.available.has_value());
+
+  SamplerOptions all = sampler.options();
+  all.stat_groups = kCoreStatGroups;
+  sampler.UpdateOptions(all);
+  d = sampler.SampleNow()->FindDomain("test");
+  ASSERT_NE(d, nullptr);
+  EXPECT_FALSE(d->blocks.empty());
+}
+
+TEST(Sampler, ThousandGeneratedDomainsAreAllSampled) {
+  std::string path = GenerateNode(1000, "--group batch --group-every 10");
+  ASSERT_FALSE(path.empty());
+  LibvirtConnection conn({.uri = "test://" + path});
+  conn.Start();
+  ASSERT_TRUE(conn.WaitUp(seconds(30)));
+  Sampler sampler(conn, {.call_timeout = seconds(60)});
+  SnapshotPtr cold = sampler.SampleNow();
+  SnapshotPtr warm = sampler.SampleNow();
+  std::cout << "[ figures  ] 1000 test domains: first sample " << cold->duration_seconds * 1000
+            << " ms, second sample (cached identity) " << warm->duration_seconds * 1000 << " ms\n";
+
+  ASSERT_EQ(warm->domains.size(), 1000u);
+  int running = 0, shutoff = 0, owned = 0, with_util = 0;
+  for (size_t i = 0; i < warm->domains.size(); ++i) {
+    const DomainStats& d = warm->domains[i];
+    if (i > 0) {
+      EXPECT_LT(warm->domains[i - 1].name, d.name);
+    }
+    EXPECT_FALSE(d.timed_out) << d.name;
+    EXPECT_TRUE(d.errors.empty()) << d.name << ": " << d.errors.front();
+    if (d.state == DomainState::kRunning) {
+      ++running;
+      EXPECT_EQ(d.blocks.size(), 1u) << d.name;
+      EXPECT_EQ(d.interfaces.size(), 1u) << d.name;
+      if (d.cpu_utilization) ++with_util;
+    }
+    if (d.state == DomainState::kShutoff) {
+      ++shutoff;
+      EXPECT_TRUE(d.blocks.empty()) << d.name;  // inactive: state and info only
+      EXPECT_TRUE(d.max_memory_bytes.has_value()) << d.name;
+    }
+    if (d.metadata) {
+      ++owned;
+      EXPECT_EQ(d.metadata->group, "batch");
+    }
+  }
+  EXPECT_EQ(running, 750);
+  EXPECT_EQ(shutoff, 250);
+  EXPECT_EQ(owned, 100);
+  EXPECT_EQ(with_util, 750);
+  const DomainStats* d10 = warm->FindDomain("vm-0010");
+  ASSERT_NE(d10, nullptr);
+  ASSERT_TRUE(d10->metadata.has_value());
+  EXPECT_EQ(d10->metadata->created_at_unix, 1764194410);
+  std::remove(path.c_str());
+}
+
+TEST(Sampler, LifecycleEventsBringNewDomainsIntoTheNextSample) {
+  LibvirtConnection conn({.uri = "test:///default"});
+  Sampler sampler(conn, {.interval = std::chrono::hours(1)});
+  conn.SetDomainEventListener([&](const std::string& event, const std::string& domain) {
+    sampler.OnDomainEvent(event, domain);
+  });
+  conn.Start();
+  ASSERT_TRUE(conn.WaitUp(seconds(10)));
+  std::vector<uint64_t> published;
+  std::mutex mu;
+  sampler.SetSnapshotListener([&](const SnapshotPtr& s) {
+    std::lock_guard lock(mu);
+    published.push_back(s->sequence);
+  });
+  sampler.Start();
+  SnapshotPtr first = sampler.WaitFirstSample(seconds(10));
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->FindDomain("event-vm"), nullptr);
+
+  ConnectionRef c = conn.Acquire();
+  virDomainPtr dom = virDomainCreateXML(c.get(), R"(<domain type='test'>
+      <name>event-vm</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+      <os><type>hvm</type></os></domain>)",
+                                        0);
+  ASSERT_NE(dom, nullptr);
+  // The interval is an hour: only the "started" event can trigger this sample.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        SnapshotPtr s = sampler.Latest();
+        return s->FindDomain("event-vm") != nullptr;
+      },
+      seconds(10)));
+  ASSERT_EQ(virDomainDestroy(dom), 0);
+  virDomainFree(dom);
+  EXPECT_TRUE(
+      WaitUntil([&] { return sampler.Latest()->FindDomain("event-vm") == nullptr; }, seconds(10)));
+  SamplerCounters counters = sampler.Counters();
+  EXPECT_GE(counters.domain_events_total["started"], 1u);
+  EXPECT_GE(counters.domain_events_total["stopped"], 1u);
+  sampler.Stop();
+  std::lock_guard lock(mu);
+  ASSERT_GE(published.size(), 3u);
+  for (size_t i = 1; i < published.size(); ++i) EXPECT_EQ(published[i], published[i - 1] + 1);
+}
+
+TEST(Sampler, LibvirtDownPublishesUpFalseWithNoDomains) {
+  LibvirtConnection conn({.uri = "qemu+unix:///system?socket=/nonexistent/virtscale-test.sock",
+                          .initial_backoff = seconds(10)});
+  conn.Start();
+  Sampler sampler(conn, {});
+  SnapshotPtr snap = sampler.SampleNow();
+  ASSERT_NE(snap, nullptr);
+  EXPECT_FALSE(snap->libvirt_up);
+  EXPECT_TRUE(snap->domains.empty());
+  ASSERT_EQ(snap->collectors.size(), 2u);
+  EXPECT_FALSE(snap->collectors[0].success);
+  EXPECT_EQ(sampler.WaitFirstSample(milliseconds(1)), snap);
+}
+
+}  // namespace
+}  // namespace virtscale
