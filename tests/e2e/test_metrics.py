@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""e2e: /metrics of the agent on a real qemu:///system with running and stopped guests.
+
+Guests (1 vCPU, 32 MiB, no NIC):
+  vse2e-m-busy   boot sector `jmp $`: one vCPU at ~100%
+  vse2e-m-half   the same, held at 50% by `virsh schedinfo vcpu_quota=50000`
+  vse2e-m-idle   boot sector `cli; hlt`: ~0% once booted
+  vse2e-m-off1/2 defined, never started
+Checks: the core series for every guest, utilisation ratios in range, promtool clean.
+"""
+import time
+
+from e2e import Failure, run, wait_until
+
+CONFIG = """libvirt:
+  uri: qemu:///system
+  sample_interval: 1s
+  call_timeout: 5s
+"""
+
+RUNNING = ["vse2e-m-busy", "vse2e-m-half", "vse2e-m-idle"]
+STOPPED = ["vse2e-m-off1", "vse2e-m-off2"]
+
+
+def scenario(h):
+    h.guest("vse2e-m-busy", image="busy")
+    h.guest("vse2e-m-half", image="busy")
+    h.set_quota("vse2e-m-half", 50000)
+    h.guest("vse2e-m-idle", image="idle")
+    for name in STOPPED:
+        h.guest(name, image="busy", start=False)
+    started = time.monotonic()
+
+    agent = h.start_agent(h.write_config(CONFIG))
+
+    # Utilisation needs two samples; the idle guest needs a few seconds past SeaBIOS.
+    def have_ratios():
+        m = agent.metrics()
+        return m if RUNNING and all(
+            m.value("virtscale_domain_cpu_utilization_ratio", domain=d) is not None
+            for d in RUNNING) else None
+
+    m = wait_until(have_ratios, 30, "virtscale_domain_cpu_utilization_ratio for running guests")
+    time.sleep(max(0.0, 8 - (time.monotonic() - started)))
+
+    # Average a few scrapes one sample interval apart.
+    ratios = {d: [] for d in RUNNING}
+    for _ in range(5):
+        m = agent.metrics()
+        for d in RUNNING:
+            v = m.value("virtscale_domain_cpu_utilization_ratio", domain=d)
+            if v is not None:
+                ratios[d].append(v)
+        time.sleep(1.1)
+    avg = {d: (sum(v) / len(v) if v else None) for d, v in ratios.items()}
+    print("cpu utilisation ratios seen: %s" % {d: [round(x, 3) for x in v] for d, v in ratios.items()})
+
+    h.check(m.value("libvirt_up") == 1, "libvirt_up == 1", str(m.value("libvirt_up")))
+    n = m.value("libvirt_domains")
+    h.check(n is not None and n >= len(RUNNING) + len(STOPPED),
+            "libvirt_domains counts at least our %d guests" % (len(RUNNING) + len(STOPPED)), str(n))
+
+    for d in RUNNING + STOPPED:
+        mem = m.value("libvirt_domain_info_maximum_memory_bytes", domain=d)
+        h.check(mem == 32 * 1024 * 1024, "%s maximum_memory_bytes == 32 MiB" % d, str(mem))
+        vcpus = m.value("libvirt_domain_info_virtual_cpus", domain=d)
+        h.check(vcpus == 1, "%s virtual_cpus == 1" % d, str(vcpus))
+    for d in RUNNING:
+        h.check(len(m.find("libvirt_domain_info_cpu_time_seconds_total", domain=d)) == 1,
+                "%s has libvirt_domain_info_cpu_time_seconds_total" % d)
+        cpu = m.value("libvirt_domain_info_cpu_time_seconds_total", domain=d)
+        h.check(cpu is not None and cpu > 0, "%s cpu_time_seconds_total > 0" % d, str(cpu))
+        h.check(avg[d] is not None and 0 <= avg[d] <= 1.05,
+                "%s cpu utilisation within [0, 1]" % d, str(avg[d]))
+    for d in STOPPED:
+        cpu = m.value("libvirt_domain_info_cpu_time_seconds_total", domain=d)
+        h.check(cpu is None or cpu == 0, "%s (shut off) cpu_time_seconds_total absent or 0" % d,
+                str(cpu))
+        u = m.value("virtscale_domain_cpu_utilization_ratio", domain=d)
+        h.check(u is None or u == 0, "%s (shut off) has no utilisation or 0" % d, str(u))
+
+    # > 0.6, not ~1: the host has two cores shared with builds and the other guests.
+    h.check(avg["vse2e-m-busy"] is not None and avg["vse2e-m-busy"] > 0.6,
+            "busy guest utilisation > 0.6", str(avg["vse2e-m-busy"]))
+    h.check(avg["vse2e-m-half"] is not None and 0.35 <= avg["vse2e-m-half"] <= 0.65,
+            "guest held by vcpu_quota=50000 reads 0.35..0.65", str(avg["vse2e-m-half"]))
+    h.check(avg["vse2e-m-idle"] is not None and avg["vse2e-m-idle"] < 0.2,
+            "halted guest utilisation < 0.2", str(avg["vse2e-m-idle"]))
+
+    for name in ("virtscale_build_info", "virtscale_sample_duration_seconds",
+                 "virtscale_sample_age_seconds"):
+        h.check(bool(m.find(name)), "%s is exported" % name)
+    age = m.value("virtscale_sample_age_seconds")
+    h.check(age is not None and 0 <= age < 5, "virtscale_sample_age_seconds < 5 at 1s interval",
+            str(age))
+
+    problems = h.promtool_check_metrics(m.text)
+    h.check(problems == "", "promtool check metrics is clean", problems[:2000])
+
+    # A guest that stops disappears from the running set on the next samples.
+    h.virsh("destroy", "vse2e-m-busy")
+
+    def busy_stopped():
+        mm = agent.metrics()
+        cpu = mm.value("libvirt_domain_info_cpu_time_seconds_total", domain="vse2e-m-busy")
+        u = mm.value("virtscale_domain_cpu_utilization_ratio", domain="vse2e-m-busy")
+        return (cpu is None or cpu == 0) and (u is None or u == 0)
+    try:
+        wait_until(busy_stopped, 15, "vse2e-m-busy cpu time and utilisation gone or 0")
+        h.check(True, "a destroyed guest reads as shut off within 15s")
+    except Failure as e:
+        h.check(False, "a destroyed guest reads as shut off within 15s", str(e))
+
+
+if __name__ == "__main__":
+    run(scenario, __doc__)

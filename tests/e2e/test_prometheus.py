@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""e2e: a real Prometheus (Debian `prometheus`) scrapes the agent.
+
+Guests: vse2e-p-half and vse2e-p-third (busy loops held at 50% and 30% by
+vcpu_quota), vse2e-p-off (defined, stopped). Prometheus scrapes every 1s; after more
+than three intervals: `up{job="virtscale"} == 1`, and
+`rate(libvirt_domain_info_cpu_time_seconds_total[1m])` has one series per running
+guest, near 0.5 and 0.3 cores (the caps, seen through the whole pipeline).
+"""
+import time
+
+from e2e import Failure, run, wait_until
+
+CONFIG = """libvirt:
+  uri: qemu:///system
+  sample_interval: 1s
+  call_timeout: 5s
+"""
+
+
+def scenario(h):
+    h.guest("vse2e-p-third", image="busy")
+    h.set_quota("vse2e-p-third", 30000)
+    h.guest("vse2e-p-half", image="busy")
+    h.set_quota("vse2e-p-half", 50000)
+    h.guest("vse2e-p-off", image="busy", start=False)
+    agent = h.start_agent(h.write_config(CONFIG))
+    prom = h.start_prometheus({"virtscale": "127.0.0.1:%d" % agent.port})
+
+    def up():
+        r = prom.query('up{job="virtscale"}')
+        return r if r and r[0][1] == 1 else None
+
+    try:
+        wait_until(up, 30, 'up{job="virtscale"} == 1')
+        h.check(True, 'up{job="virtscale"} == 1')
+    except Failure as e:
+        h.check(False, 'up{job="virtscale"} == 1', "%s; targets: %s" % (
+            e, prom.h_get("/api/v1/targets")[:1500]))
+        return
+
+    time.sleep(6)  # more than three scrape intervals, and a few seconds of rate window
+    q = 'rate(libvirt_domain_info_cpu_time_seconds_total{domain=~"vse2e-p-.*"}[1m])'
+    running = {"vse2e-p-third", "vse2e-p-half"}
+
+    def running_rates():
+        r = {l.get("domain"): v for l, v in prom.query(q)}
+        return r if running <= set(r) else None
+
+    try:
+        rates = wait_until(running_rates, 20, "a rate series per running guest")
+    except Failure as e:
+        h.check(False, "rate() returns a series for each running guest",
+                "%s; got %s" % (e, prom.query(q)))
+        return
+    print("rate(cpu_time[1m]): %s" % rates)
+    h.check(True, "rate() returns a series for each running guest")
+    third = rates.get("vse2e-p-third")
+    half = rates.get("vse2e-p-half")
+    h.check(third is not None and 0.15 <= third <= 0.45, "guest capped at 30% burns ~0.3 core",
+            str(third))
+    h.check(half is not None and 0.35 <= half <= 0.65, "guest capped at 50% burns ~0.5 core",
+            str(half))
+    off = [v for d, v in rates.items() if d == "vse2e-p-off"]
+    h.check(all(v == 0 for v in off), "the stopped guest has no cpu rate", str(off))
+
+    samples = prom.query('count_over_time(up{job="virtscale"}[1m])')
+    n = samples[0][1] if samples else 0
+    h.check(n >= 3, "Prometheus holds >= 3 scrapes of the agent", str(n))
+    util = prom.query('virtscale_domain_cpu_utilization_ratio{domain="vse2e-p-half"}')
+    h.check(len(util) == 1 and 0.35 <= util[0][1] <= 0.65,
+            "virtscale_domain_cpu_utilization_ratio of the capped guest via PromQL ~0.5",
+            str(util))
+
+
+if __name__ == "__main__":
+    run(scenario, __doc__)
