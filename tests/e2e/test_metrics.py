@@ -10,7 +10,7 @@ Checks: the core series for every guest, utilisation ratios in range, promtool c
 """
 import time
 
-from e2e import Failure, run, wait_until
+from e2e import Failure, log, run, wait_until
 
 CONFIG = """libvirt:
   uri: qemu:///system
@@ -43,17 +43,30 @@ def scenario(h):
     m = wait_until(have_ratios, 30, "virtscale_domain_cpu_utilization_ratio for running guests")
     time.sleep(max(0.0, 8 - (time.monotonic() - started)))
 
-    # Average a few scrapes one sample interval apart.
+    # Average a few scrapes one sample interval apart, and measure the same window
+    # with virsh: the host (two cores, shared with builds) may not give a guest what
+    # its cap allows, and the agent must report what the guest really got.
+    truth0 = {d: (h.cpu_time_ns(d), time.monotonic()) for d in RUNNING}
     ratios = {d: [] for d in RUNNING}
-    for _ in range(5):
+    for _ in range(6):
+        time.sleep(1.0)
         m = agent.metrics()
         for d in RUNNING:
             v = m.value("virtscale_domain_cpu_utilization_ratio", domain=d)
             if v is not None:
                 ratios[d].append(v)
-        time.sleep(1.1)
+    truth = {}
+    for d, (ns, t) in truth0.items():
+        truth[d] = (h.cpu_time_ns(d) - ns) / 1e9 / (time.monotonic() - t)
     avg = {d: (sum(v) / len(v) if v else None) for d, v in ratios.items()}
-    print("cpu utilisation ratios seen: %s" % {d: [round(x, 3) for x in v] for d, v in ratios.items()})
+    print("agent cpu utilisation ratios: %s" % {d: [round(x, 3) for x in v]
+                                                 for d, v in ratios.items()})
+    print("virsh-measured ratios over the same window: %s" % {d: round(v, 3)
+                                                             for d, v in truth.items()})
+    for d in RUNNING:
+        h.check(avg[d] is not None and abs(avg[d] - truth[d]) <= 0.12,
+                "%s utilisation matches virsh's cpu.time rate within 0.12" % d,
+                "agent %s, virsh %.3f" % (avg[d], truth[d]))
 
     h.check(m.value("libvirt_up") == 1, "libvirt_up == 1", str(m.value("libvirt_up")))
     n = m.value("libvirt_domains")
@@ -79,11 +92,15 @@ def scenario(h):
         u = m.value("virtscale_domain_cpu_utilization_ratio", domain=d)
         h.check(u is None or u == 0, "%s (shut off) has no utilisation or 0" % d, str(u))
 
-    # > 0.6, not ~1: the host has two cores shared with builds and the other guests.
-    h.check(avg["vse2e-m-busy"] is not None and avg["vse2e-m-busy"] > 0.6,
-            "busy guest utilisation > 0.6", str(avg["vse2e-m-busy"]))
-    h.check(avg["vse2e-m-half"] is not None and 0.35 <= avg["vse2e-m-half"] <= 0.65,
-            "guest held by vcpu_quota=50000 reads 0.35..0.65", str(avg["vse2e-m-half"]))
+    if truth["vse2e-m-busy"] > 0.7:
+        h.check(avg["vse2e-m-busy"] is not None and avg["vse2e-m-busy"] > 0.6,
+                "busy guest utilisation > 0.6", str(avg["vse2e-m-busy"]))
+    if 0.4 <= truth["vse2e-m-half"] <= 0.6:
+        h.check(avg["vse2e-m-half"] is not None and 0.35 <= avg["vse2e-m-half"] <= 0.65,
+                "guest held by vcpu_quota=50000 reads 0.35..0.65", str(avg["vse2e-m-half"]))
+    else:
+        log("host saturated: the 50%%-capped guest got %.2f; its 0.35..0.65 check rests on "
+            "the virsh comparison above" % truth["vse2e-m-half"])
     h.check(avg["vse2e-m-idle"] is not None and avg["vse2e-m-idle"] < 0.2,
             "halted guest utilisation < 0.2", str(avg["vse2e-m-idle"]))
 

@@ -2,7 +2,7 @@
 """e2e: the agent is killed (SIGKILL) mid-scale-up and started again.
 
 Group vse2e-rst: min 1, max 3, action delete; a busy seed (100% CPU) and idle created
-members (avg ~1/n, above the 0.2 threshold up to n = 3). The agent
+members (avg ~1/n, above the 0.1 threshold up to n = 3). The agent
 grows the group to 2; it is killed as soon as the first member it created runs,
 then restarted with the same config. The restarted agent must rebuild the group
 from libvirt (the created member's virtscale metadata): it reports the members
