@@ -17,8 +17,10 @@
 #                   unpacked, never installed on the host)
 # OUTDIR/initrd.img busybox-static + the virtio balloon modules; its /init loads them,
 #                   then idles, or spins one CPU when the kernel command line has
-#                   `virtscale.load=busy`. Boot it with <kernel>/<initrd>, >= 96 MiB
+#                   `virtscale.load=busy`. Boot it with <kernel>/<initrd>, 128 MiB
 #                   and <memballoon model='virtio'><stats period='1'/></memballoon>.
+#                   Boots under TCG (type 'qemu'); under this host's nested KVM the
+#                   kernel hangs after decompression (see tests/e2e/README.md).
 set -euo pipefail
 
 balloon=0
