@@ -312,6 +312,7 @@ class Harness:
         self.workdir = tempfile.mkdtemp(prefix="virtscale-e2e-")
         os.chmod(self.workdir, 0o755)
         self.started_libvirtd = False
+        self.libvirt_ok = False  # past libvirtd start: there may be domains to remove
         self.agents = []
         self.prometheis = []
         self.pools = []
@@ -336,6 +337,7 @@ class Harness:
             if r.returncode != 0:
                 raise Skip("libvirtd cannot be started:\n" + r.stdout)
             self.started_libvirtd = True
+        self.libvirt_ok = True
         log("libvirtd %s" % ("started" if self.started_libvirtd else "already running"))
         self.remove_test_domains()  # leftovers of an earlier, killed run
         out = os.path.join(self.workdir, "images")
@@ -509,10 +511,11 @@ class Harness:
                 p.stop()
             except Exception as e:  # noqa: BLE001
                 log("cleanup: prometheus stop: %s" % e)
-        try:
-            self.remove_test_domains()
-        except Exception as e:  # noqa: BLE001
-            log("cleanup: domains: %s" % e)
+        if self.libvirt_ok:
+            try:
+                self.remove_test_domains()
+            except Exception as e:  # noqa: BLE001
+                log("cleanup: domains: %s" % e)
         for name in self.pools:
             try:
                 self.virsh("pool-destroy", name, check=False)
