@@ -35,6 +35,9 @@ std::string Quote(std::string_view s) {
       case '\t':
         out += "\\t";
         break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           static constexpr char kHex[] = "0123456789abcdef";

@@ -64,6 +64,31 @@ std::string Describe(const SourceUrl& url, const std::string& path) {
   return url.SchemeHostPort() + (q == std::string::npos ? path : path.substr(0, q));
 }
 
+std::string Explain(httplib::Error error) {
+  switch (error) {
+    case httplib::Error::Connection:
+      return "connection refused or host unreachable";
+    case httplib::Error::BindIPAddress:
+      return "cannot bind the local address";
+    case httplib::Error::Read:
+      return "connection closed while reading the response";
+    case httplib::Error::Write:
+      return "connection closed while sending the request";
+    case httplib::Error::ExceedRedirectCount:
+      return "too many redirects";
+    case httplib::Error::SSLConnection:
+      return "TLS handshake failed";
+    case httplib::Error::SSLLoadingCerts:
+      return "cannot load the CA certificates";
+    case httplib::Error::SSLServerVerification:
+      return "TLS server certificate verification failed";
+    case httplib::Error::Compression:
+      return "cannot decompress the response";
+    default:
+      return httplib::to_string(error);
+  }
+}
+
 SourceResult<HttpAnswer> HttpGet(const SourceConfig& cfg, const std::string& path,
                                  httplib::Headers headers, RequestCanceller* canceller) {
   const std::string where = Describe(cfg.url, path);
@@ -128,7 +153,7 @@ SourceResult<HttpAnswer> HttpGet(const SourceConfig& cfg, const std::string& pat
   }
   if (error != httplib::Error::Success || !result) {
     return SourceError{source_reason::kConnection,
-                       "request to " + where + " failed: " + httplib::to_string(error)};
+                       "request to " + where + " failed: " + Explain(error)};
   }
   return HttpAnswer{result->status, std::move(body)};
 }

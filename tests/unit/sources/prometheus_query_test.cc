@@ -1,0 +1,107 @@
+#include "collectors/sources/prometheus_query.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+namespace virtscale {
+namespace {
+
+TEST(ParsePrometheusQueryResponse, VectorWithOneSample) {
+  auto r = ParsePrometheusQueryResponse(
+      R"({"status":"success","data":{"resultType":"vector","result":[)"
+      R"({"metric":{"__name__":"up","job":"self"},"value":[1795731295.729,"17"]}]}})");
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r.value(), 17);
+}
+
+TEST(ParsePrometheusQueryResponse, Scalar) {
+  auto r = ParsePrometheusQueryResponse(
+      R"({"status":"success","data":{"resultType":"scalar","result":[1795731295.736,"1.5e2"]}})");
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r.value(), 150);
+}
+
+TEST(ParsePrometheusQueryResponse, ZeroIsAValue) {
+  auto r = ParsePrometheusQueryResponse(
+      R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"0"]}]},"warnings":["w"]})");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value(), 0);
+}
+
+TEST(ParsePrometheusQueryResponse, EveryErrorHasAReasonAndMessage) {
+  struct Case {
+    const char* body;
+    const char* error;
+  };
+  const Case cases[] = {
+      {R"({"status":"success","data":{"resultType":"vector","result":[]}})",
+       "empty_vector: query returned no series"},
+      {R"({"status":"success","data":{"resultType":"vector","result":[)"
+       R"({"metric":{"q":"a"},"value":[1,"1"]},{"metric":{"q":"b"},"value":[1,"2"]}]}})",
+       "multiple_series: query returned 2 series; aggregate them, e.g. sum(...)"},
+      {R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"NaN"]}]}})",
+       "nan: query result is NaN"},
+      {R"({"status":"success","data":{"resultType":"scalar","result":[1,"+Inf"]}})",
+       "inf: query result is +Inf"},
+      {R"({"status":"error","errorType":"bad_data","error":"1:5: parse error: unclosed left parenthesis"})",
+       "query_error: bad_data: 1:5: parse error: unclosed left parenthesis"},
+      {R"({"status":"error"})", "query_error: query failed"},
+      {R"({"status":"success","data":{"resultType":"matrix","result":[]}})",
+       "query_error: query returned a matrix; want a scalar or an instant vector"},
+      {R"({"status":"success","data":{"resultType":"string","result":[1,"x"]}})",
+       "query_error: query returned a string; want a scalar or an instant vector"},
+      {"", "bad_json: response is not valid JSON"},
+      {"<html>502 Bad Gateway</html>", "bad_json: response is not valid JSON"},
+      {R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]}]})",
+       "bad_json: response is not valid JSON"},
+      {"[1,2]", "bad_json: response is not a JSON object"},
+      {R"({"data":{}})", "bad_json: response has no \"status\""},
+      {R"({"status":"pending"})", "bad_json: unexpected status \"pending\""},
+      {R"({"status":"success"})", "bad_json: response has no \"data\" object"},
+      {R"({"status":"success","data":{"result":[]}})",
+       "bad_json: response data has no \"resultType\" and \"result\""},
+      {R"({"status":"success","data":{"resultType":"vector","result":{}}})",
+       "bad_json: vector result is not an array"},
+      {R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{}}]}})",
+       "bad_json: vector sample has no \"value\""},
+      {R"({"status":"success","data":{"resultType":"vector","result":[{"value":[1,2]}]}})",
+       "bad_json: sample value is not [timestamp, \"value\"]"},
+      {R"({"status":"success","data":{"resultType":"scalar","result":[1,"many"]}})",
+       "bad_json: sample value \"many\" is not a number"},
+      {R"({"status":"success","data":{"resultType":"histogram","result":[]}})",
+       "bad_json: unknown resultType \"histogram\""},
+  };
+  for (const auto& c : cases) {
+    auto r = ParsePrometheusQueryResponse(c.body);
+    ASSERT_FALSE(r.ok()) << c.body;
+    EXPECT_EQ(r.error().ToString(), c.error) << c.body;
+  }
+}
+
+TEST(ParsePrometheusQueryResponseFuzz, TruncationsAndRandomBytesNeverCrash) {
+  const std::string good =
+      R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"b"},"value":[1.5,"42"]}]}})";
+  for (size_t len = 0; len < good.size(); ++len) {
+    auto r = ParsePrometheusQueryResponse(std::string_view(good).substr(0, len));
+    EXPECT_FALSE(r.ok()) << len;  // a cut document is never a value
+  }
+  std::mt19937 rng(7);
+  const std::string alphabet = "{}[]\":,0123456789.eE+-tfnulasr \\";
+  for (int i = 0; i < 3000; ++i) {
+    std::string input = good;
+    for (int k = 0; k < 2; ++k) input[rng() % input.size()] = alphabet[rng() % alphabet.size()];
+    auto r = ParsePrometheusQueryResponse(input);
+    if (r.ok()) {
+      EXPECT_FALSE(std::isnan(r.value()));
+    } else {
+      EXPECT_FALSE(r.error().reason.empty());
+    }
+    std::string noise(rng() % 64, '\0');
+    for (auto& c : noise) c = static_cast<char>(rng() & 0xff);
+    EXPECT_FALSE(ParsePrometheusQueryResponse(noise).ok());
+  }
+}
+
+}  // namespace
+}  // namespace virtscale
