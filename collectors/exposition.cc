@@ -43,13 +43,13 @@ class FamilySet {
   }
   template <typename T>
   void Gauge(const char* name, const char* help, const Labels& labels, const std::optional<T>& v,
-             double scale = 1) {
-    if (v) Gauge(name, help, labels, static_cast<double>(*v) * scale);
+             double divisor = 1) {
+    if (v) Gauge(name, help, labels, static_cast<double>(*v) / divisor);
   }
   template <typename T>
   void Counter(const char* name, const char* help, const Labels& labels, const std::optional<T>& v,
-               double scale = 1) {
-    if (v) Counter(name, help, labels, static_cast<double>(*v) * scale);
+               double divisor = 1) {
+    if (v) Counter(name, help, labels, static_cast<double>(*v) / divisor);
   }
   void MoveTo(std::vector<MetricFamily>& out) {
     for (MetricFamily& f : families_) out.push_back(std::move(f));
@@ -60,7 +60,7 @@ class FamilySet {
   std::vector<MetricFamily> families_;
 };
 
-constexpr double kNs = 1e-9;
+constexpr double kNs = 1e9;  // ns per second; divide (exact for round values)
 
 // The inovex exporter's state_desc values, so its dashboards keep working.
 const char* StateDescription(DomainState state) {
@@ -255,7 +255,7 @@ void AppendSnapshotFamilies(const Snapshot& snapshot, std::vector<MetricFamily>&
           h.memory_free_bytes);
   for (const auto& [mode, ns] : h.cpu_time_ns) {
     f.Counter("libvirt_node_cpu_seconds_total", "CPU time of the host by mode, all CPUs.",
-              {{"mode", mode}}, static_cast<double>(ns) * kNs);
+              {{"mode", mode}}, static_cast<double>(ns) / kNs);
   }
 
   f.Gauge("virtscale_sample_duration_seconds", "How long the last sample of libvirt took.", {},

@@ -38,6 +38,23 @@ const char* LifecycleEventName(int event) {
 
 }  // namespace
 
+struct LibvirtConnection::CallbackGuard {
+  std::mutex mu;
+  LibvirtConnection* self = nullptr;  // null once the connection dropped the callback
+
+  static CallbackGuard* New(LibvirtConnection* self) {
+    auto* guard = new CallbackGuard;
+    guard->self = self;
+    return guard;
+  }
+  static void Free(void* opaque) { delete static_cast<CallbackGuard*>(opaque); }
+  // Clears `self`, waiting for a callback that is running right now.
+  void Disarm() {
+    std::lock_guard lock(mu);
+    self = nullptr;
+  }
+};
+
 void EnsureLibvirtEventLoop() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -109,7 +126,10 @@ void LibvirtConnection::ReportBroken() {
 }
 
 void LibvirtConnection::CloseCallback(virConnectPtr /*conn*/, int reason, void* opaque) {
-  auto* self = static_cast<LibvirtConnection*>(opaque);
+  auto* guard = static_cast<CallbackGuard*>(opaque);
+  std::lock_guard lock(guard->mu);
+  LibvirtConnection* self = guard->self;
+  if (self == nullptr) return;
   LogWarn("libvirt connection closed",
           {{"uri", self->options_.uri}, {"reason", std::to_string(reason)}});
   // Runs on the event-loop thread: only flag it; the connect thread reopens.
@@ -118,7 +138,10 @@ void LibvirtConnection::CloseCallback(virConnectPtr /*conn*/, int reason, void* 
 
 int LibvirtConnection::LifecycleCallback(virConnectPtr /*conn*/, virDomainPtr dom, int event,
                                          int /*detail*/, void* opaque) {
-  auto* self = static_cast<LibvirtConnection*>(opaque);
+  auto* guard = static_cast<CallbackGuard*>(opaque);
+  std::lock_guard lock(guard->mu);
+  LibvirtConnection* self = guard->self;
+  if (self == nullptr) return 0;
   const char* name = LifecycleEventName(event);
   if (name == nullptr || !self->event_listener_) return 0;
   const char* domain = virDomainGetName(dom);
@@ -126,13 +149,13 @@ int LibvirtConnection::LifecycleCallback(virConnectPtr /*conn*/, virDomainPtr do
   return 0;
 }
 
-bool LibvirtConnection::TryOpen() {
+bool LibvirtConnection::TryOpen(bool log_failure) {
   connect_attempts_.fetch_add(1);
   const unsigned flags = options_.read_only ? VIR_CONNECT_RO : 0;
   virConnectPtr raw = virConnectOpenAuth(options_.uri.c_str(), virConnectAuthPtrDefault, flags);
   if (raw == nullptr) {
-    LogWarn("libvirt connect failed",
-            {{"uri", options_.uri}, {"error", LastLibvirtError().message}});
+    Log(log_failure ? spdlog::level::warn : spdlog::level::debug, "libvirt connect failed",
+        {{"uri", options_.uri}, {"error", LastLibvirtError().message}});
     return false;
   }
   ConnectionRef conn(raw, [](virConnectPtr c) { virConnectClose(c); });
@@ -145,18 +168,27 @@ bool LibvirtConnection::TryOpen() {
       0) {
     LogDebug("libvirt keepalive not available", {{"uri", options_.uri}});
   }
-  bool close_registered = virConnectRegisterCloseCallback(raw, CloseCallback, this, nullptr) == 0;
-  int lifecycle_id =
-      virConnectDomainEventRegisterAny(raw, nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                       VIR_DOMAIN_EVENT_CALLBACK(LifecycleCallback), this, nullptr);
+  // If a registration fails libvirt never owns the guard: free it here.
+  auto* close_guard = CallbackGuard::New(this);
+  if (virConnectRegisterCloseCallback(raw, CloseCallback, close_guard, CallbackGuard::Free) < 0) {
+    delete close_guard;
+    close_guard = nullptr;
+  }
+  auto* lifecycle_guard = CallbackGuard::New(this);
+  int lifecycle_id = virConnectDomainEventRegisterAny(raw, nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                      VIR_DOMAIN_EVENT_CALLBACK(LifecycleCallback),
+                                                      lifecycle_guard, CallbackGuard::Free);
   if (lifecycle_id < 0) {
+    delete lifecycle_guard;
+    lifecycle_guard = nullptr;
     LogWarn("libvirt lifecycle events unavailable",
             {{"uri", options_.uri}, {"error", LastLibvirtError().message}});
   }
   {
     std::lock_guard lock(mu_);
     conn_ = std::move(conn);
-    close_callback_registered_ = close_registered;
+    close_guard_ = close_guard;
+    lifecycle_guard_ = lifecycle_guard;
     lifecycle_callback_id_ = lifecycle_id;
     broken_ = false;
     up_.store(true);
@@ -170,14 +202,18 @@ void LibvirtConnection::DropLocked(std::unique_lock<std::mutex>& lock) {
   ConnectionRef conn = std::move(conn_);
   conn_ = nullptr;
   int lifecycle_id = std::exchange(lifecycle_callback_id_, -1);
-  bool close_registered = std::exchange(close_callback_registered_, false);
+  CallbackGuard* lifecycle_guard = std::exchange(lifecycle_guard_, nullptr);
+  CallbackGuard* close_guard = std::exchange(close_guard_, nullptr);
   up_.store(false);
   lock.unlock();
+  // Disarm before unregistering: after that libvirt may free the guards.
+  if (lifecycle_guard != nullptr) lifecycle_guard->Disarm();
+  if (close_guard != nullptr) close_guard->Disarm();
   if (conn != nullptr) {
     // Unregistering on a dead connection fails harmlessly; it must still be
-    // tried so a live one stops calling back into this object.
+    // tried so a live one stops calling back.
     if (lifecycle_id >= 0) virConnectDomainEventDeregisterAny(conn.get(), lifecycle_id);
-    if (close_registered) virConnectUnregisterCloseCallback(conn.get(), CloseCallback);
+    if (close_guard != nullptr) virConnectUnregisterCloseCallback(conn.get(), CloseCallback);
   }
   conn.reset();  // closes once callers holding an Acquire()d ref are done
   lock.lock();
@@ -185,6 +221,7 @@ void LibvirtConnection::DropLocked(std::unique_lock<std::mutex>& lock) {
 
 void LibvirtConnection::ConnectLoop() {
   Duration backoff = options_.initial_backoff;
+  int failures = 0;
   std::unique_lock lock(mu_);
   while (!stopping_) {
     if (conn_ != nullptr && !broken_) {
@@ -203,7 +240,9 @@ void LibvirtConnection::ConnectLoop() {
       continue;
     }
     lock.unlock();
-    bool ok = TryOpen();
+    // Warn on the first failure of a streak and every tenth; the rest go to debug.
+    bool ok = TryOpen(failures % 10 == 0);
+    failures = ok ? 0 : failures + 1;
     if (ok && state_listener_) state_listener_(true);
     lock.lock();
     if (ok) {

@@ -69,11 +69,15 @@ class LibvirtConnection {
 
  private:
   void ConnectLoop();
-  bool TryOpen();  // opens and registers callbacks; called with mu_ unlocked
+  bool TryOpen(bool log_failure);  // opens and registers callbacks; mu_ unlocked
   void DropLocked(std::unique_lock<std::mutex>& lock);  // unregisters and releases conn_
   static void CloseCallback(virConnectPtr conn, int reason, void* opaque);
   static int LifecycleCallback(virConnectPtr conn, virDomainPtr dom, int event, int detail,
                                void* opaque);
+
+  // Handed to libvirt as callback opaque; libvirt frees it when the callback is
+  // gone, and Drop clears `self` first so an in-flight callback never outlives us.
+  struct CallbackGuard;
 
   Options options_;
   DomainEventListener event_listener_;
@@ -83,7 +87,8 @@ class LibvirtConnection {
   mutable std::condition_variable cv_;
   ConnectionRef conn_;  // guarded by mu_
   int lifecycle_callback_id_ = -1;
-  bool close_callback_registered_ = false;
+  CallbackGuard* lifecycle_guard_ = nullptr;  // owned by libvirt once registered
+  CallbackGuard* close_guard_ = nullptr;      // null when no close callback is registered
   bool stopping_ = false;
   bool broken_ = false;
   std::atomic<bool> up_{false};

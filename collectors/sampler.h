@@ -19,6 +19,9 @@
 //   conn.Start();
 //   sampler.Start();
 //   SnapshotPtr snap = sampler.WaitFirstSample(std::chrono::seconds(10));
+//   ...
+//   conn.Stop();     // first: no more events into the sampler
+//   sampler.Stop();
 #include <atomic>
 #include <chrono>
 #include <condition_variable>

@@ -26,6 +26,10 @@ class Recorder {
       return std::find(entries_.begin(), entries_.end(), entry) != entries_.end();
     });
   }
+  bool WaitForCount(size_t n, Duration timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return entries_.size() >= n; });
+  }
   std::vector<std::string> entries() {
     std::lock_guard lock(mu_);
     return entries_;
@@ -102,7 +106,9 @@ TEST(LibvirtConnection, ReportBrokenReconnectsAndTellsTheStateListener) {
   ASSERT_NE(second, nullptr);
   EXPECT_NE(first.get(), second.get());
   // The old reference stays usable by whoever still holds it.
-  EXPECT_GE(virConnectNumOfDomains(second.get()), 1);
+  EXPECT_GE(virConnectNumOfDomains(first.get()), 1);
+  // The listener runs just after up() turns true: wait for it, not for up().
+  EXPECT_TRUE(states.WaitForCount(3, seconds(10)));
   EXPECT_EQ(states.entries(), (std::vector<std::string>{"up", "down", "up"}));
 }
 

@@ -1,12 +1,17 @@
 #include "collectors/sampler.h"
 
 #include <gtest/gtest.h>
+#include <prometheus/text_serializer.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <set>
+#include <sstream>
+
+#include "collectors/exposition.h"
 
 namespace virtscale {
 namespace {
@@ -167,6 +172,25 @@ TEST(Sampler, ThousandGeneratedDomainsAreAllSampled) {
   ASSERT_NE(d10, nullptr);
   ASSERT_TRUE(d10->metadata.has_value());
   EXPECT_EQ(d10->metadata->created_at_unix, 1764194410);
+
+  // The exposition of a real sample: every series once, and promtool-clean.
+  std::string text = prometheus::TextSerializer().Serialize(SamplerCollectable(sampler).Collect());
+  std::istringstream lines(text);
+  std::set<std::string> series;
+  size_t samples = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    ++samples;
+    EXPECT_TRUE(series.insert(line.substr(0, line.rfind(' '))).second) << "duplicate: " << line;
+  }
+  EXPECT_GT(samples, 1000u * 5);
+  EXPECT_NE(text.find("libvirt_domain_info_virtual_cpus{domain=\"vm-1000\"}"), std::string::npos);
+  if (std::system("command -v promtool >/dev/null 2>&1") == 0) {
+    std::string prom = path + ".prom";
+    std::ofstream(prom) << text;
+    EXPECT_EQ(std::system(("promtool check metrics < " + prom).c_str()), 0);
+    std::remove(prom.c_str());
+  }
   std::remove(path.c_str());
 }
 
