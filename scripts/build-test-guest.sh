@@ -17,7 +17,8 @@
 #                   unpacked, never installed on the host)
 # OUTDIR/initrd.img busybox-static + the virtio balloon modules; its /init loads them,
 #                   then idles, or spins one CPU when the kernel command line has
-#                   `virtscale.load=busy`. Boot it with <kernel>/<initrd>, 128 MiB
+#                   `virtscale.load=busy`; `virtscale.fill=MB` first fills MB of
+#                   guest memory (a tmpfs file). Boot it with <kernel>/<initrd>, 128 MiB
 #                   and <memballoon model='virtio'><stats period='1'/></memballoon>.
 #                   Boots under TCG (type 'qemu'); under this host's nested KVM the
 #                   kernel hangs after decompression (see tests/e2e/README.md).
@@ -95,6 +96,15 @@ init = """#!/bin/busybox sh
 /bin/busybox mount -t sysfs sys /sys
 /bin/busybox mount -t devtmpfs dev /dev
 for m in %s; do /bin/busybox insmod /lib/virtio/$m.ko; done
+for arg in $(/bin/busybox cat /proc/cmdline); do
+  case "$arg" in
+    virtscale.fill=*)
+      fill="${arg#virtscale.fill=}"
+      /bin/busybox mkdir -p /fill
+      /bin/busybox mount -t tmpfs -o size=${fill}m fill /fill
+      /bin/busybox dd if=/dev/zero of=/fill/data bs=1M count="$fill" 2>/dev/null ;;
+  esac
+done
 echo "virtscale-guest: up"
 case " $(/bin/busybox cat /proc/cmdline) " in
   *" virtscale.load=busy "*) while :; do :; done ;;
