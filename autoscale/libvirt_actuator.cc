@@ -214,7 +214,9 @@ LibvirtActuator::Outcome LibvirtActuator::StopDomain(virDomainPtr dom, Duration 
   if (active == 0) return Outcome::Ok("already stopped");
 
   std::string shutdown_error;
-  if (virDomainShutdown(dom) < 0) {
+  int requested =
+      options_.request_shutdown ? options_.request_shutdown(dom) : virDomainShutdown(dom);
+  if (requested < 0) {
     // Not running (paused), no agent/ACPI support, ...: go straight to destroy.
     shutdown_error = ErrorText("shutdown");
   } else {
@@ -334,10 +336,8 @@ LibvirtActuator::Outcome LibvirtActuator::Create(virConnectPtr conn, const Opera
     used->insert(name);
     bool clash = false;
     Outcome outcome = CreateNamed(conn, *tmpl.value, op, name, clash);
-    if (outcome.ok || !clash) {
-      domain = name;
-      return outcome;
-    }
+    domain = name;
+    if (outcome.ok || !clash) return outcome;
     LogInfo("name taken, trying the next one", {{"group", op.group}, {"domain", name}});
     last_error = outcome.error;
   }

@@ -58,6 +58,9 @@ struct LibvirtActuatorOptions {
   // new domain (a test makes the start fail here).
   std::function<void(virConnectPtr conn, const std::string& name)> before_define;
   std::function<void(virDomainPtr dom)> before_start;
+  // The graceful-shutdown request, virDomainShutdown when empty; a test
+  // replaces it to play a guest that ignores ACPI (the test driver always obeys).
+  std::function<int(virDomainPtr dom)> request_shutdown;
 };
 
 class LibvirtActuator : public Actuator {

@@ -108,7 +108,9 @@ class LibvirtActuatorTest : public ::testing::Test {
   }
 
   LibvirtActuator MakeActuator(LibvirtActuator::Options options = {}) {
-    options.poll_interval = std::chrono::milliseconds(5);
+    if (options.poll_interval == LibvirtActuator::Options{}.poll_interval) {
+      options.poll_interval = std::chrono::milliseconds(5);
+    }
     if (!options.now_unix) options.now_unix = [] { return int64_t{1764194400}; };
     return LibvirtActuator([this] { return conn_; }, std::move(options));
   }
@@ -142,6 +144,14 @@ class LibvirtActuatorTest : public ::testing::Test {
     virDomainGetState(dom, &state, &reason, 0);
     virDomainFree(dom);
     return state;
+  }
+  int StateReason(const std::string& name) {
+    virDomainPtr dom = virDomainLookupByName(conn_.get(), name.c_str());
+    if (!dom) return -1;
+    int state = -1, reason = -1;
+    virDomainGetState(dom, &state, &reason, 0);
+    virDomainFree(dom);
+    return reason;
   }
   std::optional<std::string> Metadata(const std::string& name) {
     virDomainPtr dom = virDomainLookupByName(conn_.get(), name.c_str());
@@ -384,6 +394,7 @@ TEST_F(LibvirtActuatorTest, NameClashesGiveUpAfterMaxAttempts) {
   EXPECT_FALSE(r.ok);
   EXPECT_THAT(r.error, StartsWith("no free name after 3 attempts; last: define: "));
   EXPECT_THAT(r.error, HasSubstr("already exists"));
+  EXPECT_EQ(r.domain, "web-4");  // the last name tried
   EXPECT_FALSE(Exists("web-5"));
   for (const char* name : {"web-2", "web-3", "web-4"}) {
     EXPECT_FALSE(Metadata(name).has_value()) << name;
@@ -406,16 +417,56 @@ TEST_F(LibvirtActuatorTest, LeftoverVolumeMakesTheNameUnusableNotTheGroup) {
   EXPECT_TRUE(Volume("web-2-vda.qcow2").has_value());  // not ours to delete now
 }
 
-TEST_F(LibvirtActuatorTest, StopDestroysAGuestThatCannotShutDown) {
+TEST_F(LibvirtActuatorTest, StopIsAGracefulShutdownWhenTheGuestObeys) {
   LibvirtActuator actuator = MakeActuator();
   OperationResult created = actuator.Execute(Create(demo_template_));
   ASSERT_TRUE(created.ok) << created.error;
-  virDomainPtr dom = virDomainLookupByName(conn_.get(), created.domain.c_str());
-  ASSERT_EQ(virDomainSuspend(dom), 0);  // a paused guest ignores shutdown
-  virDomainFree(dom);
+  ASSERT_TRUE(actuator.Execute(On(Operation::Kind::kStop, created.domain)).ok);
+  EXPECT_EQ(State(created.domain), VIR_DOMAIN_SHUTOFF);
+  EXPECT_EQ(StateReason(created.domain), VIR_DOMAIN_SHUTOFF_SHUTDOWN);
+}
+
+TEST_F(LibvirtActuatorTest, StopDestroysAGuestThatIgnoresShutdownAfterTheTimeout) {
+  LibvirtActuator::Options options;
+  int requests = 0;
+  options.request_shutdown = [&](virDomainPtr) {
+    ++requests;
+    return 0;  // accepted, but the guest never powers off
+  };
+  LibvirtActuator actuator = MakeActuator(std::move(options));
+  OperationResult created = actuator.Execute(Create(demo_template_));
+  ASSERT_TRUE(created.ok) << created.error;
   OperationResult r = actuator.Execute(On(Operation::Kind::kStop, created.domain));
   ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(requests, 1);
   EXPECT_EQ(State(created.domain), VIR_DOMAIN_SHUTOFF);
+  EXPECT_EQ(StateReason(created.domain), VIR_DOMAIN_SHUTOFF_DESTROYED);
+  EXPECT_TRUE(Exists(created.domain));
+}
+
+TEST_F(LibvirtActuatorTest, StopDestroysAtOnceWhenTheShutdownRequestFails) {
+  LibvirtActuator::Options options;
+  options.request_shutdown = [](virDomainPtr) { return -1; };
+  options.poll_interval = std::chrono::hours(1);  // never polled: a wait would hang the test
+  LibvirtActuator actuator = MakeActuator(std::move(options));
+  OperationResult created = actuator.Execute(Create(demo_template_));
+  ASSERT_TRUE(created.ok) << created.error;
+  Operation stop = On(Operation::Kind::kStop, created.domain);
+  stop.shutdown_timeout = std::chrono::hours(1);
+  ASSERT_TRUE(actuator.Execute(stop).ok);
+  EXPECT_EQ(StateReason(created.domain), VIR_DOMAIN_SHUTOFF_DESTROYED);
+}
+
+TEST_F(LibvirtActuatorTest, DeleteStopsAGuestThatIgnoresShutdownThenUndefines) {
+  LibvirtActuator::Options options;
+  options.request_shutdown = [](virDomainPtr) { return 0; };
+  LibvirtActuator actuator = MakeActuator(std::move(options));
+  OperationResult created = actuator.Execute(Create(overlay_template_));
+  ASSERT_TRUE(created.ok) << created.error;
+  OperationResult r = actuator.Execute(On(Operation::Kind::kDelete, created.domain));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_FALSE(Exists(created.domain));
+  EXPECT_FALSE(Volume(created.domain + "-vda.qcow2").has_value());
 }
 
 TEST_F(LibvirtActuatorTest, StartAndStopAreIdempotent) {
