@@ -164,17 +164,22 @@ void Engine::WorkerLoop() {
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       }
       if (r.domain.empty()) r.domain = op.domain;
-      const LogFields fields{{"group", op.group},
-                             {"direction", DirectionName(job.direction)},
-                             {"action", OperationKindName(op.kind)},
-                             {"domain", r.domain},
-                             {"result", r.ok ? "ok" : "error"},
-                             {"duration_seconds", fmt::format("{:.3f}", r.duration_seconds)},
-                             {"error", r.error}};
+      const std::string duration = fmt::format("{:.3f}", r.duration_seconds);
       if (r.ok) {
-        LogInfo("scale action", fields);
+        LogInfo("scale action", {{"group", op.group},
+                                 {"direction", DirectionName(job.direction)},
+                                 {"action", OperationKindName(op.kind)},
+                                 {"domain", r.domain},
+                                 {"result", "ok"},
+                                 {"duration_seconds", duration}});
       } else {
-        LogWarn("scale action failed", fields);
+        LogWarn("scale action", {{"group", op.group},
+                                 {"direction", DirectionName(job.direction)},
+                                 {"action", OperationKindName(op.kind)},
+                                 {"domain", r.domain},
+                                 {"result", "error"},
+                                 {"duration_seconds", duration},
+                                 {"error", r.error}});
       }
       results.push_back(std::move(r));
     }

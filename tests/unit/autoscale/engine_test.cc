@@ -1,0 +1,273 @@
+#include "autoscale/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+
+#include "engine_test_util.h"
+
+namespace virtscale::autoscale {
+namespace {
+
+using namespace testing;  // NOLINT: test builders
+
+// A rule that scales up at once while avg cpu > 0.8 and down while < 0.2.
+GroupRule FastRule(int64_t min = 1, int64_t max = 4) {
+  GroupRule r = CpuRule(min, max);
+  r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
+  r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2)};
+  r.scale_up.cooldown = r.scale_down.cooldown = seconds(0);
+  return r;
+}
+
+RuleSet Rules(std::vector<GroupRule> groups) {
+  RuleSet rs;
+  rs.groups = std::move(groups);
+  return rs;
+}
+
+struct EngineTest : ::testing::Test {
+  FakeActuator actuator;
+  std::atomic<int64_t> clock_s{0};
+  EngineOptions Options(bool dry_run = false) {
+    EngineOptions o;
+    o.dry_run = dry_run;
+    o.history = 50;
+    o.retry_backoff = seconds(20);
+    o.clock = [this] { return At(clock_s.load()); };
+    return o;
+  }
+  // Ticks at `s` with the clock at `s`, then lets the worker finish.
+  void TickAt(Engine& e, int64_t s, std::vector<DomainStats> doms, SourceReadings src = {}) {
+    clock_s = s;
+    e.Tick(Snap(At(s), std::move(doms)), src, At(s));
+    e.WaitIdle();
+  }
+};
+
+TEST_F(EngineTest, ExecutesPlannedOperationsAndRecordsResults) {
+  Engine engine(actuator, Options());
+  engine.SetRules(Rules({FastRule()}));
+  TickAt(engine, 0,
+         {Dom("web-1", DomainState::kRunning, 0.9, 1), Dom("web-2", DomainState::kShutoff, {}, 2)});
+  auto calls = actuator.calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].kind, Operation::Kind::kStart);
+  EXPECT_EQ(calls[0].domain, "web-2");
+
+  auto decisions = engine.DecisionsJson(10);
+  ASSERT_EQ(decisions.size(), 1u);
+  EXPECT_EQ(decisions[0]["outcome"], "scale_up");
+  EXPECT_EQ(decisions[0]["result"], "ok");
+  EXPECT_EQ(decisions[0]["actions"][0]["kind"], "start");
+  EXPECT_EQ(decisions[0]["actions"][0]["domain"], "web-2");
+  EXPECT_EQ(decisions[0]["actions"][0]["result"], "ok");
+  EXPECT_EQ(decisions[0]["metrics"]["cpu:avg"], 0.9);
+  EXPECT_EQ(decisions[0]["conditions"][0]["state"], "firing");
+
+  auto groups = engine.GroupsJson();
+  ASSERT_EQ(groups.size(), 1u);
+  EXPECT_EQ(groups[0]["name"], "web");
+  EXPECT_EQ(groups[0]["running"], 1);
+  EXPECT_EQ(groups[0]["members"].size(), 2u);
+  EXPECT_EQ(groups[0]["last_decision"]["result"], "ok");
+  EXPECT_EQ(groups[0]["desired"], 2);
+}
+
+TEST_F(EngineTest, DoesNotActTwiceOnASnapshotOlderThanTheAction) {
+  Engine engine(actuator, Options());
+  GroupRule r = FastRule();
+  r.interval = seconds(1);
+  engine.SetRules(Rules({r}));
+  auto stale = Snap(At(0), Running(1, 0.9));
+  clock_s = 0;
+  engine.Tick(stale, {}, At(0));
+  engine.WaitIdle();
+  ASSERT_EQ(actuator.calls().size(), 1u);
+  clock_s = 5;
+  engine.Tick(stale, {}, At(5));  // same snapshot: still shows 1 running
+  engine.WaitIdle();
+  EXPECT_EQ(actuator.calls().size(), 1u);
+  EXPECT_EQ(engine.DecisionsJson(1)[0]["held_by"], "awaiting_snapshot");
+  TickAt(engine, 10, Running(2, 0.9));
+  EXPECT_EQ(actuator.calls().size(), 2u);
+}
+
+TEST_F(EngineTest, GroupsAreEvaluatedOnTheirInterval) {
+  Engine engine(actuator, Options());
+  GroupRule r = FastRule();
+  r.interval = seconds(30);
+  engine.SetRules(Rules({r}));
+  TickAt(engine, 0, Running(2, 0.5));
+  TickAt(engine, 10, Running(2, 0.5));
+  TickAt(engine, 29, Running(2, 0.5));
+  EXPECT_EQ(engine.DecisionsJson(100).size(), 1u);
+  TickAt(engine, 30, Running(2, 0.5));
+  EXPECT_EQ(engine.DecisionsJson(100).size(), 2u);
+}
+
+TEST_F(EngineTest, GlobalDryRunChangesNothing) {
+  Engine engine(actuator, Options(/*dry_run=*/true));
+  engine.SetRules(Rules({FastRule()}));
+  for (int i = 0; i < 10; ++i) TickAt(engine, i * 10, Running(1, 0.95));
+  EXPECT_TRUE(actuator.calls().empty());
+  auto d = engine.DecisionsJson(1)[0];
+  EXPECT_EQ(d["held_by"], "dry_run");
+  EXPECT_EQ(d["result"], "dry_run");
+  EXPECT_EQ(d["actions"][0]["result"], "skipped");
+  std::vector<prometheus::MetricFamily> fams;
+  engine.AppendFamilies(fams);
+  bool found = false;
+  for (const auto& f : fams) {
+    if (f.name != "virtscale_scale_actions_total") continue;
+    for (const auto& m : f.metric) {
+      if (m.label[2].value == "dry_run") {
+        found = true;
+        EXPECT_EQ(m.counter.value, 10);
+      }
+      EXPECT_NE(m.label[2].value, "ok");
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(EngineTest, GroupDryRunChangesNothingForThatGroupOnly) {
+  Engine engine(actuator, Options());
+  GroupRule dry = FastRule();
+  dry.dry_run = true;
+  GroupRule live = FastRule();
+  live.name = "api";
+  live.name_prefix = "api-";
+  engine.SetRules(Rules({dry, live}));
+  auto doms = Running(1, 0.95);
+  doms.push_back(Dom("api-1", DomainState::kRunning, 0.95));
+  TickAt(engine, 0, doms);
+  auto calls = actuator.calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].group, "api");
+}
+
+TEST_F(EngineTest, NeverDeletesADomainWithoutMetadata) {
+  Engine engine(actuator, Options());
+  GroupRule r = FastRule(0, 4);
+  r.down_action = DownAction::kDelete;
+  engine.SetRules(Rules({r}));
+  for (int i = 0; i < 10; ++i)
+    TickAt(engine, i * 10,
+           {Dom("web-a", DomainState::kRunning, 0.05), Dom("web-b", DomainState::kRunning, 0.05)});
+  EXPECT_TRUE(actuator.calls().empty());
+  EXPECT_EQ(engine.DecisionsJson(1)[0]["held_by"], "no_candidate");
+}
+
+TEST_F(EngineTest, FailedActionsBackOffAndAreCounted) {
+  Engine engine(actuator, Options());
+  engine.SetRules(Rules({FastRule()}));
+  actuator.set_fail(true);
+  TickAt(engine, 0, Running(1, 0.95));
+  ASSERT_EQ(actuator.calls().size(), 1u);
+  EXPECT_EQ(engine.DecisionsJson(1)[0]["result"], "error");
+  EXPECT_EQ(engine.DecisionsJson(1)[0]["actions"][0]["error"], "injected failure");
+  TickAt(engine, 10, Running(1, 0.95));  // backoff 20s from the failure at 0
+  EXPECT_EQ(actuator.calls().size(), 1u);
+  EXPECT_EQ(engine.DecisionsJson(1)[0]["held_by"], "backoff");
+  TickAt(engine, 20, Running(1, 0.95));  // retried, fails again: backoff doubles to 40s
+  EXPECT_EQ(actuator.calls().size(), 2u);
+  TickAt(engine, 50, Running(1, 0.95));
+  EXPECT_EQ(actuator.calls().size(), 2u);
+  actuator.set_fail(false);
+  TickAt(engine, 60, Running(1, 0.95));
+  EXPECT_EQ(actuator.calls().size(), 3u);
+  EXPECT_EQ(engine.GroupsJson()[0]["consecutive_failures"], 0);
+
+  std::vector<prometheus::MetricFamily> fams;
+  engine.AppendFamilies(fams);
+  std::map<std::string, double> by_result;
+  for (const auto& f : fams)
+    if (f.name == "virtscale_scale_actions_total")
+      for (const auto& m : f.metric) by_result[m.label[2].value] = m.counter.value;
+  EXPECT_EQ(by_result["error"], 2);
+  EXPECT_EQ(by_result["ok"], 1);
+}
+
+TEST_F(EngineTest, ReloadKeepsStateOfGroupsThatPersist) {
+  Engine engine(actuator, Options());
+  GroupRule r = FastRule();
+  r.scale_up.cooldown = seconds(300);
+  engine.SetRules(Rules({r}));
+  TickAt(engine, 0, Running(1, 0.95));
+  ASSERT_EQ(actuator.calls().size(), 1u);
+  GroupRule other = FastRule();
+  other.name = "api";
+  other.name_prefix = "api-";
+  other.min = 0;  // no members and no data: holds
+  r.max = 10;
+  engine.SetRules(Rules({other, r}));
+  TickAt(engine, 100, Running(2, 0.95));
+  EXPECT_EQ(actuator.calls().size(), 1u);  // web's cooldown survived the reload
+  auto groups = engine.GroupsJson();
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[1]["name"], "web");
+  EXPECT_EQ(groups[1]["max"], 10);
+  EXPECT_EQ(groups[1]["last_decision"]["held_by"], "cooldown");
+}
+
+TEST_F(EngineTest, DecisionHistoryIsBoundedNewestFirst) {
+  Engine engine(actuator, Options());
+  GroupRule r = FastRule();
+  r.interval = seconds(1);
+  engine.SetRules(Rules({r}));
+  for (int i = 0; i < 80; ++i) TickAt(engine, i, Running(2, 0.5));
+  auto all = engine.DecisionsJson(1000);
+  EXPECT_EQ(all.size(), 50u);
+  EXPECT_GT(all[0]["id"].get<uint64_t>(), all[1]["id"].get<uint64_t>());
+  EXPECT_EQ(engine.DecisionsJson(3).size(), 3u);
+}
+
+TEST_F(EngineTest, ExportsGroupFamiliesWithHelp) {
+  Engine engine(actuator, Options());
+  GroupRule r = FastRule(1, 4);
+  r.scale_up.when.push_back(
+      Cond(MetricKind::kSource, Comparison::kPerMemberAbove, 100, 60, Aggregate::kAvg, "jobs"));
+  engine.SetRules(Rules({r}));
+  std::vector<prometheus::MetricFamily> before;
+  engine.AppendFamilies(before);
+  for (const auto& f : before) EXPECT_NE(f.name, "virtscale_group_members");  // unknown yet
+
+  SourceReadings src;
+  src["jobs"].value = 500;
+  TickAt(engine, 0,
+         {Dom("web-1", DomainState::kRunning, 0.5, 1), Dom("web-2", DomainState::kRunning, 0.7, 2),
+          Dom("web-3", DomainState::kShutoff, {}, 3)},
+         src);
+  std::vector<prometheus::MetricFamily> fams;
+  engine.AppendFamilies(fams);
+  std::map<std::string, const prometheus::MetricFamily*> by_name;
+  for (const auto& f : fams) {
+    EXPECT_FALSE(f.help.empty()) << f.name;
+    by_name[f.name] = &f;
+  }
+  for (const char* name :
+       {"virtscale_group_members", "virtscale_group_desired_members", "virtscale_group_min_members",
+        "virtscale_group_max_members", "virtscale_group_metric_value",
+        "virtscale_group_condition_state", "virtscale_group_threshold",
+        "virtscale_rule_evaluation_duration_seconds"}) {
+    EXPECT_TRUE(by_name.count(name)) << name;
+  }
+  const auto& members = *by_name.at("virtscale_group_members");
+  ASSERT_EQ(members.metric.size(), 2u);
+  EXPECT_EQ(members.metric[0].label[1].value, "running");
+  EXPECT_EQ(members.metric[0].gauge.value, 2);
+  EXPECT_EQ(members.metric[1].gauge.value, 1);
+  std::map<std::string, double> values;
+  for (const auto& m : by_name.at("virtscale_group_metric_value")->metric)
+    values[m.label[1].value] = m.gauge.value;
+  EXPECT_DOUBLE_EQ(values.at("cpu:avg"), 0.6);
+  EXPECT_DOUBLE_EQ(values.at("source:jobs:per_member"), 250);
+  std::vector<double> states;
+  for (const auto& m : by_name.at("virtscale_group_condition_state")->metric)
+    states.push_back(m.gauge.value);
+  EXPECT_EQ(states, (std::vector<double>{0, 1, 0}));  // cpu up, jobs up (pending), cpu down
+}
+
+}  // namespace
+}  // namespace virtscale::autoscale

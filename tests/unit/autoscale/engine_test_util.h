@@ -1,0 +1,111 @@
+#pragma once
+// Builders shared by the evaluator, planner and engine tests: snapshots of
+// hand-made domains on a fake clock, rules written in code, and an Actuator
+// that records every call.
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "autoscale/actuator.h"
+#include "autoscale/rules.h"
+#include "collectors/snapshot.h"
+
+namespace virtscale::autoscale::testing {
+
+using Clock = std::chrono::system_clock;
+using std::chrono::seconds;
+
+inline Clock::time_point T0() { return Clock::time_point(seconds(1'700'000'000)); }
+inline Clock::time_point At(int64_t s) { return T0() + seconds(s); }
+
+inline DomainStats Dom(std::string name, DomainState state, std::optional<double> cpu = {},
+                       std::optional<int64_t> created_at = {}, std::string group = "web") {
+  DomainStats d;
+  d.name = std::move(name);
+  d.state = state;
+  d.active = state == DomainState::kRunning || state == DomainState::kBlocked ||
+             state == DomainState::kPaused;
+  d.cpu_utilization = cpu;
+  if (created_at) d.metadata = VirtscaleMetadata{group, "/t/web.xml", *created_at};
+  return d;
+}
+
+inline SnapshotPtr Snap(Clock::time_point taken_at, std::vector<DomainStats> domains,
+                        bool libvirt_up = true) {
+  auto s = std::make_shared<Snapshot>();
+  s->taken_at = taken_at;
+  s->libvirt_up = libvirt_up;
+  std::sort(domains.begin(), domains.end(),
+            [](const DomainStats& a, const DomainStats& b) { return a.name < b.name; });
+  s->domains = std::move(domains);
+  return s;
+}
+
+inline Condition Cond(MetricKind kind, Comparison cmp, double threshold, int for_s = 0,
+                      Aggregate agg = Aggregate::kAvg, std::string source = "") {
+  Condition c;
+  c.metric.kind = kind;
+  c.metric.source = std::move(source);
+  c.comparison = cmp;
+  c.threshold = threshold;
+  c.aggregate = agg;
+  c.for_duration = seconds(for_s);
+  return c;
+}
+
+// A cpu group: up when avg > 0.8 for 30s, down when avg < 0.2 for 60s.
+inline GroupRule CpuRule(int64_t min = 1, int64_t max = 5) {
+  GroupRule r;
+  r.name = "web";
+  r.template_path = "/t/web.xml";
+  r.name_prefix = "web-";
+  r.min = min;
+  r.max = max;
+  r.interval = seconds(10);
+  r.scale_up.cooldown = seconds(60);
+  r.scale_up.when.push_back(Cond(MetricKind::kCpu, Comparison::kAbove, 0.8, 30));
+  r.scale_down.cooldown = seconds(120);
+  r.scale_down.when.push_back(Cond(MetricKind::kCpu, Comparison::kBelow, 0.2, 60));
+  return r;
+}
+
+inline std::vector<DomainStats> Running(int n, double cpu) {
+  std::vector<DomainStats> out;
+  for (int i = 1; i <= n; ++i)
+    out.push_back(Dom("web-" + std::to_string(i), DomainState::kRunning, cpu, 1000 + i));
+  return out;
+}
+
+class FakeActuator : public Actuator {
+ public:
+  OperationResult Execute(const Operation& op) override {
+    std::lock_guard lock(mu_);
+    calls_.push_back(op);
+    OperationResult r;
+    r.ok = !fail_;
+    r.domain = op.domain.empty() ? op.group + "-new" + std::to_string(calls_.size()) : op.domain;
+    if (fail_) r.error = "injected failure";
+    if (op.kind == Operation::Kind::kDelete && op.domain.rfind("adopted", 0) == 0) {
+      r.ok = false;
+      r.error = "refused: no virtscale metadata";
+    }
+    return r;
+  }
+  std::vector<Operation> calls() const {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+  void set_fail(bool fail) {
+    std::lock_guard lock(mu_);
+    fail_ = fail;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Operation> calls_;
+  bool fail_ = false;
+};
+
+}  // namespace virtscale::autoscale::testing

@@ -1,0 +1,478 @@
+#include "autoscale/evaluator.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "engine_test_util.h"
+
+namespace virtscale::autoscale {
+namespace {
+
+using namespace testing;  // NOLINT: test builders
+
+// Drives Evaluate like the engine does, with actions completing instantly.
+struct Harness {
+  explicit Harness(GroupRule r) : rule(std::move(r)) {}
+  GroupRule rule;
+  GroupState state;
+  SourceReadings sources;
+  bool dry_run = false;
+
+  Evaluation Step(const SnapshotPtr& snap, Clock::time_point now) {
+    RuleSet rules;
+    rules.groups.push_back(rule);
+    auto members = IndexMembers(rules, snap.get());
+    Evaluation e = Evaluate({.rule = rule,
+                             .members = members[0],
+                             .snapshot = snap.get(),
+                             .sources = sources,
+                             .now = now,
+                             .stale_after = seconds(30),
+                             .dry_run = dry_run},
+                            state);
+    state = e.next;
+    if (state.in_flight) {  // the engine's worker finishes the action at `now`
+      state.in_flight = false;
+      state.settle_after = now;
+    }
+    return e;
+  }
+  // A fresh snapshot of `domains` taken just after `now`'s previous action.
+  Evaluation StepAt(int64_t s, std::vector<DomainStats> domains) {
+    return Step(Snap(At(s), std::move(domains)), At(s));
+  }
+};
+
+TEST(Evaluator, ConditionGoesPendingThenFiringAfterFor) {
+  Harness h{CpuRule()};
+  auto e = h.StepAt(0, Running(2, 0.9));
+  ASSERT_EQ(e.decision.conditions.size(), 2u);
+  EXPECT_EQ(e.decision.conditions[0].state, ConditionState::kPending);
+  EXPECT_EQ(e.decision.conditions[1].state, ConditionState::kInactive);
+  EXPECT_EQ(e.decision.outcome, Outcome::kNone);
+
+  e = h.StepAt(20, Running(2, 0.9));
+  EXPECT_EQ(e.decision.conditions[0].state, ConditionState::kPending);
+  EXPECT_EQ(e.decision.conditions[0].held_for, seconds(20));
+
+  e = h.StepAt(30, Running(2, 0.9));
+  EXPECT_EQ(e.decision.conditions[0].state, ConditionState::kFiring);
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
+  EXPECT_EQ(e.decision.desired, 3);
+  ASSERT_EQ(e.decision.actions.size(), 1u);
+  EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kCreate);
+  EXPECT_EQ(e.decision.actions[0].operation.template_path, "/t/web.xml");
+  EXPECT_EQ(e.decision.metrics.at(0).key, "cpu:avg");
+  EXPECT_DOUBLE_EQ(*e.decision.metrics.at(0).value, 0.9);
+}
+
+TEST(Evaluator, TimerResetsWhenConditionClears) {
+  Harness h{CpuRule()};
+  h.StepAt(0, Running(2, 0.9));
+  auto e = h.StepAt(10, Running(2, 0.5));
+  EXPECT_EQ(e.decision.conditions[0].state, ConditionState::kInactive);
+  h.StepAt(20, Running(2, 0.9));
+  e = h.StepAt(40, Running(2, 0.9));
+  EXPECT_EQ(e.decision.conditions[0].state, ConditionState::kPending);
+  EXPECT_EQ(e.decision.conditions[0].held_for, seconds(20));
+  EXPECT_EQ(e.decision.outcome, Outcome::kNone);
+  e = h.StepAt(50, Running(2, 0.9));
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
+}
+
+TEST(Evaluator, FlappingInputNeverActs) {
+  Harness h{CpuRule()};
+  std::vector<double> pattern{0.95, 0.05, 0.95, 0.95, 0.05, 0.05, 0.95, 0.05};
+  for (int i = 0; i < 200; ++i) {
+    auto e = h.StepAt(i * 10, Running(3, pattern[i % pattern.size()]));
+    ASSERT_TRUE(e.decision.actions.empty()) << "tick " << i << ": " << e.decision.reason;
+    EXPECT_NE(e.decision.conditions[0].state, ConditionState::kFiring);
+    EXPECT_NE(e.decision.conditions[1].state, ConditionState::kFiring);
+  }
+}
+
+TEST(Evaluator, UpWinsWhenBothDirectionsFire) {
+  GroupRule r = CpuRule();
+  r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.5, 0, Aggregate::kMax)};
+  r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.5, 0, Aggregate::kMin)};
+  Harness h{r};
+  auto doms = Running(3, 0.9);
+  doms[0].cpu_utilization = 0.1;
+  auto e = h.StepAt(0, doms);
+  EXPECT_EQ(e.decision.conditions[0].state, ConditionState::kFiring);
+  EXPECT_EQ(e.decision.conditions[1].state, ConditionState::kFiring);
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
+  EXPECT_NE(e.decision.reason.find("up wins"), std::string::npos) << e.decision.reason;
+}
+
+TEST(Evaluator, ScaleDownNeedsAllDownConditions) {
+  GroupRule r = CpuRule();
+  r.scale_down.when = {
+      Cond(MetricKind::kCpu, Comparison::kBelow, 0.2),
+      Cond(MetricKind::kSource, Comparison::kPerMemberBelow, 10, 0, Aggregate::kAvg, "jobs")};
+  Harness h{r};
+  h.sources["jobs"].value = 90;  // 30 per member: not below 10
+  auto e = h.StepAt(0, Running(3, 0.1));
+  EXPECT_EQ(e.decision.outcome, Outcome::kNone);
+  h.sources["jobs"].value = 15;  // 5 per member
+  e = h.StepAt(10, Running(3, 0.1));
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleDown);
+  ASSERT_EQ(e.decision.actions.size(), 1u);
+  EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kStop);
+  EXPECT_EQ(e.decision.actions[0].operation.domain, "web-3");  // newest created_at
+}
+
+TEST(Evaluator, NoRunningMembersIsMissingDataNotZero) {
+  GroupRule r = CpuRule(0, 5);
+  r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2)};
+  Harness h{r};
+  auto e = h.StepAt(0, {Dom("web-1", DomainState::kShutoff, {}, 1)});
+  EXPECT_EQ(e.decision.outcome, Outcome::kHeld);
+  EXPECT_EQ(e.decision.held_by, HeldBy::kMissingData);
+  EXPECT_TRUE(e.decision.actions.empty());
+  EXPECT_FALSE(e.decision.metrics.at(0).value.has_value());
+  EXPECT_EQ(e.decision.metrics.at(0).missing_reason, "no running members");
+  EXPECT_NE(e.decision.reason.find("on_missing_data: hold"), std::string::npos);
+}
+
+TEST(Evaluator, MembersWithoutCpuSamplesAreMissingData) {
+  Harness h{CpuRule(1, 5)};
+  auto doms = Running(3, 0);
+  for (auto& d : doms) d.cpu_utilization.reset();
+  auto e = h.StepAt(0, doms);
+  EXPECT_EQ(e.decision.held_by, HeldBy::kMissingData);
+  EXPECT_EQ(e.decision.metrics.at(0).missing_reason, "no cpu samples from 3 running members");
+}
+
+TEST(Evaluator, SourceErrorNeverReadsAsZero) {
+  GroupRule r = CpuRule(1, 5);
+  r.scale_up.when = {Cond(MetricKind::kSource, Comparison::kAbove, 100, 0, Aggregate::kAvg, "q")};
+  r.scale_down.when = {Cond(MetricKind::kSource, Comparison::kBelow, 10, 0, Aggregate::kAvg, "q")};
+  Harness h{r};
+  h.sources["q"].error = "connection refused";
+  for (int i = 0; i < 20; ++i) {
+    auto e = h.StepAt(i * 10, Running(4, 0.5));
+    ASSERT_EQ(e.decision.held_by, HeldBy::kMissingData);
+    ASSERT_TRUE(e.decision.actions.empty());
+    EXPECT_EQ(e.decision.metrics.at(0).missing_reason, "source q: connection refused");
+  }
+  // A source that never reported is missing too.
+  h.sources.clear();
+  auto e = h.StepAt(300, Running(4, 0.5));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kMissingData);
+  EXPECT_EQ(e.decision.metrics.at(0).missing_reason, "source q has no reading yet");
+}
+
+TEST(Evaluator, MissingDataPolicyScaleUpAndDown) {
+  GroupRule r = CpuRule(1, 5);
+  r.scale_up.cooldown = r.scale_down.cooldown = seconds(0);
+  r.on_missing_data = MissingDataPolicy::kScaleUp;
+  Harness h{r};
+  auto stale = Snap(At(0), Running(2, 0.5));
+  auto e = h.Step(stale, At(100));  // 100s old snapshot, limit 30s
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
+  EXPECT_NE(e.decision.reason.find("snapshot is stale"), std::string::npos) << e.decision.reason;
+
+  h.rule.on_missing_data = MissingDataPolicy::kScaleDown;
+  e = h.Step(Snap(At(200), Running(3, 0.5), /*libvirt_up=*/false), At(200));
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleDown);
+  EXPECT_NE(e.decision.reason.find("libvirt is down"), std::string::npos) << e.decision.reason;
+}
+
+TEST(Evaluator, MissingDataThatCannotChangeTheOutcomeDoesNotHold) {
+  // Up fires on cpu; the missing source could only add another reason to go up.
+  GroupRule r = CpuRule(1, 5);
+  r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8),
+                     Cond(MetricKind::kSource, Comparison::kAbove, 10, 0, Aggregate::kAvg, "q")};
+  Harness h{r};
+  auto e = h.StepAt(0, Running(2, 0.9));
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
+  // Down has a known non-firing condition, so the missing one cannot complete it.
+  r = CpuRule(1, 5);
+  r.scale_up.when.clear();
+  r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2),
+                       Cond(MetricKind::kSource, Comparison::kBelow, 10, 0, Aggregate::kAvg, "q")};
+  Harness h2{r};
+  e = h2.StepAt(0, Running(2, 0.5));
+  EXPECT_EQ(e.decision.outcome, Outcome::kNone);
+  EXPECT_EQ(e.decision.held_by, HeldBy::kNone);
+}
+
+TEST(Evaluator, NoSnapshotHolds) {
+  Harness h{CpuRule()};
+  auto e = h.Step(nullptr, At(0));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kNoSnapshot);
+  EXPECT_FALSE(e.decision.snapshot_time.has_value());
+}
+
+TEST(Evaluator, OutOfBoundsAtStartIsRestoredAndExplained) {
+  Harness h{CpuRule(3, 5)};
+  auto e = h.StepAt(
+      0, {Dom("web-1", DomainState::kRunning, 0.1, 1), Dom("web-2", DomainState::kShutoff, {}, 2)});
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
+  EXPECT_EQ(e.decision.desired, 3);
+  ASSERT_EQ(e.decision.actions.size(), 2u);
+  EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kStart);
+  EXPECT_EQ(e.decision.actions[0].operation.domain, "web-2");
+  EXPECT_EQ(e.decision.actions[1].operation.kind, Operation::Kind::kCreate);
+  EXPECT_NE(e.decision.reason.find("1 running is below min 3: restoring bounds"), std::string::npos)
+      << e.decision.reason;
+
+  Harness over{CpuRule(1, 2)};
+  e = over.StepAt(0, Running(5, 0.99));  // above max even though cpu says up
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleDown);
+  EXPECT_EQ(e.decision.desired, 2);
+  ASSERT_EQ(e.decision.actions.size(), 3u);
+  EXPECT_EQ(e.decision.actions[0].operation.domain, "web-5");
+  EXPECT_NE(e.decision.reason.find("above max 2"), std::string::npos);
+}
+
+TEST(Evaluator, PercentageStepsRoundUpAtLeastOne) {
+  Step pct{true, 50};
+  EXPECT_EQ(pct.Resolve(4), 2);
+  EXPECT_EQ(pct.Resolve(3), 2);
+  EXPECT_EQ(pct.Resolve(1), 1);
+  EXPECT_EQ(pct.Resolve(0), 1);
+  EXPECT_EQ((Step{true, 10}).Resolve(4), 1);
+  EXPECT_EQ((Step{true, 10}).Resolve(11), 2);
+  EXPECT_EQ((Step{false, 3}).Resolve(100), 3);
+
+  GroupRule r = CpuRule(1, 20);
+  r.scale_up.step = Step{true, 50};
+  r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
+  Harness h{r};
+  auto e = h.StepAt(0, Running(5, 0.9));
+  EXPECT_EQ(e.decision.desired, 8);  // ceil(2.5) = 3
+  EXPECT_EQ(e.decision.actions.size(), 3u);
+}
+
+TEST(Evaluator, StepIsClampedToMax) {
+  GroupRule r = CpuRule(1, 4);
+  r.scale_up.step = Step{false, 3};
+  r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
+  Harness h{r};
+  auto e = h.StepAt(0, Running(3, 0.9));
+  EXPECT_EQ(e.decision.desired, 4);
+  EXPECT_EQ(e.decision.actions.size(), 1u);
+  e = h.StepAt(100, Running(4, 0.9));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kBoundMax);
+  EXPECT_NE(e.decision.reason.find("at max 4"), std::string::npos);
+}
+
+TEST(Evaluator, HeldAtMinBound) {
+  GroupRule r = CpuRule(2, 4);
+  r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2)};
+  Harness h{r};
+  auto e = h.StepAt(0, Running(2, 0.05));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kBoundMin);
+  EXPECT_EQ(e.decision.direction, Direction::kDown);
+  EXPECT_TRUE(e.decision.actions.empty());
+}
+
+TEST(Evaluator, CooldownsPerDirection) {
+  GroupRule r = CpuRule(1, 10);
+  r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
+  r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2)};
+  r.scale_up.cooldown = seconds(60);
+  r.scale_down.cooldown = seconds(120);
+  Harness h{r};
+  EXPECT_EQ(h.StepAt(0, Running(2, 0.9)).decision.outcome, Outcome::kScaleUp);
+  auto e = h.StepAt(30, Running(3, 0.9));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kCooldown);
+  EXPECT_NE(e.decision.reason.find("30s left"), std::string::npos) << e.decision.reason;
+  EXPECT_EQ(h.StepAt(60, Running(3, 0.9)).decision.outcome, Outcome::kScaleUp);
+  // Scale-down waits its own cooldown from the last scale action (the up at 60s).
+  e = h.StepAt(150, Running(4, 0.1));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kCooldown);
+  EXPECT_EQ(h.StepAt(180, Running(4, 0.1)).decision.outcome, Outcome::kScaleDown);
+  e = h.StepAt(200, Running(3, 0.1));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kCooldown);
+  // Up is not blocked by the recent scale-down.
+  EXPECT_EQ(h.StepAt(210, Running(3, 0.9)).decision.outcome, Outcome::kScaleUp);
+}
+
+TEST(Evaluator, DryRunPlansButHolds) {
+  GroupRule r = CpuRule(1, 5);
+  r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
+  Harness h{r};
+  h.dry_run = true;
+  auto e = h.StepAt(0, Running(2, 0.9));
+  EXPECT_EQ(e.decision.outcome, Outcome::kHeld);
+  EXPECT_EQ(e.decision.held_by, HeldBy::kDryRun);
+  EXPECT_EQ(e.decision.result, "dry_run");
+  ASSERT_EQ(e.decision.actions.size(), 1u);
+  EXPECT_EQ(e.decision.actions[0].result, "skipped");
+  EXPECT_FALSE(e.next.in_flight);
+
+  h.dry_run = false;
+  h.rule.dry_run = true;
+  e = h.StepAt(100, Running(2, 0.9));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kDryRun);
+  EXPECT_NE(e.decision.reason.find("group dry_run"), std::string::npos);
+}
+
+TEST(Evaluator, InFlightAndStaleSnapshotHold) {
+  GroupRule r = CpuRule(1, 5);
+  r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
+  r.scale_up.cooldown = seconds(0);
+  RuleSet rules;
+  rules.groups.push_back(r);
+  SourceReadings none;
+  auto snap = Snap(At(0), Running(2, 0.9));
+  auto m = IndexMembers(rules, snap.get());
+  GroupState s;
+  auto e = Evaluate(
+      {.rule = r, .members = m[0], .snapshot = snap.get(), .sources = none, .now = At(0)}, s);
+  ASSERT_EQ(e.decision.outcome, Outcome::kScaleUp);
+  ASSERT_TRUE(e.next.in_flight);
+  auto again = Evaluate(
+      {.rule = r, .members = m[0], .snapshot = snap.get(), .sources = none, .now = At(10)}, e.next);
+  EXPECT_EQ(again.decision.held_by, HeldBy::kInFlight);
+  GroupState done = e.next;
+  done.in_flight = false;
+  done.settle_after = At(5);
+  again = Evaluate(
+      {.rule = r, .members = m[0], .snapshot = snap.get(), .sources = none, .now = At(10)}, done);
+  EXPECT_EQ(again.decision.held_by, HeldBy::kAwaitingSnapshot);
+  auto fresh = Snap(At(6), Running(3, 0.9));
+  auto m2 = IndexMembers(rules, fresh.get());
+  again = Evaluate(
+      {.rule = r, .members = m2[0], .snapshot = fresh.get(), .sources = none, .now = At(10)}, done);
+  EXPECT_EQ(again.decision.outcome, Outcome::kScaleUp);
+  EXPECT_EQ(again.decision.running, 3);
+}
+
+TEST(Evaluator, PerMemberScalesFromZero) {
+  GroupRule r = CpuRule(0, 4);
+  r.scale_up.when = {
+      Cond(MetricKind::kSource, Comparison::kPerMemberAbove, 50, 0, Aggregate::kAvg, "jobs")};
+  r.scale_down.when = {
+      Cond(MetricKind::kSource, Comparison::kPerMemberBelow, 10, 0, Aggregate::kAvg, "jobs")};
+  Harness h{r};
+  h.sources["jobs"].value = 120;
+  auto e = h.StepAt(0, {Dom("web-1", DomainState::kShutoff, {}, 1)});
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
+  EXPECT_EQ(e.decision.metrics.at(0).key, "source:jobs:per_member");
+  EXPECT_DOUBLE_EQ(*e.decision.metrics.at(0).value, 120);
+  h.sources["jobs"].value = 120;
+  e = h.StepAt(100, Running(3, 0.5));  // 40 per member: neither
+  EXPECT_EQ(e.decision.outcome, Outcome::kNone);
+  EXPECT_DOUBLE_EQ(*e.decision.metrics.at(0).value, 40);
+}
+
+TEST(Evaluator, TargetTrackingMovesToCeilOfValueOverTarget) {
+  GroupRule r = CpuRule(1, 6);
+  r.scale_up.when.clear();
+  r.scale_down.when.clear();
+  r.scale_up.cooldown = r.scale_down.cooldown = seconds(0);
+  TargetTracking t;
+  t.metric.kind = MetricKind::kSource;
+  t.metric.source = "jobs";
+  t.per_member_target = 50;
+  r.target = t;
+  Harness h{r};
+  h.sources["jobs"].value = 230;  // ceil(4.6) = 5
+  auto e = h.StepAt(0, Running(2, 0.5));
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
+  EXPECT_EQ(e.decision.desired, 5);
+  EXPECT_EQ(e.decision.actions.size(), 3u);
+  h.sources["jobs"].value = 240;  // 240 / (5 * 50) = 0.96: within tolerance
+  e = h.StepAt(10, Running(5, 0.5));
+  EXPECT_EQ(e.decision.outcome, Outcome::kNone);
+  h.sources["jobs"].value = 10;  // ceil(0.2) = 1
+  e = h.StepAt(20, Running(5, 0.5));
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleDown);
+  EXPECT_EQ(e.decision.desired, 1);
+  h.sources["jobs"].value = 1e6;  // clamped to max
+  e = h.StepAt(30, Running(1, 0.5));
+  EXPECT_EQ(e.decision.desired, 6);
+  // A step caps the change per action.
+  h.rule.scale_up.step = Step{false, 2};
+  h.rule.scale_up.step_set = true;
+  e = h.StepAt(40, Running(1, 0.5));
+  EXPECT_EQ(e.decision.desired, 3);
+  h.sources["jobs"] = SourceReading{std::nullopt, "timeout", {}};
+  e = h.StepAt(50, Running(3, 0.5));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kMissingData);
+}
+
+TEST(Evaluator, TimersResetWhenConditionsChange) {
+  Harness h{CpuRule()};
+  h.StepAt(0, Running(2, 0.9));
+  h.rule.scale_up.when[0].threshold = 0.7;
+  auto e = h.StepAt(30, Running(2, 0.9));
+  EXPECT_EQ(e.decision.conditions[0].state, ConditionState::kPending);
+  EXPECT_EQ(e.decision.conditions[0].held_for, seconds(0));
+}
+
+// Property: whatever the metrics and whatever happens to the domains, the
+// evaluator never plans the group below min or above max once inside the bounds,
+// and never deletes an adopted domain.
+TEST(Evaluator, RandomInputsNeverLeaveBounds) {
+  std::mt19937 rng(20261126);
+  for (int round = 0; round < 20; ++round) {
+    GroupRule r = CpuRule(2, 6);
+    r.down_action = round % 2 ? DownAction::kDelete : DownAction::kStop;
+    r.scale_up.step = round % 3 ? Step{false, 2} : Step{true, 50};
+    r.scale_down.step = round % 4 ? Step{false, 3} : Step{true, 75};
+    r.scale_up.cooldown = seconds(rng() % 40);
+    r.scale_down.cooldown = seconds(rng() % 40);
+    r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.7, rng() % 30)};
+    r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.3, rng() % 30)};
+    r.on_missing_data = static_cast<MissingDataPolicy>(rng() % 3);
+    Harness h{r};
+    // The world: domain name -> (running, created_at or adopted).
+    std::map<std::string, std::pair<bool, std::optional<int64_t>>> world{
+        {"web-a", {true, std::nullopt}}, {"web-b", {true, std::nullopt}}};
+    int next_id = 1;
+    for (int tick = 0; tick < 300; ++tick) {
+      std::vector<DomainStats> doms;
+      std::uniform_real_distribution<double> u(0, 1);
+      for (const auto& [name, v] : world) {
+        std::optional<double> cpu = u(rng) < 0.05 ? std::nullopt : std::optional<double>(u(rng));
+        doms.push_back(
+            Dom(name, v.first ? DomainState::kRunning : DomainState::kShutoff, cpu, v.second));
+      }
+      auto e = h.StepAt(tick * 10, doms);
+      const Decision& d = e.decision;
+      ASSERT_GE(d.desired, r.min) << d.reason;
+      ASSERT_LE(d.desired, r.max) << d.reason;
+      int64_t running = d.running;
+      for (const ActionRecord& a : d.actions) {
+        const Operation& op = a.operation;
+        switch (op.kind) {
+          case Operation::Kind::kStart:
+            ASSERT_FALSE(world.at(op.domain).first);
+            world[op.domain].first = true;
+            ++running;
+            break;
+          case Operation::Kind::kCreate:
+            world["web-n" + std::to_string(next_id)] = {true, tick * 10 + next_id};
+            ++next_id;
+            ++running;
+            break;
+          case Operation::Kind::kStop:
+            ASSERT_TRUE(world.at(op.domain).first);
+            world[op.domain].first = false;
+            --running;
+            break;
+          case Operation::Kind::kDelete:
+            ASSERT_TRUE(world.at(op.domain).second.has_value()) << "deleted adopted " << op.domain;
+            world.erase(op.domain);
+            --running;
+            break;
+        }
+      }
+      if (d.running >= r.min && d.running <= r.max) {
+        ASSERT_GE(running, r.min) << d.reason;
+        ASSERT_LE(running, r.max) << d.reason;
+      }
+      // Now and then someone else stops a member behind our back.
+      if (u(rng) < 0.05) world.begin()->second.first = false;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace virtscale::autoscale

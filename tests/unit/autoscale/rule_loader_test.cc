@@ -1,0 +1,271 @@
+#include "autoscale/rule_loader.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace virtscale::autoscale {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kTemplate =
+    "<domain type='test'>\n  <name>tmpl</name>\n  <memory unit='MiB'>32</memory>\n"
+    "  <vcpu>1</vcpu>\n  <os><type>hvm</type></os>\n</domain>\n";
+
+class RuleLoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("virtscale-rules-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "rules");
+    fs::create_directories(dir_ / "templates");
+    Write("templates/web.xml", kTemplate);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string Write(const std::string& rel, const std::string& text) {
+    std::ofstream(dir_ / rel) << text;
+    return (dir_ / rel).string();
+  }
+  RuleSet Load(const std::string& rel_file, const std::string& text) {
+    Write(rel_file, text);
+    return LoadRuleFiles({rel_file}, dir_.string(), {"jobs", "spool"}, std::chrono::seconds(5),
+                         diags_);
+  }
+  // Messages with the temp directory replaced by "DIR".
+  std::vector<std::string> Messages() const {
+    std::vector<std::string> out;
+    for (const auto& d : diags_.list()) {
+      std::string s = d.ToString();
+      for (size_t pos; (pos = s.find(dir_.string())) != std::string::npos;)
+        s.replace(pos, dir_.string().size(), "DIR");
+      out.push_back(s);
+    }
+    return out;
+  }
+
+  fs::path dir_;
+  Diagnostics diags_{"virtscale.yml"};
+};
+
+TEST_F(RuleLoaderTest, DecodesEveryKey) {
+  RuleSet rs = Load("rules/web.yml", R"(groups:
+  - name: web
+    template: ../templates/web.xml
+    members: {name_prefix: "web-"}
+    min: 1
+    max: 6
+    interval: 10s
+    on_missing_data: scale_up
+    dry_run: true
+    scale_up:
+      step: 1
+      cooldown: 1m
+      when:
+        - {metric: cpu, aggregate: avg, above: 0.80, for: 30s}
+        - {metric: source:jobs, per_member_above: 100}
+    scale_down:
+      step: "50%"
+      cooldown: 5m
+      action: delete
+      shutdown_timeout: 20s
+      when:
+        - {metric: memory, aggregate: max, below: 0.20, for: 2m}
+        - {metric: source:jobs, per_member_below: 20}
+  - name: queue
+    max: 3
+    target: {metric: source:spool, per_member_target: 50, tolerance: 0.2}
+)");
+  ASSERT_TRUE(diags_.ok()) << diags_.ToString();
+  ASSERT_EQ(rs.groups.size(), 2u);
+  const GroupRule& g = rs.groups[0];
+  EXPECT_EQ(g.name, "web");
+  EXPECT_EQ(g.file, (dir_ / "rules/web.yml").string());
+  EXPECT_EQ(g.line, 2);
+  EXPECT_EQ(g.template_path, (dir_ / "templates/web.xml").string());
+  EXPECT_EQ(g.name_prefix, "web-");
+  EXPECT_EQ(g.min, 1);
+  EXPECT_EQ(g.max, 6);
+  EXPECT_EQ(g.interval, std::chrono::seconds(10));
+  EXPECT_EQ(g.on_missing_data, MissingDataPolicy::kScaleUp);
+  EXPECT_TRUE(g.dry_run);
+  EXPECT_EQ(g.scale_up.step.ToString(), "1");
+  EXPECT_EQ(g.scale_up.cooldown, std::chrono::minutes(1));
+  ASSERT_EQ(g.scale_up.when.size(), 2u);
+  EXPECT_EQ(g.scale_up.when[0].Describe(), "cpu:avg > 0.8 for 30s");
+  EXPECT_EQ(g.scale_up.when[1].Describe(), "source:jobs:per_member > 100");
+  EXPECT_EQ(g.scale_down.step.ToString(), "50%");
+  EXPECT_TRUE(g.scale_down.step.percent);
+  EXPECT_EQ(g.scale_down.cooldown, std::chrono::minutes(5));
+  EXPECT_EQ(g.down_action, DownAction::kDelete);
+  EXPECT_EQ(g.shutdown_timeout, std::chrono::seconds(20));
+  EXPECT_EQ(g.scale_down.when[0].Describe(), "memory:max < 0.2 for 2m");
+  EXPECT_EQ(g.scale_down.when[1].Describe(), "source:jobs:per_member < 20");
+  const GroupRule& q = rs.groups[1];
+  EXPECT_EQ(q.min, 0);
+  EXPECT_EQ(q.interval, std::chrono::seconds(5));  // the default interval
+  EXPECT_EQ(q.on_missing_data, MissingDataPolicy::kHold);
+  EXPECT_EQ(q.down_action, DownAction::kStop);
+  ASSERT_TRUE(q.target);
+  EXPECT_EQ(q.target->Describe(), "source:spool / 50 per member");
+  EXPECT_DOUBLE_EQ(q.target->tolerance, 0.2);
+}
+
+TEST_F(RuleLoaderTest, UnknownKeysWrongTypesAndBadDurations) {
+  Load("rules/a.yml", R"(groups:
+  - name: web
+    max: six
+    interval: 10x
+    colour: blue
+    scale_up:
+      cooldown: soon
+      when:
+        - {metric: cpu, above: high, for: 30s, typo: 1}
+)");
+  EXPECT_EQ(Messages(), (std::vector<std::string>{
+                            "DIR/rules/a.yml:3: groups[0].max: expected an integer, got \"six\"",
+                            "DIR/rules/a.yml:4: groups[0].interval: invalid duration \"10x\" "
+                            "(want e.g. 500ms, 5s, 1m, 1h30m)",
+                            "DIR/rules/a.yml:7: groups[0].scale_up.cooldown: invalid duration "
+                            "\"soon\" (want e.g. 500ms, 5s, 1m, 1h30m)",
+                            "DIR/rules/a.yml:9: groups[0].scale_up.when[0].above: expected a "
+                            "number, got \"high\"",
+                            "DIR/rules/a.yml:9: groups[0].scale_up.when[0].typo: unknown key",
+                            "DIR/rules/a.yml:5: groups[0].colour: unknown key",
+                        }));
+}
+
+TEST_F(RuleLoaderTest, SemanticChecks) {
+  Load("rules/b.yml", R"(groups:
+  - name: web
+    min: 5
+    max: 3
+    on_missing_data: panic
+    scale_up:
+      step: 0
+      when:
+        - {metric: source:nope, above: 1}
+        - {metric: disk, above: 1}
+        - {metric: source:jobs, aggregate: avg, above: 1}
+        - {metric: cpu, per_member_above: 1}
+        - {metric: cpu, above: 1, below: 0.5}
+        - {metric: cpu}
+    scale_down:
+      step: "x%"
+      action: destroy
+  - name: "bad name"
+    max: 1
+)");
+  EXPECT_EQ(Messages(),
+            (std::vector<std::string>{
+                "DIR/rules/b.yml:3: groups[0].min: min (5) is greater than max (3)",
+                "DIR/rules/b.yml:5: groups[0].on_missing_data: expected hold, scale_up or "
+                "scale_down, got \"panic\"",
+                "DIR/rules/b.yml:7: groups[0].scale_up.step: expected a positive count or a "
+                "percentage like \"50%\", got \"0\"",
+                "DIR/rules/b.yml:9: groups[0].scale_up.when[0].metric: unknown source \"nope\" "
+                "(configured: jobs, spool)",
+                "DIR/rules/b.yml:10: groups[0].scale_up.when[1].metric: expected cpu, memory or "
+                "source:NAME, got \"disk\"",
+                "DIR/rules/b.yml:11: groups[0].scale_up.when[2].aggregate: applies only to cpu "
+                "and memory (a source is one value)",
+                "DIR/rules/b.yml:12: groups[0].scale_up.when[3].per_member_above: needs a "
+                "source:NAME metric (cpu and memory are already per member)",
+                "DIR/rules/b.yml:13: groups[0].scale_up.when[4].below: only one of above, below, "
+                "per_member_above, per_member_below per condition",
+                "DIR/rules/b.yml:14: groups[0].scale_up.when[5]: needs one of above, below, "
+                "per_member_above, per_member_below",
+                "DIR/rules/b.yml:16: groups[0].scale_down.step: expected a positive count or a "
+                "percentage like \"50%\", got \"x%\"",
+                "DIR/rules/b.yml:17: groups[0].scale_down.action: expected stop or delete, got "
+                "\"destroy\"",
+                "DIR/rules/b.yml:18: groups[1].name: must match [A-Za-z0-9_.-]+ (it names the "
+                "group's domains), got \"bad name\"",
+            }));
+}
+
+TEST_F(RuleLoaderTest, MissingKeysAndTargetConflicts) {
+  Load("rules/c.yml", R"(groups:
+  - template: ../templates/web.xml
+  - name: q
+    max: 2
+    target: {metric: source:jobs, per_member_target: 0}
+    scale_up:
+      when: [{metric: cpu, above: 0.5}]
+)");
+  EXPECT_EQ(Messages(),
+            (std::vector<std::string>{
+                "DIR/rules/c.yml:2: groups[0].name: missing required key",
+                "DIR/rules/c.yml:2: groups[0].max: missing required key",
+                "DIR/rules/c.yml:5: groups[1].target.per_member_target: must be a positive number",
+                "DIR/rules/c.yml:5: groups[1].target: cannot be combined with scale_up.when / "
+                "scale_down.when conditions",
+            }));
+}
+
+TEST_F(RuleLoaderTest, TemplateMustExistAndBeADomain) {
+  Write("templates/broken.xml", "<domain type='kvm'><name>x</name>");
+  Write("templates/notdomain.xml", "<network><name>x</name></network>");
+  Load("rules/t.yml", R"(groups:
+  - name: a
+    max: 1
+    template: ../templates/missing.xml
+  - name: b
+    max: 1
+    template: ../templates/broken.xml
+  - name: c
+    max: 1
+    template: /abs/../templates/notdomain.xml
+)");
+  auto m = Messages();
+  ASSERT_EQ(m.size(), 3u) << diags_.ToString();
+  EXPECT_EQ(m[0].rfind("DIR/rules/t.yml:4: groups[0].template: ", 0), 0u) << m[0];
+  EXPECT_NE(m[0].find("DIR/templates/missing.xml"), std::string::npos) << m[0];
+  EXPECT_EQ(m[1].rfind("DIR/rules/t.yml:7: groups[1].template: ", 0), 0u) << m[1];
+  EXPECT_NE(m[1].find("broken.xml"), std::string::npos) << m[1];
+  EXPECT_EQ(m[2].rfind("DIR/rules/t.yml:10: groups[2].template: ", 0), 0u) << m[2];
+}
+
+TEST_F(RuleLoaderTest, DuplicateNamesAcrossFilesAndEmptyGlobs) {
+  Write("rules/1.yml", "groups:\n  - {name: web, max: 1}\n");
+  Write("rules/2.yml", "groups:\n  - name: api\n    max: 1\n  - name: web\n    max: 2\n");
+  RuleSet rs = LoadRuleFiles({"rules/*.yml", "more/*.yml"}, dir_.string(), {},
+                             std::chrono::seconds(5), diags_);
+  EXPECT_EQ(rs.groups.size(), 2u);
+  EXPECT_EQ(rs.files.size(), 2u);
+  EXPECT_EQ(Messages(),
+            (std::vector<std::string>{
+                "DIR/rules/2.yml:4: groups[1].name: duplicate group name \"web\" (first defined "
+                "at DIR/rules/1.yml:2)",
+                "virtscale.yml: rule_files: \"more/*.yml\" matches no files (looked for "
+                "DIR/more/*.yml)",
+            }));
+}
+
+TEST_F(RuleLoaderTest, SyntaxErrorsAndBadShapes) {
+  Load("rules/s.yml", "groups:\n  - name: [x\n");
+  Load("rules/n.yml", "groups: {name: web}\n");
+  Load("rules/e.yml", "");
+  auto m = Messages();
+  ASSERT_EQ(m.size(), 3u) << diags_.ToString();
+  EXPECT_EQ(m[0].rfind("DIR/rules/s.yml:", 0), 0u);
+  EXPECT_NE(m[0].find("YAML syntax error"), std::string::npos);
+  EXPECT_EQ(m[1], "DIR/rules/n.yml:1: groups: expected a list of groups");
+  EXPECT_EQ(m[2], "DIR/rules/e.yml: groups: missing required key");
+}
+
+TEST_F(RuleLoaderTest, ShippedExampleRulesAreValid) {
+  const std::string config_dir = std::string(VIRTSCALE_SOURCE_DIR) + "/config";
+  Diagnostics diags(config_dir + "/virtscale.yml");
+  RuleSet rs = LoadRuleFiles({"rules/*.yml"}, config_dir, {"demo_queue", "jobs"},
+                             std::chrono::seconds(5), diags);
+  EXPECT_TRUE(diags.ok()) << diags.ToString();
+  EXPECT_GE(rs.groups.size(), 3u);
+}
+
+}  // namespace
+}  // namespace virtscale::autoscale
