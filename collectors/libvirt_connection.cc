@@ -168,12 +168,15 @@ bool LibvirtConnection::TryOpen(bool log_failure) {
       0) {
     LogDebug("libvirt keepalive not available", {{"uri", options_.uri}});
   }
-  // If a registration fails libvirt never owns the guard: free it here.
+  // The close guard stays ours (no freecb): drivers without close callbacks
+  // accept the registration as a no-op and would never free it. Unregistering
+  // waits for a running callback, so deleting after it is safe.
   auto* close_guard = CallbackGuard::New(this);
-  if (virConnectRegisterCloseCallback(raw, CloseCallback, close_guard, CallbackGuard::Free) < 0) {
+  if (virConnectRegisterCloseCallback(raw, CloseCallback, close_guard, nullptr) < 0) {
     delete close_guard;
     close_guard = nullptr;
   }
+  // If this registration fails libvirt never owns the guard: free it here.
   auto* lifecycle_guard = CallbackGuard::New(this);
   int lifecycle_id = virConnectDomainEventRegisterAny(raw, nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                                                       VIR_DOMAIN_EVENT_CALLBACK(LifecycleCallback),
@@ -215,6 +218,7 @@ void LibvirtConnection::DropLocked(std::unique_lock<std::mutex>& lock) {
     if (lifecycle_id >= 0) virConnectDomainEventDeregisterAny(conn.get(), lifecycle_id);
     if (close_guard != nullptr) virConnectUnregisterCloseCallback(conn.get(), CloseCallback);
   }
+  delete close_guard;
   conn.reset();  // closes once callers holding an Acquire()d ref are done
   lock.lock();
 }

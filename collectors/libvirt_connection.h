@@ -88,7 +88,7 @@ class LibvirtConnection {
   ConnectionRef conn_;  // guarded by mu_
   int lifecycle_callback_id_ = -1;
   CallbackGuard* lifecycle_guard_ = nullptr;  // owned by libvirt once registered
-  CallbackGuard* close_guard_ = nullptr;      // null when no close callback is registered
+  CallbackGuard* close_guard_ = nullptr;      // ours; null when no close callback is registered
   bool stopping_ = false;
   bool broken_ = false;
   std::atomic<bool> up_{false};

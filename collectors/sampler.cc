@@ -707,8 +707,11 @@ SnapshotPtr Sampler::SampleNow() {
       in.stats.uuid = live_uuids[i];
       if (bulk_timed_out[i]) continue;
       auto cached = identities_.find(in.stats.uuid);
+      // Spread refreshes over a quarter TTL so 1000 domains do not expire together.
+      const Duration jitter(std::hash<std::string>{}(in.stats.uuid) %
+                            static_cast<size_t>(opts.identity_ttl.count() / 4 + 1));
       if (cached != identities_.end() && cached->second->name == in.stats.name &&
-          now - cached->second->fetched_at < opts.identity_ttl) {
+          now - cached->second->fetched_at < opts.identity_ttl + jitter) {
         in.identity = cached->second;
       } else {
         in.need_identity = true;

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "collectors/domain_metadata.h"
 #include "collectors/exposition.h"
 
 namespace virtscale {
@@ -237,6 +238,45 @@ TEST(Sampler, LifecycleEventsBringNewDomainsIntoTheNextSample) {
   std::lock_guard lock(mu);
   ASSERT_GE(published.size(), 3u);
   for (size_t i = 1; i < published.size(); ++i) EXPECT_EQ(published[i], published[i - 1] + 1);
+}
+
+std::string OwnedDomainXml(const std::string& group) {
+  return "<domain type='test'><name>owned-vm</name>"
+         "<uuid>0b4f3c1e-1111-4222-8333-944445555666</uuid>"
+         "<metadata>" +
+         FormatVirtscaleMetadata({group, "/t.xml", 1764194400}) +
+         "</metadata><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+         "<os><type>hvm</type></os></domain>";
+}
+
+TEST(Sampler, DefinedEventRefreshesCachedMetadata) {
+  LibvirtConnection conn({.uri = "test:///default"});
+  conn.Start();
+  ASSERT_TRUE(conn.WaitUp(seconds(10)));
+  Sampler sampler(conn, {.identity_ttl = std::chrono::hours(1)});
+  ConnectionRef c = conn.Acquire();
+  virDomainPtr dom = virDomainDefineXML(c.get(), OwnedDomainXml("web").c_str());
+  ASSERT_NE(dom, nullptr);
+  const DomainStats* d = sampler.SampleNow()->FindDomain("owned-vm");
+  ASSERT_NE(d, nullptr);
+  ASSERT_TRUE(d->metadata.has_value());
+  EXPECT_EQ(d->metadata->group, "web");
+  EXPECT_EQ(d->state, DomainState::kShutoff);
+
+  // Redefining changes the XML behind the cache; the event invalidates it.
+  virDomainPtr redefined = virDomainDefineXML(c.get(), OwnedDomainXml("db").c_str());
+  ASSERT_NE(redefined, nullptr);
+  EXPECT_EQ(sampler.SampleNow()->FindDomain("owned-vm")->metadata->group, "web");  // cached
+  sampler.OnDomainEvent("defined", "owned-vm");
+  SnapshotPtr snap = sampler.SampleNow();
+  d = snap->FindDomain("owned-vm");
+  ASSERT_NE(d, nullptr);
+  ASSERT_TRUE(d->metadata.has_value());
+  EXPECT_EQ(d->metadata->group, "db");
+  EXPECT_EQ(sampler.Counters().domain_events_total["defined"], 1u);
+  EXPECT_EQ(virDomainUndefine(redefined), 0);
+  virDomainFree(redefined);
+  virDomainFree(dom);
 }
 
 TEST(Sampler, LibvirtDownPublishesUpFalseWithNoDomains) {
