@@ -1,7 +1,8 @@
 #include "collectors/domain_metadata.h"
 
-#include <cstdlib>
 #include <pugixml.hpp>
+
+#include <cstdlib>
 #include <sstream>
 
 namespace virtscale {
