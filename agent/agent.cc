@@ -47,6 +47,12 @@ SamplerOptions SamplerOptionsFrom(const LibvirtSettings& s) {
   return o;
 }
 
+autoscale::EngineOptions EngineOptionsFor(const AgentFlags& flags) {
+  autoscale::EngineOptions options;
+  options.dry_run = flags.dry_run;
+  return options;
+}
+
 double UnixSeconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
@@ -61,7 +67,7 @@ class Agent {
                                                .read_only = config_.rules.groups.empty()}),
         sampler_(connection_, SamplerOptionsFrom(config_.libvirt)),
         actuator_([this] { return connection_.Acquire(); }),
-        engine_(actuator_, autoscale::EngineOptions{.dry_run = flags_.dry_run}),
+        engine_(actuator_, EngineOptionsFor(flags_)),
         build_info_(prometheus::BuildGauge()
                         .Name("virtscale_build_info")
                         .Help("A metric with a constant '1' value labeled by version and build.")
@@ -222,7 +228,8 @@ class Agent {
 
   std::vector<prometheus::MetricFamily> DynamicFamilies() {
     std::vector<prometheus::MetricFamily> families = registry_.Collect();
-    AppendSamplerFamilies(sampler_, std::chrono::system_clock::now(), families);
+    AppendSamplerFamilies(sampler_.Latest(), sampler_.Counters(), std::chrono::steady_clock::now(),
+                          families);
     CurrentSources()->AppendFamilies(families);
     engine_.AppendFamilies(families);
     return families;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "autoscale/rule_loader.h"
 #include "autoscale/rules.h"
 #include "collectors/sources/source_config.h"
 #include "common/duration.h"

@@ -126,8 +126,9 @@ HttpServer::HttpServer(HttpLimits limits, const WebConfig& web,
     res.set_content("internal error\n", "text/plain");
   });
   server_->set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (res.body.empty()) res.set_content(httplib::status_message(res.status) + std::string("\n"),
-                                          "text/plain");
+    if (res.body.empty())
+      res.set_content(res.status == 404 ? "404 page not found\n" : "request failed\n",
+                      "text/plain");
   });
 }
 
