@@ -278,6 +278,15 @@ nlohmann::json Engine::GroupsJson() const {
     if (r.target) j["target"] = r.target->Describe();
     j["desired"] = g.last_decision ? json(g.last_decision->desired) : json(nullptr);
     j["last_decision"] = g.last_decision ? g.last_decision->ToJson() : json(nullptr);
+    if (g.last_decision) {
+      const Decision& d = *g.last_decision;
+      std::string outcome = OutcomeName(d.outcome);
+      if (d.held_by != HeldBy::kNone) outcome += std::string(" (") + HeldByName(d.held_by) + ")";
+      if (!d.result.empty() && d.result != "dry_run") outcome += ": " + d.result;
+      j["last_outcome"] = outcome;
+    } else {
+      j["last_outcome"] = nullptr;
+    }
     out.push_back(std::move(j));
   }
   return out;

@@ -9,6 +9,13 @@
 namespace virtscale::autoscale {
 namespace {
 
+// Durations in reasons read "42s", not "42s17ms"; `round_up` for time left.
+std::string Whole(Duration d, bool round_up = false) {
+  if (d < std::chrono::seconds(1)) return FormatDuration(d);
+  return FormatDuration(round_up ? std::chrono::ceil<std::chrono::seconds>(d)
+                                 : std::chrono::floor<std::chrono::seconds>(d));
+}
+
 struct Observed {
   std::optional<double> value;
   std::string missing_reason;
@@ -83,13 +90,10 @@ class MetricReader {
 
   Observed Source(const std::string& source, bool per_member) const {
     auto it = in_.sources.find(source);
-    if (it == in_.sources.end()) return {std::nullopt, "source " + source + " has no reading yet"};
+    if (it == in_.sources.end()) return {std::nullopt, "no reading yet"};
     const SourceReading& r = it->second;
-    if (!r.value) {
-      return {std::nullopt,
-              "source " + source + ": " + (r.error.empty() ? std::string("no value") : r.error)};
-    }
-    if (!std::isfinite(*r.value)) return {std::nullopt, "source " + source + ": not a number"};
+    if (!r.value) return {std::nullopt, r.error.empty() ? "no value" : "source error: " + r.error};
+    if (!std::isfinite(*r.value)) return {std::nullopt, "source value is not a finite number"};
     if (!per_member) return {*r.value, ""};
     return {*r.value / static_cast<double>(std::max<int64_t>(in_.members.running, 1)), ""};
   }
@@ -152,7 +156,7 @@ ConditionPass UpdateConditions(Direction dir, const std::vector<Condition>& cond
     }
     if (r.state == ConditionState::kFiring) {
       pass.any_firing = true;
-      pass.firing.push_back(fmt::format("{} (held {})", r.description, FormatDuration(r.held_for)));
+      pass.firing.push_back(fmt::format("{} (held {})", r.description, Whole(r.held_for)));
     } else if (!r.missing) {
       pass.all_firing = false;
       pass.blocked_by_known = true;
@@ -224,6 +228,7 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
 
   std::optional<int64_t> target_desired;
   std::string target_missing;
+  std::string target_note;
   if (rule.target) {
     const TargetTracking& t = *rule.target;
     const Observed& o = reader.Get(t.MetricKey(), t.metric, Aggregate::kSum, false);
@@ -232,10 +237,12 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
     } else {
       const double ratio =
           running > 0 ? *o.value / (static_cast<double>(running) * t.per_member_target) : 0;
-      if (running > 0 && std::abs(ratio - 1) <= t.tolerance) {
+      const int64_t raw = static_cast<int64_t>(std::ceil(*o.value / t.per_member_target - 1e-9));
+      if (raw != running && running > 0 && std::abs(ratio - 1) <= t.tolerance) {
         target_desired = running;
+        target_note = fmt::format(" (raw {}, within tolerance {})", raw, t.tolerance);
       } else {
-        target_desired = static_cast<int64_t>(std::ceil(*o.value / t.per_member_target - 1e-9));
+        target_desired = raw;
       }
     }
   }
@@ -257,8 +264,8 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
     why = fmt::format("{} running is above max {}: restoring bounds", running, rule.max);
   } else if (rule.target) {
     if (target_desired) {
-      const std::string seen =
-          fmt::format("target {} gives {} members", rule.target->Describe(), *target_desired);
+      const std::string seen = fmt::format("target {} gives {} members{}", rule.target->Describe(),
+                                           *target_desired, target_note);
       if (*target_desired > running) {
         dir = Direction::kUp;
         want = *target_desired - running;
@@ -270,7 +277,7 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
         if (rule.scale_down.step_set) want = std::min(want, rule.scale_down.step.Resolve(running));
         why = seen;
       } else {
-        d.reason = seen + " (within tolerance)";
+        d.reason = seen + ": no change";
       }
     } else {
       missing_decides = true;
@@ -352,7 +359,7 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
           HeldBy::kCooldown,
           fmt::format("scale_{} cooldown {} since the last {} at {}: {} left", DirectionName(*dir),
                       FormatDuration(cooldown), is_up ? "scale-up" : "scale action",
-                      FormatTime(*from), FormatDuration(left)));
+                      FormatTime(*from), Whole(left, /*round_up=*/true)));
     }
   }
 

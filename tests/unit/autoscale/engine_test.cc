@@ -71,6 +71,7 @@ TEST_F(EngineTest, ExecutesPlannedOperationsAndRecordsResults) {
   EXPECT_EQ(groups[0]["running"], 1);
   EXPECT_EQ(groups[0]["members"].size(), 2u);
   EXPECT_EQ(groups[0]["last_decision"]["result"], "ok");
+  EXPECT_EQ(groups[0]["last_outcome"], "scale_up: ok");
   EXPECT_EQ(groups[0]["desired"], 2);
 }
 

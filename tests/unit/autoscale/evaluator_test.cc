@@ -155,13 +155,13 @@ TEST(Evaluator, SourceErrorNeverReadsAsZero) {
     auto e = h.StepAt(i * 10, Running(4, 0.5));
     ASSERT_EQ(e.decision.held_by, HeldBy::kMissingData);
     ASSERT_TRUE(e.decision.actions.empty());
-    EXPECT_EQ(e.decision.metrics.at(0).missing_reason, "source q: connection refused");
+    EXPECT_EQ(e.decision.metrics.at(0).missing_reason, "source error: connection refused");
   }
   // A source that never reported is missing too.
   h.sources.clear();
   auto e = h.StepAt(300, Running(4, 0.5));
   EXPECT_EQ(e.decision.held_by, HeldBy::kMissingData);
-  EXPECT_EQ(e.decision.metrics.at(0).missing_reason, "source q has no reading yet");
+  EXPECT_EQ(e.decision.metrics.at(0).missing_reason, "no reading yet");
 }
 
 TEST(Evaluator, MissingDataPolicyScaleUpAndDown) {
@@ -377,9 +377,12 @@ TEST(Evaluator, TargetTrackingMovesToCeilOfValueOverTarget) {
   EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
   EXPECT_EQ(e.decision.desired, 5);
   EXPECT_EQ(e.decision.actions.size(), 3u);
-  h.sources["jobs"].value = 240;  // 240 / (5 * 50) = 0.96: within tolerance
+  h.sources["jobs"].value = 260;  // ceil(5.2) = 6, but 260 / (5 * 50) = 1.04: within tolerance
   e = h.StepAt(10, Running(5, 0.5));
   EXPECT_EQ(e.decision.outcome, Outcome::kNone);
+  EXPECT_NE(e.decision.reason.find("gives 5 members (raw 6, within tolerance 0.1): no change"),
+            std::string::npos)
+      << e.decision.reason;
   h.sources["jobs"].value = 10;  // ceil(0.2) = 1
   e = h.StepAt(20, Running(5, 0.5));
   EXPECT_EQ(e.decision.outcome, Outcome::kScaleDown);
