@@ -56,11 +56,18 @@ GRAFANA_VARS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
 
 # Panel queries that may return no series here, and why, keyed by (dashboard,
 # panel title, legendFormat); legendFormat None covers every query of the
-# panel. Each entry must name an existing query (a stale entry fails the test).
+# panel. Each entry must name an existing query (a stale entry fails the test),
+# and every metric such a query reads must still be exported by the agent's
+# source code, so a rename is caught even where the test driver has no data.
+# (Failure panels are not listed: the agent exports its error counters at 0.)
 EXPECTED_EMPTY = {
-    ("virtscale-autoscaler.json", "Scale action failures", None):
-        "failed scale actions; the test driver carries out every action",
+    ("virtscale-guest.json", "vCPU steal (delay)", None):
+        "vcpu.<n>.delay comes from QEMU/KVM bulk stats; the test driver has no vCPU delay",
+    ("virtscale-guest.json", "Disk latency", None):
+        "block.<n>.rd/wr.times come from QEMU bulk stats; the test driver's virDomainBlockStats "
+        "has no times",
 }
+CODE_DIRS = ["agent", "autoscale", "collectors"]
 
 # Alert expressions that the fixture makes true (label that must appear);
 # every other alert must be silent in this healthy setup.
@@ -95,6 +102,19 @@ def substitute(expr, values):
     if "$" in expr:
         raise AssertionError("unsubstituted variable in: " + expr)
     return expr
+
+
+def exported_in_code(metric):
+    """True when `"metric"` occurs in the agent's C++ sources."""
+    needle = '"%s"' % metric
+    for d in CODE_DIRS:
+        for root, _, files in os.walk(os.path.join(SOURCE_DIR, d)):
+            for f in files:
+                if f.endswith((".cc", ".h")):
+                    with open(os.path.join(root, f), errors="replace") as fh:
+                        if needle in fh.read():
+                            return True
+    return False
 
 
 def run(cmd):
@@ -179,6 +199,21 @@ def test_dashboards_are_importable_as_is():
     assert not stale, "EXPECTED_EMPTY names panels that do not exist: %s" % stale
 
 
+def test_expected_empty_queries_read_exported_metrics():
+    for n in DASHBOARDS:
+        for p in panels_of(load_dashboard(n)):
+            for t in p["targets"]:
+                if ((n, p["title"], t["legendFormat"]) not in EXPECTED_EMPTY
+                        and (n, p["title"], None) not in EXPECTED_EMPTY):
+                    continue
+                names = set(re.findall(r"\b([a-zA-Z_][a-zA-Z0-9_]*)\s*\{", t["expr"]))
+                assert names, t["expr"]
+                for name in sorted(names):
+                    print("  %s / %s: %s exported in code: %s"
+                          % (n, p["title"], name, exported_in_code(name)))
+                    assert exported_in_code(name), "%s is not exported by the agent" % name
+
+
 # ---------------------------------------------------------------- live checks
 
 class Live:
@@ -237,17 +272,22 @@ class Live:
 
 
 LIVE = None
+LIVE_ERROR = None
 
 
 def live():
-    global LIVE
+    """Starts the setup on first use; a failed start fails every live test
+    without being retried."""
+    global LIVE, LIVE_ERROR
+    if LIVE_ERROR is not None:
+        raise AssertionError("live setup failed (see the first live test)") from LIVE_ERROR
     if LIVE is None:
-        LIVE = Live(ARGS.binary)
+        candidate = Live(os.path.abspath(ARGS.binary))
         try:
-            LIVE.start()
-        except Exception:
-            LIVE.stop()
-            LIVE = None
+            LIVE = candidate.start()
+        except Exception as e:
+            candidate.stop()
+            LIVE_ERROR = e
             raise
     return LIVE
 
@@ -386,6 +426,7 @@ def main():
         return harness.run_tests([test_autoscaler_dashboard_against_prometheus])
     tests = [test_promtool_check_rules, test_promtool_rule_unit_tests,
              test_dashboards_are_generated, test_dashboards_are_importable_as_is,
+             test_expected_empty_queries_read_exported_metrics,
              test_host_dashboard_against_prometheus, test_guest_dashboard_against_prometheus,
              test_autoscaler_dashboard_against_prometheus, test_recording_rules_against_prometheus,
              test_alert_rules_against_prometheus]
