@@ -244,6 +244,26 @@ LibvirtActuator::Outcome LibvirtActuator::StopDomain(virDomainPtr dom, Duration 
                                             : "destroyed after " + shutdown_error);
 }
 
+LibvirtActuator::Outcome LibvirtActuator::UndefineDomain(virDomainPtr dom) {
+  // Newest flags first; drivers reject flags they do not know (the test driver
+  // only takes managed-save and snapshots-metadata). Without NVRAM, QEMU refuses
+  // to undefine a UEFI domain.
+  const unsigned int kFlagSets[] = {
+      VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+          VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | VIR_DOMAIN_UNDEFINE_NVRAM,
+      VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+      0,
+  };
+  std::string error;
+  for (unsigned int flags : kFlagSets) {
+    if (virDomainUndefineFlags(dom, flags) == 0) return Outcome::Ok();
+    error = ErrorText("undefine");
+    int code = LastLibvirtError().code;
+    if (code != VIR_ERR_INVALID_ARG && code != VIR_ERR_NO_SUPPORT) break;
+  }
+  return Outcome::Fail(error);
+}
+
 LibvirtActuator::Outcome LibvirtActuator::Delete(virConnectPtr conn, const Operation& op,
                                                  std::string& /*domain*/) {
   DomainPtr dom(virDomainLookupByName(conn, op.domain.c_str()));
@@ -277,26 +297,8 @@ LibvirtActuator::Outcome LibvirtActuator::Delete(virConnectPtr conn, const Opera
 
   // A transient domain disappears when it stops; only persistent ones need undefining.
   if (virDomainIsPersistent(dom.get()) == 1) {
-    // Newest flags first; drivers reject flags they do not know (the test driver
-    // only takes managed-save and snapshots-metadata).
-    const unsigned int kFlagSets[] = {
-        VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-            VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | VIR_DOMAIN_UNDEFINE_NVRAM,
-        VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
-        0,
-    };
-    bool undefined = false;
-    std::string error;
-    for (unsigned int flags : kFlagSets) {
-      if (virDomainUndefineFlags(dom.get(), flags) == 0) {
-        undefined = true;
-        break;
-      }
-      error = ErrorText("undefine");
-      int code = LastLibvirtError().code;
-      if (code != VIR_ERR_INVALID_ARG && code != VIR_ERR_NO_SUPPORT) break;
-    }
-    if (!undefined) return Outcome::Fail(error);
+    Outcome undefined = UndefineDomain(dom.get());
+    if (!undefined.ok) return undefined;
   }
 
   std::vector<std::string> failures;
@@ -430,10 +432,8 @@ LibvirtActuator::Outcome LibvirtActuator::CreateNamed(virConnectPtr conn,
     if (virDomainIsActive(dom.get()) == 1 && virDomainDestroy(dom.get()) < 0) {
       error += "; rollback: " + ErrorText("destroy");
     }
-    if (virDomainUndefineFlags(dom.get(), VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-                                              VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0 &&
-        virDomainUndefine(dom.get()) < 0) {
-      error += "; rollback: " + ErrorText("undefine");
+    if (Outcome undefined = UndefineDomain(dom.get()); !undefined.ok) {
+      error += "; rollback: " + undefined.error;
     }
     return drop_volumes(std::move(error));
   }

@@ -91,6 +91,8 @@ class LibvirtActuator : public Actuator {
   // Shuts `dom` down gracefully within `timeout`, then destroys it. `forced` tells
   // whether the destroy was needed.
   Outcome StopDomain(virDomainPtr dom, Duration timeout, bool& forced);
+  // virDomainUndefineFlags with the richest cleanup flags the driver accepts.
+  Outcome UndefineDomain(virDomainPtr dom);
   // Builds "what: libvirt message" from the last libvirt error and reports
   // dead connections to Options::on_connection_error.
   std::string ErrorText(std::string_view what);
