@@ -217,7 +217,7 @@ LibvirtActuator::Outcome LibvirtActuator::StopDomain(virDomainPtr dom, Duration 
   int requested =
       options_.request_shutdown ? options_.request_shutdown(dom) : virDomainShutdown(dom);
   if (requested < 0) {
-    // Not running (paused), no agent/ACPI support, ...: go straight to destroy.
+    // The driver or guest cannot take the request: nothing to wait for.
     shutdown_error = ErrorText("shutdown");
   } else {
     auto deadline = std::chrono::steady_clock::now() + timeout;
