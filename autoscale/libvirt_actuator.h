@@ -22,10 +22,14 @@
 // Errors carry libvirt's message: "define: operation failed: domain 'web-3'
 // already exists with uuid ...". Every operation logs one line.
 //
-//   LibvirtActuator actuator([&conn] { return conn.Acquire(); },
-//                            {.on_connection_error = [&conn] { conn.ReportBroken(); }});
-//   OperationResult r = actuator.Execute({.kind = Operation::Kind::kCreate,
-//       .group = "web", .template_path = "/etc/virtscale/templates/web.xml"});
+//   LibvirtActuator::Options options;
+//   options.on_connection_error = [&conn] { conn.ReportBroken(); };
+//   LibvirtActuator actuator([&conn] { return conn.Acquire(); }, options);
+//   Operation op;
+//   op.kind = Operation::Kind::kCreate;
+//   op.group = "web";
+//   op.template_path = "/etc/virtscale/templates/web.xml";
+//   OperationResult r = actuator.Execute(op);  // r.domain == "web-3"
 #include <libvirt/libvirt.h>
 
 #include <chrono>
