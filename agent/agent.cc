@@ -91,9 +91,8 @@ class Agent {
         [this](const std::string& event, const std::string& domain) {
           sampler_.OnDomainEvent(event, domain);
         });
+    // The connection logs its own changes; a fresh connection deserves a fresh sample.
     connection_.SetStateListener([this](bool up) {
-      LogInfo(up ? "libvirt connected" : "libvirt connection lost",
-              {{"uri", connection_.uri()}});
       if (up) sampler_.RequestSample();
     });
   }
@@ -123,6 +122,9 @@ class Agent {
              {"dry_run", flags_.dry_run ? "true" : "false"}});
 
     connection_.Start();
+    // Give a reachable libvirt the chance to make the first sample a real one; an
+    // unreachable one still gets a "libvirt_up 0" sample after this wait.
+    connection_.WaitUp(std::min<Duration>(config_.libvirt.call_timeout, std::chrono::seconds(5)));
     sampler_.Start();
     CurrentSources()->Start();
     autoscale_thread_ = std::thread([this] { AutoscaleLoop(); });

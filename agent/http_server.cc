@@ -147,7 +147,9 @@ void HttpServer::Route(const std::string& method, const std::string& path, Handl
     }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    requests_.Add({{"handler", path}, {"code", std::to_string(res.status)}}).Increment();
+    // httplib fills in 200 only after the handler returns.
+    const int code = res.status == -1 ? 200 : res.status;
+    requests_.Add({{"handler", path}, {"code", std::to_string(code)}}).Increment();
     durations_
         .Add({{"handler", path}},
              prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,

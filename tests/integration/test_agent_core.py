@@ -25,7 +25,7 @@ GOLDEN = os.path.join(SOURCE_DIR, "tests", "testdata", "golden", "test_default.m
 VOLATILE = re.compile(
     r"(_seconds|_seconds_total|_timestamp_seconds|_bytes_total|_requests_total|_ratio|"
     r"_errors_total|_drops_total|_packets_total|_duration_seconds_(bucket|sum|count)|"
-    r"virtscale_build_info|_events_total)$")
+    r"virtscale_build_info|_events_total|virtscale_samples_total)$")
 
 
 def masked_exposition(text):

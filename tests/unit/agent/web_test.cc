@@ -104,7 +104,7 @@ TEST_F(WebConfigFile, ReportsBadValuesWithLines) {
   Diagnostics diags;
   EXPECT_FALSE(LoadWebConfig(path, diags));
   std::string all = diags.ToString();
-  EXPECT_NE(all.find(path + ":1: tls_server_config.key_file: missing required key"),
+  EXPECT_NE(all.find(path + ":2: tls_server_config.key_file: missing required key"),
             std::string::npos)
       << all;
   EXPECT_NE(all.find(path + ":3: tls_server_config.client_auth_type: unknown client auth type"),
