@@ -47,6 +47,12 @@ SamplerOptions SamplerOptionsFrom(const LibvirtSettings& s) {
   return o;
 }
 
+autoscale::LibvirtActuatorOptions ActuatorOptionsFor(LibvirtConnection& connection) {
+  autoscale::LibvirtActuatorOptions options;
+  options.on_connection_error = [&connection] { connection.ReportBroken(); };
+  return options;
+}
+
 autoscale::EngineOptions EngineOptionsFor(const AgentFlags& flags) {
   autoscale::EngineOptions options;
   options.dry_run = flags.dry_run;
@@ -66,7 +72,7 @@ class Agent {
         connection_(LibvirtConnection::Options{.uri = config_.libvirt.uri,
                                                .read_only = config_.rules.groups.empty()}),
         sampler_(connection_, SamplerOptionsFrom(config_.libvirt)),
-        actuator_([this] { return connection_.Acquire(); }),
+        actuator_([this] { return connection_.Acquire(); }, ActuatorOptionsFor(connection_)),
         engine_(actuator_, EngineOptionsFor(flags_)),
         build_info_(prometheus::BuildGauge()
                         .Name("virtscale_build_info")
