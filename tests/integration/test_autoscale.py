@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Integration tests of the autoscaler on libvirt's in-process test driver: real
+create, start, stop and delete through the agent, observed via /api/v1/groups,
+/api/v1/decisions and /metrics.
+
+  test_autoscale.py BINARY
+"""
+import os
+import shutil
+import signal
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import SOURCE_DIR, Agent, http, run_tests, values  # noqa: E402
+
+BINARY = sys.argv[1]
+TEMPLATE = os.path.join(SOURCE_DIR, "config", "templates", "demo.xml")
+
+
+class Workdir:
+    """A temp dir holding virtscale.yml, rules.yml and a queue file."""
+
+    def __init__(self, rules, interval="1s"):
+        self.dir = tempfile.mkdtemp(prefix="virtscale-it-")
+        self.queue = os.path.join(self.dir, "queue")
+        self.rules = os.path.join(self.dir, "rules.yml")
+        self.config = os.path.join(self.dir, "virtscale.yml")
+        with open(self.config, "w") as f:
+            f.write("libvirt:\n  uri: test:///default\n  sample_interval: %s\n"
+                    "rule_files: [rules.yml]\n"
+                    "sources:\n  queue:\n    type: file\n    path: queue\n    interval: 500ms\n"
+                    % interval)
+        self.write_rules(rules)
+
+    def write_rules(self, rules):
+        with open(self.rules, "w") as f:
+            f.write(rules.replace("TEMPLATE", TEMPLATE))
+
+    def set_queue(self, value):
+        with open(self.queue + ".tmp", "w") as f:
+            f.write(str(value))
+        os.replace(self.queue + ".tmp", self.queue)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.dir)
+
+
+QUEUE_RULES = """
+groups:
+  - name: q
+    template: TEMPLATE
+    min: 0
+    max: 3
+    interval: 1s
+    scale_up:
+      step: 1
+      cooldown: 1s
+      when:
+        - {metric: "source:queue", per_member_above: 100, for: 1s}
+    scale_down:
+      step: 1
+      cooldown: 1s
+      action: %s
+      when:
+        - {metric: "source:queue", per_member_below: 20, for: 1s}
+"""
+
+
+def group(agent, name):
+    for g in agent.json("/api/v1/groups")["data"]:
+        if g["name"] == name:
+            return g
+    raise AssertionError("no group %s" % name)
+
+
+def running_members(agent, name):
+    return sorted(m["name"] for m in group(agent, name)["members"] if m["running"])
+
+
+def test_queue_scales_up_and_deletes_back_to_min():
+    with Workdir(QUEUE_RULES % "delete") as w:
+        w.set_queue(0)
+        with Agent(BINARY, config=w.config) as agent:
+            w.set_queue(1000)  # 1000 per member with 0 running: up, one step at a time, to max 3
+            agent.wait_for(lambda: len(running_members(agent, "q")) == 3, timeout=60,
+                           what="group q at max")
+            g = group(agent, "q")
+            assert g["running"] == 3 and g["max"] == 3
+            assert all(m["created_by_virtscale"] for m in g["members"])
+            samples = agent.wait_for(
+                lambda: (lambda s: s if len(values(s, "virtscale_domain_metadata_info", group="q")) == 3
+                         else None)(agent.samples()), what="metadata series for 3 members")
+            assert values(samples, "virtscale_group_members", group="q", state="running") == [3.0]
+            ups = values(samples, "virtscale_scale_actions_total", group="q", direction="up",
+                         result="ok")
+            assert ups == [3.0], ups  # never above max: exactly three creates
+            # Every decision names what it saw and why.
+            decisions = agent.json("/api/v1/decisions?limit=200")["data"]
+            assert decisions and all("reason" in d and "metrics" in d for d in decisions)
+            held = [d for d in decisions if d["group"] == "q" and "max" in d["reason"]]
+            assert held, "no decision explains the hold at max"
+
+            w.set_queue(0)  # below 20 per member: down to min 0, deleting
+            agent.wait_for(lambda: not group(agent, "q")["members"], timeout=60,
+                           what="group q deleted down to 0")
+            samples = agent.wait_for(
+                lambda: (lambda s: s if not values(s, "virtscale_domain_metadata_info", group="q")
+                         else None)(agent.samples()), what="deleted members gone from /metrics")
+            assert values(samples, "virtscale_scale_actions_total", group="q", direction="down",
+                          result="ok") == [3.0]
+            # The driver's own domain was never part of the group and is untouched.
+            assert values(samples, "libvirt_domain_info_virtual_cpus", domain="test") == [2.0]
+
+
+def test_stop_action_keeps_a_warm_pool_that_is_started_first():
+    with Workdir(QUEUE_RULES % "stop") as w:
+        w.set_queue(150)  # 150 per member with 0 running -> 1 member, then 150/1 > 100 -> 2
+        with Agent(BINARY, config=w.config) as agent:
+            agent.wait_for(lambda: len(running_members(agent, "q")) == 2, timeout=60,
+                           what="two running members")
+            w.set_queue(0)
+            agent.wait_for(lambda: group(agent, "q")["running"] == 0, timeout=60,
+                           what="all stopped")
+            g = group(agent, "q")
+            assert g["stopped"] == 2, g  # stopped, still defined: the warm pool
+            stopped = sorted(m["name"] for m in g["members"])
+            w.set_queue(150)
+            agent.wait_for(lambda: len(running_members(agent, "q")) == 2, timeout=60,
+                           what="warm pool restarted")
+            # Scale-up started the stopped members instead of creating new ones.
+            assert running_members(agent, "q") == stopped
+            kinds = [a["kind"] for d in agent.json("/api/v1/decisions?limit=500")["data"]
+                     for a in d.get("actions", []) if d["group"] == "q"]
+            assert kinds.count("create") == 2 and kinds.count("start") == 2, kinds
+
+
+def test_dry_run_changes_nothing():
+    with Workdir(QUEUE_RULES % "delete") as w:
+        w.set_queue(1000)
+        with Agent(BINARY, "--dry-run", config=w.config) as agent:
+            decision = agent.wait_for(
+                lambda: next((d for d in agent.json("/api/v1/decisions?limit=50")["data"]
+                              if d["group"] == "q" and d.get("direction") == "up"), None),
+                timeout=30, what="a scale-up decision in dry run")
+            assert "dry" in (decision["outcome"] + decision["reason"]).lower(), decision
+            samples = agent.samples()
+            assert values(samples, "libvirt_domains") == [1.0]  # only the driver's "test"
+            assert group(agent, "q")["members"] == []
+
+
+def test_reload_rejects_bad_rules_and_keeps_running_ones():
+    with Workdir(QUEUE_RULES % "delete") as w:
+        w.set_queue(0)
+        with Agent(BINARY, "--web.enable-lifecycle", config=w.config) as agent:
+            before = group(agent, "q")
+            w.write_rules("groups:\n  - name: q\n    min: 5\n    max: 1\n")
+            status, body = http(agent.url + "/-/reload", method="POST", data=b"")
+            assert status == 500 and "rules.yml" in body and "min" in body, (status, body)
+            samples = agent.samples()
+            assert values(samples, "virtscale_config_last_reload_successful") == [0.0]
+            assert group(agent, "q")["max"] == before["max"]  # old rules still running
+            agent.signal(signal.SIGHUP)  # same bad file through SIGHUP: rejected too
+            agent.wait_for(lambda: agent.logs().count("reload rejected") == 2, timeout=10,
+                           what="SIGHUP reload rejected")
+            assert group(agent, "q")["max"] == before["max"]
+            w.write_rules((QUEUE_RULES % "delete").replace("max: 3", "max: 2"))
+            status, body = http(agent.url + "/-/reload", method="POST", data=b"")
+            assert status == 200, body
+            assert group(agent, "q")["max"] == 2
+            assert values(agent.samples(), "virtscale_config_last_reload_successful") == [1.0]
+
+
+if __name__ == "__main__":
+    sys.exit(run_tests([test_queue_scales_up_and_deletes_back_to_min,
+                        test_stop_action_keeps_a_warm_pool_that_is_started_first,
+                        test_dry_run_changes_nothing,
+                        test_reload_rejects_bad_rules_and_keeps_running_ones]))
