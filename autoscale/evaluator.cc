@@ -252,12 +252,23 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
   if (!target_missing.empty()) missing.push_back(target_missing);
   bool missing_decides = false;
 
-  if (running < rule.min) {
+  // Without libvirt the membership is unknown: an empty domain list is not "0 running".
+  if (!in.snapshot->libvirt_up) {
+    d.metrics = reader.Values();
+    d.outcome = Outcome::kHeld;
+    d.held_by = HeldBy::kMissingData;
+    d.reason = "libvirt is down: membership and metrics unknown";
+    return e;
+  }
+  // A stale snapshot's membership is not trusted to restore bounds.
+  const bool fresh = reader.stale_reason().empty();
+
+  if (fresh && running < rule.min) {
     dir = Direction::kUp;
     want = rule.min - running;
     restoring_bounds = true;
     why = fmt::format("{} running is below min {}: restoring bounds", running, rule.min);
-  } else if (running > rule.max) {
+  } else if (fresh && running > rule.max) {
     dir = Direction::kDown;
     want = running - rule.max;
     restoring_bounds = true;
