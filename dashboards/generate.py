@@ -471,7 +471,11 @@ def autoscaler_dashboard():
                 overrides=[{"matcher": {"id": "byRegexp", "options": ".*threshold.*"},
                             "properties": [{"id": "custom.lineStyle",
                                             "value": {"fill": "dash", "dash": [10, 10]}},
-                                           {"id": "custom.fillOpacity", "value": 0}]}]),
+                                           {"id": "custom.fillOpacity", "value": 0}]},
+                           # cpu/memory are ratios; sources are counts: two axes.
+                           {"matcher": {"id": "byRegexp", "options": ".*(cpu|memory):.*"},
+                            "properties": [{"id": "unit", "value": "percentunit"},
+                                           {"id": "custom.axisPlacement", "value": "right"}]}]),
              12, 8),
         ],
         [

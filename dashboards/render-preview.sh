@@ -13,4 +13,5 @@ data=$(mktemp --suffix=.json)
 trap 'rm -f "$data"' EXIT
 python3 tests/dashboards/test_dashboards.py "$binary" --dump "$data" --hold 90 --drain-after 30
 mkdir -p docs/dashboards
-python3 dashboards/render_preview.py "$data" docs/dashboards/autoscaler.png
+# Debian's python3-matplotlib is installed for the system interpreter.
+/usr/bin/python3 dashboards/render_preview.py "$data" docs/dashboards/autoscaler.png

@@ -6,12 +6,14 @@ like the Grafana dashboard. Used by render-preview.sh; needs python3-matplotlib.
   render_preview.py DUMP.json OUT.png
 """
 import json
+import re
 import sys
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import PercentFormatter  # noqa: E402
 
 BG, PANEL, GRID, TEXT = "#111217", "#181b1f", "#2c3235", "#ccccdc"
 PALETTE = ["#73bf69", "#f2cc0c", "#5794f2", "#ff9830", "#f2495c", "#b877d9", "#8ab8ff",
@@ -38,22 +40,56 @@ def style(ax, title):
     ax.set_xlabel("seconds since the agent started", color=TEXT, fontsize=8)
 
 
-def timeseries(ax, panel, t0, bars=False):
-    for i, s in enumerate(panel["series"]):
-        xs = [x - t0 for x, _ in s["values"]]
-        ys = [y for _, y in s["values"]]
-        color = PALETTE[i % len(PALETTE)]
-        dashed = "threshold" in s["legend"] or s["legend"] in ("min", "max")
-        if bars:
-            ax.bar(xs, ys, width=1.0, color=color, label=s["legend"], alpha=0.85)
-        else:
-            ax.step(xs, ys, where="post", color=color, label=s["legend"],
-                    linestyle="--" if dashed else "-", linewidth=1.2 if dashed else 1.8)
-    if panel["series"]:
-        leg = ax.legend(fontsize=7, facecolor=PANEL, edgecolor=GRID, loc="upper left",
-                        ncol=2)
+RATIO_RE = re.compile(r"(cpu|memory):")  # the dashboard's right-axis override
+RESULT_COLORS = {"up ok": "#73bf69", "down ok": "#5794f2", "up error": "#f2495c",
+                 "down error": "#ff9830"}
+
+
+def legend_box(ax, handles=None, labels=None, ncol=2):
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        leg = ax.legend(handles, labels, fontsize=7, facecolor=PANEL, edgecolor=GRID,
+                        loc="upper right", ncol=ncol)
         for t in leg.get_texts():
             t.set_color(TEXT)
+
+
+def timeseries(ax, panel, t0):
+    """Lines; series matching RATIO_RE go on a right-hand percent axis."""
+    right = None
+    for i, s in enumerate(panel["series"]):
+        target = ax
+        if RATIO_RE.search(s["legend"]) and panel.get("unit") == "short":
+            if right is None:
+                right = ax.twinx()
+                right.tick_params(colors=TEXT, labelsize=8)
+                right.yaxis.set_major_formatter(PercentFormatter(1.0))
+                right.set_ylim(0, 1.1)
+            target = right
+        dashed = "threshold" in s["legend"] or s["legend"] in ("min", "max")
+        target.step([x - t0 for x, _ in s["values"]], [y for _, y in s["values"]], where="post",
+                    color=PALETTE[i % len(PALETTE)], label=s["legend"],
+                    linestyle="--" if dashed else "-", linewidth=1.2 if dashed else 1.8)
+    handles, labels = ax.get_legend_handles_labels()
+    if right is not None:
+        h2, l2 = right.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + [l + " (right axis)" for l in l2]
+    legend_box(ax, handles, labels)
+
+
+def stacked_bars(ax, panel, t0):
+    """Bars per timestamp, stacked across series like the Grafana panel."""
+    bottoms = {}
+    for s in panel["series"]:
+        xs = [x - t0 for x, _ in s["values"]]
+        ys = [y for _, y in s["values"]]
+        base = [bottoms.get(x, 0.0) for x in xs]
+        ax.bar(xs, ys, bottom=base, width=1.0, label=s["legend"],
+               color=RESULT_COLORS.get(s["legend"], "#b877d9"))
+        for x, y, b0 in zip(xs, ys, base):
+            bottoms[x] = b0 + y
+    legend_box(ax)
 
 
 def timeline(ax, title, panel, t0):
@@ -71,9 +107,7 @@ def timeline(ax, title, panel, t0):
     ax.grid(False)
     for value, color in colors.items():
         ax.plot([], [], color=color, linewidth=6, label=names[value])
-    leg = ax.legend(fontsize=7, facecolor=PANEL, edgecolor=GRID, loc="upper left", ncol=3)
-    for t in leg.get_texts():
-        t.set_color(TEXT)
+    legend_box(ax, ncol=3)
     ax.set_ylim(-0.6, max(len(labels), 1) - 0.4 + 0.8)
 
 
@@ -94,8 +128,10 @@ def main(dump_path, out_path):
         if title in STATE_COLORS:
             timeline(ax, title, panel, t0)
         else:
-            timeseries(ax, panel, t0, bars=panel.get("type") == "timeseries"
-                       and "actions" in title)
+            if title == "Scale actions by result":
+                stacked_bars(ax, panel, t0)
+            else:
+                timeseries(ax, panel, t0)
             if panel.get("unit") == "none":
                 ax.yaxis.get_major_locator().set_params(integer=True)
     stats = {**last(panels, "Running"), **last(panels, "Desired"), **last(panels, "Min / max")}
