@@ -13,7 +13,7 @@ packages=(
   libpugixml-dev libsystemd-dev libcrypt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus prometheus-libvirt-exporter
-  openssl wrk valgrind
+  openssl wrk valgrind dpkg-dev systemd
 )
 
 missing=()
