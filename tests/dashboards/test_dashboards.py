@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "integration"))
