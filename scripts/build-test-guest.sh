@@ -95,7 +95,6 @@ init = """#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
 /bin/busybox mount -t devtmpfs dev /dev
-for m in %s; do /bin/busybox insmod /lib/virtio/$m.ko; done
 for arg in $(/bin/busybox cat /proc/cmdline); do
   case "$arg" in
     virtscale.fill=*)
@@ -105,6 +104,8 @@ for arg in $(/bin/busybox cat /proc/cmdline); do
       /bin/busybox dd if=/dev/zero of=/fill/data bs=1M count="$fill" 2>/dev/null ;;
   esac
 done
+# After the fill, so that the first balloon statistics already show it.
+for m in %s; do /bin/busybox insmod /lib/virtio/$m.ko; done
 echo "virtscale-guest: up"
 case " $(/bin/busybox cat /proc/cmdline) " in
   *" virtscale.load=busy "*) while :; do :; done ;;

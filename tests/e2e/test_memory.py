@@ -12,6 +12,7 @@ unfilled level.
 import os
 import re
 import subprocess
+import time
 
 from e2e import Failure, Skip, log, run, wait_until
 
@@ -54,16 +55,23 @@ def scenario(h):
         f.write(xml)
     h.virsh("define", path)
     h.virsh("start", NAME)
+    console_path = os.path.join(out, "console.log")
+
+    def console():
+        try:
+            with open(console_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
     try:
-        wait_until(lambda: "usable" in balloon(h) and "available" in balloon(h), 120,
+        # The guest prints "up" after filling its memory and loading virtio_balloon.
+        wait_until(lambda: "virtscale-guest: up" in console(), 120, "the guest's init", interval=1)
+        wait_until(lambda: "usable" in balloon(h) and "available" in balloon(h), 30,
                    "balloon stats from the guest's virtio_balloon driver", interval=1)
     except Failure as e:
-        try:
-            with open(os.path.join(out, "console.log"), errors="replace") as f:
-                console = f.read()[-2000:]
-        except OSError:
-            console = "(no console log)"
-        raise Failure("%s\nguest console:\n%s" % (e, console))
+        raise Failure("%s\nguest console:\n%s" % (e, console()[-2000:]))
+    time.sleep(2)  # stats period 1 s: the figures libvirt returns are post-fill
     log("guest balloon stats: %s" % balloon(h))
 
     agent = h.start_agent(h.write_config(CONFIG))
