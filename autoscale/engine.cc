@@ -97,6 +97,7 @@ void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, Ti
     g.state = std::move(ev.next);
     g.last_evaluated = now;
     Decision& d = ev.decision;
+    if (options_.on_decision) options_.on_decision(d);
     if (!d.actions.empty()) {
       const Direction dir = *d.direction;
       const char* dirname = DirectionName(dir);

@@ -51,6 +51,9 @@ struct EngineOptions {
   Duration max_backoff{std::chrono::minutes(5)};
   // Stamps action completions (compared with Snapshot::taken_at); tests pass a fake.
   std::function<TimePoint()> clock;
+  // Called (under the engine's lock, with actions still "pending") with every
+  // decision as it is made; the simulator records its timeline with it.
+  std::function<void(const Decision&)> on_decision;
 };
 
 class Engine {
