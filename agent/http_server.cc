@@ -1,14 +1,31 @@
 #include "agent/http_server.h"
 
+#include <dirent.h>
+#include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <mutex>
 #include <stdexcept>
+#include <string_view>
+#include <vector>
 
 #include "common/log.h"
 
 namespace virtscale {
 namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kListenBacklog = 256;
 
 int TlsVersion(const std::string& name) {
   if (name == "TLS10") return TLS1_VERSION;
@@ -31,8 +48,12 @@ bool SetupTls(SSL_CTX& ctx, const TlsServerConfig& tls, std::string& error) {
     error = "cannot load key_file " + tls.key_file + " (or it does not match the certificate)";
     return false;
   }
-  SSL_CTX_set_min_proto_version(&ctx, TlsVersion(tls.min_version));
-  if (!tls.max_version.empty()) SSL_CTX_set_max_proto_version(&ctx, TlsVersion(tls.max_version));
+  if (SSL_CTX_set_min_proto_version(&ctx, TlsVersion(tls.min_version)) != 1 ||
+      (!tls.max_version.empty() &&
+       SSL_CTX_set_max_proto_version(&ctx, TlsVersion(tls.max_version)) != 1)) {
+    error = "cannot set TLS version bounds";
+    return false;
+  }
 
   const std::string& type = tls.client_auth_type;
   if (!tls.client_ca_file.empty()) {
@@ -40,7 +61,8 @@ bool SetupTls(SSL_CTX& ctx, const TlsServerConfig& tls, std::string& error) {
       error = "cannot load client_ca_file " + tls.client_ca_file;
       return false;
     }
-    SSL_CTX_set_client_CA_list(&ctx, SSL_load_client_CA_file(tls.client_ca_file.c_str()));
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(tls.client_ca_file.c_str());
+    if (names != nullptr) SSL_CTX_set_client_CA_list(&ctx, names);
   }
   if (type == "RequestClientCert") {
     SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, AcceptAnyCertificate);
@@ -57,6 +79,290 @@ bool SetupTls(SSL_CTX& ctx, const TlsServerConfig& tls, std::string& error) {
   return true;
 }
 
+int PortOf(const sockaddr_storage& addr) {
+  if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(addr).sin_port);
+  if (addr.ss_family == AF_INET6)
+    return ntohs(reinterpret_cast<const sockaddr_in6&>(addr).sin6_port);
+  return -1;
+}
+
+struct AcceptedSocket {
+  int fd;
+  int peer_port;
+};
+
+// The connected sockets whose local port is `port`: the server side of our
+// connections. cpp-httplib 0.11 hands the task queue a closure over the accepted
+// socket and no way to see it, so the pool finds it here, right after accept.
+std::vector<AcceptedSocket> ServerSockets(int port) {
+  std::vector<AcceptedSocket> out;
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return out;
+  const int self = dirfd(dir);
+  while (dirent* entry = readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || fd == self) continue;
+    struct stat st;
+    if (fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t len = sizeof local;
+    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &len) != 0 ||
+        PortOf(local) != port)
+      continue;
+    len = sizeof peer;
+    if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &len) != 0)
+      continue;  // the listening socket
+    out.push_back({static_cast<int>(fd), PortOf(peer)});
+  }
+  closedir(dir);
+  return out;
+}
+
+}  // namespace
+
+// A TaskQueue for httplib that bounds the wait queue and the time a connection
+// may take to deliver a request (see the header). One task = one connection.
+//
+// Waiting connections whose request has fully arrived ("ready": a whole header
+// block, or for TLS any bytes) are served first, so a scrape overtakes a crowd
+// of trickling clients. While every worker is busy and someone waits, clients
+// that have not delivered a request within `pressure_grace` are closed.
+class ConnectionPool : public httplib::TaskQueue {
+ public:
+  struct Conn {
+    int fd = -1;
+    int peer_port = -1;
+    // Accept, pick-up by a worker, or the end of the last handler.
+    std::atomic<int64_t> since_ns{0};
+    std::atomic<bool> in_handler{false};
+    bool queued = true;  // guarded by mu_
+    bool killed = false;
+  };
+
+  ConnectionPool(const HttpLimits& limits, int port, bool tls, prometheus::Counter& queue_full,
+                 prometheus::Counter& deadline)
+      : limits_(limits), port_(port), tls_(tls), queue_full_(queue_full), deadline_(deadline) {
+    for (size_t i = 0; i < std::max<size_t>(1, limits_.max_concurrent); ++i)
+      workers_.emplace_back([this] { WorkerLoop(); });
+    reaper_ = std::thread([this] { ReaperLoop(); });
+    watchdog_ = std::thread([this] { WatchdogLoop(); });
+  }
+
+  ~ConnectionPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::shared_ptr<Conn> conn = Identify();
+    std::lock_guard lock(mu_);
+    if (conn) conns_[conn->fd] = conn;
+    if (queue_.size() >= std::max<size_t>(1, limits_.max_queued_connections)) {
+      // Push out a waiting connection rather than refuse the newest (a flood then
+      // cannot keep a fresh scrape out of line): the oldest that is not ready.
+      auto victim = std::find_if(queue_.begin(), queue_.end(),
+                                 [&](const Task& t) { return !Ready(t.conn.get()); });
+      if (victim == queue_.end()) victim = queue_.begin();
+      Kill(victim->conn.get());
+      queue_full_.Increment();
+      reap_.push_back(std::move(*victim));
+      queue_.erase(victim);
+      reap_cv_.notify_one();
+    }
+    queue_.push_back({std::move(conn), std::move(fn)});
+    cv_.notify_one();
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) return;
+      stopped_ = shutting_down_ = true;
+      for (auto& [fd, conn] : conns_)
+        if (!conn->in_handler) Kill(conn.get());
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    {
+      std::lock_guard lock(mu_);
+      reaper_done_ = true;
+    }
+    reap_cv_.notify_all();
+    reaper_.join();
+    {
+      std::lock_guard lock(mu_);
+      watchdog_done_ = true;
+    }
+    watch_cv_.notify_all();
+    watchdog_.join();
+  }
+
+  static void EnterHandler() {
+    if (Conn* c = current_) c->in_handler = true;
+  }
+  static void LeaveHandler() {
+    if (Conn* c = current_) {
+      c->since_ns = NowNs();
+      c->in_handler = false;
+    }
+  }
+
+ private:
+  struct Task {
+    std::shared_ptr<Conn> conn;  // null when the socket could not be identified
+    std::function<void()> fn;
+  };
+
+  static int64_t NowNs() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+        .count();
+  }
+
+  std::shared_ptr<Conn> Identify() {
+    std::vector<AcceptedSocket> sockets = ServerSockets(port_);
+    std::lock_guard lock(mu_);
+    for (const AcceptedSocket& s : sockets) {
+      auto it = conns_.find(s.fd);
+      if (it != conns_.end() && it->second->peer_port == s.peer_port) continue;
+      auto conn = std::make_shared<Conn>();
+      conn->fd = s.fd;
+      conn->peer_port = s.peer_port;
+      conn->since_ns = NowNs();
+      return conn;
+    }
+    return nullptr;
+  }
+
+  // Whether the connection's request has arrived (or it has closed): serving it
+  // takes a worker only briefly. Unidentified connections count as ready.
+  bool Ready(const Conn* conn) const {
+    if (conn == nullptr || conn->killed) return true;
+    char buf[4096];
+    const ssize_t n = recv(conn->fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) return true;
+    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
+    if (tls_) return true;
+    return std::string_view(buf, static_cast<size_t>(n)).find("\r\n\r\n") != std::string_view::npos;
+  }
+
+  // Caller holds mu_. shutdown(2) wakes the worker blocked on the socket; the
+  // worker's httplib code still owns and closes the descriptor.
+  void Kill(Conn* conn) {
+    if (conn == nullptr || conn->killed) return;
+    conn->killed = true;
+    ::shutdown(conn->fd, SHUT_RDWR);
+  }
+
+  void Forget(const std::shared_ptr<Conn>& conn) {
+    if (!conn) return;
+    std::lock_guard lock(mu_);
+    auto it = conns_.find(conn->fd);
+    if (it != conns_.end() && it->second == conn) conns_.erase(it);
+  }
+
+  void WorkerLoop() {
+    while (true) {
+      Task task;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return !queue_.empty() || shutting_down_; });
+        if (queue_.empty()) return;
+        auto next = std::find_if(queue_.begin(), queue_.end(),
+                                 [&](const Task& t) { return Ready(t.conn.get()); });
+        if (next == queue_.end()) next = queue_.begin();
+        task = std::move(*next);
+        queue_.erase(next);
+        if (task.conn) {
+          task.conn->queued = false;
+          task.conn->since_ns = NowNs();  // time spent in our queue is not the client's
+        }
+        ++busy_;
+      }
+      current_ = task.conn.get();
+      task.fn();
+      current_ = nullptr;
+      Forget(task.conn);
+      std::lock_guard lock(mu_);
+      --busy_;
+    }
+  }
+
+  // Runs connections that were pushed out of the queue: their sockets are shut
+  // down, so httplib only closes them.
+  void ReaperLoop() {
+    while (true) {
+      Task task;
+      {
+        std::unique_lock lock(mu_);
+        reap_cv_.wait(lock, [&] { return !reap_.empty() || reaper_done_; });
+        if (reap_.empty()) return;
+        task = std::move(reap_.front());
+        reap_.pop_front();
+      }
+      task.fn();
+      Forget(task.conn);
+    }
+  }
+
+  void WatchdogLoop() {
+    const int64_t deadline = std::chrono::nanoseconds(limits_.request_deadline).count();
+    const int64_t grace = std::min(
+        deadline, static_cast<int64_t>(std::chrono::nanoseconds(limits_.pressure_grace).count()));
+    std::unique_lock lock(mu_);
+    while (!watchdog_done_) {
+      watch_cv_.wait_for(lock, std::chrono::milliseconds(100));
+      const int64_t now = NowNs();
+      const bool pressure = busy_ >= workers_.size() && !queue_.empty();
+      for (auto& [fd, conn] : conns_) {
+        if (conn->killed || conn->in_handler) continue;
+        const int64_t age = now - conn->since_ns;
+        // A waiting client is closed only when it holds others up with nothing to serve.
+        const bool expired = conn->queued ? pressure && age > grace && !Ready(conn.get())
+                                          : age > (pressure ? grace : deadline);
+        if (!expired) continue;
+        Kill(conn.get());
+        deadline_.Increment();
+      }
+      // Killed connections still waiting go to the reaper: no worker needed.
+      bool moved = false;
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        if (it->conn && it->conn->killed) {
+          reap_.push_back(std::move(*it));
+          it = queue_.erase(it);
+          moved = true;
+        } else {
+          ++it;
+        }
+      }
+      if (moved) reap_cv_.notify_one();
+    }
+  }
+
+  static thread_local Conn* current_;
+
+  const HttpLimits limits_;
+  const int port_;
+  const bool tls_;
+  prometheus::Counter& queue_full_;
+  prometheus::Counter& deadline_;
+
+  std::mutex mu_;
+  std::condition_variable cv_, reap_cv_, watch_cv_;
+  std::deque<Task> queue_;
+  std::deque<Task> reap_;
+  std::map<int, std::shared_ptr<Conn>> conns_;  // by descriptor, until the task ends
+  size_t busy_ = 0;
+  bool stopped_ = false;
+  bool shutting_down_ = false;
+  bool reaper_done_ = false;
+  bool watchdog_done_ = false;
+  std::vector<std::thread> workers_;
+  std::thread reaper_;
+  std::thread watchdog_;
+};
+
+thread_local ConnectionPool::Conn* ConnectionPool::current_ = nullptr;
+
+namespace {
+thread_local Clock::time_point request_start;
 }  // namespace
 
 std::optional<ListenAddress> ParseListenAddress(const std::string& text) {
@@ -94,7 +400,12 @@ HttpServer::HttpServer(HttpLimits limits, const WebConfig& web,
       durations_(prometheus::BuildHistogram()
                      .Name("virtscale_http_request_duration_seconds")
                      .Help("Time to serve an HTTP request, by handler.")
-                     .Register(metrics_registry)) {
+                     .Register(metrics_registry)),
+      closed_(prometheus::BuildCounter()
+                  .Name("virtscale_http_connections_closed_total")
+                  .Help("Connections closed by the server's limits, by reason "
+                        "(queue_full, request_deadline).")
+                  .Register(metrics_registry)) {
   if (web.tls) {
     std::string error;
     const TlsServerConfig tls = *web.tls;
@@ -105,26 +416,49 @@ HttpServer::HttpServer(HttpLimits limits, const WebConfig& web,
   } else {
     server_ = std::make_unique<httplib::Server>();
   }
-  const size_t threads = limits_.max_concurrent;
-  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a
+  // second process bind our port and take a share of the scrapes.
+  server_->set_socket_options([this](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_fd_ = sock;
+  });
   server_->set_read_timeout(limits_.read_timeout);
   server_->set_write_timeout(limits_.write_timeout);
   server_->set_payload_max_length(limits_.max_request_bytes);
   server_->set_keep_alive_max_count(limits_.keep_alive_max_count);
-  server_->set_keep_alive_timeout(5);
-  server_->set_exception_handler([](const httplib::Request& req, httplib::Response& res,
-                                    std::exception_ptr ep) {
-    std::string what = "unknown error";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
+  server_->set_keep_alive_timeout(limits_.keep_alive_timeout.count());
+  // Every request, routed or not, authenticates before routing.
+  server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    request_start = Clock::now();
+    if (auth_.enabled() && !auth_.Check(req.get_header_value("Authorization"))) {
+      res.status = 401;
+      res.set_header("WWW-Authenticate", "Basic realm=\"virtscale\"");
+      res.set_content("Unauthorized\n", "text/plain");
+      return httplib::Server::HandlerResponse::Handled;
     }
-    LogError("HTTP handler failed", {{"path", req.path}, {"err", what}});
-    res.status = 500;
-    res.set_content("internal error\n", "text/plain");
+    return httplib::Server::HandlerResponse::Unhandled;
   });
+  // Runs for every response just before it is written.
+  server_->set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const double seconds = std::chrono::duration<double>(Clock::now() - request_start).count();
+    Record(routes_.contains(req.path) ? req.path : "other", res.status == -1 ? 200 : res.status,
+           seconds);
+    ConnectionPool::LeaveHandler();
+  });
+  server_->set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown error";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        LogError("HTTP handler failed", {{"path", req.path}, {"err", what}});
+        res.status = 500;
+        res.set_content("internal error\n", "text/plain");
+      });
   server_->set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (res.body.empty())
       res.set_content(res.status == 404 ? "404 page not found\n" : "request failed\n",
@@ -134,32 +468,27 @@ HttpServer::HttpServer(HttpLimits limits, const WebConfig& web,
 
 HttpServer::~HttpServer() { Stop(); }
 
+void HttpServer::Record(const std::string& handler, int code, double seconds) {
+  requests_.Add({{"handler", handler}, {"code", std::to_string(code)}}).Increment();
+  durations_
+      .Add({{"handler", handler}},
+           prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                   0.25, 0.5, 1, 2.5, 5})
+      .Observe(seconds);
+}
+
 void HttpServer::Route(const std::string& method, const std::string& path, Handler handler) {
-  auto wrapped = [this, path, handler = std::move(handler)](const httplib::Request& req,
-                                                            httplib::Response& res) {
-    const auto start = std::chrono::steady_clock::now();
-    if (auth_.enabled() && !auth_.Check(req.get_header_value("Authorization"))) {
-      res.status = 401;
-      res.set_header("WWW-Authenticate", "Basic realm=\"virtscale\"");
-      res.set_content("Unauthorized\n", "text/plain");
-    } else {
-      handler(req, res);
-    }
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    // httplib fills in 200 only after the handler returns.
-    const int code = res.status == -1 ? 200 : res.status;
-    requests_.Add({{"handler", path}, {"code", std::to_string(code)}}).Increment();
-    durations_
-        .Add({{"handler", path}},
-             prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                     0.1, 0.25, 0.5, 1, 2.5, 5})
-        .Observe(seconds);
+  routes_.insert(path);
+  // The request deadline stops here: our own work is not the client's delay.
+  auto wrapped = [handler = std::move(handler)](const httplib::Request& req,
+                                                httplib::Response& res) {
+    ConnectionPool::EnterHandler();
+    handler(req, res);
   };
   if (method == "GET") {
-    server_->Get(path, wrapped);
+    server_->Get(path, std::move(wrapped));
   } else {
-    server_->Post(path, wrapped);
+    server_->Post(path, std::move(wrapped));
   }
 }
 
@@ -181,6 +510,18 @@ std::optional<std::string> HttpServer::Bind(const std::string& listen_address) {
       return "listen tcp " + listen_address + ": cannot bind (address already in use?)";
     port_ = addr->port;
   }
+  // httplib listens with a backlog of 5; connections beyond it wait for SYN
+  // retransmits (seconds). Listening again only raises the backlog.
+  if (listen_fd_ >= 0) ::listen(listen_fd_, kListenBacklog);
+  // httplib asks for the queue when it starts listening, after the bind.
+  const HttpLimits limits = limits_;
+  const int port = port_;
+  prometheus::Counter& queue_full = closed_.Add({{"reason", "queue_full"}});
+  prometheus::Counter& deadline = closed_.Add({{"reason", "request_deadline"}});
+  const bool tls = tls_;
+  server_->new_task_queue = [limits, port, tls, &queue_full, &deadline] {
+    return new ConnectionPool(limits, port, tls, queue_full, deadline);
+  };
   return std::nullopt;
 }
 

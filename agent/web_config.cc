@@ -3,8 +3,11 @@
 #include <crypt.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstring>
 #include <memory>
 
@@ -25,9 +28,6 @@ bool OneOf(const std::string& value, const std::array<const char*, N>& allowed) 
   return false;
 }
 
-// A bcrypt hash of a random password; checked for unknown users to keep timing flat.
-constexpr const char* kDummyHash = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
-
 std::string Sha256Hex(const std::string& data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -39,6 +39,43 @@ std::string Sha256Hex(const std::string& data) {
     out += kHex[digest[i] & 15];
   }
   return out;
+}
+
+// "$2y$10$" + 53 characters of bcrypt's base64 alphabet.
+bool IsBcryptHash(const std::string& hash) {
+  if (hash.size() != 60 || hash[0] != '$' || hash[1] != '2' || hash[3] != '$' || hash[6] != '$')
+    return false;
+  if (hash[2] != 'a' && hash[2] != 'b' && hash[2] != 'y') return false;
+  if (!std::isdigit(static_cast<unsigned char>(hash[4])) ||
+      !std::isdigit(static_cast<unsigned char>(hash[5])))
+    return false;
+  const int cost = (hash[4] - '0') * 10 + (hash[5] - '0');
+  if (cost < 4 || cost > 31) return false;
+  for (size_t i = 7; i < hash.size(); ++i) {
+    const char c = hash[i];
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '/') return false;
+  }
+  return true;
+}
+
+// A bcrypt hash of a random password at the highest cost among the users', so
+// an unknown user name costs as much as a known one.
+std::string MakeDummyHash(const std::map<std::string, std::string>& users) {
+  int cost = 4;
+  for (const auto& [user, hash] : users)
+    if (IsBcryptHash(hash)) cost = std::max(cost, (hash[4] - '0') * 10 + (hash[5] - '0'));
+  unsigned char random[16];
+  if (RAND_bytes(random, sizeof random) != 1) std::memset(random, 0x5a, sizeof random);
+  char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+  if (crypt_gensalt_rn("$2y$", static_cast<unsigned long>(cost),
+                       reinterpret_cast<const char*>(random), sizeof random, salt,
+                       sizeof salt) == nullptr)
+    return "";
+  auto data = std::make_unique<crypt_data>();
+  std::memset(data.get(), 0, sizeof(crypt_data));
+  const std::string password = Sha256Hex(std::string(reinterpret_cast<char*>(random), 16));
+  const char* hash = crypt_rn(password.c_str(), salt, data.get(), sizeof(crypt_data));
+  return hash != nullptr && hash[0] != '*' ? std::string(hash) : "";
 }
 
 std::optional<std::string> DecodeBase64(const std::string& in) {
@@ -100,10 +137,13 @@ std::optional<WebConfig> LoadWebConfig(const std::string& path, Diagnostics& dia
     }
     if (top.ReadStringMap("basic_auth_users", cfg.basic_auth_users)) {
       for (const auto& [user, hash] : cfg.basic_auth_users) {
-        if (hash.rfind("$2", 0) != 0) {
+        if (!IsBcryptHash(hash)) {
           local.Error(top.Get("basic_auth_users")[user],
                       "basic_auth_users." + user + ": not a bcrypt hash (want $2y$...)");
         }
+        if (user.find(':') != std::string::npos)
+          local.Error(top.Get("basic_auth_users")[user],
+                      "basic_auth_users." + user + ": user names cannot contain ':'");
       }
     }
     top.Get("http_server_config");  // HTTP/2 and headers: not applicable to this server
@@ -115,11 +155,14 @@ std::optional<WebConfig> LoadWebConfig(const std::string& path, Diagnostics& dia
 }
 
 BasicAuthenticator::BasicAuthenticator(std::map<std::string, std::string> users)
-    : users_(std::move(users)) {}
+    : users_(std::move(users)), dummy_hash_(users_.empty() ? "" : MakeDummyHash(users_)) {}
 
 bool BasicAuthenticator::Check(const std::string& authorization) {
-  static constexpr std::string_view kPrefix = "Basic ";
-  if (authorization.compare(0, kPrefix.size(), kPrefix) != 0) return false;
+  // The scheme is case-insensitive (RFC 7617); bound the work on junk.
+  static constexpr std::string_view kPrefix = "basic ";
+  if (authorization.size() < kPrefix.size() || authorization.size() > 4096) return false;
+  for (size_t i = 0; i < kPrefix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != kPrefix[i]) return false;
   auto decoded = DecodeBase64(authorization.substr(kPrefix.size()));
   if (!decoded) return false;
   auto colon = decoded->find(':');
@@ -128,13 +171,17 @@ bool BasicAuthenticator::Check(const std::string& authorization) {
   const std::string password = decoded->substr(colon + 1);
 
   auto it = users_.find(user);
-  const std::string& hash = it == users_.end() ? std::string(kDummyHash) : it->second;
+  const std::string& hash = it == users_.end() ? dummy_hash_ : it->second;
   const std::string cache_key = Sha256Hex(user + '\0' + password + '\0' + hash);
   {
     std::lock_guard lock(mu_);
     if (it != users_.end() && verified_.contains(cache_key)) return true;
   }
+  // At most two bcrypts at once: a guessing flood then cannot take every core,
+  // and clients with cached credentials never wait here.
+  bcrypt_slots_.acquire();
   bool ok = VerifyCryptHash(password, hash) && it != users_.end();
+  bcrypt_slots_.release();
   if (ok) {
     std::lock_guard lock(mu_);
     if (verified_.size() > 1024) verified_.clear();

@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <semaphore>
 #include <set>
 #include <string>
 
@@ -41,7 +42,9 @@ struct WebConfig {
 std::optional<WebConfig> LoadWebConfig(const std::string& path, Diagnostics& diags);
 
 // Verifies basic-auth credentials against bcrypt hashes via libcrypt. Unknown
-// users cost one bcrypt like known ones, so timing does not reveal user names.
+// users cost one bcrypt at the highest configured cost, like known ones, so
+// timing does not reveal user names; hashes compare in constant time. At most
+// two bcrypt computations run at once.
 // Successful checks are cached (by a SHA-256 of user, password and hash) so a
 // scrape every few seconds does not pay bcrypt each time.
 class BasicAuthenticator {
@@ -53,6 +56,8 @@ class BasicAuthenticator {
 
  private:
   std::map<std::string, std::string> users_;
+  std::string dummy_hash_;  // checked for unknown users
+  std::counting_semaphore<2> bcrypt_slots_{2};
   std::mutex mu_;
   std::set<std::string> verified_;  // cache keys of verified credentials
 };
