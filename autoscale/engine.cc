@@ -68,6 +68,9 @@ void Engine::SetRules(RuleSet rules) {
     Group g;
     if (Group* old = FindGroup(rule.name)) g = std::move(*old);
     g.rule = rule;
+    // Counters start at 0 so increase() sees the first action of each kind.
+    for (const char* dir : {"up", "down"})
+      for (const char* result : {"ok", "error"}) g.actions_total.try_emplace({dir, result}, 0);
     groups.push_back(std::move(g));
   }
   groups_ = std::move(groups);
@@ -97,6 +100,8 @@ void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, Ti
     g.state = std::move(ev.next);
     g.last_evaluated = now;
     Decision& d = ev.decision;
+    g.decisions_total[{OutcomeName(d.outcome),
+                       d.held_by == HeldBy::kNone ? "none" : HeldByName(d.held_by)}] += 1;
     if (options_.on_decision) options_.on_decision(d);
     if (!d.actions.empty()) {
       const Direction dir = *d.direction;
@@ -321,6 +326,10 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
   auto actions = Family("virtscale_scale_actions_total",
                         "Scale operations by group, direction and result (ok, error, dry_run).",
                         MetricType::Counter);
+  auto decisions = Family("virtscale_group_decisions_total",
+                          "Rule evaluations by group, outcome and what held the group (none when "
+                          "nothing did).",
+                          MetricType::Counter);
   auto last = Family("virtscale_group_last_scale_timestamp_seconds",
                      "Unix time at which the group's last scale action in a direction finished.",
                      MetricType::Gauge);
@@ -333,6 +342,9 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
     AddSample(in_flight, {{"group", name}}, g.state.in_flight ? 1 : 0);
     for (const auto& [key, count] : g.actions_total)
       AddSample(actions, {{"group", name}, {"direction", key.first}, {"result", key.second}},
+                count);
+    for (const auto& [key, count] : g.decisions_total)
+      AddSample(decisions, {{"group", name}, {"outcome", key.first}, {"held_by", key.second}},
                 count);
     for (int dir = 0; dir < 2; ++dir) {
       if (g.last_scale[dir]) {
@@ -361,8 +373,8 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
   auto eval = Family("virtscale_rule_evaluation_duration_seconds",
                      "Duration of the last autoscaler tick (all due groups).", MetricType::Gauge);
   if (ticked_) AddSample(eval, {}, last_tick_seconds_);
-  for (auto* f : {&members, &desired, &min, &max, &value, &state, &threshold, &actions, &last,
-                  &in_flight, &eval}) {
+  for (auto* f : {&members, &desired, &min, &max, &value, &state, &threshold, &actions, &decisions,
+                  &last, &in_flight, &eval}) {
     if (!f->metric.empty()) out.push_back(std::move(*f));
   }
 }

@@ -89,6 +89,7 @@ class Engine {
     Membership membership;
     std::optional<Decision> last_decision;
     std::map<std::pair<std::string, std::string>, double> actions_total;  // (direction, result)
+    std::map<std::pair<std::string, std::string>, double> decisions_total;  // (outcome, held_by)
     std::optional<TimePoint> last_scale[2];  // by Direction: when an action last ran
   };
   struct Job {
