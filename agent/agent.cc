@@ -87,7 +87,13 @@ class Agent {
                          .Name("virtscale_config_last_reload_success_timestamp_seconds")
                          .Help("Timestamp of the last successful configuration reload.")
                          .Register(registry_)
-                         .Add({})) {
+                         .Add({})),
+        sample_interval_(prometheus::BuildGauge()
+                             .Name("virtscale_sample_interval_seconds")
+                             .Help("Configured interval between samples (libvirt.sample_interval).")
+                             .Register(registry_)
+                             .Add({})) {
+    sample_interval_.Set(Seconds(config_.libvirt.sample_interval));
     build_info_.Add({{"version", VIRTSCALE_VERSION}, {"libvirt", LibvirtVersion()}}).Set(1);
     reload_ok_.Set(1);
     reload_time_.Set(UnixSeconds(std::chrono::system_clock::now()));
@@ -214,6 +220,7 @@ class Agent {
     if (next->libvirt.uri != config_.libvirt.uri || next->web.listen_address != config_.web.listen_address)
       LogWarn("libvirt.uri and web.listen_address changes take effect at restart");
     sampler_.UpdateOptions(SamplerOptionsFrom(next->libvirt));
+    sample_interval_.Set(Seconds(next->libvirt.sample_interval));
     auto sources = std::make_shared<SourceManager>(next->sources);
     sources->Start();
     std::shared_ptr<SourceManager> old;
@@ -331,6 +338,7 @@ class Agent {
   prometheus::Family<prometheus::Gauge>& build_info_;
   prometheus::Gauge& reload_ok_;
   prometheus::Gauge& reload_time_;
+  prometheus::Gauge& sample_interval_;
   MetricsExposition exposition_;
   std::unique_ptr<HttpServer> server_;
 
