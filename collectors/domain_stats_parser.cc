@@ -236,6 +236,12 @@ StatsParseResult ParseDomainStatsParams(const virTypedParameter* params, int npa
       if (SplitIndexed(rest, index, field)) SetNetField(nets[index], field, p);
     }
   }
+  if ((result.groups_present & VIR_DOMAIN_STATS_STATE) && !out.active) {
+    // libvirt 9 reports libvirtd's own CPU time as cpu.* of an inactive domain.
+    out.cpu_time_ns.reset();
+    out.cpu_user_ns.reset();
+    out.cpu_system_ns.reset();
+  }
   if (!vcpus.empty()) {
     out.vcpus.clear();
     for (auto& [index, v] : vcpus) out.vcpus.push_back(v);

@@ -131,6 +131,27 @@ TEST(DomainStatsParser, StateOnlyRecordLeavesOtherFieldsAndGroupsAbsent) {
   EXPECT_TRUE(d.blocks.empty());
 }
 
+// libvirt 9 fills cpu.* of a shut-off domain with libvirtd's own CPU time.
+TEST(DomainStatsParser, InactiveDomainHasNoCpuTime) {
+  Params p;
+  p.I("state.state", VIR_DOMAIN_SHUTOFF)
+      .U("cpu.time", 600000000)
+      .U("cpu.user", 190000000)
+      .U("cpu.system", 410000000);
+  DomainStats d;
+  ParseDomainStatsParams(p.data(), p.size(), d);
+  EXPECT_FALSE(d.active);
+  EXPECT_FALSE(d.cpu_time_ns.has_value());
+  EXPECT_FALSE(d.cpu_user_ns.has_value());
+  EXPECT_FALSE(d.cpu_system_ns.has_value());
+
+  Params running;
+  running.I("state.state", VIR_DOMAIN_RUNNING).U("cpu.time", 600000000);
+  DomainStats r;
+  ParseDomainStatsParams(running.data(), running.size(), r);
+  EXPECT_EQ(r.cpu_time_ns, 600000000u);
+}
+
 TEST(DomainStatsParser, DropsEmptyAndRepeatedDeviceNamesAndCountsThem) {
   Params p;
   p.U("block.count", 4)
