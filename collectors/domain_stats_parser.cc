@@ -236,7 +236,7 @@ StatsParseResult ParseDomainStatsParams(const virTypedParameter* params, int npa
       if (SplitIndexed(rest, index, field)) SetNetField(nets[index], field, p);
     }
   }
-  if ((result.groups_present & VIR_DOMAIN_STATS_STATE) && !out.active) {
+  if (!out.active && out.state != DomainState::kNoState) {
     // libvirt 9 reports libvirtd's own CPU time as cpu.* of an inactive domain.
     out.cpu_time_ns.reset();
     out.cpu_user_ns.reset();
