@@ -5,6 +5,8 @@
 
 #include "agent/agent.h"
 #include "agent/check_config.h"
+#include "agent/simulate_command.h"
+#include "agent/test_rules_command.h"
 #include "version.h"
 
 int main(int argc, char** argv) {
@@ -37,7 +39,12 @@ int main(int argc, char** argv) {
   std::string check_file;
   check_config->add_option("file", check_file, "Config file to check.")->required();
 
+  auto test_rules = virtscale::AddTestRulesCommand(app);
+  auto simulate = virtscale::AddSimulateCommand(app);
+
   CLI11_PARSE(app, argc, argv);
   if (check_config->parsed()) return virtscale::CheckConfigCommand(check_file, std::cout);
+  if (auto code = test_rules()) return *code;
+  if (auto code = simulate()) return *code;
   return virtscale::RunAgent(flags);
 }

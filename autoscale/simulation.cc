@@ -1,0 +1,461 @@
+#include "autoscale/simulation.h"
+
+#include <fmt/format.h>
+#include <glob.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "autoscale/engine.h"
+#include "autoscale/rule_loader.h"
+#include "collectors/snapshot.h"
+#include "collectors/sources/reading.h"
+
+namespace virtscale::autoscale {
+namespace {
+
+// Parses a whole number token; false on trailing junk.
+bool ParseNumber(std::string_view text, double& out) {
+  if (text.empty()) return false;
+  const std::string s(text);
+  char* end = nullptr;
+  errno = 0;
+  out = std::strtod(s.c_str(), &end);
+  return errno == 0 && end == s.c_str() + s.size() && std::isfinite(out);
+}
+
+bool ParseCount(std::string_view text, int64_t& out) {
+  if (text.empty() || text.size() > 9) return false;
+  out = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    out = out * 10 + (c - '0');
+  }
+  return true;
+}
+
+// "a", "a+bxn", "a-bxn", "axn", "_", "_xn", "stale".
+bool ExpandToken(std::string_view tok, std::vector<std::optional<double>>& out,
+                 std::string& error) {
+  if (tok == "stale" || tok == "_") {
+    out.emplace_back();
+    return true;
+  }
+  const size_t x = tok.rfind('x');
+  if (x == std::string_view::npos) {
+    double v = 0;
+    if (!ParseNumber(tok, v)) {
+      error = fmt::format("bad value \"{}\"", tok);
+      return false;
+    }
+    out.emplace_back(v);
+    return true;
+  }
+  int64_t n = 0;
+  if (!ParseCount(tok.substr(x + 1), n)) {
+    error = fmt::format("bad repeat count in \"{}\"", tok);
+    return false;
+  }
+  const std::string_view head = tok.substr(0, x);
+  if (head == "_") {  // missing samples cannot increment: n of them
+    out.insert(out.end(), static_cast<size_t>(n), std::nullopt);
+    return true;
+  }
+  // The operator is the first +/- after the start that does not belong to an exponent.
+  size_t op = std::string_view::npos;
+  for (size_t i = 1; i < head.size(); ++i) {
+    if ((head[i] == '+' || head[i] == '-') && head[i - 1] != 'e' && head[i - 1] != 'E') {
+      op = i;
+      break;
+    }
+  }
+  double a = 0;
+  double b = 0;
+  const bool ok = op == std::string_view::npos
+                      ? ParseNumber(head, a)
+                      : ParseNumber(head.substr(0, op), a) && ParseNumber(head.substr(op + 1), b);
+  if (!ok) {
+    error = fmt::format("bad expanding term \"{}\" (want a+bxN, a-bxN or axN)", tok);
+    return false;
+  }
+  if (op != std::string_view::npos && head[op] == '-') b = -b;
+  for (int64_t i = 0; i <= n; ++i) out.emplace_back(a + b * static_cast<double>(i));
+  return true;
+}
+
+// The simulated membership, changed by the actuator.
+struct World {
+  struct Domain {
+    std::string name;
+    bool running = true;
+    int64_t created_at_unix = 0;
+  };
+  std::mutex mu;
+  std::vector<Domain> domains;
+  int next_index = 1;
+  std::string group;
+  std::string template_path;
+
+  int64_t Running() {
+    std::lock_guard lock(mu);
+    return std::count_if(domains.begin(), domains.end(), [](const Domain& d) { return d.running; });
+  }
+  int64_t Stopped() {
+    std::lock_guard lock(mu);
+    return std::count_if(domains.begin(), domains.end(),
+                         [](const Domain& d) { return !d.running; });
+  }
+  std::string NewName() { return fmt::format("{}-{}", group, next_index++); }
+};
+
+class SimActuator : public Actuator {
+ public:
+  SimActuator(World& world, std::atomic<int64_t>& now_unix) : world_(world), now_unix_(now_unix) {}
+
+  OperationResult Execute(const Operation& op) override {
+    std::lock_guard lock(world_.mu);
+    OperationResult r;
+    r.domain = op.domain;
+    auto it = std::find_if(world_.domains.begin(), world_.domains.end(),
+                           [&](const World::Domain& d) { return d.name == op.domain; });
+    switch (op.kind) {
+      case Operation::Kind::kCreate:
+        r.domain = world_.NewName();
+        world_.domains.push_back({r.domain, true, now_unix_.load()});
+        r.ok = true;
+        break;
+      case Operation::Kind::kStart:
+      case Operation::Kind::kStop:
+        if (it == world_.domains.end()) {
+          r.error = "no such domain";
+        } else {
+          it->running = op.kind == Operation::Kind::kStart;
+          r.ok = true;
+        }
+        break;
+      case Operation::Kind::kDelete:
+        if (it == world_.domains.end()) {
+          r.error = "no such domain";
+        } else {
+          world_.domains.erase(it);
+          r.ok = true;
+        }
+        break;
+    }
+    executed.push_back(r);
+    return r;
+  }
+
+  std::vector<OperationResult> executed;  // since the last clear; read after WaitIdle
+
+ private:
+  World& world_;
+  std::atomic<int64_t>& now_unix_;
+};
+
+int64_t UnixSeconds(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+// The utilisation a member reads at `t` for one metric kind.
+std::optional<double> MemberValue(const SimulationSpec& spec, MetricKind kind,
+                                  const std::string& member, int64_t running, TimePoint t) {
+  const MemberInput* general = nullptr;
+  for (const MemberInput& in : spec.member_inputs) {
+    if (in.kind != kind) continue;
+    if (in.member == member) {
+      general = &in;
+      break;
+    }
+    if (in.member.empty() && general == nullptr) general = &in;
+  }
+  if (general == nullptr) return std::nullopt;
+  std::optional<double> v = general->series.At(t);
+  if (v && general->shared)
+    v = std::min(1.0, *v / static_cast<double>(std::max<int64_t>(running, 1)));
+  return v;
+}
+
+SnapshotPtr TakeSnapshot(World& world, const SimulationSpec& spec, TimePoint t, uint64_t seq) {
+  auto snap = std::make_shared<Snapshot>();
+  snap->taken_at = t;
+  snap->sequence = seq;
+  snap->libvirt_up = true;
+  snap->libvirt_uri = "simulation";
+  std::lock_guard lock(world.mu);
+  int64_t running = 0;
+  for (const auto& d : world.domains) running += d.running ? 1 : 0;
+  for (const auto& d : world.domains) {
+    DomainStats s;
+    s.name = d.name;
+    s.state = d.running ? DomainState::kRunning : DomainState::kShutoff;
+    s.active = d.running;
+    s.metadata = VirtscaleMetadata{spec.rule.name, spec.rule.template_path, d.created_at_unix};
+    if (d.running) {
+      s.cpu_utilization = MemberValue(spec, MetricKind::kCpu, d.name, running, t);
+      s.memory_utilization = MemberValue(spec, MetricKind::kMemory, d.name, running, t);
+    }
+    snap->domains.push_back(std::move(s));
+  }
+  std::sort(snap->domains.begin(), snap->domains.end(),
+            [](const DomainStats& a, const DomainStats& b) { return a.name < b.name; });
+  return snap;
+}
+
+SourceReadings ReadSources(const SimulationSpec& spec, TimePoint t) {
+  SourceReadings out;
+  for (const auto& [name, series] : spec.sources) {
+    SourceReading r;
+    r.value = series.At(t);
+    if (r.value) {
+      r.last_success = t;
+    } else {
+      r.error = "no sample in the input series at this time";
+    }
+    out.emplace(name, std::move(r));
+  }
+  return out;
+}
+
+std::string FormatValue(const std::optional<double>& v) {
+  return v ? fmt::format("{:.4g}", *v) : std::string("missing");
+}
+
+void CollectSourceNames(const YAML::Node& node, std::set<std::string>& out) {
+  if (node.IsMap()) {
+    for (const auto& kv : node) {
+      if (kv.first.IsScalar() && kv.first.Scalar() == "metric" && kv.second.IsScalar() &&
+          kv.second.Scalar().starts_with("source:") && kv.second.Scalar().size() > 7) {
+        out.insert(kv.second.Scalar().substr(7));
+      }
+      CollectSourceNames(kv.second, out);
+    }
+  } else if (node.IsSequence()) {
+    for (const auto& item : node) CollectSourceNames(item, out);
+  }
+}
+
+}  // namespace
+
+RuleSet LoadRulesForSimulation(const std::vector<std::string>& globs, const std::string& base_dir,
+                               Duration default_interval, Diagnostics& diags) {
+  std::set<std::string> sources;
+  for (const std::string& pattern : globs) {
+    std::filesystem::path full(pattern);
+    if (full.is_relative()) full = std::filesystem::path(base_dir) / full;
+    glob_t matches{};
+    if (glob(full.string().c_str(), GLOB_ERR, nullptr, &matches) == 0) {
+      for (size_t i = 0; i < matches.gl_pathc; ++i) {
+        Diagnostics ignored;  // LoadRuleFiles reports syntax errors below
+        if (auto root = LoadYamlFile(matches.gl_pathv[i], ignored))
+          CollectSourceNames(*root, sources);
+      }
+    }
+    globfree(&matches);
+  }
+  return LoadRuleFiles(globs, base_dir, sources, default_interval, diags);
+}
+
+std::optional<std::vector<std::optional<double>>> ParseSeriesValues(std::string_view text,
+                                                                    std::string* error) {
+  std::vector<std::optional<double>> out;
+  std::string err;
+  std::istringstream in{std::string(text)};
+  std::string tok;
+  while (in >> tok) {
+    if (!ExpandToken(tok, out, err)) {
+      if (error) *error = err;
+      return std::nullopt;
+    }
+  }
+  if (out.empty()) {
+    if (error) *error = "empty series";
+    return std::nullopt;
+  }
+  return out;
+}
+
+Series::Series(std::vector<Point> points, Duration lookback)
+    : points_(std::move(points)), lookback_(lookback) {
+  std::stable_sort(points_.begin(), points_.end(),
+                   [](const Point& a, const Point& b) { return a.time < b.time; });
+}
+
+Series Series::FromValues(TimePoint start, Duration step,
+                          const std::vector<std::optional<double>>& values) {
+  std::vector<Point> points;
+  points.reserve(values.size());
+  for (size_t i = 0; i < values.size(); ++i)
+    points.push_back({start + step * static_cast<int64_t>(i), values[i]});
+  return Series(std::move(points), step);
+}
+
+std::optional<double> Series::At(TimePoint t) const {
+  auto it = std::upper_bound(points_.begin(), points_.end(), t,
+                             [](TimePoint v, const Point& p) { return v < p.time; });
+  if (it == points_.begin()) return std::nullopt;
+  --it;
+  if (t - it->time >= lookback_) return std::nullopt;
+  return it->value;
+}
+
+const SimulationStep* SimulationResult::At(TimePoint t) const {
+  auto it = std::upper_bound(steps.begin(), steps.end(), t,
+                             [](TimePoint v, const SimulationStep& s) { return v < s.time; });
+  if (it == steps.begin()) return nullptr;
+  return &*std::prev(it);
+}
+
+SimulationResult RunSimulation(const SimulationSpec& spec) {
+  World world;
+  world.group = spec.rule.name;
+  world.template_path = spec.rule.template_path;
+  const int64_t start_unix = UnixSeconds(spec.start);
+  const int64_t initial = spec.initial_running + spec.initial_stopped;
+  for (int64_t i = 0; i < initial; ++i) {
+    // Older members first; the newest initial member is the first to go on scale-down.
+    world.domains.push_back({world.NewName(), i < spec.initial_running, start_unix - initial + i});
+  }
+
+  std::atomic<int64_t> now_unix{start_unix};
+  TimePoint now = spec.start;
+  std::optional<Decision> last;
+  SimActuator actuator(world, now_unix);
+  EngineOptions options;
+  options.dry_run = spec.dry_run;
+  options.history = 1;
+  options.clock = [&now_unix] { return TimePoint(std::chrono::seconds(now_unix.load())); };
+  options.on_decision = [&last](const Decision& d) { last = d; };
+
+  SimulationResult result;
+  {
+    Engine engine(actuator, options);
+    RuleSet rules;
+    rules.groups.push_back(spec.rule);
+    engine.SetRules(std::move(rules));
+    const Duration step = spec.step > Duration(0) ? spec.step : std::chrono::seconds(10);
+    uint64_t seq = 0;
+    for (now = spec.start; now <= spec.end; now += step) {
+      now_unix = UnixSeconds(now);
+      SnapshotPtr snap = TakeSnapshot(world, spec, now, ++seq);
+      SimulationStep s;
+      s.time = now;
+      s.running_before = world.Running();
+      last.reset();
+      actuator.executed.clear();
+      engine.Tick(snap, ReadSources(spec, now), now);
+      engine.WaitIdle();
+      s.running = world.Running();
+      s.stopped = world.Stopped();
+      if (last) {
+        Decision& d = *last;
+        // The engine ran the operations in order through the actuator.
+        size_t failed = 0;
+        for (size_t i = 0; i < d.actions.size() && i < actuator.executed.size(); ++i) {
+          ActionRecord& a = d.actions[i];
+          a.result = actuator.executed[i].ok ? "ok" : "error";
+          a.domain = actuator.executed[i].domain;
+          a.error = actuator.executed[i].error;
+          failed += actuator.executed[i].ok ? 0 : 1;
+        }
+        if (!d.actions.empty()) {
+          const bool up = d.direction == Direction::kUp;
+          (up ? result.scale_ups : result.scale_downs) += 1;
+          (up ? result.members_added : result.members_removed) +=
+              static_cast<int64_t>(d.actions.size() - failed);
+          if (d.result == "pending") d.result = failed == 0 ? "ok" : "error";
+        }
+        s.decision = std::move(d);
+      }
+      result.steps.push_back(std::move(s));
+    }
+  }
+  return result;
+}
+
+std::string FormatOffset(TimePoint t, TimePoint start) {
+  const auto d = std::chrono::duration_cast<Duration>(t - start);
+  if (d < Duration(0)) return "-" + FormatDuration(-d);
+  return "+" + FormatDuration(d);
+}
+
+std::string FormatTimeline(const SimulationResult& result, const SimulationSpec& spec,
+                           bool absolute_times) {
+  std::string out;
+  auto stamp = [&](TimePoint t) {
+    return absolute_times ? fmt::format("{} {:>9}", FormatTime(t), FormatOffset(t, spec.start))
+                          : fmt::format("{:>9}", FormatOffset(t, spec.start));
+  };
+  std::map<std::pair<int, size_t>, ConditionState> prev;
+  HeldBy prev_held = HeldBy::kNone;
+  int64_t evaluations = 0;
+  std::map<std::string, int64_t> holds;
+  int64_t lo = INT64_MAX;
+  int64_t hi = INT64_MIN;
+  for (const SimulationStep& s : result.steps) {
+    lo = std::min({lo, s.running, s.running_before});
+    hi = std::max({hi, s.running, s.running_before});
+    if (!s.decision) continue;
+    const Decision& d = *s.decision;
+    ++evaluations;
+    const std::string at = stamp(s.time);
+    for (const ConditionReport& c : d.conditions) {
+      const auto key = std::make_pair(static_cast<int>(c.direction), c.index);
+      const ConditionState before = prev.count(key) ? prev[key] : ConditionState::kInactive;
+      if (c.state != before) {
+        const std::string name =
+            fmt::format("{}[{}] {}", DirectionName(c.direction), c.index, c.description);
+        if (c.state == ConditionState::kInactive) {
+          out += fmt::format("{}  {}: {} ({})\n", at, name, c.missing ? "missing" : "resolved",
+                             FormatValue(c.value));
+        } else {
+          out += fmt::format("{}  {}: {} (value {}, true for {})\n", at, name,
+                             ConditionStateName(c.state), FormatValue(c.value),
+                             FormatDuration(c.held_for));
+        }
+      }
+      prev[key] = c.state;
+    }
+    if (!d.actions.empty()) {
+      std::string ops;
+      for (const ActionRecord& a : d.actions) {
+        if (!ops.empty()) ops += ", ";
+        const std::string& domain = a.domain.empty() ? a.operation.domain : a.domain;
+        ops += fmt::format("{} {} {}", OperationKindName(a.operation.kind),
+                           domain.empty() ? "(new)" : domain, a.result);
+      }
+      out += fmt::format("{}  scale_{} {} -> {}: {}\n{}      because {}\n", at,
+                         d.direction ? DirectionName(*d.direction) : "?", d.running, d.desired, ops,
+                         std::string(at.size(), ' '), d.reason);
+    }
+    if (d.held_by != HeldBy::kNone) ++holds[HeldByName(d.held_by)];
+    if (d.held_by != prev_held && d.held_by != HeldBy::kNone && d.held_by != HeldBy::kDryRun) {
+      out += fmt::format("{}  held ({}): {}\n", at, HeldByName(d.held_by), d.reason);
+    }
+    prev_held = d.held_by;
+  }
+  const int64_t final_running = result.steps.empty() ? 0 : result.steps.back().running;
+  out += fmt::format(
+      "summary: {} evaluations, {} scale-ups (+{} members), {} scale-downs (-{} members), "
+      "running {}..{}, final {}",
+      evaluations, result.scale_ups, result.members_added, result.scale_downs,
+      result.members_removed, result.steps.empty() ? 0 : lo, result.steps.empty() ? 0 : hi,
+      final_running);
+  if (!holds.empty()) {
+    std::string h;
+    for (const auto& [name, n] : holds) h += fmt::format("{}{} {}", h.empty() ? "" : ", ", name, n);
+    out += "; held evaluations: " + h;
+  }
+  out += "\n";
+  return out;
+}
+
+}  // namespace virtscale::autoscale
