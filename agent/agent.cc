@@ -69,8 +69,9 @@ class Agent {
       : flags_(std::move(flags)),
         config_(std::move(config)),
         web_(std::move(web)),
-        connection_(LibvirtConnection::Options{.uri = config_.libvirt.uri,
-                                               .read_only = config_.rules.groups.empty()}),
+        // A monitoring-only agent asks libvirt for no more rights than it needs.
+        read_only_(config_.rules.groups.empty()),
+        connection_(LibvirtConnection::Options{.uri = config_.libvirt.uri, .read_only = read_only_}),
         sampler_(connection_, SamplerOptionsFrom(config_.libvirt)),
         actuator_([this] { return connection_.Acquire(); }, ActuatorOptionsFor(connection_)),
         engine_(actuator_, EngineOptionsFor(flags_)),
@@ -131,7 +132,8 @@ class Agent {
              {"tls", server_->tls() ? "true" : "false"},
              {"config", config_.file.empty() ? "(defaults)" : config_.file},
              {"groups", std::to_string(config_.rules.groups.size())},
-             {"dry_run", flags_.dry_run ? "true" : "false"}});
+             {"dry_run", flags_.dry_run ? "true" : "false"},
+             {"libvirt_read_only", read_only_ ? "true" : "false"}});
 
     connection_.Start();
     // Give a reachable libvirt the chance to make the first sample a real one; an
@@ -229,6 +231,9 @@ class Agent {
       old = std::exchange(sources_, sources);
     }
     old->Stop();
+    if (read_only_ && !next->rules.groups.empty())
+      LogWarn("scaling groups need a read-write libvirt connection; restart the agent to act",
+              {{"groups", std::to_string(next->rules.groups.size())}});
     engine_.SetRules(next->rules);
     const std::string uri = config_.libvirt.uri;
     config_ = std::move(*next);
@@ -331,6 +336,7 @@ class Agent {
   AgentConfig config_;
   WebConfig web_;
   prometheus::Registry registry_;
+  const bool read_only_;
   LibvirtConnection connection_;
   Sampler sampler_;
   autoscale::LibvirtActuator actuator_;
