@@ -1,0 +1,126 @@
+// Fault injection for tests/integration/test_faults.py: an LD_PRELOAD library
+// that wraps a few libvirt calls of the agent running on libvirt's in-process
+// test driver. The file named by $VIRTSCALE_FAULTS is re-read on every wrapped
+// call; each line is "KIND DOMAIN-PREFIX [SECONDS]":
+//
+//   error faulty-        per-domain stats calls (virDomainGetInfo,
+//                        virDomainMemoryStats) fail for matching domains
+//   hang slow- 6         virDomainGetInfo of matching domains blocks 6 s first
+//                        (a domain, or libvirt, that stops answering)
+//   poolfull tiny        creating a volume in a matching storage pool fails
+//                        with libvirt's own "Not enough free space in pool"
+//                        (the test driver does not count clones against it)
+//   vanish gone-         matching domains are destroyed and undefined right
+//                        after virConnectListAllDomains returned them, so every
+//                        later call on them finds no domain
+//
+// Build: cc -shared -fPIC -o fault_shim.so fault_shim.c -ldl -lvirt
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <libvirt/libvirt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+// Returns the seconds (or 1) of the first rule of `kind` whose prefix starts
+// `name`, else 0.
+static int Match(const char* kind, const char* name) {
+  const char* path = getenv("VIRTSCALE_FAULTS");
+  if (path == NULL || name == NULL) return 0;
+  FILE* f = fopen(path, "r");
+  if (f == NULL) return 0;
+  char line[256], k[64], prefix[128];
+  int seconds, hit = 0;
+  while (!hit && fgets(line, sizeof line, f) != NULL) {
+    seconds = 1;
+    if (sscanf(line, "%63s %127s %d", k, prefix, &seconds) < 2) continue;
+    if (strcmp(k, kind) == 0 && strncmp(name, prefix, strlen(prefix)) == 0)
+      hit = seconds > 0 ? seconds : 1;
+  }
+  fclose(f);
+  return hit;
+}
+
+// Leaves a genuine libvirt error on the thread (an invalid-flags failure of a
+// call on the same domain): there is no public API to raise one directly.
+static void Fail(virDomainPtr dom) {
+  char* xml = virDomainGetXMLDesc(dom, 1u << 30);
+  free(xml);
+}
+
+#define REAL(ret, fn, ...)                                   \
+  static ret (*real)(__VA_ARGS__) = NULL;                    \
+  if (real == NULL) real = (ret(*)(__VA_ARGS__))dlsym(RTLD_NEXT, fn)
+
+int virDomainGetInfo(virDomainPtr dom, virDomainInfoPtr info) {
+  REAL(int, "virDomainGetInfo", virDomainPtr, virDomainInfoPtr);
+  const char* name = virDomainGetName(dom);
+  int hang = Match("hang", name);
+  if (hang > 0) sleep((unsigned)hang);
+  if (Match("error", name)) {
+    Fail(dom);
+    return -1;
+  }
+  return real(dom, info);
+}
+
+int virDomainMemoryStats(virDomainPtr dom, virDomainMemoryStatPtr stats, unsigned int nr,
+                         unsigned int flags) {
+  REAL(int, "virDomainMemoryStats", virDomainPtr, virDomainMemoryStatPtr, unsigned int,
+       unsigned int);
+  const char* name = virDomainGetName(dom);
+  if (Match("error", name)) {
+    Fail(dom);
+    return -1;
+  }
+  return real(dom, stats, nr, flags);
+}
+
+int virConnectListAllDomains(virConnectPtr conn, virDomainPtr** domains, unsigned int flags) {
+  REAL(int, "virConnectListAllDomains", virConnectPtr, virDomainPtr**, unsigned int);
+  int n = real(conn, domains, flags);
+  if (n > 0 && domains != NULL) {
+    for (int i = 0; i < n; ++i) {
+      virDomainPtr dom = (*domains)[i];
+      if (!Match("vanish", virDomainGetName(dom))) continue;
+      if (virDomainIsActive(dom) == 1) virDomainDestroy(dom);
+      virDomainUndefine(dom);
+    }
+  }
+  return n;
+}
+
+// Asks the pool for an impossibly large volume so libvirt itself reports the
+// pool as full, and returns NULL like the failed call would.
+static virStorageVolPtr PoolFull(virStoragePoolPtr pool) {
+  static const char kHuge[] =
+      "<volume><name>virtscale-fault-shim-huge</name>"
+      "<capacity>1000000000000000000</capacity><allocation>1000000000000000000</allocation>"
+      "</volume>";
+  static virStorageVolPtr (*create)(virStoragePoolPtr, const char*, unsigned int) = NULL;
+  if (create == NULL)
+    create = (virStorageVolPtr(*)(virStoragePoolPtr, const char*, unsigned int))dlsym(
+        RTLD_NEXT, "virStorageVolCreateXML");
+  virStorageVolPtr vol = create(pool, kHuge, 0);
+  if (vol != NULL) {  // not expected; leave nothing behind
+    virStorageVolDelete(vol, 0);
+    virStorageVolFree(vol);
+  }
+  return NULL;
+}
+
+virStorageVolPtr virStorageVolCreateXML(virStoragePoolPtr pool, const char* xml,
+                                        unsigned int flags) {
+  REAL(virStorageVolPtr, "virStorageVolCreateXML", virStoragePoolPtr, const char*, unsigned int);
+  if (Match("poolfull", virStoragePoolGetName(pool))) return PoolFull(pool);
+  return real(pool, xml, flags);
+}
+
+virStorageVolPtr virStorageVolCreateXMLFrom(virStoragePoolPtr pool, const char* xml,
+                                            virStorageVolPtr clonevol, unsigned int flags) {
+  REAL(virStorageVolPtr, "virStorageVolCreateXMLFrom", virStoragePoolPtr, const char*,
+       virStorageVolPtr, unsigned int);
+  if (Match("poolfull", virStoragePoolGetName(pool))) return PoolFull(pool);
+  return real(pool, xml, clonevol, flags);
+}

@@ -1,0 +1,476 @@
+#!/usr/bin/env python3
+"""Libvirt faults under a running agent. For each: the agent keeps serving
+/metrics, reports the fault in the metrics, recovers by itself, and the
+autoscaler takes no action on missing or garbage data.
+
+Test-driver faults (default) run the agent on libvirt's in-process test driver
+with fault_shim.c preloaded (see there): a domain whose stats calls error, a
+domain whose call hangs longer than call_timeout, domains that disappear between
+list and stats, creates from a template that fail (libvirt rejects the XML, the
+name is taken, the storage pool is full), and a queue source that reads garbage.
+
+Daemon faults (--daemon, ctest label e2e) run against a real libvirtd started by
+scripts/libvirtd.sh (exit 77 when it cannot start): libvirtd killed with SIGKILL,
+and libvirtd frozen with SIGSTOP for longer than call_timeout.
+
+  test_faults.py BINARY [--daemon]
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import SOURCE_DIR, Agent, http, parse_metrics, run_tests, values  # noqa: E402
+
+BINARY = sys.argv[1]
+DAEMON = "--daemon" in sys.argv
+HERE = os.path.dirname(os.path.abspath(__file__))
+TMP = tempfile.mkdtemp(prefix="virtscale-faults-")
+FAULTS = os.path.join(TMP, "faults")
+SKIP = 77
+
+
+def write(name, text):
+    path = os.path.join(TMP, name)
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def set_faults(*lines):
+    write("faults", "".join(line + "\n" for line in lines))
+
+
+def build_shim():
+    out = os.path.join(TMP, "fault_shim.so")
+    cflags = subprocess.run(["pkg-config", "--cflags", "--libs", "libvirt"], capture_output=True,
+                            text=True, check=True).stdout.split()
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", out, os.path.join(HERE, "fault_shim.c"),
+                    "-ldl", *cflags], check=True)
+    return out
+
+
+def domain(name, uuid_n):
+    return """  <domain type='test'>
+    <name>%s</name>
+    <uuid>8f2a6f3c-0000-4000-8000-%012d</uuid>
+    <memory>262144</memory>
+    <currentMemory>262144</currentMemory>
+    <vcpu>1</vcpu>
+    <os><type>hvm</type></os>
+  </domain>
+""" % (name, uuid_n)
+
+
+NODE = """<node>
+  <cpu><nodes>1</nodes><sockets>1</sockets><cores>2</cores><threads>1</threads></cpu>
+  <memory>4194304</memory>
+%s  <pool type='dir'>
+    <name>tiny</name>
+    <uuid>8f2a6f3c-1111-4000-8000-000000000001</uuid>
+    <capacity>20971520</capacity>
+    <allocation>16777216</allocation>
+    <available>4194304</available>
+    <target><path>/tiny-pool</path></target>
+    <volume type='file'>
+      <name>base.img</name>
+      <capacity>16777216</capacity>
+      <allocation>16777216</allocation>
+      <target><path>/tiny-pool/base.img</path><format type='raw'/></target>
+    </volume>
+  </pool>
+</node>
+""" % "".join(domain(n, i) for i, n in enumerate(
+    ["ok-1", "faulty-1", "slow-1", "gone-1", "gone-2", "clash-1"], 1))
+
+GOOD_TEMPLATE = open(os.path.join(SOURCE_DIR, "config", "templates", "demo.xml")).read()
+# Passes `check config` (a <domain> with a type and <os><type>) but libvirt
+# refuses to define it.
+BAD_XML_TEMPLATE = GOOD_TEMPLATE.replace("<memory unit='MiB'>256</memory>",
+                                         "<memory unit='XiB'>256</memory>")
+assert BAD_XML_TEMPLATE != GOOD_TEMPLATE
+# A per-domain clone of a 16 MiB volume into a pool with 4 MiB free.
+FULL_POOL_TEMPLATE = GOOD_TEMPLATE.replace("<devices>", """<devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='/tiny-pool/base.img'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>""").replace("<os>", """<metadata>
+    <vst:volume xmlns:vst="http://virtscale.org/xmlns/template/1.0"
+                target="vda" pool="tiny" base="base.img" mode="clone"/>
+  </metadata>
+  <os>""")
+
+
+def config(groups, sources="", interval="1s", call_timeout="2s", uri=None):
+    node = write("node.xml", NODE)
+    rules = write("rules.yml", "groups:\n" + groups)
+    return write("virtscale.yml", """libvirt:
+  uri: "%s"
+  sample_interval: %s
+  call_timeout: %s
+rule_files: ["%s"]
+%s""" % (uri or "test://" + node, interval, call_timeout, rules, sources))
+
+
+def start(shim, cfg, *args):
+    env = dict(os.environ, VIRTSCALE_FAULTS=FAULTS, LD_PRELOAD=shim,
+               ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+    return Agent(BINARY, "--log.level=debug", *args, config=cfg, env=env).start()
+
+
+def actions(samples, group, result=None):
+    return sum(v for n, l, v in samples if n == "virtscale_scale_actions_total" and
+               l.get("group") == group and (result is None or l.get("result") == result))
+
+
+def domains_listed(samples):
+    return {l["domain"] for n, l, _ in samples if n == "libvirt_domain_info_state"}
+
+
+class Scraper:
+    """Scrapes /metrics in a loop while a fault is on; records latency and failures."""
+
+    def __init__(self, agent):
+        self.agent = agent
+        self.latencies = []
+        self.failures = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            t = time.time()
+            try:
+                status, _ = http(self.agent.url + "/metrics", timeout=10)
+                if status != 200:
+                    self.failures.append(status)
+            except OSError as e:
+                self.failures.append(str(e))
+            self.latencies.append(time.time() - t)
+            self.stop.wait(0.1)
+
+    def finish(self, what):
+        self.stop.set()
+        self.thread.join()
+        assert not self.failures, "%s: /metrics failed: %s" % (what, self.failures[:5])
+        lat = sorted(self.latencies)
+        print("  %s: %d scrapes during the fault, all 200, p50 %.1f ms, max %.1f ms" % (
+            what, len(lat), lat[len(lat) // 2] * 1000, lat[-1] * 1000))
+
+
+def hold_group(name, prefix, extra=""):
+    """A group that would scale up on any CPU reading: it must hold while data is missing."""
+    return """  - name: %s
+    template: %s
+    members: {name_prefix: "%s"}
+    min: 0
+    max: 3
+    interval: 1s
+    on_missing_data: hold
+    scale_up:
+      cooldown: 1h
+      when:
+        - {metric: cpu, aggregate: min, above: 0.0001}
+%s""" % (name, write("good.xml", GOOD_TEMPLATE), prefix, extra)
+
+
+# --- test driver faults ------------------------------------------------------
+
+def test_stats_call_errors(shim):
+    set_faults("error faulty-")
+    cfg = config(hold_group("fg", "faulty-"))
+    agent = start(shim, cfg)
+    try:
+        scraper = Scraper(agent)
+        s = agent.wait_for(lambda: (lambda s: s if values(
+            s, "virtscale_domain_errors", domain="faulty-1") else None)(agent.samples()),
+            what="virtscale_domain_errors for faulty-1")
+        calls = sorted(l["call"] for n, l, _ in s if n == "virtscale_domain_errors")
+        print("  failing calls reported: %s" % calls)
+        assert values(s, "libvirt_up") == [1.0]
+        assert values(s, "libvirt_domain_info_virtual_cpus", domain="ok-1") == [1.0]
+        time.sleep(3)  # several evaluations with the member's data missing
+        s = agent.samples()
+        assert not values(s, "virtscale_domain_cpu_utilization_ratio", domain="faulty-1"), \
+            "a made-up utilisation for a domain whose stats failed"
+        assert actions(s, "fg") == 0, "acted on missing data"
+        scraper.finish("stats errors")
+        set_faults()  # the domain answers again
+        agent.wait_for(lambda: values(agent.samples(), "virtscale_domain_cpu_utilization_ratio",
+                                      domain="faulty-1"), what="faulty-1 recovered")
+        assert not values(agent.samples(), "virtscale_domain_errors", domain="faulty-1")
+        # With real data the rule fires: the hold above was the missing data's doing.
+        agent.wait_for(lambda: actions(agent.samples(), "fg", "ok") >= 1, 20,
+                       what="the group acts once data is back")
+    finally:
+        agent.stop()
+
+
+def test_call_hangs_longer_than_call_timeout(shim):
+    set_faults("hang slow- 4")
+    cfg = config(hold_group("sg", "slow-"), call_timeout="1s")
+    agent = start(shim, cfg)
+    try:
+        scraper = Scraper(agent)
+        s = agent.wait_for(lambda: (lambda s: s if values(
+            s, "virtscale_domain_timed_out", domain="slow-1") == [1.0] else None)(
+            agent.samples()), what="slow-1 timed out")
+        before = values(s, "virtscale_samples_total")[0]
+        time.sleep(3)
+        s = agent.samples()
+        assert values(s, "virtscale_samples_total")[0] > before, "sampling stalled"
+        assert values(s, "libvirt_domain_info_virtual_cpus", domain="ok-1") == [1.0]
+        assert actions(s, "sg") == 0, "acted while the member's data was missing"
+        print("  stuck calls %s, call timeouts %s" % (values(s, "virtscale_stuck_calls"),
+                                                   values(s, "virtscale_call_timeouts_total")))
+        scraper.finish("hung call")
+        set_faults()
+        agent.wait_for(lambda: values(agent.samples(), "virtscale_domain_timed_out",
+                                      domain="slow-1") == [0.0], 30, what="slow-1 recovered")
+        agent.wait_for(lambda: actions(agent.samples(), "sg", "ok") >= 1, 20,
+                       what="the group acts once data is back")
+    finally:
+        agent.stop()
+
+
+def test_domains_vanish_between_list_and_stats(shim):
+    set_faults()
+    cfg = config(hold_group("gg", "gone-").replace("min: 0", "min: 0"))
+    agent = start(shim, cfg)
+    try:
+        agent.wait_for(lambda: {"gone-1", "gone-2"} <= domains_listed(agent.samples()),
+                       what="gone-* listed")
+        scraper = Scraper(agent)
+        set_faults("vanish gone-")
+        errors_seen = set()
+
+        def vanished():
+            s = agent.samples()
+            errors_seen.update(l["domain"] for n, l, _ in s if n == "virtscale_domain_errors")
+            return s if not domains_listed(s) & {"gone-1", "gone-2"} else None
+
+        s = agent.wait_for(vanished, what="gone-* dropped")
+        assert {"ok-1", "faulty-1"} <= domains_listed(s)
+        assert values(s, "libvirt_up") == [1.0]
+        time.sleep(2)
+        s = agent.samples()
+        assert actions(s, "gg") == 0, "acted on vanished members"
+        assert values(s, "virtscale_group_members", group="gg", state="running") == [0.0]
+        undefined = values(s, "virtscale_domain_events_total", event="undefined")
+        print("  vanished domains: errors reported for %s, undefined events %s" % (
+            sorted(errors_seen) or "none (dropped within one sample)", undefined))
+        scraper.finish("vanishing domains")
+        set_faults()
+        assert agent.proc.poll() is None
+    finally:
+        agent.stop()
+
+
+def create_group(name, template_text, prefix=None):
+    return """  - name: %s
+    template: %s
+    members: {name_prefix: "%s"}
+    min: 1
+    max: 1
+    interval: 1s
+    scale_up:
+      cooldown: 2s
+""" % (name, write(name + ".xml", template_text), prefix or name + "-")
+
+
+def test_create_from_template_fails(shim):
+    set_faults("poolfull tiny")
+    groups = (create_group("badxml", BAD_XML_TEMPLATE) + create_group("full", FULL_POOL_TEMPLATE) +
+              # New members are named clash-1, ...; clash-1 exists but is no member.
+              create_group("clash", GOOD_TEMPLATE, prefix="clashmember-"))
+    cfg = config(groups)
+    agent = start(shim, cfg)
+    try:
+        scraper = Scraper(agent)
+        s = agent.wait_for(lambda: (lambda s: s if all(
+            actions(s, g, "error") >= 1 for g in ("badxml", "full")) else None)(agent.samples()),
+            40, what="failed creates reported")
+        groups_json = {g["name"]: g for g in agent.json("/api/v1/groups")["data"]}
+        for g in ("badxml", "full", "clash"):
+            print("  %s: actions %s; last outcome: %s" % (
+                g, {l["result"]: v for n, l, v in s if n == "virtscale_scale_actions_total" and
+                    l.get("group") == g and l.get("direction") == "up"},
+                str(groups_json[g].get("last_outcome"))[:160]))
+        listed = domains_listed(s)
+        assert not [d for d in listed if d.startswith(("badxml-", "full-"))], \
+            "a failed create left a domain behind: %s" % sorted(listed)
+        # The taken name is skipped (clash-2, ...); clash-1 is left alone.
+        assert actions(s, "clash") >= 1, "clash group never tried"
+        assert "clash-1" in listed
+        made = [m["name"] for m in groups_json["clash"].get("members", [])]
+        assert "clash-1" not in made, made
+        # Retries follow the cooldown instead of hammering libvirt every tick.
+        e1 = actions(s, "badxml", "error")
+        time.sleep(4)
+        e2 = actions(agent.samples(), "badxml", "error")
+        assert e2 - e1 <= 3, "retried %d times in 4 s with a 2 s cooldown" % (e2 - e1)
+        scraper.finish("failing creates")
+        # Recovery: the pool gets space, the template is fixed on disk and reloaded;
+        # the next tries (after the failure backoff) succeed.
+        set_faults()
+        write("badxml.xml", GOOD_TEMPLATE)
+        agent.signal(signal.SIGHUP)
+        agent.wait_for(lambda: actions(agent.samples(), "full", "ok") >= 1 and actions(
+            agent.samples(), "badxml", "ok") >= 1, 90, what="creates succeed after the fix")
+        listed = domains_listed(agent.samples())
+        assert any(d.startswith("badxml-") for d in listed), sorted(listed)
+        assert any(d.startswith("full-") for d in listed), sorted(listed)
+    finally:
+        agent.stop()
+
+
+def test_garbage_source_data_holds(shim):
+    set_faults()
+    queue = os.path.join(TMP, "queue")
+    group = """  - name: qg
+    template: %s
+    min: 0
+    max: 3
+    interval: 1s
+    on_missing_data: hold
+    target: {metric: "source:q", per_member_target: 1}
+    scale_up:
+      cooldown: 1s
+""" % write("good.xml", GOOD_TEMPLATE)
+    sources = "sources:\n  q:\n    type: file\n    path: %s\n    interval: 1s\n" % queue
+    if os.path.exists(queue):
+        os.unlink(queue)
+    agent = start(shim, config(group, sources=sources))
+    try:
+        scraper = Scraper(agent)
+        for content in (None, "", "abc\n", "NaN\n", "+Inf\n", "1e999\n", "-5\n", "3 4\n"):
+            if content is None:
+                if os.path.exists(queue):
+                    os.unlink(queue)
+            else:
+                write("queue", content)
+            time.sleep(2.5)
+            s = agent.samples()
+            assert actions(s, "qg") == 0, "acted on source content %r" % content
+            errs = {l.get("reason"): v for n, l, v in s
+                    if n == "virtscale_source_errors_total" and l.get("source") == "q"}
+            print("  queue file %-10r -> no action; source errors so far %s" % (content, errs))
+        scraper.finish("garbage source")
+        write("queue", "2\n")
+        agent.wait_for(lambda: actions(agent.samples(), "qg", "ok") >= 1, 20,
+                       what="scale up once the source reads a number")
+    finally:
+        agent.stop()
+
+
+# --- real libvirtd faults ----------------------------------------------------
+
+def libvirtd_pid():
+    try:
+        with open("/run/libvirtd.pid") as f:
+            pid = int(f.read().strip())
+        with open("/proc/%d/comm" % pid) as f:
+            return pid if f.read().strip() == "libvirtd" else None
+    except (OSError, ValueError):
+        return None
+
+
+def daemon_config():
+    group = """  - name: vsfault
+    template: %s
+    members: {name_prefix: "vsfault-"}
+    min: 1
+    max: 2
+    interval: 1s
+    on_missing_data: hold
+""" % write("qemu.xml", GOOD_TEMPLATE.replace("type='test'", "type='qemu'"))
+    return config(group, uri="qemu:///system", call_timeout="2s", interval="1s")
+
+
+def test_libvirtd_killed(_):
+    agent = Agent(BINARY, "--dry-run", config=daemon_config()).start()
+    try:
+        agent.wait_for(lambda: values(agent.samples(), "libvirt_up") == [1.0], what="libvirt up")
+        scraper = Scraper(agent)
+        pid = libvirtd_pid()
+        assert pid, "no libvirtd pid"
+        os.kill(pid, signal.SIGKILL)
+        agent.wait_for(lambda: values(agent.samples(), "libvirt_up") == [0.0], 30,
+                       what="libvirt_up 0 after SIGKILL")
+        time.sleep(3)
+        s = agent.samples()
+        # Members look gone while libvirt is down: below min, yet no action.
+        assert actions(s, "vsfault") == 0, "acted while libvirt was down"
+        subprocess.run([os.path.join(SOURCE_DIR, "scripts", "libvirtd.sh"), "start"], check=True)
+        agent.wait_for(lambda: values(agent.samples(), "libvirt_up") == [1.0], 60,
+                       what="reconnected after libvirtd restart")
+        scraper.finish("libvirtd killed")
+    finally:
+        agent.stop()
+
+
+def test_libvirtd_frozen_longer_than_call_timeout(_):
+    agent = Agent(BINARY, "--dry-run", config=daemon_config()).start()
+    pid = None
+    try:
+        agent.wait_for(lambda: values(agent.samples(), "libvirt_up") == [1.0], what="libvirt up")
+        scraper = Scraper(agent)
+        pid = libvirtd_pid()
+        assert pid, "no libvirtd pid"
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(8)  # call_timeout is 2 s
+        s = agent.samples()
+        timed_out = [
+            v for n, l, v in s if n.endswith("timed_out_calls_total")]
+        up = values(s, "libvirt_up")
+        age = values(s, "virtscale_sample_age_seconds")
+        print("  frozen 8 s: libvirt_up %s, timed-out calls %s, sample age %s" % (
+            up, timed_out, age))
+        assert (timed_out and timed_out[0] > 0) or up == [0.0], "the freeze is not reported"
+        assert actions(s, "vsfault") == 0, "acted while libvirt was frozen"
+        os.kill(pid, signal.SIGCONT)
+        pid = None
+        agent.wait_for(lambda: values(agent.samples(), "libvirt_up") == [1.0] and values(
+            agent.samples(), "virtscale_sample_age_seconds")[0] < 3, 60, what="recovered")
+        scraper.finish("libvirtd frozen")
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGCONT)
+        agent.stop()
+
+
+def main():
+    try:
+        if DAEMON:
+            script = os.path.join(SOURCE_DIR, "scripts", "libvirtd.sh")
+            if subprocess.run([script, "start"]).returncode != 0:
+                print("libvirtd cannot start here: skipping")
+                return SKIP
+            tests = [test_libvirtd_frozen_longer_than_call_timeout, test_libvirtd_killed]
+            shim = None
+        else:
+            tests = [test_stats_call_errors, test_call_hangs_longer_than_call_timeout,
+                     test_domains_vanish_between_list_and_stats, test_create_from_template_fails,
+                     test_garbage_source_data_holds]
+            shim = build_shim()
+
+        def bind(t):
+            f = lambda: t(shim)  # noqa: E731
+            f.__name__ = t.__name__
+            return f
+
+        return run_tests([bind(t) for t in tests])
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
