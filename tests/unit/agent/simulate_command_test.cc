@@ -1,0 +1,201 @@
+#include "agent/simulate_command.h"
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <pugixml.hpp>
+#include <sstream>
+
+#include "agent/test_rules_command.h"
+
+namespace virtscale {
+namespace {
+
+using autoscale::MetricKind;
+using autoscale::TimePoint;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+using ::testing::Optional;
+
+TimePoint Unix(int64_t s) { return TimePoint(seconds(s)); }
+
+TEST(ParseTimestamp, UnixAndRfc3339) {
+  EXPECT_EQ(ParseTimestamp("1714521600"), Unix(1714521600));
+  EXPECT_EQ(ParseTimestamp("2024-05-01T00:00:00Z"), Unix(1714521600));
+  EXPECT_EQ(ParseTimestamp("2024-05-01T02:00:00+02:00"), Unix(1714521600));
+  EXPECT_EQ(ParseTimestamp("2024-05-01T00:00:00.5Z"),
+            Unix(1714521600) + std::chrono::milliseconds(500));
+  EXPECT_EQ(ParseTimestamp("yesterday"), std::nullopt);
+  EXPECT_EQ(ParseTimestamp("2024-05-01T00:00:00"), std::nullopt);  // no zone
+}
+
+TEST(ParseHistoryCsv, MembersAndSources) {
+  History h;
+  std::string error;
+  ASSERT_TRUE(
+      ParseHistoryCsv("time,member,metric,value\n"
+                      "1714521600,web-1,cpu,0.5\n"
+                      "2024-05-01T00:01:00Z,web-1,cpu,\n"
+                      "1714521600,web-2,memory,0.25\n",
+                      h, error))
+      << error;
+  ASSERT_TRUE(ParseHistoryCsv("time,source,value\n# comment\n1714521600,jobs,120\n", h, error));
+  const auto& cpu = h.members.at({MetricKind::kCpu, "web-1"});
+  ASSERT_EQ(cpu.size(), 2u);
+  EXPECT_THAT(cpu[0].value, Optional(0.5));
+  EXPECT_EQ(cpu[1].value, std::nullopt);
+  EXPECT_EQ(cpu[1].time, Unix(1714521660));
+  EXPECT_THAT(h.members.at({MetricKind::kMemory, "web-2"})[0].value, Optional(0.25));
+  EXPECT_THAT(h.sources.at("jobs")[0].value, Optional(120.0));
+}
+
+TEST(ParseHistoryCsv, ReportsTheLine) {
+  History h;
+  std::string error;
+  EXPECT_FALSE(ParseHistoryCsv("time,member,metric,value\n1,web-1,disk,1\n", h, error));
+  EXPECT_THAT(error, HasSubstr("line 2"));
+  EXPECT_FALSE(ParseHistoryCsv("time,member,metric,value\n1,web-1,cpu,abc\n", h, error));
+  EXPECT_THAT(error, HasSubstr("bad value"));
+  EXPECT_FALSE(ParseHistoryCsv("when,what\n", h, error));
+  EXPECT_THAT(error, HasSubstr("header"));
+}
+
+TEST(ParseHistoryJson, MembersAndSources) {
+  History h;
+  std::string error;
+  ASSERT_TRUE(ParseHistoryJson(
+      R"({"members": [{"time": 1714521600, "member": "web-1", "metric": "cpu", "value": 0.7},
+                      {"time": "2024-05-01T00:01:00Z", "member": "web-1", "metric": "cpu",
+                       "value": null}],
+          "sources": [{"time": 1714521600, "source": "jobs", "value": 3}]})",
+      h, error))
+      << error;
+  EXPECT_EQ(h.members.at({MetricKind::kCpu, "web-1"}).size(), 2u);
+  EXPECT_THAT(h.sources.at("jobs")[0].value, Optional(3.0));
+  EXPECT_FALSE(ParseHistoryJson(R"({"members": [{"time": 1, "member": "a", "metric": "cpu",
+                                     "value": "x"}]})",
+                                h, error));
+  EXPECT_THAT(error, HasSubstr("members[0]"));
+}
+
+TEST(ParsePrometheusRange, SeriesByDomainAndSources) {
+  History h;
+  std::string error;
+  ASSERT_TRUE(ParsePrometheusRange(
+      R"({"status":"success","data":{"resultType":"matrix","result":[
+           {"metric":{"domain":"web-1"},"values":[[1714521600,"0.5"],[1714521660,"NaN"]]},
+           {"metric":{"domain":"web-2"},"values":[[1714521600,"0.25"]]}]}})",
+      MetricKind::kCpu, "", h, error))
+      << error;
+  ASSERT_EQ(h.members.at({MetricKind::kCpu, "web-1"}).size(), 2u);
+  EXPECT_EQ(h.members.at({MetricKind::kCpu, "web-1"})[1].value, std::nullopt);
+  EXPECT_THAT(h.members.at({MetricKind::kCpu, "web-2"})[0].value, Optional(0.25));
+  EXPECT_FALSE(
+      ParsePrometheusRange(R"({"status":"error","errorType":"bad_data","error":"parse error"})",
+                           MetricKind::kCpu, "", h, error));
+  EXPECT_THAT(error, HasSubstr("bad_data: parse error"));
+  EXPECT_FALSE(
+      ParsePrometheusRange(R"({"status":"success","data":{"resultType":"matrix","result":[]}})",
+                           MetricKind::kSource, "jobs", h, error));
+  EXPECT_THAT(error, HasSubstr("one series"));
+}
+
+TEST(ApplyHistory, SharedSumsMembersPerMemberKeepsNames) {
+  History h;
+  h.members[{MetricKind::kCpu, "web-1"}] = {{Unix(0), 0.6}, {Unix(60), 0.8}};
+  h.members[{MetricKind::kCpu, "web-2"}] = {{Unix(0), 0.4}, {Unix(60), 0.2}};
+  SimulateOptions o;
+  autoscale::SimulationSpec spec;
+  spec.start = Unix(0);
+  ApplyHistory(h, o, std::chrono::minutes(5), spec);
+  EXPECT_EQ(spec.initial_running, 2);
+  ASSERT_EQ(spec.member_inputs.size(), 1u);
+  EXPECT_TRUE(spec.member_inputs[0].shared);
+  EXPECT_THAT(spec.member_inputs[0].series.At(Unix(30)), Optional(1.0));
+
+  o.load = "per-member";
+  autoscale::SimulationSpec per;
+  per.start = Unix(0);
+  ApplyHistory(h, o, std::chrono::minutes(5), per);
+  ASSERT_EQ(per.member_inputs.size(), 3u);  // the mean, then web-1 and web-2
+  EXPECT_FALSE(per.member_inputs[0].shared);
+  EXPECT_THAT(per.member_inputs[0].series.At(Unix(60)), Optional(0.5));
+  EXPECT_EQ(per.member_inputs[1].member, "web-1");
+}
+
+std::string WriteTemp(const std::string& name, const std::string& text) {
+  const auto dir = std::filesystem::temp_directory_path() / "virtscale-simulate-test";
+  std::filesystem::create_directories(dir);
+  const auto path = dir / name;
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+TEST(SimulateCommand, ReplaysACsvHistoryAndPlots) {
+  std::string csv = "time,member,metric,value\n";
+  for (int i = 0; i <= 30; ++i) {
+    const double v = i < 15 ? 0.95 : 0.05;
+    csv += fmt::format("{},demo-1,cpu,{}\n", 1714521600 + 2 * i, v);
+  }
+  SimulateOptions o;
+  o.rules_file = std::string(VIRTSCALE_SOURCE_DIR) + "/config/rules/demo.yml";
+  o.group = "demo";
+  o.history_files = {WriteTemp("cpu.csv", csv)};
+  o.plot_file = WriteTemp("plot.svg", "");
+  std::ostringstream out;
+  std::ostringstream err;
+  ASSERT_EQ(SimulateCommand(o, out, err), 0) << err.str();
+  EXPECT_THAT(out.str(), HasSubstr("group demo"));
+  EXPECT_THAT(out.str(), HasSubstr("+4s  scale_up 1 -> 2: create demo-2 ok"));
+  EXPECT_THAT(out.str(), HasSubstr("held (cooldown)"));
+  pugi::xml_document doc;
+  ASSERT_TRUE(doc.load_file(o.plot_file.c_str()));
+  EXPECT_EQ(doc.select_nodes("//polyline[@class='metric']").size(), 1u);
+
+  o.group = "nope";
+  EXPECT_EQ(SimulateCommand(o, out, err), 2);
+  EXPECT_THAT(err.str(), HasSubstr("no group \"nope\""));
+}
+
+TEST(TestRulesCommand, PassFailAndInvalidExitCodes) {
+  const std::string rules = std::string(VIRTSCALE_SOURCE_DIR) + "/config/rules/demo.yml";
+  const std::string head = "rule_files: [" + rules + "]\nevaluation_interval: 2s\ntests:\n";
+  const std::string test =
+      "  - name: spike\n    group: demo\n    initial_members: 1\n    members_series:\n"
+      "      - {metric: cpu, values: '0.5x10'}\n    expect:\n";
+  std::ostringstream out;
+  EXPECT_EQ(TestRulesCommand(
+                {WriteTemp("pass.yml", head + test + "      - {at: 4s, members: 2}\n")}, {}, out),
+            0)
+      << out.str();
+  EXPECT_THAT(out.str(), HasSubstr("SUCCESS: 1 test(s)"));
+
+  out.str("");
+  const std::string failing =
+      WriteTemp("fail.yml", head + test + "      - {at: 4s, members: 3, held_by: cooldown}\n");
+  EXPECT_EQ(TestRulesCommand({failing}, {}, out), 1);
+  EXPECT_THAT(out.str(), HasSubstr("members: expected 3, got 2"));
+  EXPECT_THAT(out.str(), HasSubstr("held_by: expected cooldown, got none"));
+  EXPECT_THAT(out.str(), HasSubstr("decision: scale_up (running 1 -> 2): firing: cpu:avg > 0.3"));
+  EXPECT_THAT(out.str(), HasSubstr(failing + ":10)"));  // the expectation's line
+
+  out.str("");
+  const std::string invalid =
+      WriteTemp("invalid.yml", head + test + "      - {at: 4s, memebrs: 2}\n");
+  EXPECT_EQ(TestRulesCommand({invalid}, {}, out), 2);
+  EXPECT_THAT(out.str(), HasSubstr(invalid + ":10: tests[0].expect[0].memebrs: unknown key"));
+
+  out.str("");
+  EXPECT_EQ(
+      TestRulesCommand({WriteTemp("nogroup.yml", head + "  - name: x\n    group: web\n"
+                                                        "    expect: [{at: 0s, members: 1}]\n")},
+                       {}, out),
+      2);
+  EXPECT_THAT(out.str(), HasSubstr("no group \"web\""));
+}
+
+}  // namespace
+}  // namespace virtscale
