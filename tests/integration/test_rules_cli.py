@@ -1,0 +1,130 @@
+"""`virtscale test rules` and `virtscale simulate` run as the real binary: the
+shipped example rules pass their tests, failures and invalid files give exit
+codes 1 and 2 with readable messages, and simulate replays a CSV history into a
+timeline and a valid SVG plot."""
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+from harness import SOURCE_DIR, run_tests
+
+BINARY = sys.argv[1]
+RULES = os.path.join(SOURCE_DIR, "config", "rules")
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def run(*args):
+    p = subprocess.run([BINARY] + list(args), capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout + p.stderr
+
+
+def write(directory, name, text):
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def test_shipped_rule_tests_pass():
+    rc, out = run("test", "rules", os.path.join(RULES, "demo.test.yml"),
+                  os.path.join(RULES, "web.test.yml"))
+    assert rc == 0, out
+    assert out.count("SUCCESS") == 2, out
+
+
+def test_failure_is_a_readable_diff_with_exit_1():
+    with tempfile.TemporaryDirectory() as d:
+        path = write(d, "t.test.yml", f"""rule_files: [{RULES}/web.yml]
+evaluation_interval: 10s
+tests:
+  - name: too eager
+    group: web
+    initial_members: 2
+    members_series:
+      - {{metric: cpu, values: '0.9x20'}}
+      - {{metric: memory, values: '0.5x20'}}
+    sources:
+      - {{source: jobs, values: '0x20'}}
+    expect:
+      - {{at: 30s, members: 3}}
+""")
+        rc, out = run("test", "rules", path)
+    assert rc == 1, out
+    assert "at +30s (%s:13)" % path in out, out
+    assert "members: expected 3, got 2" in out, out
+    assert "decision: none (running 2 -> 2): no condition firing" in out, out
+    assert "up[0] cpu:avg > 0.75 for 1m: pending" in out, out  # the timeline follows
+
+
+def test_invalid_file_exit_2_with_file_line():
+    with tempfile.TemporaryDirectory() as d:
+        path = write(d, "bad.test.yml", """rule_files: [missing.yml]
+tests:
+  - name: x
+    expect: [{at: 0s, members: 1}]
+""")
+        rc, out = run("test", "rules", path)
+        assert rc == 2, out
+        assert "missing.yml\" matches no files" in out, out
+        path = write(d, "bad2.test.yml", "tests: [{name: x, expect: [{at: 1s}]}]\nbogus: 1\n")
+        rc, out = run("test", "rules", path)
+        assert rc == 2, out
+        assert path + ":2: bogus: unknown key" in out, out
+        assert path + ":1: rule_files: missing required key" in out, out
+
+
+def test_simulate_csv_history_timeline_and_plot():
+    with tempfile.TemporaryDirectory() as d:
+        rows = ["time,member,metric,value"]
+        t0 = 1714521600
+        for i in range(0, 24 * 60, 5):  # a day of 5-minute samples, two members
+            load = 0.5 - 0.4 * math.cos(2 * math.pi * i / (24 * 60))
+            for m in ("web-1", "web-2"):
+                rows.append("%d,%s,cpu,%.3f" % (t0 + 60 * i, m, load))
+                rows.append("%d,%s,memory,0.4" % (t0 + 60 * i, m))
+        members = write(d, "members.csv", "\n".join(rows) + "\n")
+        sources = write(d, "jobs.csv", "time,source,value\n%d,jobs,0\n%d,jobs,0\n" %
+                        (t0, t0 + 86400))
+        plot = os.path.join(d, "day.svg")
+        rc, out = run("simulate", "--rules", os.path.join(RULES, "web.yml"), "--group", "web",
+                      "--history", members, "--history", sources, "--lookback", "1d",
+                      "--step", "1m", "--plot", plot)
+        assert rc == 0, out
+        assert "2 initial running member(s), load shared" in out, out
+        assert "scale_up 2 -> 3" in out, out
+        assert "scale_down" in out, out
+        assert "held (bound_min)" in out, out
+        summary = [l for l in out.splitlines() if l.startswith("summary:")]
+        assert summary and "1441 evaluations" in summary[0], out
+        root = ET.parse(plot).getroot()
+        metrics = root.findall(SVG + "polyline[@class='metric']")
+        keys = {p.get("data-key") for p in metrics}
+        assert {"cpu:avg", "memory:max", "source:jobs:per_member"} <= keys, keys
+        cpu_points = sum(len(p.get("points").split()) for p in metrics
+                         if p.get("data-key") == "cpu:avg")
+        assert cpu_points == 1441, cpu_points
+        assert root.findall(SVG + "rect[@class='band firing up']"), "no firing band"
+        assert root.findall(SVG + "polyline[@class='members']")
+
+
+def test_simulate_rejects_bad_input():
+    with tempfile.TemporaryDirectory() as d:
+        bad = write(d, "bad.csv", "time,member,metric,value\nsoon,web-1,cpu,1\n")
+        rc, out = run("simulate", "--rules", os.path.join(RULES, "web.yml"), "--group", "web",
+                      "--history", bad)
+        assert rc == 2 and "line 2: bad time" in out, out
+        rc, out = run("simulate", "--rules", os.path.join(RULES, "web.yml"), "--group", "web")
+        assert rc == 2 and "either --history" in out, out
+
+
+if __name__ == "__main__":
+    sys.exit(run_tests([
+        test_shipped_rule_tests_pass,
+        test_failure_is_a_readable_diff_with_exit_1,
+        test_invalid_file_exit_2_with_file_line,
+        test_simulate_csv_history_timeline_and_plot,
+        test_simulate_rejects_bad_input,
+    ]))
