@@ -342,9 +342,10 @@ bool ParsePrometheusRange(std::string_view body, MetricKind kind, const std::str
 
 void ApplyHistory(const History& history, const SimulateOptions& options, Duration lookback,
                   autoscale::SimulationSpec& spec) {
-  const bool shared = options.load != "per-member";
   int64_t seen_at_start = 0;
   for (MetricKind kind : {MetricKind::kCpu, MetricKind::kMemory}) {
+    // Memory is a footprint per member, not work that spreads over more members.
+    const bool shared = options.load != "per-member" && kind == MetricKind::kCpu;
     std::map<std::string, Series> named;
     for (const auto& [key, points] : history.members)
       if (key.first == kind) named.emplace(key.second, Series(points, lookback));

@@ -27,7 +27,8 @@
 // the members' summed utilisation is the group's demand, spread evenly over
 // the simulated running members (at most 1 each), so scaling up lowers each
 // member's load. `per-member`: a simulated member with a recorded name reads
-// its own history, any other reads the recorded members' mean.
+// its own history, any other reads the recorded members' mean. Memory is
+// always per-member (a footprint does not spread over more members).
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <map>

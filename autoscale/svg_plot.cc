@@ -153,11 +153,12 @@ std::string RenderPlotSvg(const SimulationResult& result, const SimulationSpec& 
       "viewBox=\"0 0 {} {:.0f}\" font-family=\"sans-serif\">\n"
       "<rect width=\"100%\" height=\"100%\" fill=\"#fafafa\"/>\n"
       "<text x=\"{}\" y=\"22\" font-size=\"16\" font-weight=\"bold\">virtscale simulate: group "
-      "{} ({} .. {}, {} evaluations, {} scale-ups, {} scale-downs)</text>\n"
-      "<text x=\"{}\" y=\"38\" font-size=\"11\" fill=\"#555\">bands: pending (light) and firing "
-      "(dark); red = scale_up conditions, blue = scale_down; dashed lines: thresholds</text>\n",
-      kWidth, height, kWidth, height, kLeft, Escape(spec.rule.name), FormatTime(start),
-      FormatTime(end), evaluated.size(), result.scale_ups, result.scale_downs, kLeft);
+      "{}: {} scale-ups, {} scale-downs in {} evaluations</text>\n"
+      "<text x=\"{}\" y=\"38\" font-size=\"11\" fill=\"#555\">{} .. {}; bands: pending (light) "
+      "and firing (dark), red = scale_up conditions, blue = scale_down; dashed: "
+      "thresholds</text>\n",
+      kWidth, height, kWidth, height, kLeft, Escape(spec.rule.name), result.scale_ups,
+      result.scale_downs, evaluated.size(), kLeft, FormatTime(start), FormatTime(end));
 
   double top = kTop + 20;
   for (const std::string& key : keys) {
