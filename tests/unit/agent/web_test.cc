@@ -86,7 +86,7 @@ TEST_F(WebConfigFile, DecodesExporterToolkitKeys) {
   std::string path = Write(
       "tls_server_config:\n  cert_file: s.crt\n  key_file: s.key\n"
       "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
-      "  min_version: TLS13\nbasic_auth_users:\n  alice: $2y$04$abcdefghijklmnopqrstuu5Zg4Yx3w1bXQdFQ1m3pVh0XrQm1vKe\n");
+      "  min_version: TLS13\nbasic_auth_users:\n  alice: $2y$04$abcdefghijklmnopqrstuu5Zg4Yx3w1bXQdFQ1m3pVh0XrQm1vKeA\n");
   Diagnostics diags;
   auto cfg = LoadWebConfig(path, diags);
   ASSERT_TRUE(cfg) << diags.ToString();
