@@ -2,6 +2,7 @@
 // exports, timed with nothing around it. Prints one JSON object; asserts nothing.
 //
 //   raw_bulk_stats test:///tmp/node-1000.xml [--repeat 20] [--no-classic]
+//                  [--groups state,cpu,balloon,vcpu,interface,block]
 //
 // "bulk" is one unsharded virConnectGetAllDomainStats for the core groups
 // (state, cpu, balloon, vcpu, interface, block), with the NOWAIT flag the
@@ -10,13 +11,19 @@
 // sampler fall back to the classic per-domain calls, so "classic" times those
 // too: list all domains, virDomainGetInfo on each, and on active ones
 // virDomainMemoryStats, virDomainGetVcpus, virDomainBlockStats per disk and
+// virDomainBlockStats and virDomainGetBlockInfo per disk, and
 // virDomainInterfaceStats per NIC. Device names are read from the domain XML
 // once, outside the timing, as the sampler caches them.
+//
+// Under `valgrind --tool=callgrind --instr-atstart=no` the last round of each
+// kind runs between CALLGRIND_ZERO_STATS and CALLGRIND_DUMP_STATS_AT("raw_bulk")
+// / ("raw_classic"), so its instruction count can be set beside the agent's.
 //
 // Plain libvirt and the C library only, so nothing of virtscale is measured.
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <sys/resource.h>
+#include <valgrind/callgrind.h>
 
 #include <algorithm>
 #include <chrono>
@@ -56,16 +63,25 @@ struct Series {
     std::sort(v.begin(), v.end());
     return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5)];
   }
+  static std::string List(const std::vector<double>& v) {
+    std::string out;
+    char buf[32];
+    for (double x : v) {
+      std::snprintf(buf, sizeof buf, "%s%.3f", out.empty() ? "" : ", ", x);
+      out += buf;
+    }
+    return "[" + out + "]";
+  }
   std::string Json() const {
     char buf[256];
     std::snprintf(buf, sizeof buf,
                   "{\"rounds\": %zu, \"p50_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, "
-                  "\"cpu_ms_p50\": %.3f}",
+                  "\"cpu_ms_p50\": %.3f, ",
                   wall_ms.size(), Quantile(wall_ms, 0.5),
                   wall_ms.empty() ? 0 : *std::min_element(wall_ms.begin(), wall_ms.end()),
                   wall_ms.empty() ? 0 : *std::max_element(wall_ms.begin(), wall_ms.end()),
                   Quantile(cpu_ms, 0.5));
-    return buf;
+    return buf + ("\"wall_ms\": " + List(wall_ms) + ", \"cpu_ms\": " + List(cpu_ms) + "}");
   }
 };
 
@@ -122,6 +138,8 @@ int ClassicRound(virConnectPtr conn, const DeviceMap& devices) {
       for (const std::string& disk : d.disks) {
         virDomainBlockStatsStruct st{};
         if (virDomainBlockStats(dom, disk.c_str(), &st, sizeof st) < 0) ++failed;
+        virDomainBlockInfo info{};  // allocation/capacity, as the bulk block group has them
+        if (virDomainGetBlockInfo(dom, disk.c_str(), &info, 0) < 0) ++failed;
       }
       for (const std::string& nic : d.nics) {
         virDomainInterfaceStatsStruct st{};
@@ -134,7 +152,39 @@ int ClassicRound(virConnectPtr conn, const DeviceMap& devices) {
   return failed;
 }
 
-void Usage() { std::fprintf(stderr, "usage: raw_bulk_stats URI [--repeat N] [--no-classic]\n"); }
+constexpr std::pair<unsigned, const char*> kGroupNames[] = {
+    {VIR_DOMAIN_STATS_STATE, "state"},         {VIR_DOMAIN_STATS_CPU_TOTAL, "cpu"},
+    {VIR_DOMAIN_STATS_BALLOON, "balloon"},     {VIR_DOMAIN_STATS_VCPU, "vcpu"},
+    {VIR_DOMAIN_STATS_INTERFACE, "interface"}, {VIR_DOMAIN_STATS_BLOCK, "block"}};
+
+// "cpu,block" -> bits; 0 when a name is unknown.
+unsigned ParseGroups(std::string_view list) {
+  unsigned bits = 0;
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view name = list.substr(0, comma);
+    unsigned bit = 0;
+    for (const auto& [b, n] : kGroupNames) {
+      if (name == n) bit = b;
+    }
+    if (bit == 0) return 0;
+    bits |= bit;
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+  }
+  return bits;
+}
+
+std::string GroupList(unsigned bits) {
+  std::string out;
+  for (const auto& [bit, name] : kGroupNames) {
+    if (bits & bit) out += std::string(out.empty() ? "" : ",") + "\"" + name + "\"";
+  }
+  return out;
+}
+
+void Usage() {
+  std::fprintf(stderr, "usage: raw_bulk_stats URI [--repeat N] [--no-classic] [--groups LIST]\n");
+}
 
 void QuietErrors(void*, virErrorPtr) {}
 
@@ -148,11 +198,18 @@ int main(int argc, char** argv) {
   const char* uri = argv[1];
   int repeat = 20;
   bool classic = true;
+  unsigned groups = kCoreGroups;
   for (int i = 2; i < argc; ++i) {
     if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) {
       repeat = std::max(1, std::atoi(argv[++i]));
     } else if (std::strcmp(argv[i], "--no-classic") == 0) {
       classic = false;
+    } else if (std::strcmp(argv[i], "--groups") == 0 && i + 1 < argc) {
+      groups = ParseGroups(argv[++i]);
+      if (groups == 0) {
+        Usage();
+        return 2;
+      }
     } else {
       Usage();
       return 2;
@@ -186,6 +243,7 @@ int main(int argc, char** argv) {
     free(doms);
   }
 
+  CALLGRIND_START_INSTRUMENTATION;
   unsigned flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
   Series bulk;
   int records = 0;
@@ -193,15 +251,17 @@ int main(int argc, char** argv) {
   unsigned groups_seen = 0;
   for (int r = 0; r < repeat + 1; ++r) {  // round 0 is a warm-up
     virDomainStatsRecordPtr* recs = nullptr;
+    if (r == repeat) CALLGRIND_ZERO_STATS;
     double cpu0 = CpuMs();
     double t0 = NowMs();
-    int n = virConnectGetAllDomainStats(conn, kCoreGroups, &recs, flags);
+    int n = virConnectGetAllDomainStats(conn, groups, &recs, flags);
     if (n < 0 && flags != 0) {
       flags = 0;
-      n = virConnectGetAllDomainStats(conn, kCoreGroups, &recs, flags);
+      n = virConnectGetAllDomainStats(conn, groups, &recs, flags);
     }
     double wall = NowMs() - t0;
     double cpu = CpuMs() - cpu0;
+    if (r == repeat) CALLGRIND_DUMP_STATS_AT("raw_bulk");
     if (n < 0) {
       std::fprintf(stderr, "raw_bulk_stats: bulk call failed: %s\n", virGetLastErrorMessage());
       virConnectClose(conn);
@@ -232,11 +292,13 @@ int main(int argc, char** argv) {
   int classic_failed = 0;
   if (classic) {
     for (int r = 0; r < repeat + 1; ++r) {
+      if (r == repeat) CALLGRIND_ZERO_STATS;
       double cpu0 = CpuMs();
       double t0 = NowMs();
       classic_failed = ClassicRound(conn, devices);
       double wall = NowMs() - t0;
       double cpu = CpuMs() - cpu0;
+      if (r == repeat) CALLGRIND_DUMP_STATS_AT("raw_classic");
       if (r > 0) {
         classic_series.wall_ms.push_back(wall);
         classic_series.cpu_ms.push_back(cpu);
@@ -244,20 +306,15 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::string groups;
-  const std::pair<unsigned, const char*> names[] = {
-      {VIR_DOMAIN_STATS_STATE, "state"},         {VIR_DOMAIN_STATS_CPU_TOTAL, "cpu"},
-      {VIR_DOMAIN_STATS_BALLOON, "balloon"},     {VIR_DOMAIN_STATS_VCPU, "vcpu"},
-      {VIR_DOMAIN_STATS_INTERFACE, "interface"}, {VIR_DOMAIN_STATS_BLOCK, "block"}};
-  for (const auto& [bit, name] : names) {
-    if (groups_seen & bit) groups += std::string(groups.empty() ? "" : ",") + "\"" + name + "\"";
-  }
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
   std::printf(
       "{\"uri\": \"%s\", \"domains\": %zu, \"open_ms\": %.3f, \"bulk_flags\": \"%s\", "
-      "\"bulk_records\": %d, \"bulk_params\": %ld, \"bulk_groups_filled\": [%s], "
-      "\"bulk\": %s",
-      uri, devices.size(), open_ms, flags ? "NOWAIT" : "0", records, params, groups.c_str(),
-      bulk.Json().c_str());
+      "\"bulk_groups\": [%s], \"bulk_records\": %d, \"bulk_params\": %ld, "
+      "\"bulk_groups_filled\": [%s], "
+      "\"max_rss_kib\": %ld, \"bulk\": %s",
+      uri, devices.size(), open_ms, flags ? "NOWAIT" : "0", GroupList(groups).c_str(), records,
+      params, GroupList(groups_seen).c_str(), ru.ru_maxrss, bulk.Json().c_str());
   if (classic) {
     std::printf(", \"classic\": %s, \"classic_failed_calls\": %d", classic_series.Json().c_str(),
                 classic_failed);
