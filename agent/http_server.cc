@@ -4,14 +4,16 @@
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -79,13 +81,6 @@ bool SetupTls(SSL_CTX& ctx, const TlsServerConfig& tls, std::string& error) {
   return true;
 }
 
-int PortOf(const sockaddr_storage& addr) {
-  if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(addr).sin_port);
-  if (addr.ss_family == AF_INET6)
-    return ntohs(reinterpret_cast<const sockaddr_in6&>(addr).sin6_port);
-  return -1;
-}
-
 struct AcceptedSocket {
   int fd;
   int peer_port;
@@ -93,27 +88,53 @@ struct AcceptedSocket {
 
 // The connected sockets whose local port is `port`: the server side of our
 // connections. cpp-httplib 0.11 hands the task queue a closure over the accepted
-// socket and no way to see it, so the pool finds it here, right after accept.
+// socket and no way to see it, so the pool finds it here, right after accept:
+// /proc/net/tcp{,6} names the connections (inode, peer port) and the links in
+// /proc/self/fd name their descriptors. Nothing here touches a descriptor that
+// another thread may be closing.
 std::vector<AcceptedSocket> ServerSockets(int port) {
+  std::map<unsigned long, int> peers;  // socket inode -> peer port
+  for (const char* table : {"/proc/self/net/tcp", "/proc/self/net/tcp6"}) {
+    FILE* f = std::fopen(table, "r");
+    if (f == nullptr) continue;
+    char line[512];
+    if (std::fgets(line, sizeof line, f) == nullptr) {  // header
+      std::fclose(f);
+      continue;
+    }
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      char local[64], remote[64];
+      unsigned state = 0;
+      unsigned long inode = 0;
+      // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+      if (std::sscanf(line, "%*s %63s %63s %x %*s %*s %*s %*s %*s %lu", local, remote, &state,
+                      &inode) != 4 ||
+          state == 0x0A /* LISTEN */ || inode == 0)
+        continue;
+      const char* lp = std::strrchr(local, ':');
+      const char* rp = std::strrchr(remote, ':');
+      if (lp == nullptr || rp == nullptr || std::strtol(lp + 1, nullptr, 16) != port) continue;
+      peers[inode] = static_cast<int>(std::strtol(rp + 1, nullptr, 16));
+    }
+    std::fclose(f);
+  }
   std::vector<AcceptedSocket> out;
+  if (peers.empty()) return out;
   DIR* dir = opendir("/proc/self/fd");
   if (dir == nullptr) return out;
-  const int self = dirfd(dir);
   while (dirent* entry = readdir(dir)) {
     char* end = nullptr;
     const long fd = std::strtol(entry->d_name, &end, 10);
-    if (end == entry->d_name || *end != '\0' || fd == self) continue;
-    struct stat st;
-    if (fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-    sockaddr_storage local{}, peer{};
-    socklen_t len = sizeof local;
-    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &len) != 0 ||
-        PortOf(local) != port)
-      continue;
-    len = sizeof peer;
-    if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &len) != 0)
-      continue;  // the listening socket
-    out.push_back({static_cast<int>(fd), PortOf(peer)});
+    if (end == entry->d_name || *end != '\0') continue;
+    char link[64];
+    const std::string path = std::string("/proc/self/fd/") + entry->d_name;
+    const ssize_t n = readlink(path.c_str(), link, sizeof link - 1);
+    if (n <= 0) continue;
+    link[n] = '\0';
+    unsigned long inode = 0;
+    if (std::sscanf(link, "socket:[%lu]", &inode) != 1) continue;
+    auto it = peers.find(inode);
+    if (it != peers.end()) out.push_back({static_cast<int>(fd), it->second});
   }
   closedir(dir);
   return out;
