@@ -304,7 +304,8 @@ def test_create_from_template_fails(shim):
     try:
         scraper = Scraper(agent)
         s = agent.wait_for(lambda: (lambda s: s if all(
-            actions(s, g, "error") >= 1 for g in ("badxml", "full")) else None)(agent.samples()),
+            actions(s, g, "error") >= 1 for g in ("badxml", "full")) and actions(s, "clash") >= 1
+            else None)(agent.samples()),
             40, what="failed creates reported")
         groups_json = {g["name"]: g for g in agent.json("/api/v1/groups")["data"]}
         for g in ("badxml", "full", "clash"):
