@@ -372,7 +372,8 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
   }
   auto eval = Family("virtscale_rule_evaluation_duration_seconds",
                      "Duration of the last autoscaler tick (all due groups).", MetricType::Gauge);
-  if (ticked_) AddSample(eval, {}, last_tick_seconds_);
+  // Without groups a tick evaluates nothing; the series would only say how fast nothing is.
+  if (ticked_ && !groups_.empty()) AddSample(eval, {}, last_tick_seconds_);
   for (auto* f : {&members, &desired, &min, &max, &value, &state, &threshold, &actions, &decisions,
                   &last, &in_flight, &eval}) {
     if (!f->metric.empty()) out.push_back(std::move(*f));
