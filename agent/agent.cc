@@ -59,6 +59,16 @@ autoscale::EngineOptions EngineOptionsFor(const AgentFlags& flags) {
   return options;
 }
 
+// Prometheus sends "Accept-Encoding: gzip"; "gzip;q=0" refuses it.
+bool AcceptsGzip(const httplib::Request& req) {
+  const std::string accept = req.get_header_value("Accept-Encoding");
+  const size_t at = accept.find("gzip");
+  if (at == std::string::npos) return false;
+  const size_t end = accept.find(',', at);
+  const std::string token = accept.substr(at, end == std::string::npos ? end : end - at);
+  return token.find("q=0") == std::string::npos || token.find("q=0.") != std::string::npos;
+}
+
 double UnixSeconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
@@ -71,7 +81,8 @@ class Agent {
         web_(std::move(web)),
         // A monitoring-only agent asks libvirt for no more rights than it needs.
         read_only_(config_.rules.groups.empty()),
-        connection_(LibvirtConnection::Options{.uri = config_.libvirt.uri, .read_only = read_only_}),
+        connection_(
+            LibvirtConnection::Options{.uri = config_.libvirt.uri, .read_only = read_only_}),
         sampler_(connection_, SamplerOptionsFrom(config_.libvirt)),
         actuator_([this] { return connection_.Acquire(); }, ActuatorOptionsFor(connection_)),
         engine_(actuator_, EngineOptionsFor(flags_)),
@@ -100,11 +111,15 @@ class Agent {
     reload_time_.Set(UnixSeconds(std::chrono::system_clock::now()));
     sources_ = std::make_shared<SourceManager>(config_.sources);
     engine_.SetRules(config_.rules);
-    connection_.SetDomainEventListener(
-        [this](const std::string& event, const std::string& domain) {
-          sampler_.OnDomainEvent(event, domain);
-        });
+    connection_.SetDomainEventListener([this](const std::string& event, const std::string& domain) {
+      sampler_.OnDomainEvent(event, domain);
+    });
     // The connection logs its own changes; a fresh connection deserves a fresh sample.
+    // Render /metrics ahead of the first scrape and wake the autoscaler.
+    sampler_.SetSnapshotListener([this](const SnapshotPtr& snapshot) {
+      exposition_.Prepare(snapshot);
+      snapshot_cv_.notify_all();
+    });
     connection_.SetStateListener([this](bool up) {
       if (up) sampler_.RequestSample();
     });
@@ -124,16 +139,15 @@ class Agent {
       LogError("cannot listen", {{"address", listen}, {"err", *err}});
       return 1;
     }
-    LogInfo("starting virtscale",
-            {{"version", VIRTSCALE_VERSION},
-             {"uri", config_.libvirt.uri},
-             {"listen", listen},
-             {"port", std::to_string(server_->port())},
-             {"tls", server_->tls() ? "true" : "false"},
-             {"config", config_.file.empty() ? "(defaults)" : config_.file},
-             {"groups", std::to_string(config_.rules.groups.size())},
-             {"dry_run", flags_.dry_run ? "true" : "false"},
-             {"libvirt_read_only", read_only_ ? "true" : "false"}});
+    LogInfo("starting virtscale", {{"version", VIRTSCALE_VERSION},
+                                   {"uri", config_.libvirt.uri},
+                                   {"listen", listen},
+                                   {"port", std::to_string(server_->port())},
+                                   {"tls", server_->tls() ? "true" : "false"},
+                                   {"config", config_.file.empty() ? "(defaults)" : config_.file},
+                                   {"groups", std::to_string(config_.rules.groups.size())},
+                                   {"dry_run", flags_.dry_run ? "true" : "false"},
+                                   {"libvirt_read_only", read_only_ ? "true" : "false"}});
 
     connection_.Start();
     // Give a reachable libvirt the chance to make the first sample a real one; an
@@ -219,7 +233,8 @@ class Agent {
       return false;
     }
     if (flags_.libvirt_uri) next->libvirt.uri = *flags_.libvirt_uri;
-    if (next->libvirt.uri != config_.libvirt.uri || next->web.listen_address != config_.web.listen_address)
+    if (next->libvirt.uri != config_.libvirt.uri ||
+        next->web.listen_address != config_.web.listen_address)
       LogWarn("libvirt.uri and web.listen_address changes take effect at restart");
     sampler_.UpdateOptions(SamplerOptionsFrom(next->libvirt));
     sample_interval_.Set(Seconds(next->libvirt.sample_interval));
@@ -256,9 +271,17 @@ class Agent {
   }
 
   void RegisterRoutes() {
-    server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(exposition_.Render(sampler_.Latest(), DynamicFamilies()),
-                      "text/plain; version=0.0.4; charset=utf-8");
+    server_->Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+      auto body = std::make_shared<const MetricsBody>(
+          exposition_.Render(sampler_.Latest(), DynamicFamilies(), AcceptsGzip(req)));
+      if (body->gzip) res.set_header("Content-Encoding", "gzip");
+      // A sized provider is sent as is: httplib neither copies nor re-compresses it.
+      res.set_content_provider(body->size(), "text/plain; version=0.0.4; charset=utf-8",
+                               [body](size_t offset, size_t length, httplib::DataSink& sink) {
+                                 std::string chunk;
+                                 body->CopyRange(offset, std::min<size_t>(length, 1 << 20), chunk);
+                                 return sink.write(chunk.data(), chunk.size());
+                               });
     });
     server_->Get("/-/healthy", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("virtscale is Healthy.\n", "text/plain");
@@ -370,8 +393,7 @@ int RunAgent(const AgentFlags& flags) {
     Diagnostics diags;
     auto loaded = LoadAgentConfig(flags.config_file, diags);
     if (!loaded) {
-      for (const auto& d : diags.list())
-        LogError("invalid config", {{"problem", d.ToString()}});
+      for (const auto& d : diags.list()) LogError("invalid config", {{"problem", d.ToString()}});
       return 1;
     }
     config = std::move(*loaded);

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -442,8 +443,12 @@ HttpServer::HttpServer(HttpLimits limits, const WebConfig& web,
   server_->set_socket_options([this](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    // Accepted sockets inherit it: without it a kept-alive gzip scrape waits
+    // ~40 ms for the client's delayed ACK.
+    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
     listen_fd_ = sock;
   });
+  server_->set_tcp_nodelay(true);
   server_->set_read_timeout(limits_.read_timeout);
   server_->set_write_timeout(limits_.write_timeout);
   server_->set_payload_max_length(limits_.max_request_bytes);
