@@ -9,7 +9,7 @@ import tempfile
 import time
 import urllib.parse
 
-import harness
+import harness  # noqa: E402  (tests/integration, beside this file)
 
 
 def find_binary(name):
