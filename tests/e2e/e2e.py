@@ -638,6 +638,13 @@ class Timeline:
     def running_counts(self):
         return [sum(1 for s in snap.values() if s == "running") for _, snap in self.events]
 
+    def watch(self, seconds, poll=0.5):
+        """Keeps recording the timeline for `seconds` (a group must hold still)."""
+        t_end = time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            self.poll()
+            time.sleep(poll)
+
     def wait_running(self, count, timeout, poll=0.5, on_poll=None):
         """Polls until exactly `count` members run; returns the running names."""
 

@@ -95,10 +95,7 @@ def scenario(h):
     except Failure as e:
         h.check(False, "the due scale-up happens after libvirtd is back", str(e))
         return
-    t_end = time.monotonic() + 10
-    while time.monotonic() < t_end:
-        tl.poll()
-        time.sleep(0.5)
+    tl.watch(10)
     created = [n for n in tl.last if n != SEED]
     h.check(len(tl.last) == 2 and len(created) == 1,
             "exactly one member created: the action is neither lost nor doubled", str(tl.last))

@@ -66,10 +66,7 @@ def scenario(h):
     watch = DecisionWatch(agent, GROUP)
 
     # Phase 0: low load at min: nothing happens.
-    t_end = time.monotonic() + 8
-    while time.monotonic() < t_end:
-        tl.poll()
-        time.sleep(0.5)
+    tl.watch(8)
     watch.poll()
     h.check(tl.running() == [SEED], "at 2%% load and min 1 only the seed runs",
             str(tl.last))
@@ -89,10 +86,7 @@ def scenario(h):
         h.check(False, "group grows to max 4", str(e))
         return
     # At max it must stay at 4.
-    t_end = time.monotonic() + 7
-    while time.monotonic() < t_end:
-        tl.poll()
-        time.sleep(0.5)
+    tl.watch(7)
     watch.poll()
     counts = tl.running_counts()
     log("running counts over time: %s" % counts)
@@ -150,10 +144,7 @@ def scenario(h):
     except Failure as e:
         h.check(False, "group shrinks to min 1", str(e))
         return
-    t_end = time.monotonic() + 7
-    while time.monotonic() < t_end:
-        tl.poll()
-        time.sleep(0.5)
+    tl.watch(7)
     counts = tl.running_counts()
     log("running counts over time: %s" % counts)
     peak = counts.index(max(counts))
