@@ -217,6 +217,10 @@ TEST(SourceManager, PrometheusErrorReasons) {
                           "/api/v1/query failed: connection refused or host unreachable"},
   };
   for (const auto& c : cases) {
+#ifdef __SANITIZE_THREAD__
+    // Pushing 16 MiB through the uninstrumented httplib under TSan takes minutes.
+    if (c.error.rfind("response_too_large", 0) == 0) continue;
+#endif
     SourceManager manager({{"s", c.config}});
     manager.Start();
     ASSERT_TRUE(WaitFor([&] { return manager.PollCount("s") >= 1; }));
