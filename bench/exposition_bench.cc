@@ -58,10 +58,11 @@ void BM_CachedScrape(benchmark::State& state) {
       std::make_shared<const Snapshot>(bench::SyntheticSnapshot(static_cast<int>(state.range(0))));
   MetricsExposition exposition;
   const std::vector<prometheus::MetricFamily> no_dynamic;
-  std::string warm = exposition.Render(snap, no_dynamic);
+  exposition.Prepare(snap);
+  const MetricsBody warm = exposition.Render(snap, no_dynamic, /*gzip=*/false);
   for (auto _ : state) {
-    std::string text = exposition.Render(snap, no_dynamic);
-    benchmark::DoNotOptimize(text.data());
+    MetricsBody body = exposition.Render(snap, no_dynamic, /*gzip=*/false);
+    benchmark::DoNotOptimize(body.tail.get());
   }
   state.counters["bytes"] = static_cast<double>(warm.size());
 }
