@@ -1,10 +1,13 @@
 #include "agent/http_server.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,7 +15,6 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -82,63 +84,44 @@ bool SetupTls(SSL_CTX& ctx, const TlsServerConfig& tls, std::string& error) {
   return true;
 }
 
-struct AcceptedSocket {
-  int fd;
-  int peer_port;
-};
+int PortOf(const sockaddr_storage& addr) {
+  if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(addr).sin_port);
+  if (addr.ss_family == AF_INET6)
+    return ntohs(reinterpret_cast<const sockaddr_in6&>(addr).sin6_port);
+  return -1;
+}
 
-// The connected sockets whose local port is `port`: the server side of our
-// connections. cpp-httplib 0.11 hands the task queue a closure over the accepted
-// socket and no way to see it, so the pool finds it here, right after accept:
-// /proc/net/tcp{,6} names the connections (inode, peer port) and the links in
-// /proc/self/fd name their descriptors. Nothing here touches a descriptor that
-// another thread may be closing.
-std::vector<AcceptedSocket> ServerSockets(int port) {
-  std::map<unsigned long, int> peers;  // socket inode -> peer port
-  for (const char* table : {"/proc/self/net/tcp", "/proc/self/net/tcp6"}) {
-    FILE* f = std::fopen(table, "r");
-    if (f == nullptr) continue;
-    char line[512];
-    if (std::fgets(line, sizeof line, f) == nullptr) {  // header
-      std::fclose(f);
-      continue;
-    }
-    while (std::fgets(line, sizeof line, f) != nullptr) {
-      char local[64], remote[64];
-      unsigned state = 0;
-      unsigned long inode = 0;
-      // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-      if (std::sscanf(line, "%*s %63s %63s %x %*s %*s %*s %*s %*s %lu", local, remote, &state,
-                      &inode) != 4 ||
-          state == 0x0A /* LISTEN */ || inode == 0)
-        continue;
-      const char* lp = std::strrchr(local, ':');
-      const char* rp = std::strrchr(remote, ':');
-      if (lp == nullptr || rp == nullptr || std::strtol(lp + 1, nullptr, 16) != port) continue;
-      peers[inode] = static_cast<int>(std::strtol(rp + 1, nullptr, 16));
-    }
-    std::fclose(f);
-  }
-  std::vector<AcceptedSocket> out;
-  if (peers.empty()) return out;
+// A connected TCP socket of this process whose local port is `port`, and that
+// is not in `known` (socket inodes): the server side of a connection nobody
+// tracks yet. cpp-httplib 0.11 hands the task queue a closure over the accepted
+// socket and no way to see it, so the pool finds it here, right after accept.
+// /proc/self/fd lists descriptors in order and never skips one that stays open
+// during the walk, so the socket just accepted is always seen. Returns a
+// duplicate descriptor of it (-1 if none) and its inode.
+template <typename Known>
+int DupUntrackedServerSocket(int port, const Known& known, ino_t& inode) {
   DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return out;
+  if (dir == nullptr) return -1;
+  const int own = dirfd(dir);
+  int found = -1;
   while (dirent* entry = readdir(dir)) {
     char* end = nullptr;
     const long fd = std::strtol(entry->d_name, &end, 10);
-    if (end == entry->d_name || *end != '\0') continue;
-    char link[64];
-    const std::string path = std::string("/proc/self/fd/") + entry->d_name;
-    const ssize_t n = readlink(path.c_str(), link, sizeof link - 1);
-    if (n <= 0) continue;
-    link[n] = '\0';
-    unsigned long inode = 0;
-    if (std::sscanf(link, "socket:[%lu]", &inode) != 1) continue;
-    auto it = peers.find(inode);
-    if (it != peers.end()) out.push_back({static_cast<int>(fd), it->second});
+    if (end == entry->d_name || *end != '\0' || fd == own) continue;
+    struct stat st {};
+    sockaddr_storage local{}, peer{};
+    socklen_t local_len = sizeof local, peer_len = sizeof peer;
+    if (fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode) || known.count(st.st_ino) ||
+        getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+        PortOf(local) != port ||
+        getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0)
+      continue;  // not a socket, tracked, another port, or the listening socket
+    found = fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 0);
+    inode = st.st_ino;
+    break;
   }
   closedir(dir);
-  return out;
+  return found;
 }
 
 }  // namespace
@@ -153,8 +136,10 @@ std::vector<AcceptedSocket> ServerSockets(int port) {
 class ConnectionPool : public httplib::TaskQueue {
  public:
   struct Conn {
+    // Our own descriptor of the socket: httplib may close and reuse its one at
+    // any time, ours stays on this socket until Forget.
     int fd = -1;
-    int peer_port = -1;
+    ino_t inode = 0;
     // Accept, pick-up by a worker, or the end of the last handler.
     std::atomic<int64_t> since_ns{0};
     std::atomic<bool> in_handler{false};
@@ -174,9 +159,9 @@ class ConnectionPool : public httplib::TaskQueue {
   ~ConnectionPool() override { shutdown(); }
 
   void enqueue(std::function<void()> fn) override {
-    std::shared_ptr<Conn> conn = Identify();
     std::lock_guard lock(mu_);
-    if (conn) conns_[conn->fd] = conn;
+    std::shared_ptr<Conn> conn = Identify();
+    if (conn) conns_[conn->inode] = conn;
     if (queue_.size() >= std::max<size_t>(1, limits_.max_queued_connections)) {
       // Push out a waiting connection rather than refuse the newest (a flood then
       // cannot keep a fresh scrape out of line): the oldest that is not ready.
@@ -198,7 +183,7 @@ class ConnectionPool : public httplib::TaskQueue {
       std::lock_guard lock(mu_);
       if (stopped_) return;
       stopped_ = shutting_down_ = true;
-      for (auto& [fd, conn] : conns_)
+      for (auto& [inode, conn] : conns_)
         if (!conn->in_handler) Kill(conn.get());
     }
     cv_.notify_all();
@@ -238,19 +223,17 @@ class ConnectionPool : public httplib::TaskQueue {
         .count();
   }
 
+  // Caller holds mu_: a connection that ends meanwhile stays tracked until
+  // Forget, so the only untracked socket is the one just accepted.
   std::shared_ptr<Conn> Identify() {
-    std::vector<AcceptedSocket> sockets = ServerSockets(port_);
-    std::lock_guard lock(mu_);
-    for (const AcceptedSocket& s : sockets) {
-      auto it = conns_.find(s.fd);
-      if (it != conns_.end() && it->second->peer_port == s.peer_port) continue;
-      auto conn = std::make_shared<Conn>();
-      conn->fd = s.fd;
-      conn->peer_port = s.peer_port;
-      conn->since_ns = NowNs();
-      return conn;
-    }
-    return nullptr;
+    ino_t inode = 0;
+    const int fd = DupUntrackedServerSocket(port_, conns_, inode);
+    if (fd < 0) return nullptr;
+    auto conn = std::make_shared<Conn>();
+    conn->fd = fd;
+    conn->inode = inode;
+    conn->since_ns = NowNs();
+    return conn;
   }
 
   // Whether the connection's request has arrived (or it has closed): serving it
@@ -276,8 +259,8 @@ class ConnectionPool : public httplib::TaskQueue {
   void Forget(const std::shared_ptr<Conn>& conn) {
     if (!conn) return;
     std::lock_guard lock(mu_);
-    auto it = conns_.find(conn->fd);
-    if (it != conns_.end() && it->second == conn) conns_.erase(it);
+    conns_.erase(conn->inode);
+    close(conn->fd);
   }
 
   void WorkerLoop() {
@@ -333,7 +316,7 @@ class ConnectionPool : public httplib::TaskQueue {
       watch_cv_.wait_for(lock, std::chrono::milliseconds(100));
       const int64_t now = NowNs();
       const bool pressure = busy_ >= workers_.size() && !queue_.empty();
-      for (auto& [fd, conn] : conns_) {
+      for (auto& [inode, conn] : conns_) {
         if (conn->killed || conn->in_handler) continue;
         const int64_t age = now - conn->since_ns;
         // A waiting client is closed only when it holds others up with nothing to serve.
@@ -370,7 +353,7 @@ class ConnectionPool : public httplib::TaskQueue {
   std::condition_variable cv_, reap_cv_, watch_cv_;
   std::deque<Task> queue_;
   std::deque<Task> reap_;
-  std::map<int, std::shared_ptr<Conn>> conns_;  // by descriptor, until the task ends
+  std::map<ino_t, std::shared_ptr<Conn>> conns_;  // by socket inode, until the task ends
   size_t busy_ = 0;
   bool stopped_ = false;
   bool shutting_down_ = false;
