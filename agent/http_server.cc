@@ -205,6 +205,16 @@ class ConnectionPool : public httplib::TaskQueue {
   static void EnterHandler() {
     if (Conn* c = current_) c->in_handler = true;
   }
+  // Whether connections wait for a worker while this thread serves one: then
+  // the current response closes its connection, so a kept-alive client cannot
+  // hold a worker for its next 100 requests while others queue.
+  static bool OthersWaiting() {
+    ConnectionPool* pool = current_pool_;
+    if (pool == nullptr) return false;
+    std::lock_guard lock(pool->mu_);
+    return !pool->queue_.empty();
+  }
+
   static void LeaveHandler() {
     if (Conn* c = current_) {
       c->since_ns = NowNs();
@@ -282,8 +292,10 @@ class ConnectionPool : public httplib::TaskQueue {
         ++busy_;
       }
       current_ = task.conn.get();
+      current_pool_ = this;
       task.fn();
       current_ = nullptr;
+      current_pool_ = nullptr;
       Forget(task.conn);
       std::lock_guard lock(mu_);
       --busy_;
@@ -342,6 +354,7 @@ class ConnectionPool : public httplib::TaskQueue {
   }
 
   static thread_local Conn* current_;
+  static thread_local ConnectionPool* current_pool_;
 
   const HttpLimits limits_;
   const int port_;
@@ -365,6 +378,7 @@ class ConnectionPool : public httplib::TaskQueue {
 };
 
 thread_local ConnectionPool::Conn* ConnectionPool::current_ = nullptr;
+thread_local ConnectionPool* ConnectionPool::current_pool_ = nullptr;
 
 namespace {
 thread_local Clock::time_point request_start;
@@ -453,6 +467,7 @@ HttpServer::HttpServer(HttpLimits limits, const WebConfig& web,
     const double seconds = std::chrono::duration<double>(Clock::now() - request_start).count();
     Record(routes_.contains(req.path) ? req.path : "other", res.status == -1 ? 200 : res.status,
            seconds);
+    if (ConnectionPool::OthersWaiting()) res.set_header("Connection", "close");
     ConnectionPool::LeaveHandler();
   });
   server_->set_exception_handler(

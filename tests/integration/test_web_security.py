@@ -10,6 +10,7 @@ untrusted CA); bcrypt hashes with libcrypt through Python's crypt module.
   test_web_security.py BINARY
 """
 import base64
+import http.client as httpclient
 import os
 import shutil
 import socket
@@ -381,6 +382,46 @@ def test_connection_flood_does_not_starve_metrics():
                 s.close()
 
 
+def test_kept_alive_scrapers_take_turns():
+    """More kept-alive clients than workers: while others wait, responses close
+    their connection, so no client holds a worker for its next 100 requests."""
+    with Agent(BINARY, "--libvirt.uri=test:///default") as agent:
+        clients = 20  # the server has 16 workers
+        served = [0] * clients
+        closes = [0] * clients
+        errors = []
+        end = time.time() + 3
+
+        def client(i):
+            conn = httpclient.HTTPConnection("127.0.0.1", agent.port, timeout=30)
+            while time.time() < end:
+                try:
+                    conn.request("GET", "/metrics")
+                    resp = conn.getresponse()
+                    resp.read()
+                    assert resp.status == 200, resp.status
+                    served[i] += 1
+                    if resp.getheader("Connection", "").lower() == "close":
+                        closes[i] += 1
+                        conn.close()
+                except (OSError, httpclient.HTTPException) as e:
+                    errors.append(repr(e))
+                    conn.close()
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        total, closed = sum(served), sum(closes)
+        print("  %d kept-alive clients: %d responses, %d with Connection: close, fewest per "
+              "client %d, errors %d" % (clients, total, closed, min(served), len(errors)))
+        assert not errors, errors[:3]
+        assert min(served) > 0, served
+        # keep_alive_max_count (100) alone would close one response in 100.
+        assert closed * 10 > total, (closed, total)
+
+
 def test_second_process_cannot_share_the_port():
     with Agent(BINARY, "--libvirt.uri=test:///default") as agent:
         p = subprocess.run([BINARY, "--libvirt.uri=test:///default",
@@ -402,7 +443,8 @@ def main():
                           test_reload_needs_lifecycle_flag_and_auth, test_request_size_limit,
                           test_second_process_cannot_share_the_port,
                           test_slowloris_does_not_starve_metrics,
-                          test_connection_flood_does_not_starve_metrics])
+                          test_connection_flood_does_not_starve_metrics,
+                          test_kept_alive_scrapers_take_turns])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
 
