@@ -1,9 +1,9 @@
 #include "agent/config.h"
 
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
+
+#include "common/file_reader.h"
 
 namespace virtscale {
 namespace {
@@ -65,14 +65,13 @@ std::optional<AgentConfig> ParseAgentConfig(const std::string& text, const std::
 }
 
 std::optional<AgentConfig> LoadAgentConfig(const std::string& path, Diagnostics& diags) {
-  std::ifstream in(path);
-  if (!in) {
-    diags.Add(path, 0, "cannot read config file");
+  std::string error;
+  auto text = ReadRegularFile(path, kMaxConfigBytes, error);
+  if (!text) {
+    diags.Add(path, 0, "cannot read: " + error);
     return std::nullopt;
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  return ParseAgentConfig(text.str(), path, diags);
+  return ParseAgentConfig(*text, path, diags);
 }
 
 }  // namespace virtscale

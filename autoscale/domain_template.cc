@@ -3,15 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <pugixml.hpp>
 #include <random>
 #include <set>
 #include <sstream>
 
 #include "collectors/domain_metadata.h"
+#include "common/file_reader.h"
 
 namespace virtscale::autoscale {
 namespace {
@@ -188,15 +186,14 @@ TemplateParseResult DomainTemplate::Parse(std::string_view xml) {
 }
 
 TemplateParseResult DomainTemplate::Load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  std::string error;
+  auto text = ReadRegularFile(path, kMaxConfigBytes, error);
+  if (!text) {
     TemplateParseResult result;
-    result.error = fmt::format("{}: cannot read template: {}", path, std::strerror(errno));
+    result.error = fmt::format("{}: cannot read template: {}", path, error);
     return result;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  TemplateParseResult result = Parse(text.str());
+  TemplateParseResult result = Parse(*text);
   if (!result.ok()) {
     // "line N: ..." becomes "PATH:N: ..." (the FILE:LINE form of check config).
     if (result.error.rfind("line ", 0) == 0) {

@@ -1,7 +1,6 @@
 #include "common/yaml_reader.h"
 
-#include <fstream>
-#include <sstream>
+#include "common/file_reader.h"
 
 namespace virtscale {
 
@@ -46,15 +45,14 @@ std::optional<YAML::Node> LoadYamlString(const std::string& text, Diagnostics& d
 }
 
 std::optional<YAML::Node> LoadYamlFile(const std::string& path, Diagnostics& diags) {
-  std::ifstream in(path);
-  if (!in) {
-    diags.Add(path, 0, "cannot read file");
+  std::string error;
+  auto text = ReadRegularFile(path, kMaxConfigBytes, error);
+  if (!text) {
+    diags.Add(path, 0, "cannot read: " + error);
     return std::nullopt;
   }
-  std::stringstream text;
-  text << in.rdbuf();
   Diagnostics local(path);
-  auto node = LoadYamlString(text.str(), local);
+  auto node = LoadYamlString(*text, local);
   diags.Append(local);
   return node;
 }

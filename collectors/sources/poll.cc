@@ -4,10 +4,10 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 
 #include "collectors/sources/exposition.h"
 #include "collectors/sources/prometheus_query.h"
+#include "common/file_reader.h"
 
 namespace virtscale {
 namespace {
@@ -26,21 +26,11 @@ std::string Trim(std::string_view s) {
   return std::string(s.substr(begin, end - begin + 1));
 }
 
-// Reads at most `limit` bytes; nullopt (and `error`) when the file cannot be read.
-std::optional<std::string> ReadSmallFile(const std::string& path, size_t limit,
-                                         std::string& error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = "cannot read " + path + ": " + std::strerror(errno);
-    return std::nullopt;
-  }
-  std::string data(limit + 1, '\0');
-  in.read(data.data(), static_cast<std::streamsize>(data.size()));
-  if (in.bad()) {
-    error = "cannot read " + path + ": " + std::strerror(errno);
-    return std::nullopt;
-  }
-  data.resize(static_cast<size_t>(in.gcount()));
+// A source's value, password or token file; `error` names the path.
+std::optional<std::string> ReadSourceFile(const std::string& path, std::string& error,
+                                          bool strict = true) {
+  auto data = ReadRegularFile(path, kMaxFileBytes, error, strict);
+  if (!data) error = "cannot read " + path + ": " + error;
   return data;
 }
 
@@ -102,7 +92,7 @@ SourceResult<HttpAnswer> HttpGet(const SourceConfig& cfg, const std::string& pat
     std::string password = cfg.basic_auth->password;
     if (!cfg.basic_auth->password_file.empty()) {
       std::string error;
-      auto secret = ReadSmallFile(cfg.basic_auth->password_file, kMaxFileBytes, error);
+      auto secret = ReadSourceFile(cfg.basic_auth->password_file, error);
       if (!secret) return SourceError{source_reason::kRead, "password_file: " + error};
       password = Trim(*secret);
     }
@@ -111,7 +101,7 @@ SourceResult<HttpAnswer> HttpGet(const SourceConfig& cfg, const std::string& pat
   if (!cfg.bearer_token.empty()) client.set_bearer_token_auth(cfg.bearer_token);
   if (!cfg.bearer_token_file.empty()) {
     std::string error;
-    auto secret = ReadSmallFile(cfg.bearer_token_file, kMaxFileBytes, error);
+    auto secret = ReadSourceFile(cfg.bearer_token_file, error);
     if (!secret) return SourceError{source_reason::kRead, "bearer_token_file: " + error};
     client.set_bearer_token_auth(Trim(*secret));
   }
@@ -202,7 +192,7 @@ SourceResult<double> PollScrape(const SourceConfig& cfg, RequestCanceller* cance
 
 SourceResult<double> PollFile(const SourceConfig& cfg) {
   std::string error;
-  auto data = ReadSmallFile(cfg.path, kMaxFileBytes, error);
+  auto data = ReadSourceFile(cfg.path, error, /*strict=*/false);
   if (!data) return SourceError{source_reason::kRead, error};
   if (data->size() > kMaxFileBytes) {
     return SourceError{source_reason::kParse,

@@ -4,7 +4,8 @@
 #include <array>
 #include <charconv>
 #include <filesystem>
-#include <fstream>
+
+#include "common/file_reader.h"
 
 namespace virtscale {
 namespace {
@@ -34,7 +35,13 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
   return (std::filesystem::path(base_dir) / path).lexically_normal().string();
 }
 
-bool Readable(const std::string& path) { return std::ifstream(path).good(); }
+// The same check the poll makes, so a FIFO or a missing file fails the load,
+// not every poll.
+std::optional<std::string> Unreadable(const std::string& path) {
+  std::string error;
+  if (ReadRegularFile(path, kMaxConfigBytes, error)) return std::nullopt;
+  return "cannot read " + path + ": " + error;
+}
 
 // Which source types use each type-specific key.
 struct KeyUse {
@@ -69,8 +76,8 @@ void DecodeAuth(MapReader& r, const std::string& base_dir, SourceConfig& cfg, bo
       if (auth.Has("password")) {
         auth.Error("password_file", "set password or password_file, not both");
         ok = false;
-      } else if (!Readable(basic.password_file)) {
-        auth.Error("password_file", "cannot read " + basic.password_file);
+      } else if (auto error = Unreadable(basic.password_file)) {
+        auth.Error("password_file", *error);
         ok = false;
       }
     }
@@ -89,8 +96,8 @@ void DecodeAuth(MapReader& r, const std::string& base_dir, SourceConfig& cfg, bo
     } else if (cfg.basic_auth) {
       r.Error("bearer_token_file", "cannot be combined with basic_auth");
       ok = false;
-    } else if (!Readable(cfg.bearer_token_file)) {
-      r.Error("bearer_token_file", "cannot read " + cfg.bearer_token_file);
+    } else if (auto error = Unreadable(cfg.bearer_token_file)) {
+      r.Error("bearer_token_file", *error);
       ok = false;
     }
   }
@@ -99,8 +106,8 @@ void DecodeAuth(MapReader& r, const std::string& base_dir, SourceConfig& cfg, bo
     ok &= tls.valid();
     if (tls.Read("ca_file", cfg.tls.ca_file)) {
       cfg.tls.ca_file = Resolve(base_dir, cfg.tls.ca_file);
-      if (!Readable(cfg.tls.ca_file)) {
-        tls.Error("ca_file", "cannot read " + cfg.tls.ca_file);
+      if (auto error = Unreadable(cfg.tls.ca_file)) {
+        tls.Error("ca_file", *error);
         ok = false;
       }
     }

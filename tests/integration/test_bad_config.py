@@ -197,6 +197,45 @@ def test_reload_keeps_running_config():
           len(CASES))
 
 
+def test_reload_refuses_special_files():
+    """A FIFO where the config or a rule file should be: the reload fails at
+    once (nothing waits for a writer) and the running config stays."""
+    tmp = tempfile.mkdtemp(prefix="virtscale-fifo-")
+    os.makedirs(os.path.join(tmp, "good-rules"))
+    os.makedirs(os.path.join(tmp, "templates"))
+    shutil.copy(os.path.join(CASES_DIR, "templates", "good.xml"),
+                os.path.join(tmp, "templates", "good.xml"))
+    with open(os.path.join(tmp, "good-rules", "keep.yml"), "w") as f:
+        f.write(GOOD_RULES)
+    current = os.path.join(tmp, "current.yml")
+    with open(current, "w") as f:
+        f.write(GOOD_CONFIG.replace('"good-rules/keep.yml"', '"good-rules/*.yml"'))
+    agent = Agent(BINARY, "--web.enable-lifecycle", config=current)
+    try:
+        agent.start()
+        assert reload_ok(agent) == 1.0
+        rule_fifo = os.path.join(tmp, "good-rules", "pipe.yml")
+        os.mkfifo(rule_fifo)
+        status, body = http(agent.url + "/-/reload", method="POST", data=b"", timeout=20)
+        assert status == 500 and "pipe.yml: cannot read: not a regular file" in body, \
+            (status, body)
+        os.unlink(rule_fifo)
+        os.mkfifo(current + ".fifo")
+        os.replace(current + ".fifo", current)
+        status, body = http(agent.url + "/-/reload", method="POST", data=b"", timeout=20)
+        assert status == 500 and "current.yml: cannot read: not a regular file" in body, \
+            (status, body)
+        assert reload_ok(agent) == 0.0
+        groups = [g["name"] for g in agent.json("/api/v1/groups")["data"]]
+        assert groups == ["keep"], groups
+        print("  FIFO as rule file and as config file: reload refused, groups kept: %s" % groups)
+    finally:
+        agent.stop()
+        os.unlink(agent.log.name)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([test_manifest_covers_every_case, test_check_config_reports_each_problem,
-                        test_agent_refuses_to_start, test_reload_keeps_running_config]))
+                        test_agent_refuses_to_start, test_reload_keeps_running_config,
+                        test_reload_refuses_special_files]))

@@ -83,7 +83,8 @@ TEST(AgentConfig, ReportsSeveralProblemsAtOnce) {
 TEST(AgentConfig, UnreadableFileIsAnError) {
   Diagnostics diags;
   EXPECT_FALSE(LoadAgentConfig("/nonexistent/virtscale.yml", diags));
-  EXPECT_EQ(diags.list().at(0).ToString(), "/nonexistent/virtscale.yml: cannot read config file");
+  EXPECT_EQ(diags.list().at(0).ToString(),
+            "/nonexistent/virtscale.yml: cannot read: No such file or directory");
 }
 
 TEST(ResolveRelative, FollowsPrometheus) {

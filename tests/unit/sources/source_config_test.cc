@@ -200,7 +200,8 @@ TEST(DecodeSources, EveryProblemWithFileLineAndPath) {
       "v.yml:45: sources.j.bearer_token: cannot be combined with basic_auth",
       "v.yml:43: sources.j.query: must not be empty",
       "v.yml:51: sources.k.bearer_token_file: set bearer_token or bearer_token_file, not both",
-      "v.yml:52: sources.k.tls_config.ca_file: cannot read /nonexistent/ca.pem",
+      "v.yml:52: sources.k.tls_config.ca_file: cannot read /nonexistent/ca.pem: No such file "
+      "or directory",
       "v.yml:52: sources.k.tls_config.verify: unknown key",
       "v.yml:53: sources.bad name: invalid source name (letters, digits, _ . -; starting with "
       "a letter or _)",

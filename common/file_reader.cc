@@ -1,0 +1,49 @@
+#include "common/file_reader.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace virtscale {
+
+std::optional<std::string> ReadRegularFile(const std::string& path, size_t max_bytes,
+                                           std::string& error, bool strict) {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    error = std::strerror(errno);
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    error = "not a regular file";
+    close(fd);
+    return std::nullopt;
+  }
+  std::string data;
+  data.resize(max_bytes + 1);
+  size_t got = 0;
+  while (got < data.size()) {
+    const ssize_t n = read(fd, data.data() + got, data.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      error = std::strerror(errno);
+      close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fd);
+  data.resize(got);
+  if (strict && got > max_bytes) {
+    error = "larger than " + std::to_string(max_bytes) + " bytes";
+    return std::nullopt;
+  }
+  return data;
+}
+
+}  // namespace virtscale
