@@ -500,6 +500,16 @@ class Harness:
             self.failures.append(what + ((": " + detail) if detail else ""))
         return cond
 
+    def check_eventually(self, what, wait, detail=lambda: ""):
+        """Records whether wait() (which raises Failure on timeout) succeeded;
+        detail() adds context to a failure."""
+        try:
+            wait()
+        except Failure as e:
+            extra = detail()
+            return self.check(False, what, str(e) + ("; " + extra if extra else ""))
+        return self.check(True, what)
+
     def close(self):
         for a in self.agents:
             try:

@@ -10,7 +10,7 @@ the host gives the guests what the caps allow).
 """
 import time
 
-from e2e import Failure, run, wait_until
+from e2e import run, wait_until
 
 CONFIG = """libvirt:
   uri: qemu:///system
@@ -32,12 +32,9 @@ def scenario(h):
         r = prom.query('up{job="virtscale"}')
         return r if r and r[0][1] == 1 else None
 
-    try:
-        wait_until(up, 30, 'up{job="virtscale"} == 1')
-        h.check(True, 'up{job="virtscale"} == 1')
-    except Failure as e:
-        h.check(False, 'up{job="virtscale"} == 1', "%s; targets: %s" % (
-            e, prom.h_get("/api/v1/targets")[:1500]))
+    if not h.check_eventually('up{job="virtscale"} == 1',
+                              lambda: wait_until(up, 30, 'up{job="virtscale"} == 1'),
+                              lambda: "targets: %s" % prom.h_get("/api/v1/targets")[:1500]):
         return
 
     # More than three scrape intervals; rate[1m] must give a series per running guest.
@@ -48,12 +45,10 @@ def scenario(h):
         r = {l.get("domain"): v for l, v in prom.query(query)}
         return r if running <= set(r) else None
 
-    try:
-        wait_until(lambda: running_rates(q), 20, "a rate[1m] series per running guest")
-        h.check(True, "rate(...[1m]) returns a series for each running guest")
-    except Failure as e:
-        h.check(False, "rate(...[1m]) returns a series for each running guest",
-                "%s; got %s" % (e, prom.query(q)))
+    if not h.check_eventually(
+            "rate(...[1m]) returns a series for each running guest",
+            lambda: wait_until(lambda: running_rates(q), 20, "a rate[1m] series per running guest"),
+            lambda: "got %s" % prom.query(q)):
         return
 
     # Values: rate[1m] divides by the whole minute, so with seconds of data it reads

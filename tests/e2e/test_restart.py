@@ -12,7 +12,7 @@ created before and after the restart, keeping the seed.
 """
 import time
 
-from e2e import Failure, Timeline, cpu_group_config, log, pool_volumes, run
+from e2e import Timeline, cpu_group_config, log, pool_volumes, run
 
 GROUP = "vse2e-rst"
 SEED = GROUP + "-seed"
@@ -48,10 +48,7 @@ def scenario(h):
     h.guest(SEED, image="busy")  # 100%: the group wants to grow at once
     agent = h.start_agent(config, tag="before")
     tl = Timeline(h, GROUP + "-")
-    try:
-        tl.wait_running(2, 90)
-    except Failure as e:
-        h.check(False, "first agent grows the group to 2", str(e))
+    if not h.check_eventually("first agent grows the group to 2", lambda: tl.wait_running(2, 90)):
         return
     first = [n for n in tl.running() if n != SEED]
     log("first agent created %s; killing it" % first)
@@ -73,10 +70,7 @@ def scenario(h):
             "virtscale_group_members{state=running} matches virsh (%d)" % running_now,
             str(m.find("virtscale_group_members", group=GROUP)))
 
-    try:
-        tl.wait_running(3, 90)
-    except Failure as e:
-        h.check(False, "restarted agent grows the group to max 3", str(e))
+    if not h.check_eventually("restarted agent grows the group to max 3", lambda: tl.wait_running(3, 90)):
         return
     tl.watch(7)
     h.check(len(tl.last) == 3 and len(tl.running()) == 3,
@@ -91,10 +85,7 @@ def scenario(h):
 
     log("low load: seed capped at 2%")
     h.set_quota(SEED, LOW_QUOTA)
-    try:
-        tl.wait_running(1, 90)
-    except Failure as e:
-        h.check(False, "restarted agent shrinks the group to min 1", str(e))
+    if not h.check_eventually("restarted agent shrinks the group to min 1", lambda: tl.wait_running(1, 90)):
         return
     time.sleep(3)
     tl.poll()
