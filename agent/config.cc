@@ -50,6 +50,9 @@ std::optional<AgentConfig> ParseAgentConfig(const std::string& text, const std::
     MapReader web(top.Get("web"), "web", local);
     DecodeWeb(web, path, cfg.web);
     top.ReadStringList("rule_files", cfg.rule_files);
+    std::vector<int> rule_file_lines;
+    if (top.Has("rule_files") && top.Get("rule_files").IsSequence())
+      for (const YAML::Node& glob : top.Get("rule_files")) rule_file_lines.push_back(LineOf(glob));
     const std::string base_dir = std::filesystem::absolute(path).parent_path().string();
     if (top.Has("sources")) cfg.sources = DecodeSources(top.Get("sources"), base_dir, local);
     top.Finish();
@@ -57,7 +60,7 @@ std::optional<AgentConfig> ParseAgentConfig(const std::string& text, const std::
     std::set<std::string> source_names;
     for (const auto& [name, _] : cfg.sources) source_names.insert(name);
     cfg.rules = autoscale::LoadRuleFiles(cfg.rule_files, base_dir, source_names,
-                                         cfg.libvirt.sample_interval, local);
+                                         cfg.libvirt.sample_interval, local, rule_file_lines);
   }
   diags.Append(local);
   if (!local.ok()) return std::nullopt;

@@ -395,9 +395,10 @@ void DecodeRuleFile(const YAML::Node& root, const std::string& file,
 
 RuleSet LoadRuleFiles(const std::vector<std::string>& globs, const std::string& base_dir,
                       const std::set<std::string>& source_names, Duration default_interval,
-                      Diagnostics& diags) {
+                      Diagnostics& diags, const std::vector<int>& glob_lines) {
   RuleSet rules;
-  for (const std::string& pattern : globs) {
+  for (size_t g = 0; g < globs.size(); ++g) {
+    const std::string& pattern = globs[g];
     fs::path full(pattern);
     if (full.is_relative()) full = fs::path(base_dir) / full;
     glob_t matches{};
@@ -408,7 +409,7 @@ RuleSet LoadRuleFiles(const std::vector<std::string>& globs, const std::string& 
     }
     globfree(&matches);
     if (files.empty()) {
-      diags.Add(diags.file(), 0,
+      diags.Add(diags.file(), g < glob_lines.size() ? glob_lines[g] : 0,
                 fmt::format("rule_files: \"{}\" matches no files (looked for {})", pattern,
                             full.lexically_normal().string()));
       continue;

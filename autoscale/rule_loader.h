@@ -25,11 +25,12 @@ namespace virtscale::autoscale {
 
 // `globs` are relative to `base_dir` (the config file's directory) unless
 // absolute; files are loaded in glob order. A glob that matches nothing is
-// reported against `diags.file()`. `default_interval` (the sample interval)
+// reported against `diags.file()`, at `glob_lines[i]` when given (the
+// config's line of globs[i]). `default_interval` (the sample interval)
 // applies to groups without `interval`.
 RuleSet LoadRuleFiles(const std::vector<std::string>& globs, const std::string& base_dir,
                       const std::set<std::string>& source_names, Duration default_interval,
-                      Diagnostics& diags);
+                      Diagnostics& diags, const std::vector<int>& glob_lines = {});
 
 // Decodes one rule file already parsed; `file` names it in messages and its
 // directory resolves `template`. Appends to `out`; exposed for tests.

@@ -233,15 +233,16 @@ TEST_F(RuleLoaderTest, TemplateMustExistAndBeADomain) {
 TEST_F(RuleLoaderTest, DuplicateNamesAcrossFilesAndEmptyGlobs) {
   Write("rules/1.yml", "groups:\n  - {name: web, max: 1}\n");
   Write("rules/2.yml", "groups:\n  - name: api\n    max: 1\n  - name: web\n    max: 2\n");
+  // The config's lines of the two globs.
   RuleSet rs = LoadRuleFiles({"rules/*.yml", "more/*.yml"}, dir_.string(), {},
-                             std::chrono::seconds(5), diags_);
+                             std::chrono::seconds(5), diags_, {3, 4});
   EXPECT_EQ(rs.groups.size(), 2u);
   EXPECT_EQ(rs.files.size(), 2u);
   EXPECT_EQ(Messages(),
             (std::vector<std::string>{
                 "DIR/rules/2.yml:4: groups[1].name: duplicate group name \"web\" (first defined "
                 "at DIR/rules/1.yml:2)",
-                "virtscale.yml: rule_files: \"more/*.yml\" matches no files (looked for "
+                "virtscale.yml:4: rule_files: \"more/*.yml\" matches no files (looked for "
                 "DIR/more/*.yml)",
             }));
 }
