@@ -361,6 +361,13 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
   if (!restoring_bounds) {
     const Duration cooldown = rule.policy(*dir).cooldown;
     std::optional<TimePoint> from = next.last_scale_up;
+    // The engine forgets its actions on restart; the newest domain it created
+    // still dates the last scale-up, so a restart cannot skip a cooldown.
+    for (const Member& m : in.members.members) {
+      if (!m.created || m.created_at_unix <= 0) continue;
+      const TimePoint created{std::chrono::seconds(m.created_at_unix)};
+      if (!from || created > *from) from = created;
+    }
     if (!is_up && next.last_scale_down && (!from || *next.last_scale_down > *from)) {
       from = next.last_scale_down;
     }

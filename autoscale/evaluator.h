@@ -41,7 +41,8 @@
 namespace virtscale::autoscale {
 
 // Per-group memory between evaluations. Owned by the engine, rebuilt empty on
-// restart (cooldowns then start fresh; membership comes from libvirt).
+// restart: membership comes from libvirt, and cooldowns also run from the
+// newest created member's created-at (see Evaluate).
 struct GroupState {
   std::string signature;  // conditions the timers belong to; a change resets them
   std::vector<std::optional<TimePoint>> up_since;    // per scale_up condition: true since

@@ -321,8 +321,10 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
   const int64_t start_unix = UnixSeconds(spec.start);
   const int64_t initial = spec.initial_running + spec.initial_stopped;
   for (int64_t i = 0; i < initial; ++i) {
-    // Older members first; the newest initial member is the first to go on scale-down.
-    world.domains.push_back({world.NewName(), i < spec.initial_running, start_unix - initial + i});
+    // Older members first (the newest initial member is the first to go on
+    // scale-down), created days before the window so no cooldown runs from them.
+    world.domains.push_back(
+        {world.NewName(), i < spec.initial_running, start_unix - 86400 * (initial - i)});
   }
 
   std::atomic<int64_t> now_unix{start_unix};

@@ -312,6 +312,30 @@ TEST(Evaluator, CooldownsPerDirection) {
   EXPECT_EQ(h.StepAt(210, Running(3, 0.9)).decision.outcome, Outcome::kScaleUp);
 }
 
+// A restarted engine has no memory of its actions; the newest member it
+// created still dates the last scale-up.
+TEST(Evaluator, CooldownRunsFromTheNewestCreatedMemberAfterARestart) {
+  GroupRule r = CpuRule(1, 10);
+  r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
+  r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2)};
+  const int64_t t0 = std::chrono::duration_cast<seconds>(T0().time_since_epoch()).count();
+  auto members = [&](double cpu) {
+    return std::vector<DomainStats>{Dom("web-1", DomainState::kRunning, cpu, t0 - 86400),
+                                    Dom("web-2", DomainState::kRunning, cpu, t0 - 20)};
+  };
+  Harness h{r};  // empty GroupState, as after a restart
+  auto e = h.StepAt(0, members(0.1));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kCooldown) << e.decision.reason;
+  EXPECT_NE(e.decision.reason.find("1m40s left"), std::string::npos) << e.decision.reason;
+  e = h.StepAt(10, members(0.9));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kCooldown) << e.decision.reason;
+  EXPECT_NE(e.decision.reason.find("30s left"), std::string::npos) << e.decision.reason;
+  EXPECT_EQ(h.StepAt(40, members(0.9)).decision.outcome, Outcome::kScaleUp);
+  // Members created long ago do not hold anything.
+  Harness fresh{r};
+  EXPECT_EQ(fresh.StepAt(0, Running(2, 0.1)).decision.outcome, Outcome::kScaleDown);
+}
+
 TEST(Evaluator, DryRunPlansButHolds) {
   GroupRule r = CpuRule(1, 5);
   r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
