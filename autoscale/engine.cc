@@ -42,7 +42,8 @@ void AddSample(MetricFamily& f, std::vector<ClientMetric::Label> labels, double 
 Engine::Engine(Actuator& actuator, EngineOptions options)
     : actuator_(actuator), options_(std::move(options)), log_(options_.history) {
   if (!options_.clock) options_.clock = [] { return std::chrono::system_clock::now(); };
-  worker_ = std::thread([this] { WorkerLoop(); });
+  for (size_t i = 0; i < std::max<size_t>(1, options_.action_workers); ++i)
+    workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 Engine::~Engine() {
@@ -51,7 +52,7 @@ Engine::~Engine() {
     stop_ = true;
   }
   work_cv_.notify_all();
-  worker_.join();
+  for (std::thread& t : workers_) t.join();
 }
 
 Engine::Group* Engine::FindGroup(const std::string& name) {
@@ -143,7 +144,7 @@ void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, Ti
 
 void Engine::WaitIdle() {
   std::unique_lock lock(mu_);
-  idle_cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
+  idle_cv_.wait(lock, [this] { return queue_.empty() && busy_ == 0; });
 }
 
 void Engine::WorkerLoop() {
@@ -153,7 +154,7 @@ void Engine::WorkerLoop() {
     if (stop_) break;
     Job job = std::move(queue_.front());
     queue_.pop_front();
-    busy_ = true;
+    ++busy_;
     lock.unlock();
     std::vector<OperationResult> results;
     for (const Operation& op : job.operations) {
@@ -191,8 +192,8 @@ void Engine::WorkerLoop() {
     }
     lock.lock();
     Finish(job, results);
-    busy_ = false;
-    if (queue_.empty()) idle_cv_.notify_all();
+    --busy_;
+    if (queue_.empty() && busy_ == 0) idle_cv_.notify_all();
   }
   // Stopping: what is still queued never ran.
   for (const Job& job : queue_) {

@@ -1,8 +1,10 @@
 #pragma once
 // The autoscaler engine: holds the rules and each group's state, evaluates
 // groups whose interval elapsed on every Tick, and hands the planned operations
-// to one worker thread that runs them through the Actuator (the only code that
-// changes VMs). Every evaluation is recorded in a bounded decision log.
+// to worker threads that run them through the Actuator (the only code that
+// changes VMs): one job per group at a time, groups in parallel, so a slow
+// create in one group does not delay another. Every evaluation is recorded in
+// a bounded decision log.
 //
 // Thread-safety: every public method may be called from any thread. Tick is
 // meant for one autoscaler thread (after each sample); SetRules for reloads;
@@ -49,6 +51,7 @@ struct EngineOptions {
   Duration stale_after{std::chrono::seconds(30)};
   Duration retry_backoff{std::chrono::seconds(10)};
   Duration max_backoff{std::chrono::minutes(5)};
+  size_t action_workers = 4;  // groups whose actions may run at the same time
   // Stamps action completions (compared with Snapshot::taken_at); tests pass a fake.
   std::function<TimePoint()> clock;
   // Called (under the engine's lock, with actions still "pending") with every
@@ -88,7 +91,7 @@ class Engine {
     std::optional<TimePoint> last_evaluated;
     Membership membership;
     std::optional<Decision> last_decision;
-    std::map<std::pair<std::string, std::string>, double> actions_total;  // (direction, result)
+    std::map<std::pair<std::string, std::string>, double> actions_total;    // (direction, result)
     std::map<std::pair<std::string, std::string>, double> decisions_total;  // (outcome, held_by)
     std::optional<TimePoint> last_scale[2];  // by Direction: when an action last ran
   };
@@ -113,11 +116,11 @@ class Engine {
   std::vector<Group> groups_;
   DecisionLog log_;
   std::deque<Job> queue_;
-  bool busy_ = false;
+  size_t busy_ = 0;  // workers running a job
   bool stop_ = false;
   double last_tick_seconds_ = 0;
   bool ticked_ = false;
-  std::thread worker_;  // last: starts after everything above exists
+  std::vector<std::thread> workers_;  // last: start after everything above exists
 };
 
 }  // namespace virtscale::autoscale

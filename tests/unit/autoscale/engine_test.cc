@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 
 #include "engine_test_util.h"
 
@@ -73,6 +76,60 @@ TEST_F(EngineTest, ExecutesPlannedOperationsAndRecordsResults) {
   EXPECT_EQ(groups[0]["last_decision"]["result"], "ok");
   EXPECT_EQ(groups[0]["last_outcome"], "scale_up: ok");
   EXPECT_EQ(groups[0]["desired"], 2);
+}
+
+// An actuator whose operations on group "web" block until released.
+class GatedActuator : public Actuator {
+ public:
+  OperationResult Execute(const Operation& op) override {
+    std::unique_lock lock(mu_);
+    if (op.group == "web") cv_.wait(lock, [this] { return open_; });
+    done_.push_back(op.group);
+    cv_.notify_all();
+    OperationResult r;
+    r.ok = true;
+    r.domain = op.group + "-new";
+    return r;
+  }
+  void Open() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  // Waits up to 30 s for an operation of `group` to have finished.
+  bool WaitDone(const std::string& group) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(30), [&] {
+      return std::find(done_.begin(), done_.end(), group) != done_.end();
+    });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+  std::vector<std::string> done_;
+};
+
+TEST_F(EngineTest, ASlowActionInOneGroupDoesNotHoldAnother) {
+  GatedActuator gated;
+  Engine engine(gated, Options());
+  GroupRule web = FastRule();
+  GroupRule api = FastRule();
+  api.name = "api";
+  api.name_prefix = "api-";
+  engine.SetRules(Rules({web, api}));
+  engine.Tick(Snap(At(0), {Dom("web-1", DomainState::kRunning, 0.9, 1, "web"),
+                           Dom("api-1", DomainState::kRunning, 0.9, 1, "api")}),
+              {}, At(0));
+  // web's create is blocked; api's runs meanwhile.
+  EXPECT_TRUE(gated.WaitDone("api"));
+  gated.Open();
+  EXPECT_TRUE(gated.WaitDone("web"));
+  engine.WaitIdle();
+  auto groups = engine.GroupsJson();
+  ASSERT_EQ(groups.size(), 2u);
+  for (const auto& g : groups) EXPECT_EQ(g["last_decision"]["result"], "ok") << g.dump();
 }
 
 TEST_F(EngineTest, DoesNotActTwiceOnASnapshotOlderThanTheAction) {
