@@ -7,7 +7,8 @@ vse2e-mem boots Debian's kernel with a busybox initramfs (scripts/build-test-gue
 Checks: `libvirt_domain_memory_stats_{available,usable,unused}_bytes` as virsh reports
 them, and `virtscale_domain_memory_utilization_ratio` equal to the guest-used ratio
 (available - usable) / available computed from virsh's own figures, well above the
-unfilled level.
+unfilled level. A dry-run group over the guest decides on that ratio: its memory
+scale-up condition fires and the decision names it, and nothing is created.
 """
 import os
 import re
@@ -20,6 +21,23 @@ CONFIG = """libvirt:
   uri: qemu:///system
   sample_interval: 1s
   call_timeout: 5s
+rule_files: ["rules/*.yml"]
+"""
+# Scales on guest memory; dry run, so the decision is recorded and nothing changes.
+RULES = """groups:
+  - name: memgrp
+    template: ../templates/member.xml
+    members: {name_prefix: "vse2e-mem"}
+    min: 1
+    max: 2
+    interval: 1s
+    dry_run: true
+    scale_up:
+      when:
+        - {metric: memory, aggregate: avg, above: 0.3}
+    scale_down:
+      when:
+        - {metric: memory, aggregate: avg, below: 0.05}
 """
 NAME = "vse2e-mem"
 FILL_MIB = 48
@@ -74,7 +92,8 @@ def scenario(h):
     time.sleep(2)  # stats period 1 s: the figures libvirt returns are post-fill
     log("guest balloon stats: %s" % balloon(h))
 
-    agent = h.start_agent(h.write_config(CONFIG))
+    agent = h.start_agent(h.write_config(CONFIG, rules={"mem.yml": RULES},
+                                         templates={"member.xml": xml}))
 
     def sample():
         m = agent.metrics()
@@ -100,6 +119,25 @@ def scenario(h):
     h.check(mem == 128 * 1024 * 1024, "maximum_memory_bytes == 128 MiB", str(mem))
     problems = h.promtool_check_metrics(m.text)
     h.check(problems == "", "promtool check metrics is clean with memory stats", problems[:2000])
+
+    def memory_decision():
+        for d in agent.json("/api/v1/decisions?limit=20")["data"]:
+            if d["group"] == "memgrp" and d.get("held_by") == "dry_run":
+                return d
+        return None
+
+    seen = []
+    if h.check_eventually("the dry-run group decides to scale up on guest memory",
+                          lambda: seen.append(wait_until(memory_decision, 20,
+                                                         "a memgrp dry_run decision"))):
+        d = seen[0]
+        log("decision: %s" % d["reason"])
+        h.check(d["direction"] == "up" and "memory:avg > 0.3" in d["reason"],
+                "the decision is a scale-up and names the memory condition", d["reason"])
+        h.check(d["actions"] and d["actions"][0]["result"] == "skipped",
+                "its planned create is skipped (dry run)", str(d["actions"]))
+    names = [n for n in h.list_all() if n.startswith("vse2e-mem")]
+    h.check(names == [NAME], "dry run created nothing", str(names))
 
 
 if __name__ == "__main__":
