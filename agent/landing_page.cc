@@ -15,12 +15,23 @@ std::string HtmlEscape(std::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -51,8 +62,9 @@ std::string RenderLandingPage(const std::string& version, const std::string& uri
   if (!groups.is_array() || groups.empty()) {
     html += "<p>No scaling groups configured.</p>";
   } else {
-    html += "<table><tr><th>Group</th><th>Running</th><th>Stopped</th><th>Desired</th>"
-            "<th>Min</th><th>Max</th><th>Members</th><th>Last decision</th></tr>";
+    html +=
+        "<table><tr><th>Group</th><th>Running</th><th>Stopped</th><th>Desired</th>"
+        "<th>Min</th><th>Max</th><th>Members</th><th>Last decision</th></tr>";
     for (const auto& g : groups) {
       std::string members;
       if (g.contains("members") && g["members"].is_array())

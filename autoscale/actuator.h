@@ -26,7 +26,8 @@ const char* OperationKindName(Operation::Kind kind);  // "start", "create", "sto
 struct OperationResult {
   bool ok = false;
   std::string domain;  // the domain acted on (the new name for kCreate)
-  std::string error;   // reason when !ok, e.g. "define: operation failed: domain 'web-3' already exists"
+  std::string
+      error;  // reason when !ok, e.g. "define: operation failed: domain 'web-3' already exists"
   double duration_seconds = 0;
 };
 

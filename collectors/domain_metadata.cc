@@ -1,8 +1,7 @@
 #include "collectors/domain_metadata.h"
 
-#include <pugixml.hpp>
-
 #include <cstdlib>
+#include <pugixml.hpp>
 #include <sstream>
 
 namespace virtscale {

@@ -11,7 +11,7 @@ namespace virtscale {
 
 struct SourceReading {
   std::optional<double> value;  // absent on error or when stale
-  std::string error;            // reason when value is absent, e.g. "empty_vector: query returned no series"
+  std::string error;  // reason when value is absent, e.g. "empty_vector: query returned no series"
   std::chrono::system_clock::time_point last_success{};  // epoch when never
 };
 

@@ -48,8 +48,8 @@ SnapshotPtr TestSnapshot() {
 }
 
 prometheus::MetricFamily Dynamic() {
-  prometheus::MetricFamily f{"virtscale_test_dynamic", "A dynamic family.",
-                             prometheus::MetricType::Gauge, {}};
+  prometheus::MetricFamily f{
+      "virtscale_test_dynamic", "A dynamic family.", prometheus::MetricType::Gauge, {}};
   prometheus::ClientMetric m;
   m.gauge.value = 42;
   f.metric.push_back(m);

@@ -86,7 +86,8 @@ TEST_F(WebConfigFile, DecodesExporterToolkitKeys) {
   std::string path = Write(
       "tls_server_config:\n  cert_file: s.crt\n  key_file: s.key\n"
       "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
-      "  min_version: TLS13\nbasic_auth_users:\n  alice: $2y$04$abcdefghijklmnopqrstuu5Zg4Yx3w1bXQdFQ1m3pVh0XrQm1vKeA\n");
+      "  min_version: TLS13\nbasic_auth_users:\n  alice: "
+      "$2y$04$abcdefghijklmnopqrstuu5Zg4Yx3w1bXQdFQ1m3pVh0XrQm1vKeA\n");
   Diagnostics diags;
   auto cfg = LoadWebConfig(path, diags);
   ASSERT_TRUE(cfg) << diags.ToString();
@@ -137,8 +138,8 @@ TEST(ParseListenAddress, AcceptsPrometheusForms) {
 TEST(LandingPage, EscapesNamesAndListsGroups) {
   nlohmann::json groups = nlohmann::json::array(
       {{{"name", "<script>"}, {"running", 2}, {"stopped", 1}, {"min", 1}, {"max", 4}}});
-  std::string html = RenderLandingPage("1.0", "test:///default", nullptr, groups,
-                                       nlohmann::json::array());
+  std::string html =
+      RenderLandingPage("1.0", "test:///default", nullptr, groups, nlohmann::json::array());
   EXPECT_EQ(html.find("<script>"), std::string::npos);
   EXPECT_NE(html.find("&lt;script&gt;"), std::string::npos);
   EXPECT_NE(html.find("href=\"metrics\""), std::string::npos);

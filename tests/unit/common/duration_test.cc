@@ -21,8 +21,8 @@ TEST(ParseDuration, AcceptsPrometheusForms) {
 }
 
 TEST(ParseDuration, RejectsMalformed) {
-  for (const char* bad : {"", "5", "s", "5x", "-5s", "1.5s", "30m1h", "5s5s", "5 s", "1h 30m",
-                          "ms", "5sm"}) {
+  for (const char* bad :
+       {"", "5", "s", "5x", "-5s", "1.5s", "30m1h", "5s5s", "5 s", "1h 30m", "ms", "5sm"}) {
     EXPECT_FALSE(ParseDuration(bad).has_value()) << bad;
   }
 }
