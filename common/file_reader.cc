@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -23,11 +24,15 @@ std::optional<std::string> ReadRegularFile(const std::string& path, size_t max_b
     close(fd);
     return std::nullopt;
   }
+  // Grow as the file does (procfs files report size 0): never allocate the
+  // whole limit for a small file.
   std::string data;
-  data.resize(max_bytes + 1);
+  data.reserve(std::min<size_t>(static_cast<size_t>(std::max<off_t>(st.st_size, 0)), max_bytes) +
+               1);
   size_t got = 0;
-  while (got < data.size()) {
-    const ssize_t n = read(fd, data.data() + got, data.size() - got);
+  char chunk[64 * 1024];
+  while (got <= max_bytes) {
+    const ssize_t n = read(fd, chunk, std::min(sizeof chunk, max_bytes + 1 - got));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       error = std::strerror(errno);
@@ -35,10 +40,10 @@ std::optional<std::string> ReadRegularFile(const std::string& path, size_t max_b
       return std::nullopt;
     }
     if (n == 0) break;
+    data.append(chunk, static_cast<size_t>(n));
     got += static_cast<size_t>(n);
   }
   close(fd);
-  data.resize(got);
   if (strict && got > max_bytes) {
     error = "larger than " + std::to_string(max_bytes) + " bytes";
     return std::nullopt;
