@@ -1,41 +1,16 @@
 #include "agent/landing_page.h"
 
+#include "common/xml_escape.h"
+
 namespace virtscale {
 namespace {
 
 std::string Cell(const nlohmann::json& value) {
   if (value.is_null()) return "";
-  return HtmlEscape(value.is_string() ? value.get<std::string>() : value.dump());
+  return XmlEscape(value.is_string() ? value.get<std::string>() : value.dump());
 }
 
 }  // namespace
-
-std::string HtmlEscape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::string RenderLandingPage(const std::string& version, const std::string& uri,
                               const SnapshotPtr& snapshot, const nlohmann::json& groups,
@@ -45,7 +20,7 @@ std::string RenderLandingPage(const std::string& version, const std::string& uri
       "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
       "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>"
       "<h1>virtscale</h1><p>Version " +
-      HtmlEscape(version) + " &middot; libvirt <code>" + HtmlEscape(uri) + "</code>";
+      XmlEscape(version) + " &middot; libvirt <code>" + XmlEscape(uri) + "</code>";
   if (snapshot) {
     html += " &middot; libvirt " + std::string(snapshot->libvirt_up ? "up" : "<b>down</b>") +
             " &middot; " + std::to_string(snapshot->domains.size()) + " domains";

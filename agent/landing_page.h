@@ -12,6 +12,4 @@ std::string RenderLandingPage(const std::string& version, const std::string& uri
                               const SnapshotPtr& snapshot, const nlohmann::json& groups,
                               const nlohmann::json& decisions);
 
-std::string HtmlEscape(std::string_view text);
-
 }  // namespace virtscale

@@ -8,6 +8,8 @@
 #include <optional>
 #include <vector>
 
+#include "common/xml_escape.h"
+
 namespace virtscale::autoscale {
 namespace {
 
@@ -17,29 +19,6 @@ constexpr double kRight = 30;
 constexpr double kTop = 50;
 constexpr double kPanel = 170;
 constexpr double kGap = 45;
-
-std::string Escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 struct ConditionInfo {
   Direction direction;
@@ -70,7 +49,7 @@ class Canvas {
         kLeft, top, right - kLeft, kPanel);
     svg +=
         fmt::format("<text x=\"{}\" y=\"{:.1f}\" font-size=\"13\" font-weight=\"bold\">{}</text>\n",
-                    kLeft, top - 8, Escape(title));
+                    kLeft, top - 8, XmlEscape(title));
     for (int i = 0; i <= 4; ++i) {
       const double v = lo + (hi - lo) * i / 4;
       const double y = top + kPanel - kPanel * i / 4;
@@ -157,7 +136,7 @@ std::string RenderPlotSvg(const SimulationResult& result, const SimulationSpec& 
       "<text x=\"{}\" y=\"38\" font-size=\"11\" fill=\"#555\">{} .. {}; bands: pending (light) "
       "and firing (dark), red = scale_up conditions, blue = scale_down; dashed: "
       "thresholds</text>\n",
-      kWidth, height, kWidth, height, kLeft, Escape(spec.rule.name), result.scale_ups,
+      kWidth, height, kWidth, height, kLeft, XmlEscape(spec.rule.name), result.scale_ups,
       result.scale_downs, evaluated.size(), kLeft, FormatTime(start), FormatTime(end));
 
   double top = kTop + 20;
@@ -213,7 +192,7 @@ std::string RenderPlotSvg(const SimulationResult& result, const SimulationSpec& 
           "{}</text>\n",
           DirectionName(ci.direction), ci.Id(), kLeft, ty, kWidth - kRight, ty,
           up ? "#c0392b" : "#1f5fa8", kWidth - kRight - 4, ty - 4, up ? "#c0392b" : "#1f5fa8",
-          ci.Id(), Escape(ci.description));
+          ci.Id(), XmlEscape(ci.description));
     }
     std::vector<std::optional<std::pair<double, double>>> pts;
     for (const SimulationStep* s : evaluated) {
@@ -225,7 +204,7 @@ std::string RenderPlotSvg(const SimulationResult& result, const SimulationSpec& 
     Polylines(c, pts,
               fmt::format("class=\"metric\" data-key=\"{}\" fill=\"none\" stroke=\"#222\" "
                           "stroke-width=\"1.2\"",
-                          Escape(key)));
+                          XmlEscape(key)));
     top += kPanel + kGap;
   }
 
@@ -267,7 +246,7 @@ std::string RenderPlotSvg(const SimulationResult& result, const SimulationSpec& 
         "{}: {}</title></circle>\n",
         up ? "up" : "down", c.X(s->time), y(static_cast<double>(s->running)),
         up ? "#c0392b" : "#1f5fa8", FormatOffset(s->time, start), up ? "scale_up" : "scale_down",
-        Escape(d.reason));
+        XmlEscape(d.reason));
   }
   c.svg += "</svg>\n";
   return std::move(c.svg);
