@@ -3,7 +3,13 @@
 // Operations on named domains; an Actuator executes them one at a time.
 // LibvirtActuator (libvirt_actuator.h) is the real one; tests use fakes.
 #include <chrono>
+#include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
+
+#include "autoscale/domain_template.h"
+#include "autoscale/rules.h"
 
 namespace virtscale::autoscale {
 
@@ -16,8 +22,11 @@ struct Operation {
   };
   Kind kind = Kind::kStart;
   std::string group;
-  std::string domain;         // empty for kCreate: the actuator picks "{group}-{n}"
-  std::string template_path;  // kCreate only; absolute
+  std::string domain;  // empty for kCreate: the actuator picks "{group}-{n}"
+  // kCreate only: the template validated at load (an edited file takes effect
+  // only after a successful reload), and its absolute path for the metadata.
+  std::shared_ptr<const DomainTemplate> tmpl;
+  std::string template_path;
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(60)};
 };
 
@@ -34,8 +43,21 @@ struct OperationResult {
 class Actuator {
  public:
   virtual ~Actuator() = default;
-  // Must refuse kDelete on a domain without virtscale metadata for `group`.
+  // Must refuse kDelete on a domain that the group does not own (DESIGN.md
+  // "Ownership": metadata naming the group AND recording the domain's own UUID).
   virtual OperationResult Execute(const Operation& op) = 0;
+  // Stamps the time of the group's last scale action in `direction` on each of
+  // `domains` (collectors/domain_metadata.h, ScaleStamp), so cooldowns survive a
+  // restart. Best effort: returns "" or what failed.
+  virtual std::string RecordScaleTime(const std::string& group, Direction direction,
+                                      int64_t unix_seconds,
+                                      const std::vector<std::string>& domains) {
+    (void)group, (void)direction, (void)unix_seconds, (void)domains;
+    return "";
+  }
+  // Agent shutdown: running and later Execute calls give up as soon as they
+  // safely can (rolling back what they made) instead of waiting out timeouts.
+  virtual void Cancel() {}
 };
 
 }  // namespace virtscale::autoscale

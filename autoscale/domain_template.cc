@@ -222,7 +222,10 @@ std::string DomainTemplate::Render(const RenderParams& params,
   SetOrInsertText(root, "name", params.name, {});
   pugi::xml_node name = root.child("name");
   while (pugi::xml_node old = root.child("uuid")) root.remove_child(old);
-  root.insert_child_after("uuid", name).text().set(RandomUuid(random).c_str());
+  // The same UUID goes into the ownership element: a copy gets another UUID
+  // and so is never mistaken for an owned member (DESIGN.md "Ownership").
+  const std::string uuid = RandomUuid(random);
+  root.insert_child_after("uuid", name).text().set(uuid.c_str());
   // A VM generation ID identifies one VM instance; `<genid/>` asks libvirt for a new one.
   if (pugi::xml_node genid = root.child("genid")) genid.text().set("");
 
@@ -264,7 +267,8 @@ std::string DomainTemplate::Render(const RenderParams& params,
   pugi::xml_document instance;
   std::string instance_xml = FormatVirtscaleMetadata({.group = params.group,
                                                       .template_path = params.template_path,
-                                                      .created_at_unix = params.created_at_unix});
+                                                      .created_at_unix = params.created_at_unix,
+                                                      .uuid = uuid});
   instance.load_buffer(instance_xml.data(), instance_xml.size());
   std::string volume_tag = std::string(kMetadataPrefix) + ":volume";
   for (const CreatedVolume& volume : volumes) {

@@ -82,7 +82,10 @@ Operation MakeOp(const GroupRule& rule, Operation::Kind kind, std::string domain
   op.kind = kind;
   op.group = rule.name;
   op.domain = std::move(domain);
-  if (kind == Operation::Kind::kCreate) op.template_path = rule.template_path;
+  if (kind == Operation::Kind::kCreate) {
+    op.template_path = rule.template_path;
+    op.tmpl = rule.template_doc;
+  }
   op.shutdown_timeout = rule.shutdown_timeout;
   return op;
 }

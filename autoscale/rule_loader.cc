@@ -274,8 +274,13 @@ std::optional<GroupRule> DecodeGroup(const YAML::Node& node, const std::string& 
     fs::path p(tmpl);
     if (p.is_relative()) p = fs::path(ctx.file).parent_path() / p;
     g.template_path = p.lexically_normal().string();
-    if (auto problem = CheckDomainTemplate(g.template_path)) {
-      r.Error("template", *problem);
+    // Parsed once here: the actuator creates from this validated copy, so an
+    // edited file takes effect only after a successful reload.
+    TemplateParseResult parsed = DomainTemplate::Load(g.template_path);
+    if (parsed.ok()) {
+      g.template_doc = std::make_shared<const DomainTemplate>(std::move(*parsed.value));
+    } else {
+      r.Error("template", parsed.error);
       ok = false;
     }
   } else if (r.Has("template")) {

@@ -16,6 +16,7 @@
 //      No change while value / (running * per_member_target) is within
 //      1 +- tolerance (default 0.1, as Kubernetes' HPA).
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,8 @@
 #include "common/duration.h"
 
 namespace virtscale::autoscale {
+
+class DomainTemplate;
 
 enum class MetricKind { kCpu, kMemory, kSource };
 enum class Aggregate { kAvg, kMax, kMin, kSum };
@@ -90,7 +93,8 @@ struct GroupRule {
   std::string file;  // the rule file it came from
   int line = 0;
   std::string template_path;  // absolute; empty when the group has no template
-  std::string name_prefix;    // adopt existing domains whose name starts with it; may be empty
+  std::shared_ptr<const DomainTemplate> template_doc;  // parsed at load; null without template
+  std::string name_prefix;  // adopt existing domains whose name starts with it; may be empty
   int64_t min = 0;
   int64_t max = 0;
   Duration interval{std::chrono::seconds(10)};

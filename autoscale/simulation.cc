@@ -198,7 +198,9 @@ SnapshotPtr TakeSnapshot(World& world, const SimulationSpec& spec, TimePoint t, 
     s.name = d.name;
     s.state = d.running ? DomainState::kRunning : DomainState::kShutoff;
     s.active = d.running;
-    s.metadata = VirtscaleMetadata{spec.rule.name, spec.rule.template_path, d.created_at_unix};
+    s.uuid = "sim-" + d.name;  // recorded below too: the simulated members are owned
+    s.metadata =
+        VirtscaleMetadata{spec.rule.name, spec.rule.template_path, d.created_at_unix, s.uuid};
     if (d.running) {
       s.cpu_utilization = MemberValue(spec, MetricKind::kCpu, d.name, running, t);
       s.memory_utilization = MemberValue(spec, MetricKind::kMemory, d.name, running, t);

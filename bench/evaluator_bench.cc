@@ -69,7 +69,9 @@ SnapshotPtr MakeSnapshot(int groups, std::chrono::system_clock::time_point at) {
       d.state = j == kMembers - 1 ? DomainState::kShutoff : DomainState::kRunning;
       d.active = d.state == DomainState::kRunning;
       if (d.active) d.cpu_utilization = cpu(rng);
-      if (j % 2 == 0) d.metadata = VirtscaleMetadata{"g" + std::to_string(i), "/t.xml", 1000 + j};
+      d.uuid = "uuid-" + d.name;
+      if (j % 2 == 0)
+        d.metadata = VirtscaleMetadata{"g" + std::to_string(i), "/t.xml", 1000 + j, d.uuid};
       s->domains.push_back(std::move(d));
     }
   }

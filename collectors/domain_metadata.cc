@@ -30,6 +30,8 @@ std::optional<VirtscaleMetadata> ParseVirtscaleMetadata(std::string_view xml) {
       meta.template_path = child.text().as_string();
     } else if (name == "created-at") {
       meta.created_at_unix = child.text().as_llong();
+    } else if (name == "uuid") {
+      meta.uuid = child.text().as_string();
     }
   }
   if (meta.group.empty()) return std::nullopt;
@@ -43,6 +45,7 @@ std::string FormatVirtscaleMetadata(const VirtscaleMetadata& meta) {
   root.append_child("virtscale:group").text() = meta.group.c_str();
   root.append_child("virtscale:template").text() = meta.template_path.c_str();
   root.append_child("virtscale:created-at").text() = static_cast<long long>(meta.created_at_unix);
+  if (!meta.uuid.empty()) root.append_child("virtscale:uuid").text() = meta.uuid.c_str();
   std::ostringstream out;
   doc.save(out, "", pugi::format_raw | pugi::format_no_declaration);
   return out.str();

@@ -194,6 +194,7 @@ bool LibvirtConnection::TryOpen(bool log_failure) {
     lifecycle_guard_ = lifecycle_guard;
     lifecycle_callback_id_ = lifecycle_id;
     broken_ = false;
+    generation_.fetch_add(1);
     up_.store(true);
   }
   cv_.notify_all();

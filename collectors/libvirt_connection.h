@@ -61,6 +61,9 @@ class LibvirtConnection {
   const std::string& uri() const { return options_.uri; }
   // Connection attempts made so far (first open included); for tests and logs.
   int connect_attempts() const { return connect_attempts_.load(); }
+  // Successful opens so far: a snapshot taken under an older generation
+  // predates the latest reconnect (the daemon may have restarted since).
+  uint64_t generation() const { return generation_.load(); }
   // Blocks until connected or `timeout` passes; returns up().
   bool WaitUp(Duration timeout) const;
   // Reports that a call failed in a way that suggests the connection is dead
@@ -93,6 +96,7 @@ class LibvirtConnection {
   bool broken_ = false;
   std::atomic<bool> up_{false};
   std::atomic<int> connect_attempts_{0};
+  std::atomic<uint64_t> generation_{0};
   std::thread connect_thread_;
 };
 

@@ -604,6 +604,8 @@ SnapshotPtr Sampler::SampleNow() {
 
   CollectorResult domains_result{"domains", 0, false};
   CollectorResult host_result{"host", 0, false};
+  // Read before Acquire: a reconnect in between labels the sample older, never newer.
+  snap->connection_generation = conn_.generation();
   ConnectionRef conn = conn_.Acquire();
   bool connection_lost = false;
 

@@ -31,10 +31,21 @@ const char* DomainStateName(DomainState state);  // "running", "shutoff", ...
 
 // Present on domains that virtscale created: the <metadata> element in its
 // XML namespace (see autoscale/ownership). Adopted domains have none.
+// A domain is OWNED by the group only when `uuid` equals the domain's own UUID
+// (DESIGN.md "Ownership"); a copy carries the element but not its UUID.
 struct VirtscaleMetadata {
   std::string group;
   std::string template_path;
   int64_t created_at_unix = 0;  // seconds
+  std::string uuid;             // the domain's UUID at creation; empty before 0.2
+};
+
+// When the group last scaled, stamped on its members after every action (its
+// own metadata element, also on adopted members) so cooldowns survive a restart.
+struct ScaleStamp {
+  std::string group;
+  int64_t last_up_unix = 0;  // 0: never
+  int64_t last_down_unix = 0;
 };
 
 struct VcpuStats {
@@ -92,6 +103,7 @@ struct DomainStats {
   std::vector<InterfaceStats> interfaces;
 
   std::optional<VirtscaleMetadata> metadata;
+  std::optional<ScaleStamp> scale_stamp;
 
   // Derived from this and the previous sample of the same UUID.
   std::optional<double> cpu_utilization;     // 0..1 of virtual_cpus
@@ -122,6 +134,8 @@ struct Snapshot {
   double duration_seconds = 0;
   uint64_t sequence = 0;  // 1 for the first sample
   bool libvirt_up = false;
+  // LibvirtConnection::generation() when the sample began (0: never connected).
+  uint64_t connection_generation = 0;
   std::string libvirt_uri;
   HostStats host;
   std::vector<DomainStats> domains;  // sorted by name

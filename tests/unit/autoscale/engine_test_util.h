@@ -24,11 +24,13 @@ inline DomainStats Dom(std::string name, DomainState state, std::optional<double
                        std::optional<int64_t> created_at = {}, std::string group = "web") {
   DomainStats d;
   d.name = std::move(name);
+  d.uuid = "uuid-" + d.name;
   d.state = state;
   d.active = state == DomainState::kRunning || state == DomainState::kBlocked ||
              state == DomainState::kPaused;
   d.cpu_utilization = cpu;
-  if (created_at) d.metadata = VirtscaleMetadata{group, "/t/web.xml", *created_at};
+  // Owned: the metadata records the domain's own UUID.
+  if (created_at) d.metadata = VirtscaleMetadata{group, "/t/web.xml", *created_at, d.uuid};
   return d;
 }
 

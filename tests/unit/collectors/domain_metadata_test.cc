@@ -6,7 +6,8 @@ namespace virtscale {
 namespace {
 
 TEST(DomainMetadata, RoundTripsAndEscapes) {
-  VirtscaleMetadata meta{"web<&>", "/etc/virtscale/templates/web.xml", 1764194400};
+  VirtscaleMetadata meta{"web<&>", "/etc/virtscale/templates/web.xml", 1764194400,
+                         "0b4e3f4a-5d7c-4e2a-9c1b-2f6a8d9e0c11"};
   std::string xml = FormatVirtscaleMetadata(meta);
   EXPECT_NE(xml.find(kMetadataNamespace), std::string::npos);
   EXPECT_NE(xml.find("web&lt;&amp;&gt;"), std::string::npos);
@@ -15,6 +16,7 @@ TEST(DomainMetadata, RoundTripsAndEscapes) {
   EXPECT_EQ(parsed->group, "web<&>");
   EXPECT_EQ(parsed->template_path, meta.template_path);
   EXPECT_EQ(parsed->created_at_unix, 1764194400);
+  EXPECT_EQ(parsed->uuid, meta.uuid);
 }
 
 TEST(DomainMetadata, AcceptsOtherPrefixAsLibvirtReturnsIt) {
