@@ -206,9 +206,9 @@ class Agent {
       SnapshotPtr snapshot = sampler_.Latest();
       if (!snapshot) continue;
       last_sequence = snapshot->sequence;
-      const auto now = std::chrono::system_clock::now();
+      const Instant now = SystemClock().Now();
       try {
-        engine_.Tick(snapshot, CurrentSources()->Readings(now), now);
+        engine_.Tick(snapshot, CurrentSources()->Readings(now.wall), now, connection_.generation());
       } catch (const std::exception& e) {
         LogError("rule evaluation failed", {{"err", e.what()}});
       }

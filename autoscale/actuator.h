@@ -37,6 +37,7 @@ struct OperationResult {
   std::string domain;  // the domain acted on (the new name for kCreate)
   std::string
       error;  // reason when !ok, e.g. "define: operation failed: domain 'web-3' already exists"
+  std::string detail;  // on success, e.g. "already running", "1 volume(s) deleted"
   double duration_seconds = 0;
 };
 

@@ -56,8 +56,62 @@ const char* HeldByName(HeldBy h) {
       return "backoff";
     case HeldBy::kNoCandidate:
       return "no_candidate";
+    case HeldBy::kStaleSnapshot:
+      return "stale_snapshot";
+    case HeldBy::kRateLimit:
+      return "rate_limit";
   }
   return "";
+}
+
+const char* ActionResultName(ActionResult r) {
+  switch (r) {
+    case ActionResult::kPending:
+      return "pending";
+    case ActionResult::kOk:
+      return "ok";
+    case ActionResult::kError:
+      return "error";
+    case ActionResult::kSkipped:
+      return "skipped";
+  }
+  return "pending";
+}
+
+const char* DecisionResultName(DecisionResult r) {
+  switch (r) {
+    case DecisionResult::kNone:
+      return "";
+    case DecisionResult::kPending:
+      return "pending";
+    case DecisionResult::kOk:
+      return "ok";
+    case DecisionResult::kError:
+      return "error";
+    case DecisionResult::kPartial:
+      return "partial";
+    case DecisionResult::kDryRun:
+      return "dry_run";
+    case DecisionResult::kCancelled:
+      return "cancelled";
+  }
+  return "";
+}
+
+const char* MemberStateName(MemberState s) {
+  switch (s) {
+    case MemberState::kRunning:
+      return "running";
+    case MemberState::kPaused:
+      return "paused";
+    case MemberState::kStopped:
+      return "stopped";
+    case MemberState::kUnhealthy:
+      return "unhealthy";
+    case MemberState::kOther:
+      return "other";
+  }
+  return "other";
 }
 
 std::string FormatTime(TimePoint t) {
@@ -77,7 +131,14 @@ nlohmann::json Decision::ToJson() const {
   j["group"] = group;
   j["time"] = FormatTime(time);
   j["snapshot_time"] = snapshot_time ? json(FormatTime(*snapshot_time)) : json(nullptr);
-  j["members"] = {{"running", running}, {"stopped", stopped}};
+  json members = json::object();
+  json by_state = json::object();
+  for (int i = 0; i < kMemberStates; ++i)
+    members[MemberStateName(static_cast<MemberState>(i))] = by_state_count[i];
+  for (const auto& [name, state] : member_states) by_state[MemberStateName(state)].push_back(name);
+  members["active"] = active;
+  members["by_state"] = std::move(by_state);
+  j["members"] = std::move(members);
   j["min"] = min;
   j["max"] = max;
   j["desired"] = desired;
@@ -115,13 +176,14 @@ nlohmann::json Decision::ToJson() const {
   for (const ActionRecord& a : actions) {
     json aj{{"kind", OperationKindName(a.operation.kind)},
             {"domain", a.domain.empty() ? a.operation.domain : a.domain},
-            {"result", a.result}};
+            {"result", ActionResultName(a.result)}};
     if (!a.error.empty()) aj["error"] = a.error;
-    if (a.result == "ok" || a.result == "error") aj["duration_seconds"] = a.duration_seconds;
+    if (a.result == ActionResult::kOk || a.result == ActionResult::kError)
+      aj["duration_seconds"] = a.duration_seconds;
     acts.push_back(std::move(aj));
   }
   j["actions"] = acts;
-  j["result"] = result;
+  j["result"] = DecisionResultName(result);
   return j;
 }
 

@@ -5,7 +5,9 @@
 // Served newest first by /api/v1/decisions and on the landing page.
 //
 //   {"id": 7, "group": "web", "time": "2026-11-26T22:10:01.000Z",
-//    "members": {"running": 2, "stopped": 1}, "min": 1, "max": 6, "desired": 3,
+//    "members": {"running": 2, "paused": 0, "stopped": 1, "unhealthy": 0, "other": 0,
+//                "active": 2, "by_state": {"running": ["web-1", "web-2"], "stopped": ["web-3"]}},
+//    "min": 1, "max": 6, "desired": 3,
 //    "metrics": {"cpu:avg": 0.91},
 //    "conditions": [{"direction": "up", "index": 0, "condition": "cpu:avg > 0.8 for 30s",
 //                    "state": "firing", "held_seconds": 40, "value": 0.91}],
@@ -21,10 +23,12 @@
 
 #include "autoscale/actuator.h"
 #include "autoscale/rules.h"
+#include "common/clock.h"
 
 namespace virtscale::autoscale {
 
-using TimePoint = std::chrono::system_clock::time_point;
+// Wall time, for display; timers use MonoTime (common/clock.h).
+using TimePoint = WallTime;
 
 enum class ConditionState { kInactive = 0, kPending = 1, kFiring = 2 };
 const char* ConditionStateName(ConditionState s);  // "inactive", "pending", "firing"
@@ -46,6 +50,8 @@ enum class HeldBy {
   kAwaitingSnapshot,  // the last action finished after the newest snapshot was taken
   kBackoff,           // the last action failed; retry after a backoff
   kNoCandidate,       // nothing to start/create/stop/delete
+  kStaleSnapshot,     // membership unknown: libvirt down, snapshot stale or before a reconnect
+  kRateLimit,         // the direction's rate limit is used up for its period
 };
 const char* HeldByName(HeldBy h);  // "cooldown", "bound_max", "missing_data", ...
 
@@ -67,13 +73,26 @@ struct ConditionReport {
   bool missing = false;
 };
 
+enum class ActionResult { kPending, kOk, kError, kSkipped };  // skipped: dry run, cancelled
+const char* ActionResultName(ActionResult r);                 // "pending", "ok", ...
+
+// How a decision's actions ended, as a whole.
+enum class DecisionResult { kNone, kPending, kOk, kError, kPartial, kDryRun, kCancelled };
+const char* DecisionResultName(DecisionResult r);  // "", "pending", "ok", ..., "dry_run"
+
 struct ActionRecord {
   Operation operation;
-  std::string result = "pending";  // pending | ok | error | skipped (dry run / cancelled)
-  std::string domain;              // the domain acted on (new name for kCreate)
+  ActionResult result = ActionResult::kPending;
+  std::string domain;  // the domain acted on (new name for kCreate)
   std::string error;
   double duration_seconds = 0;
 };
+
+// Member states (DESIGN.md "Member states"); every state but kStopped is active
+// and counts towards `max`.
+enum class MemberState { kRunning = 0, kPaused, kStopped, kUnhealthy, kOther };
+inline constexpr int kMemberStates = 5;
+const char* MemberStateName(MemberState s);  // "running", "paused", "stopped", ...
 
 struct Decision {
   uint64_t id = 0;  // assigned by DecisionLog
@@ -82,6 +101,9 @@ struct Decision {
   std::optional<TimePoint> snapshot_time;
   int64_t running = 0;
   int64_t stopped = 0;
+  int64_t active = 0;                                              // every state but stopped
+  int64_t by_state_count[kMemberStates] = {};                      // by MemberState
+  std::vector<std::pair<std::string, MemberState>> member_states;  // by name
   int64_t min = 0;
   int64_t max = 0;
   int64_t desired = 0;  // what the group should have after this decision
@@ -92,7 +114,7 @@ struct Decision {
   HeldBy held_by = HeldBy::kNone;
   std::string reason;  // one human sentence: why this outcome
   std::vector<ActionRecord> actions;
-  std::string result;  // "" (no action), pending, ok, error, partial, dry_run
+  DecisionResult result = DecisionResult::kNone;
 
   nlohmann::json ToJson() const;
 };

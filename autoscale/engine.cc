@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "common/log.h"
@@ -14,8 +15,13 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-double UnixSeconds(TimePoint t) {
+double UnixSeconds(WallTime t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+DecisionResult ResultOf(size_t failed, size_t total) {
+  if (failed == 0) return DecisionResult::kOk;
+  return failed == total ? DecisionResult::kError : DecisionResult::kPartial;
 }
 
 MetricFamily Family(const char* name, const char* help, MetricType type) {
@@ -41,16 +47,21 @@ void AddSample(MetricFamily& f, std::vector<ClientMetric::Label> labels, double 
 
 Engine::Engine(Actuator& actuator, EngineOptions options)
     : actuator_(actuator), options_(std::move(options)), log_(options_.history) {
-  if (!options_.clock) options_.clock = [] { return std::chrono::system_clock::now(); };
+  if (options_.clock == nullptr) options_.clock = &SystemClock();
   for (size_t i = 0; i < std::max<size_t>(1, options_.action_workers); ++i)
     workers_.emplace_back([this] { WorkerLoop(); });
 }
 
-Engine::~Engine() {
+Engine::~Engine() { Shutdown(); }
+
+void Engine::Shutdown() {
   {
     std::lock_guard lock(mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
     stop_ = true;
   }
+  actuator_.Cancel();
   work_cv_.notify_all();
   for (std::thread& t : workers_) t.join();
 }
@@ -78,15 +89,15 @@ void Engine::SetRules(RuleSet rules) {
   rules_ = std::move(rules);
 }
 
-void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, TimePoint now) {
+void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, Instant now,
+                  uint64_t connection_generation) {
   const auto started = std::chrono::steady_clock::now();
   std::unique_lock lock(mu_);
   std::vector<Membership> members;
   bool queued = false;
   for (size_t i = 0; i < groups_.size(); ++i) {
     Group& g = groups_[i];
-    const bool due =
-        !g.last_evaluated || now < *g.last_evaluated || now - *g.last_evaluated >= g.rule.interval;
+    const bool due = !g.last_evaluated || now.mono - *g.last_evaluated >= g.rule.interval;
     if (!due) continue;
     if (members.empty()) members = IndexMembers(rules_, snapshot.get());
     g.membership = std::move(members[i]);
@@ -96,10 +107,11 @@ void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, Ti
                        .sources = sources,
                        .now = now,
                        .stale_after = std::max(options_.stale_after, 3 * g.rule.interval),
+                       .connection_generation = connection_generation,
                        .dry_run = options_.dry_run};
     Evaluation ev = Evaluate(in, g.state);
     g.state = std::move(ev.next);
-    g.last_evaluated = now;
+    g.last_evaluated = now.mono;
     Decision& d = ev.decision;
     g.decisions_total[{OutcomeName(d.outcome),
                        d.held_by == HeldBy::kNone ? "none" : HeldByName(d.held_by)}] += 1;
@@ -107,7 +119,7 @@ void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, Ti
     if (!d.actions.empty()) {
       const Direction dir = *d.direction;
       const char* dirname = DirectionName(dir);
-      if (d.result == "dry_run") {
+      if (d.result == DecisionResult::kDryRun) {
         g.actions_total[{dirname, "dry_run"}] += static_cast<double>(d.actions.size());
         for (const ActionRecord& a : d.actions) {
           LogInfo("scale action skipped (dry run)",
@@ -118,8 +130,9 @@ void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, Ti
                    {"reason", d.reason}});
         }
       } else {
-        Job job{g.rule.name, 0, dir, {}};
+        Job job{g.rule.name, 0, dir, {}, {}};
         for (const ActionRecord& a : d.actions) job.operations.push_back(a.operation);
+        for (const Member& m : g.membership.members) job.members.push_back(m.name);
         d.id = log_.Add(d);
         job.decision_id = d.id;
         queue_.push_back(std::move(job));
@@ -147,19 +160,14 @@ void Engine::WaitIdle() {
   idle_cv_.wait(lock, [this] { return queue_.empty() && busy_ == 0; });
 }
 
-void Engine::WorkerLoop() {
-  std::unique_lock lock(mu_);
-  while (true) {
-    work_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-    if (stop_) break;
-    Job job = std::move(queue_.front());
-    queue_.pop_front();
-    ++busy_;
-    lock.unlock();
-    std::vector<OperationResult> results;
-    for (const Operation& op : job.operations) {
+std::vector<OperationResult> Engine::RunOperations(const Job& job) {
+  std::vector<OperationResult> results(job.operations.size());
+  std::atomic<size_t> next{0};
+  auto run = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < job.operations.size();) {
+      const Operation& op = job.operations[i];
       const auto started = std::chrono::steady_clock::now();
-      OperationResult r;
+      OperationResult& r = results[i];
       try {
         r = actuator_.Execute(op);
       } catch (const std::exception& e) {
@@ -171,6 +179,7 @@ void Engine::WorkerLoop() {
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       }
       if (r.domain.empty()) r.domain = op.domain;
+      // The one log line per action.
       const std::string duration = fmt::format("{:.3f}", r.duration_seconds);
       if (r.ok) {
         LogInfo("scale action", {{"group", op.group},
@@ -178,7 +187,8 @@ void Engine::WorkerLoop() {
                                  {"action", OperationKindName(op.kind)},
                                  {"domain", r.domain},
                                  {"result", "ok"},
-                                 {"duration_seconds", duration}});
+                                 {"duration_seconds", duration},
+                                 {"detail", r.detail}});
       } else {
         LogWarn("scale action", {{"group", op.group},
                                  {"direction", DirectionName(job.direction)},
@@ -188,8 +198,50 @@ void Engine::WorkerLoop() {
                                  {"duration_seconds", duration},
                                  {"error", r.error}});
       }
-      results.push_back(std::move(r));
     }
+  };
+  const size_t parallel = std::clamp<size_t>(options_.operations_per_job, 1,
+                                             std::max<size_t>(job.operations.size(), 1));
+  std::vector<std::thread> helpers;
+  for (size_t i = 1; i < parallel; ++i) helpers.emplace_back(run);
+  run();
+  for (std::thread& t : helpers) t.join();
+  return results;
+}
+
+void Engine::StampScaleTime(const Job& job, const std::vector<OperationResult>& results) {
+  std::vector<std::string> after = job.members;
+  bool any_ok = false;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (!results[i].ok) continue;
+    any_ok = true;
+    const Operation& op = job.operations[i];
+    if (op.kind == Operation::Kind::kCreate) after.push_back(results[i].domain);
+    if (op.kind == Operation::Kind::kDelete) std::erase(after, results[i].domain);
+  }
+  if (!any_ok || after.empty()) return;
+  const int64_t unix_seconds = std::chrono::duration_cast<std::chrono::seconds>(
+                                   options_.clock->Now().wall.time_since_epoch())
+                                   .count();
+  const std::string error =
+      actuator_.RecordScaleTime(job.group, job.direction, unix_seconds, after);
+  if (!error.empty()) {
+    LogWarn("scale stamp not recorded; a restart may shorten this cooldown",
+            {{"group", job.group}, {"error", error}});
+  }
+}
+
+void Engine::WorkerLoop() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    work_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (stop_) break;
+    Job job = std::move(queue_.front());
+    queue_.pop_front();
+    ++busy_;
+    lock.unlock();
+    std::vector<OperationResult> results = RunOperations(job);
+    StampScaleTime(job, results);
     lock.lock();
     Finish(job, results);
     --busy_;
@@ -198,8 +250,8 @@ void Engine::WorkerLoop() {
   // Stopping: what is still queued never ran.
   for (const Job& job : queue_) {
     if (Decision* d = log_.Find(job.decision_id)) {
-      for (ActionRecord& a : d->actions) a.result = "skipped";
-      d->result = "cancelled";
+      for (ActionRecord& a : d->actions) a.result = ActionResult::kSkipped;
+      d->result = DecisionResult::kCancelled;
     }
   }
   queue_.clear();
@@ -207,14 +259,14 @@ void Engine::WorkerLoop() {
 }
 
 void Engine::Finish(const Job& job, const std::vector<OperationResult>& results) {
-  const TimePoint done = options_.clock();
+  const Instant done = options_.clock->Now();
   size_t failed = 0;
   for (const OperationResult& r : results) failed += r.ok ? 0 : 1;
-  const std::string result = failed == 0 ? "ok" : failed == results.size() ? "error" : "partial";
+  const DecisionResult result = ResultOf(failed, results.size());
 
   auto update = [&](Decision& d) {
     for (size_t i = 0; i < d.actions.size() && i < results.size(); ++i) {
-      d.actions[i].result = results[i].ok ? "ok" : "error";
+      d.actions[i].result = results[i].ok ? ActionResult::kOk : ActionResult::kError;
       d.actions[i].domain = results[i].domain;
       d.actions[i].error = results[i].error;
       d.actions[i].duration_seconds = results[i].duration_seconds;
@@ -229,16 +281,16 @@ void Engine::Finish(const Job& job, const std::vector<OperationResult>& results)
   const char* dir = DirectionName(job.direction);
   g->actions_total[{dir, "ok"}] += static_cast<double>(results.size() - failed);
   g->actions_total[{dir, "error"}] += static_cast<double>(failed);
-  g->last_scale[static_cast<int>(job.direction)] = done;
+  g->last_scale[static_cast<int>(job.direction)] = done.wall;
   GroupState& s = g->state;
   s.in_flight = false;
-  s.settle_after = done;
+  s.settle_after = done.mono;
   if (failed > 0) {
     ++s.consecutive_failures;
     const int shift = std::min(s.consecutive_failures - 1, 16);
     const Duration backoff =
         std::min(options_.retry_backoff * (int64_t{1} << shift), options_.max_backoff);
-    s.retry_after = done + backoff;
+    s.retry_after = done.mono + backoff;
   } else {
     s.consecutive_failures = 0;
     s.retry_after.reset();
@@ -254,34 +306,43 @@ nlohmann::json Engine::GroupsJson() const {
     json members = json::array();
     for (const Member& m : g.membership.members) {
       json mj{{"name", m.name},
-              {"state", DomainStateName(m.state)},
-              {"running", IsRunning(m.state)},
-              {"created_by_virtscale", m.created}};
-      if (m.created) mj["created_at"] = m.created_at_unix;
+              {"state", MemberStateName(m.state)},
+              {"domain_state", DomainStateName(m.domain_state)},
+              {"running", m.state == MemberState::kRunning},
+              {"owned", m.owned}};
+      if (m.owned) mj["created_at"] = m.created_at_unix;
       members.push_back(std::move(mj));
     }
-    auto opt_time = [](const std::optional<TimePoint>& t) {
+    const Instant now = options_.clock->Now();
+    auto opt_time = [](const std::optional<WallTime>& t) {
       return t ? json(FormatTime(*t)) : json(nullptr);
     };
-    json j{{"name", r.name},
-           {"file", r.file},
-           {"template", r.template_path},
-           {"name_prefix", r.name_prefix},
-           {"min", r.min},
-           {"max", r.max},
-           {"interval_seconds", Seconds(r.interval)},
-           {"on_missing_data", MissingDataPolicyName(r.on_missing_data)},
-           {"dry_run", r.dry_run || options_.dry_run},
-           {"scale_down_action", DownActionName(r.down_action)},
-           {"members", members},
-           {"running", g.membership.running},
-           {"stopped", g.membership.stopped},
-           {"in_flight", g.state.in_flight},
-           {"consecutive_failures", g.state.consecutive_failures},
-           {"last_evaluated", opt_time(g.last_evaluated)},
-           {"last_scale_up", opt_time(g.last_scale[0])},
-           {"last_scale_down", opt_time(g.last_scale[1])},
-           {"retry_after", opt_time(g.state.retry_after)}};
+    auto opt_mono = [&](const std::optional<MonoTime>& t) {
+      return t ? json(FormatTime(now.WallOf(*t))) : json(nullptr);
+    };
+    json j{
+        {"name", r.name},
+        {"file", r.file},
+        {"template", r.template_path},
+        {"name_prefix", r.name_prefix},
+        {"min", r.min},
+        {"max", r.max},
+        {"interval_seconds", Seconds(r.interval)},
+        {"on_missing_data", MissingDataPolicyName(r.on_missing_data)},
+        {"dry_run", r.dry_run || options_.dry_run},
+        {"scale_down_action", DownActionName(r.down_action)},
+        {"members", members},
+        {"running", g.membership.running},
+        {"stopped", g.membership.stopped},
+        {"active", g.membership.active()},
+        {"in_flight", g.state.in_flight},
+        {"consecutive_failures", g.state.consecutive_failures},
+        {"last_evaluated", opt_mono(g.last_evaluated)},
+        {"last_scale_up", opt_time(g.last_scale[0])},
+        {"last_scale_down", opt_time(g.last_scale[1])},
+        {"retry_after", opt_mono(g.state.retry_after)},
+        {"rate_limit",
+         {{"up", r.scale_up.rate_limit.ToString()}, {"down", r.scale_down.rate_limit.ToString()}}}};
     if (r.target) j["target"] = r.target->Describe();
     j["desired"] = g.last_decision ? json(g.last_decision->desired) : json(nullptr);
     j["last_decision"] = g.last_decision ? g.last_decision->ToJson() : json(nullptr);
@@ -289,7 +350,8 @@ nlohmann::json Engine::GroupsJson() const {
       const Decision& d = *g.last_decision;
       std::string outcome = OutcomeName(d.outcome);
       if (d.held_by != HeldBy::kNone) outcome += std::string(" (") + HeldByName(d.held_by) + ")";
-      if (!d.result.empty() && d.result != "dry_run") outcome += ": " + d.result;
+      if (d.result != DecisionResult::kNone && d.result != DecisionResult::kDryRun)
+        outcome += std::string(": ") + DecisionResultName(d.result);
       j["last_outcome"] = outcome;
     } else {
       j["last_outcome"] = nullptr;
@@ -308,12 +370,14 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
   std::lock_guard lock(mu_);
   auto members =
       Family("virtscale_group_members",
-             "Members of an autoscaling group by state (running, stopped).", MetricType::Gauge);
+             "Members of an autoscaling group by state (running, paused, stopped, unhealthy, "
+             "other); all but stopped count towards max.",
+             MetricType::Gauge);
   auto desired = Family("virtscale_group_desired_members",
-                        "Running members the group's last evaluation wanted.", MetricType::Gauge);
-  auto min = Family("virtscale_group_min_members", "Lower bound of the group's running members.",
+                        "Active members the group's last evaluation wanted.", MetricType::Gauge);
+  auto min = Family("virtscale_group_min_members", "Lower bound of the group's active members.",
                     MetricType::Gauge);
-  auto max = Family("virtscale_group_max_members", "Upper bound of the group's running members.",
+  auto max = Family("virtscale_group_max_members", "Upper bound of the group's active members.",
                     MetricType::Gauge);
   auto value =
       Family("virtscale_group_metric_value",
@@ -357,8 +421,11 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
     // Until a snapshot has been evaluated the membership is unknown, not zero.
     if (!g.last_decision || !g.last_decision->snapshot_time) continue;
     const Decision& d = *g.last_decision;
-    AddSample(members, {{"group", name}, {"state", "running"}}, static_cast<double>(d.running));
-    AddSample(members, {{"group", name}, {"state", "stopped"}}, static_cast<double>(d.stopped));
+    for (int st = 0; st < kMemberStates; ++st) {
+      AddSample(members,
+                {{"group", name}, {"state", MemberStateName(static_cast<MemberState>(st))}},
+                static_cast<double>(d.by_state_count[st]));
+    }
     AddSample(desired, {{"group", name}}, static_cast<double>(d.desired));
     for (const MetricValue& m : d.metrics)
       if (m.value) AddSample(value, {{"group", name}, {"metric", m.key}}, *m.value);

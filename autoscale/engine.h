@@ -21,7 +21,7 @@
 //   Engine engine(actuator, EngineOptions{.dry_run = flags.dry_run});
 //   engine.SetRules(std::move(rules));
 //   // after each sample:
-//   engine.Tick(snapshot, sources.Readings(), std::chrono::system_clock::now());
+//   engine.Tick(snapshot, sources.Readings(), SystemClock().Now(), conn.generation());
 //   // /api/v1/groups: engine.GroupsJson(); /api/v1/decisions: engine.DecisionsJson(100)
 //   // /metrics: engine.AppendFamilies(families);
 #include <prometheus/metric_family.h>
@@ -41,6 +41,7 @@
 #include "autoscale/rules.h"
 #include "collectors/snapshot.h"
 #include "collectors/sources/reading.h"
+#include "common/clock.h"
 
 namespace virtscale::autoscale {
 
@@ -51,9 +52,11 @@ struct EngineOptions {
   Duration stale_after{std::chrono::seconds(30)};
   Duration retry_backoff{std::chrono::seconds(10)};
   Duration max_backoff{std::chrono::minutes(5)};
-  size_t action_workers = 4;  // groups whose actions may run at the same time
-  // Stamps action completions (compared with Snapshot::taken_at); tests pass a fake.
-  std::function<TimePoint()> clock;
+  size_t action_workers = 4;      // groups whose actions may run at the same time
+  size_t operations_per_job = 4;  // a group's operations that run at the same time
+  // Stamps action completions (compared with Snapshot::taken_at_steady) and the
+  // scale stamps written to libvirt; SystemClock() when null. Tests pass a fake.
+  const Clock* clock = nullptr;
   // Called (under the engine's lock, with actions still "pending") with every
   // decision as it is made; the simulator records its timeline with it.
   std::function<void(const Decision&)> on_decision;
@@ -62,7 +65,7 @@ struct EngineOptions {
 class Engine {
  public:
   Engine(Actuator& actuator, EngineOptions options);
-  // Lets the running operation finish; queued ones are recorded as skipped.
+  // Shutdown().
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -72,7 +75,12 @@ class Engine {
   void SetRules(RuleSet rules);
   // Evaluates every group whose interval elapsed since its last evaluation (all
   // of them on the first call) and queues the resulting actions.
-  void Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, TimePoint now);
+  // `connection_generation` is LibvirtConnection::generation() now (0: unknown).
+  void Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, Instant now,
+            uint64_t connection_generation = 0);
+  // Cancels the actuator's running operations (they roll back and return
+  // promptly), records queued ones as skipped, and joins the workers. Idempotent.
+  void Shutdown();
   // Blocks until no action is queued or running (tests, shutdown).
   void WaitIdle();
 
@@ -88,21 +96,26 @@ class Engine {
   struct Group {
     GroupRule rule;
     GroupState state;
-    std::optional<TimePoint> last_evaluated;
+    std::optional<MonoTime> last_evaluated;
     Membership membership;
     std::optional<Decision> last_decision;
     std::map<std::pair<std::string, std::string>, double> actions_total;    // (direction, result)
     std::map<std::pair<std::string, std::string>, double> decisions_total;  // (outcome, held_by)
-    std::optional<TimePoint> last_scale[2];  // by Direction: when an action last ran
+    std::optional<WallTime> last_scale[2];  // by Direction: when an action last ran
   };
   struct Job {
     std::string group;
     uint64_t decision_id = 0;
     Direction direction = Direction::kUp;
     std::vector<Operation> operations;
+    std::vector<std::string> members;  // the group's members when it was decided
   };
 
   void WorkerLoop();
+  // Runs a job's operations, up to operations_per_job at once; results in order.
+  std::vector<OperationResult> RunOperations(const Job& job);
+  // Stamps the job's time on the members the group has after it.
+  void StampScaleTime(const Job& job, const std::vector<OperationResult>& results);
   void Finish(const Job& job, const std::vector<OperationResult>& results);
   Group* FindGroup(const std::string& name);
 
@@ -118,6 +131,7 @@ class Engine {
   std::deque<Job> queue_;
   size_t busy_ = 0;  // workers running a job
   bool stop_ = false;
+  bool shut_down_ = false;
   double last_tick_seconds_ = 0;
   bool ticked_ = false;
   std::vector<std::thread> workers_;  // last: start after everything above exists

@@ -9,6 +9,11 @@
 namespace virtscale::autoscale {
 namespace {
 
+// Beyond 2^53 a double no longer counts in steps of 1: no real count or level is there.
+constexpr double kMaxPlausible = 9007199254740992.0;
+// A timestamp read back from libvirt this far in the future is not trusted.
+constexpr auto kFutureSlack = std::chrono::minutes(1);
+
 // Durations in reasons read "42s", not "42s17ms"; `round_up` for time left.
 std::string Whole(Duration d, bool round_up = false) {
   if (d < std::chrono::seconds(1)) return FormatDuration(d);
@@ -16,25 +21,27 @@ std::string Whole(Duration d, bool round_up = false) {
                                  : std::chrono::floor<std::chrono::seconds>(d));
 }
 
+template <typename D>
+Duration ToDuration(D d) {
+  return std::chrono::duration_cast<Duration>(d);
+}
+
+std::string Join(const std::vector<std::string>& parts, const char* sep) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
+  return out;
+}
+
 struct Observed {
   std::optional<double> value;
   std::string missing_reason;
 };
 
+// Reads each metric once per evaluation, refusing absurd values.
 class MetricReader {
  public:
-  explicit MetricReader(const EvaluationInput& in) : in_(in) {
-    const Snapshot* s = in.snapshot;
-    if (!s->libvirt_up) {
-      stale_reason_ = "libvirt is down";
-    } else if (in.now - s->taken_at > in.stale_after) {
-      stale_reason_ = fmt::format("snapshot is stale ({:.1f}s old, limit {})",
-                                  std::chrono::duration<double>(in.now - s->taken_at).count(),
-                                  FormatDuration(in.stale_after));
-    }
-  }
-
-  const std::string& stale_reason() const { return stale_reason_; }
+  MetricReader(const EvaluationInput& in, std::string membership_doubt)
+      : in_(in), doubt_(std::move(membership_doubt)) {}
 
   // `key` doubles as the cache key and the metric's name in the decision.
   const Observed& Get(const std::string& key, const MetricRef& metric, Aggregate aggregate,
@@ -49,6 +56,7 @@ class MetricReader {
 
   std::vector<MetricValue> Values() const {
     std::vector<MetricValue> out;
+    out.reserve(order_.size());
     for (const std::string& key : order_) {
       const Observed& o = cache_.at(key);
       out.push_back({key, o.value, o.missing_reason});
@@ -59,33 +67,37 @@ class MetricReader {
  private:
   Observed Members(MetricKind kind, Aggregate aggregate) const {
     const char* name = kind == MetricKind::kCpu ? "cpu" : "memory";
-    if (!stale_reason_.empty()) return {std::nullopt, stale_reason_};
+    if (!doubt_.empty()) return {std::nullopt, doubt_};
     if (in_.members.running == 0) return {std::nullopt, "no running members"};
-    std::vector<double> values;
+    double sum = 0, lo = 0, hi = 0;
+    size_t n = 0;
     for (const Member& m : in_.members.members) {
-      if (!IsRunning(m.state)) continue;
+      if (m.state != MemberState::kRunning) continue;
       const auto& v = kind == MetricKind::kCpu ? m.cpu : m.memory;
-      if (v) values.push_back(*v);
+      if (!v) continue;
+      if (auto why = ImplausibleReading(*v, ReadingUse::kUtilization)) {
+        return {std::nullopt, fmt::format("{} of {} {}", name, m.name, *why)};
+      }
+      lo = n == 0 ? *v : std::min(lo, *v);
+      hi = n == 0 ? *v : std::max(hi, *v);
+      sum += *v;
+      ++n;
     }
-    if (values.empty()) {
+    if (n == 0) {
       return {std::nullopt,
               fmt::format("no {} samples from {} running members", name, in_.members.running)};
     }
-    double out = 0;
     switch (aggregate) {
       case Aggregate::kAvg:
+        return {sum / static_cast<double>(n), ""};
       case Aggregate::kSum:
-        for (double v : values) out += v;
-        if (aggregate == Aggregate::kAvg) out /= static_cast<double>(values.size());
-        break;
+        return {sum, ""};
       case Aggregate::kMax:
-        out = *std::max_element(values.begin(), values.end());
-        break;
+        return {hi, ""};
       case Aggregate::kMin:
-        out = *std::min_element(values.begin(), values.end());
-        break;
+        return {lo, ""};
     }
-    return {out, ""};
+    return {std::nullopt, "unknown aggregate"};
   }
 
   Observed Source(const std::string& source, bool per_member) const {
@@ -93,13 +105,16 @@ class MetricReader {
     if (it == in_.sources.end()) return {std::nullopt, "no reading yet"};
     const SourceReading& r = it->second;
     if (!r.value) return {std::nullopt, r.error.empty() ? "no value" : "source error: " + r.error};
-    if (!std::isfinite(*r.value)) return {std::nullopt, "source value is not a finite number"};
+    if (auto why = ImplausibleReading(*r.value, ReadingUse::kCount)) {
+      return {std::nullopt, "source value " + *why};
+    }
     if (!per_member) return {*r.value, ""};
+    if (!doubt_.empty()) return {std::nullopt, doubt_};
     return {*r.value / static_cast<double>(std::max<int64_t>(in_.members.running, 1)), ""};
   }
 
   const EvaluationInput& in_;
-  std::string stale_reason_;
+  const std::string doubt_;
   std::map<std::string, Observed> cache_;
   std::vector<std::string> order_;
 };
@@ -126,7 +141,7 @@ struct ConditionPass {
 };
 
 ConditionPass UpdateConditions(Direction dir, const std::vector<Condition>& conds,
-                               std::vector<std::optional<TimePoint>>& since, TimePoint now,
+                               std::vector<std::optional<MonoTime>>& since, MonoTime now,
                                MetricReader& reader, std::vector<ConditionReport>& reports) {
   ConditionPass pass;
   pass.all_firing = !conds.empty();
@@ -149,7 +164,7 @@ ConditionPass UpdateConditions(Direction dir, const std::vector<Condition>& cond
       pass.missing.push_back(key + ": " + o.missing_reason);
     } else if (Holds(c, *o.value)) {
       if (!since[i]) since[i] = now;
-      r.held_for = std::chrono::duration_cast<Duration>(now - *since[i]);
+      r.held_for = ToDuration(now - *since[i]);
       r.state = r.held_for >= c.for_duration ? ConditionState::kFiring : ConditionState::kPending;
     } else {
       since[i].reset();
@@ -166,13 +181,267 @@ ConditionPass UpdateConditions(Direction dir, const std::vector<Condition>& cond
   return pass;
 }
 
-std::string Join(const std::vector<std::string>& parts, const char* sep) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
-  return out;
+// Target tracking's wanted size, or why it is unknown.
+struct TargetView {
+  std::optional<double> wanted;  // members, before clamping
+  std::string note;              // " (raw N, within tolerance T)"
+  std::string missing;
+};
+
+TargetView ReadTarget(const GroupRule& rule, const Membership& members, MetricReader& reader) {
+  TargetView view;
+  const TargetTracking& t = *rule.target;
+  const Observed& o = reader.Get(t.MetricKey(), t.metric, Aggregate::kSum, false);
+  if (!o.value) {
+    view.missing = t.MetricKey() + ": " + o.missing_reason;
+    return view;
+  }
+  const int64_t active = members.active();
+  const double raw = std::ceil(*o.value / t.per_member_target - 1e-9);
+  const double ratio = members.running > 0
+                           ? *o.value / (static_cast<double>(members.running) * t.per_member_target)
+                           : 0;
+  if (raw != static_cast<double>(active) && members.running > 0 &&
+      std::abs(ratio - 1) <= t.tolerance) {
+    view.wanted = static_cast<double>(active);
+    view.note = fmt::format(" (raw {}, within tolerance {})", raw, t.tolerance);
+  } else {
+    view.wanted = raw;
+  }
+  return view;
+}
+
+Intent MissingDataIntent(const GroupRule& rule, const Membership& members,
+                         const std::vector<std::string>& missing) {
+  Intent intent;
+  const std::string seen = "missing data: " + Join(missing, "; ");
+  const int64_t active = members.active();
+  switch (rule.on_missing_data) {
+    case MissingDataPolicy::kHold:
+      intent.held_by = HeldBy::kMissingData;
+      intent.reason = seen + " (on_missing_data: hold)";
+      break;
+    case MissingDataPolicy::kScaleUp:
+      intent.direction = Direction::kUp;
+      intent.desired =
+          ClampedSize(static_cast<double>(active) +
+                          static_cast<double>(rule.scale_up.step.Resolve(members.running)),
+                      rule.min, rule.max);
+      intent.why = seen + " (on_missing_data: scale_up)";
+      break;
+    case MissingDataPolicy::kScaleDown:
+      intent.direction = Direction::kDown;
+      intent.desired =
+          ClampedSize(static_cast<double>(active) -
+                          static_cast<double>(rule.scale_down.step.Resolve(members.running)),
+                      rule.min, rule.max);
+      intent.why = seen + " (on_missing_data: scale_down)";
+      break;
+  }
+  return intent;
+}
+
+Intent ChooseIntent(const GroupRule& rule, const Membership& members, const ConditionPass& up,
+                    const ConditionPass& down, const std::optional<TargetView>& target) {
+  Intent intent;
+  const int64_t active = members.active();
+  const double now_size = static_cast<double>(active);
+  auto step = [&](Direction d) {
+    return static_cast<double>(rule.policy(d).step.Resolve(members.running));
+  };
+  if (active < rule.min) {
+    intent.direction = Direction::kUp;
+    intent.desired = rule.min;
+    intent.restoring_bounds = true;
+    intent.why = fmt::format("{} active is below min {}: restoring bounds", active, rule.min);
+  } else if (active > rule.max) {
+    intent.direction = Direction::kDown;
+    intent.desired = rule.max;
+    intent.restoring_bounds = true;
+    intent.why = fmt::format("{} active is above max {}: restoring bounds", active, rule.max);
+  } else if (target) {
+    if (!target->wanted) {
+      std::vector<std::string> missing = up.missing;
+      missing.insert(missing.end(), down.missing.begin(), down.missing.end());
+      missing.push_back(target->missing);
+      return MissingDataIntent(rule, members, missing);
+    }
+    double wanted = *target->wanted;
+    const std::string seen = fmt::format("target {} gives {} members{}", rule.target->Describe(),
+                                         ClampedSize(wanted, 0, INT64_MAX / 2), target->note);
+    if (wanted > now_size) {
+      if (rule.scale_up.step_set) wanted = std::min(wanted, now_size + step(Direction::kUp));
+      intent.direction = Direction::kUp;
+    } else if (wanted < now_size) {
+      if (rule.scale_down.step_set) wanted = std::max(wanted, now_size - step(Direction::kDown));
+      intent.direction = Direction::kDown;
+    } else {
+      intent.reason = seen + ": no change";
+      return intent;
+    }
+    intent.desired = ClampedSize(wanted, rule.min, rule.max);
+    intent.why = seen;
+  } else if (up.any_firing) {
+    intent.direction = Direction::kUp;
+    intent.desired = ClampedSize(now_size + step(Direction::kUp), rule.min, rule.max);
+    intent.why = "firing: " + Join(up.firing, ", ");
+    if (down.all_firing) intent.why += " (scale_down conditions also firing: up wins)";
+  } else if (down.all_firing) {
+    intent.direction = Direction::kDown;
+    intent.desired = ClampedSize(now_size - step(Direction::kDown), rule.min, rule.max);
+    intent.why = "all scale_down conditions firing: " + Join(down.firing, ", ");
+  } else if (up.any_missing ||
+             (down.any_missing && !down.blocked_by_known && !rule.scale_down.when.empty())) {
+    // Resolving the missing data could change the outcome.
+    std::vector<std::string> missing = up.missing;
+    missing.insert(missing.end(), down.missing.begin(), down.missing.end());
+    return MissingDataIntent(rule, members, missing);
+  } else {
+    intent.reason = "no condition firing";
+  }
+  return intent;
+}
+
+// When the direction's cooldown started: the engine's own record, else (after
+// a restart) the newest created-at and scale stamp read back from libvirt.
+std::optional<MonoTime> CooldownStart(const EvaluationInput& in, const GroupState& state,
+                                      Direction dir) {
+  std::optional<MonoTime> from = state.last_scale_up;
+  auto consider = [&](std::optional<MonoTime> t) {
+    if (t && (!from || *t > *from)) from = t;
+  };
+  auto from_unix = [&](int64_t unix_seconds) -> std::optional<MonoTime> {
+    if (unix_seconds <= 0) return std::nullopt;
+    const MonoTime t = in.now.MonoOf(WallTime(std::chrono::seconds(unix_seconds)));
+    if (t > in.now.mono + kFutureSlack) return std::nullopt;  // clock stepped back, or absurd
+    return std::min(t, in.now.mono);
+  };
+  for (const Member& m : in.members.members) {
+    if (m.owned) consider(from_unix(m.created_at_unix));
+    consider(from_unix(m.last_scale_up_unix));
+    if (dir == Direction::kDown) consider(from_unix(m.last_scale_down_unix));
+  }
+  if (dir == Direction::kDown) consider(state.last_scale_down);
+  return from;
+}
+
+int64_t ChangedWithin(const GroupState& state, Direction dir) {
+  int64_t n = 0;
+  for (const GroupState::Change& c : state.changes[static_cast<int>(dir)]) n += c.members;
+  return n;
+}
+
+struct Guarded {
+  HeldBy held_by = HeldBy::kNone;
+  std::string reason;
+  int64_t allowed = 0;  // members the action may change
+  std::string note;     // why fewer than wanted, for the reason
+};
+
+Guarded ApplyGuards(const EvaluationInput& in, const GroupState& state, const Intent& intent) {
+  const GroupRule& rule = in.rule;
+  const Direction dir = *intent.direction;
+  const bool is_up = dir == Direction::kUp;
+  const int64_t active = in.members.active();
+  Guarded g;
+  auto held = [&](HeldBy by, std::string reason) {
+    g.held_by = by;
+    g.reason = std::move(reason);
+    return g;
+  };
+  if (is_up && active >= rule.max)
+    return held(HeldBy::kBoundMax, fmt::format("at max {} ({} active)", rule.max, active));
+  if (!is_up && active <= rule.min)
+    return held(HeldBy::kBoundMin, fmt::format("at min {} ({} active)", rule.min, active));
+  if (state.in_flight) return held(HeldBy::kInFlight, "the previous action is still running");
+  if (state.settle_after && in.snapshot->taken_at_steady <= *state.settle_after) {
+    return held(HeldBy::kAwaitingSnapshot,
+                "waiting for a snapshot taken after the last action finished at " +
+                    FormatTime(in.now.WallOf(*state.settle_after)));
+  }
+  if (state.retry_after && in.now.mono < *state.retry_after) {
+    return held(HeldBy::kBackoff, fmt::format("{} failed action(s) in a row; retry after {}",
+                                              state.consecutive_failures,
+                                              FormatTime(in.now.WallOf(*state.retry_after))));
+  }
+  if (!intent.restoring_bounds) {
+    const Duration cooldown = rule.policy(dir).cooldown;
+    const std::optional<MonoTime> from = CooldownStart(in, state, dir);
+    if (from && in.now.mono - *from < cooldown) {
+      const Duration left = ToDuration(cooldown - (in.now.mono - *from));
+      return held(
+          HeldBy::kCooldown,
+          fmt::format("scale_{} cooldown {} since the last {} at {}: {} left", DirectionName(dir),
+                      FormatDuration(cooldown), is_up ? "scale-up" : "scale action",
+                      FormatTime(in.now.WallOf(*from)), Whole(left, /*round_up=*/true)));
+    }
+  }
+  const int64_t wanted = is_up ? intent.desired - active : active - intent.desired;
+  const RateLimit& limit = rule.policy(dir).rate_limit;
+  const int64_t changed = ChangedWithin(state, dir);
+  g.allowed = std::min(wanted, limit.Allowed(active, changed, dir));
+  if (g.allowed <= 0) {
+    return held(
+        HeldBy::kRateLimit,
+        fmt::format("scale_{} rate limit {} used up ({} changed in the last {})",
+                    DirectionName(dir), limit.ToString(), changed, FormatDuration(limit.period)));
+  }
+  if (g.allowed < wanted) {
+    g.note = fmt::format("; {} of {} wanted (scale_{} rate limit {})", g.allowed, wanted,
+                         DirectionName(dir), limit.ToString());
+  }
+  return g;
+}
+
+void Hold(Decision& d, HeldBy by, const std::string& why, const std::string& reason) {
+  d.outcome = Outcome::kHeld;
+  d.held_by = by;
+  d.reason = why.empty() ? reason : why + "; held: " + reason;
+}
+
+void DescribeMembers(const Membership& members, Decision& d) {
+  d.running = members.running;
+  d.stopped = members.stopped;
+  d.active = members.active();
+  std::copy(std::begin(members.count), std::end(members.count), std::begin(d.by_state_count));
+  d.member_states.reserve(members.members.size());
+  for (const Member& m : members.members) d.member_states.emplace_back(m.name, m.state);
 }
 
 }  // namespace
+
+int64_t ClampedSize(double wanted, int64_t lo, int64_t hi) {
+  if (std::isnan(wanted)) return lo;
+  const double clamped = std::clamp(wanted, static_cast<double>(lo), static_cast<double>(hi));
+  return std::clamp(static_cast<int64_t>(std::llround(clamped)), lo, hi);
+}
+
+std::optional<std::string> ImplausibleReading(double v, ReadingUse use) {
+  if (!std::isfinite(v)) return "is not a finite number";
+  if (use == ReadingUse::kUtilization && (v < 0 || v > 1))
+    return fmt::format("is {}, outside 0..1", v);
+  if (v < 0) return fmt::format("is {}, negative", v);
+  if (v > kMaxPlausible) return fmt::format("is {}, beyond 2^53", v);
+  return std::nullopt;
+}
+
+std::string MembershipDoubt(const EvaluationInput& in) {
+  const Snapshot* s = in.snapshot;
+  if (s == nullptr) return "no snapshot yet: membership unknown";
+  if (!s->libvirt_up) return "libvirt is down: membership and metrics unknown";
+  if (in.connection_generation != 0 && s->connection_generation < in.connection_generation) {
+    return fmt::format(
+        "snapshot #{} was taken before the latest libvirt reconnect (connection {}, now {}): "
+        "membership unknown",
+        s->sequence, s->connection_generation, in.connection_generation);
+  }
+  if (in.now.mono - s->taken_at_steady > in.stale_after) {
+    return fmt::format("snapshot is stale ({:.1f}s old, limit {}): membership unknown",
+                       std::chrono::duration<double>(in.now.mono - s->taken_at_steady).count(),
+                       FormatDuration(in.stale_after));
+  }
+  return "";
+}
 
 std::string ConditionSignature(const GroupRule& rule) {
   std::string sig;
@@ -190,12 +459,11 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
   next = state;
   Decision& d = e.decision;
   d.group = rule.name;
-  d.time = in.now;
+  d.time = in.now.wall;
   d.min = rule.min;
   d.max = rule.max;
-  d.running = in.members.running;
-  d.stopped = in.members.stopped;
-  d.desired = d.running;
+  DescribeMembers(in.members, d);
+  d.desired = d.active;
 
   const std::string signature = ConditionSignature(rule);
   if (next.signature != signature) {
@@ -203,211 +471,90 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
     next.up_since.assign(rule.scale_up.when.size(), std::nullopt);
     next.down_since.assign(rule.scale_down.when.size(), std::nullopt);
   }
+  for (Direction dir : {Direction::kUp, Direction::kDown}) {
+    const Duration period = rule.policy(dir).rate_limit.period;
+    std::erase_if(next.changes[static_cast<int>(dir)],
+                  [&](const GroupState::Change& c) { return in.now.mono - c.at >= period; });
+  }
 
   if (in.snapshot == nullptr) {
-    d.outcome = Outcome::kHeld;
-    d.held_by = HeldBy::kNoSnapshot;
-    d.reason = "no snapshot yet: membership unknown";
+    Hold(d, HeldBy::kNoSnapshot, "", "no snapshot yet: membership unknown");
     return e;
   }
   d.snapshot_time = in.snapshot->taken_at;
 
-  MetricReader reader(in);
-  const int64_t running = d.running;
-  std::optional<Direction> dir;
-  int64_t want = 0;  // members to add or remove before clamping
-  bool restoring_bounds = false;
-  std::string why;
-
-  // Conditions are evaluated on every pass so their timers track the data, even
-  // when bounds or cooldowns decide the outcome.
-  ConditionPass up = UpdateConditions(Direction::kUp, rule.scale_up.when, next.up_since, in.now,
-                                      reader, d.conditions);
+  // 1. Read the conditions, on every pass, so their timers track the data even
+  // when the membership, bounds or cooldowns decide the outcome.
+  const std::string doubt = MembershipDoubt(in);
+  MetricReader reader(in, doubt);
+  ConditionPass up = UpdateConditions(Direction::kUp, rule.scale_up.when, next.up_since,
+                                      in.now.mono, reader, d.conditions);
   ConditionPass down = UpdateConditions(Direction::kDown, rule.scale_down.when, next.down_since,
-                                        in.now, reader, d.conditions);
-
-  std::optional<int64_t> target_desired;
-  std::string target_missing;
-  std::string target_note;
-  if (rule.target) {
-    const TargetTracking& t = *rule.target;
-    const Observed& o = reader.Get(t.MetricKey(), t.metric, Aggregate::kSum, false);
-    if (!o.value) {
-      target_missing = t.MetricKey() + ": " + o.missing_reason;
-    } else {
-      const double ratio =
-          running > 0 ? *o.value / (static_cast<double>(running) * t.per_member_target) : 0;
-      const int64_t raw = static_cast<int64_t>(std::ceil(*o.value / t.per_member_target - 1e-9));
-      if (raw != running && running > 0 && std::abs(ratio - 1) <= t.tolerance) {
-        target_desired = running;
-        target_note = fmt::format(" (raw {}, within tolerance {})", raw, t.tolerance);
-      } else {
-        target_desired = raw;
-      }
-    }
-  }
-
-  std::vector<std::string> missing = up.missing;
-  missing.insert(missing.end(), down.missing.begin(), down.missing.end());
-  if (!target_missing.empty()) missing.push_back(target_missing);
-  bool missing_decides = false;
-
-  // Without libvirt the membership is unknown: an empty domain list is not "0 running".
-  if (!in.snapshot->libvirt_up) {
-    d.metrics = reader.Values();
-    d.outcome = Outcome::kHeld;
-    d.held_by = HeldBy::kMissingData;
-    d.reason = "libvirt is down: membership and metrics unknown";
-    return e;
-  }
-  // A stale snapshot's membership is not trusted to restore bounds.
-  const bool fresh = reader.stale_reason().empty();
-
-  if (fresh && running < rule.min) {
-    dir = Direction::kUp;
-    want = rule.min - running;
-    restoring_bounds = true;
-    why = fmt::format("{} running is below min {}: restoring bounds", running, rule.min);
-  } else if (fresh && running > rule.max) {
-    dir = Direction::kDown;
-    want = running - rule.max;
-    restoring_bounds = true;
-    why = fmt::format("{} running is above max {}: restoring bounds", running, rule.max);
-  } else if (rule.target) {
-    if (target_desired) {
-      const std::string seen = fmt::format("target {} gives {} members{}", rule.target->Describe(),
-                                           *target_desired, target_note);
-      if (*target_desired > running) {
-        dir = Direction::kUp;
-        want = *target_desired - running;
-        if (rule.scale_up.step_set) want = std::min(want, rule.scale_up.step.Resolve(running));
-        why = seen;
-      } else if (*target_desired < running) {
-        dir = Direction::kDown;
-        want = running - *target_desired;
-        if (rule.scale_down.step_set) want = std::min(want, rule.scale_down.step.Resolve(running));
-        why = seen;
-      } else {
-        d.reason = seen + ": no change";
-      }
-    } else {
-      missing_decides = true;
-    }
-  } else if (up.any_firing) {
-    dir = Direction::kUp;
-    want = rule.scale_up.step.Resolve(running);
-    why = "firing: " + Join(up.firing, ", ");
-    if (down.all_firing) why += " (scale_down conditions also firing: up wins)";
-  } else if (down.all_firing) {
-    dir = Direction::kDown;
-    want = rule.scale_down.step.Resolve(running);
-    why = "all scale_down conditions firing: " + Join(down.firing, ", ");
-  } else if (up.any_missing ||
-             (down.any_missing && !down.blocked_by_known && !rule.scale_down.when.empty())) {
-    // Resolving the missing data could change the outcome.
-    missing_decides = true;
-  } else {
-    d.reason = "no condition firing";
-  }
-
-  if (missing_decides) {
-    const std::string seen = "missing data: " + Join(missing, "; ");
-    switch (rule.on_missing_data) {
-      case MissingDataPolicy::kHold:
-        d.outcome = Outcome::kHeld;
-        d.held_by = HeldBy::kMissingData;
-        d.reason = seen + " (on_missing_data: hold)";
-        break;
-      case MissingDataPolicy::kScaleUp:
-        dir = Direction::kUp;
-        want = rule.scale_up.step.Resolve(running);
-        why = seen + " (on_missing_data: scale_up)";
-        break;
-      case MissingDataPolicy::kScaleDown:
-        dir = Direction::kDown;
-        want = rule.scale_down.step.Resolve(running);
-        why = seen + " (on_missing_data: scale_down)";
-        break;
-    }
-  }
+                                        in.now.mono, reader, d.conditions);
+  std::optional<TargetView> target;
+  if (rule.target) target = ReadTarget(rule, in.members, reader);
   d.metrics = reader.Values();
-  if (!dir) return e;
 
-  d.direction = dir;
-  const bool is_up = *dir == Direction::kUp;
-  const int64_t target = std::clamp(is_up ? running + want : running - want, rule.min, rule.max);
-  d.desired = target;  // what the group wants, also while held
-  auto hold = [&](HeldBy by, std::string reason) {
-    d.outcome = Outcome::kHeld;
-    d.held_by = by;
-    d.reason = why + "; held: " + reason;
+  // Not knowing the group is not missing metric data: on_missing_data does not apply.
+  if (!doubt.empty()) {
+    Hold(d, HeldBy::kStaleSnapshot, "", doubt);
     return e;
-  };
-  if (is_up && running >= rule.max)
-    return hold(HeldBy::kBoundMax, fmt::format("at max {}", rule.max));
-  if (!is_up && running <= rule.min)
-    return hold(HeldBy::kBoundMin, fmt::format("at min {}", rule.min));
-  if (next.in_flight) return hold(HeldBy::kInFlight, "the previous action is still running");
-  if (next.settle_after && in.snapshot->taken_at <= *next.settle_after) {
-    return hold(HeldBy::kAwaitingSnapshot,
-                "waiting for a snapshot taken after the last action finished at " +
-                    FormatTime(*next.settle_after));
-  }
-  if (next.retry_after && in.now < *next.retry_after) {
-    return hold(HeldBy::kBackoff,
-                fmt::format("{} failed action(s) in a row; retry after {}",
-                            next.consecutive_failures, FormatTime(*next.retry_after)));
-  }
-  if (!restoring_bounds) {
-    const Duration cooldown = rule.policy(*dir).cooldown;
-    std::optional<TimePoint> from = next.last_scale_up;
-    // The engine forgets its actions on restart; the newest domain it created
-    // still dates the last scale-up, so a restart cannot skip a cooldown.
-    for (const Member& m : in.members.members) {
-      if (!m.created || m.created_at_unix <= 0) continue;
-      const TimePoint created{std::chrono::seconds(m.created_at_unix)};
-      if (!from || created > *from) from = created;
-    }
-    if (!is_up && next.last_scale_down && (!from || *next.last_scale_down > *from)) {
-      from = next.last_scale_down;
-    }
-    if (from && in.now - *from < cooldown) {
-      const auto left = std::chrono::duration_cast<Duration>(cooldown - (in.now - *from));
-      return hold(
-          HeldBy::kCooldown,
-          fmt::format("scale_{} cooldown {} since the last {} at {}: {} left", DirectionName(*dir),
-                      FormatDuration(cooldown), is_up ? "scale-up" : "scale action",
-                      FormatTime(*from), Whole(left, /*round_up=*/true)));
-    }
   }
 
-  const int64_t n = is_up ? target - running : running - target;
-  Plan plan = is_up ? PlanScaleUp(rule, in.members, n) : PlanScaleDown(rule, in.members, n);
-  if (plan.operations.empty()) return hold(HeldBy::kNoCandidate, plan.shortfall);
+  // 2. What the data ask for.
+  const Intent intent = ChooseIntent(rule, in.members, up, down, target);
+  if (!intent.direction) {
+    if (intent.held_by != HeldBy::kNone) {
+      Hold(d, intent.held_by, "", intent.reason);
+    } else {
+      d.reason = intent.reason;
+    }
+    return e;
+  }
+  const Direction dir = *intent.direction;
+  const bool is_up = dir == Direction::kUp;
+  d.direction = dir;
+  d.desired = intent.desired;  // what the group wants, also while held
 
+  // 3. The guards.
+  const Guarded guarded = ApplyGuards(in, next, intent);
+  if (guarded.held_by != HeldBy::kNone) {
+    Hold(d, guarded.held_by, intent.why, guarded.reason);
+    return e;
+  }
+
+  // 4. The plan.
+  Plan plan = is_up ? PlanScaleUp(rule, in.members, guarded.allowed)
+                    : PlanScaleDown(rule, in.members, guarded.allowed);
+  if (plan.operations.empty()) {
+    Hold(d, HeldBy::kNoCandidate, intent.why, plan.shortfall);
+    return e;
+  }
   const int64_t planned = static_cast<int64_t>(plan.operations.size());
-  d.desired = is_up ? running + planned : running - planned;
-  d.reason = fmt::format("{}: scale {} by {} ({} -> {})", why, DirectionName(*dir), planned,
-                         running, d.desired);
+  d.desired = is_up ? d.active + planned : d.active - planned;
+  d.reason = fmt::format("{}: scale {} by {} ({} -> {} active){}", intent.why, DirectionName(dir),
+                         planned, d.active, d.desired, guarded.note);
   if (!plan.shortfall.empty()) d.reason += "; " + plan.shortfall;
   const bool dry = in.dry_run || rule.dry_run;
   for (Operation& op : plan.operations) {
     ActionRecord a;
     a.operation = std::move(op);
-    a.result = dry ? "skipped" : "pending";
+    a.result = dry ? ActionResult::kSkipped : ActionResult::kPending;
     d.actions.push_back(std::move(a));
   }
-  // Dry run starts the cooldown too, so its decisions show what would happen.
-  (is_up ? next.last_scale_up : next.last_scale_down) = in.now;
+  // Dry run starts the cooldown and uses the rate limit too, so its decisions
+  // show what would happen.
+  (is_up ? next.last_scale_up : next.last_scale_down) = in.now.mono;
+  next.changes[static_cast<int>(dir)].push_back({in.now.mono, planned});
   if (dry) {
     d.outcome = Outcome::kHeld;
     d.held_by = HeldBy::kDryRun;
-    d.result = "dry_run";
+    d.result = DecisionResult::kDryRun;
     d.reason += in.dry_run ? "; dry run (--dry-run): nothing changed"
                            : "; dry run (group dry_run): nothing changed";
   } else {
     d.outcome = is_up ? Outcome::kScaleUp : Outcome::kScaleDown;
-    d.result = "pending";
+    d.result = DecisionResult::kPending;
     next.in_flight = true;
   }
   return e;

@@ -18,15 +18,30 @@
 //   runs from the last scale action in EITHER direction, so a fresh scale-up is
 //   not undone at once (the usual anti-thrash rule).
 // - Missing data is never 0. cpu/memory with no running members or no samples,
-//   a snapshot older than `stale_after` or with libvirt down, and a source error
-//   or absent reading make the condition "missing". When a missing value could
-//   change the outcome, `on_missing_data` decides: hold (default), scale_up or
-//   scale_down (still bounded and cooled down).
+//   and a source error, absent or stale reading make the condition "missing".
+//   So does an ABSURD reading: non-finite, negative, a cpu/memory utilisation
+//   above 1, or a source value (a count or level: queue depth, ...) beyond 2^53. When a missing
+//   value could change the outcome, `on_missing_data` decides: hold (default), scale_up or
+//   scale_down (still bounded, cooled down and rate limited).
+// - An unknown membership always holds, whatever on_missing_data says:
+//   libvirt down, a snapshot older than `stale_after`, or one taken before the
+//   latest libvirt reconnect (held_by stale_snapshot).
+// - Every count is overflow-safe: the wanted size is clamped to [min, max]
+//   before any step logic, then to the direction's rate limit
+//   (RateLimit, HPA defaults). Bounds count ACTIVE members (every state but
+//   stopped), so paused or crashed members still count towards max.
 // - per_member_*: source value / max(running, 1), so a queue can scale a group
 //   up from zero running members.
+// - Timers (`for`, cooldowns, backoff, settle, rate-limit windows, staleness)
+//   run on the monotonic clock; wall time only dates the decision and converts
+//   the timestamps read back from libvirt (created-at, scale stamps).
+//
+// Evaluate runs these steps, each a function below, unit-tested on its own:
+//   ReadConditions -> ChooseIntent -> ApplyGuards -> PlanActions.
 //
 //   Evaluation e = Evaluate({.rule = r, .members = m, .snapshot = snap.get(),
-//                            .sources = readings, .now = now, .stale_after = 30s}, state);
+//                            .sources = readings, .now = clock.Now(), .stale_after = 30s,
+//                            .connection_generation = conn.generation()}, state);
 //   state = e.next;  // e.decision says what to do (e.decision.actions) or what held it
 #include <optional>
 #include <string>
@@ -37,22 +52,29 @@
 #include "autoscale/rules.h"
 #include "collectors/snapshot.h"
 #include "collectors/sources/reading.h"
+#include "common/clock.h"
 
 namespace virtscale::autoscale {
 
-// Per-group memory between evaluations. Owned by the engine, rebuilt empty on
-// restart: membership comes from libvirt, and cooldowns also run from the
-// newest created member's created-at (see Evaluate).
+// Per-group memory between evaluations, all on the monotonic clock. Owned by
+// the engine, rebuilt empty on restart: membership comes from libvirt, and
+// cooldowns also run from the members' created-at and scale stamps.
 struct GroupState {
   std::string signature;  // conditions the timers belong to; a change resets them
-  std::vector<std::optional<TimePoint>> up_since;    // per scale_up condition: true since
-  std::vector<std::optional<TimePoint>> down_since;  // per scale_down condition
-  std::optional<TimePoint> last_scale_up;            // cooldown starts
-  std::optional<TimePoint> last_scale_down;
-  bool in_flight = false;                 // the engine is executing this group's actions
-  std::optional<TimePoint> settle_after;  // act only on snapshots taken after this
-  std::optional<TimePoint> retry_after;   // backoff after a failed action
+  std::vector<std::optional<MonoTime>> up_since;    // per scale_up condition: true since
+  std::vector<std::optional<MonoTime>> down_since;  // per scale_down condition
+  std::optional<MonoTime> last_scale_up;            // cooldown starts
+  std::optional<MonoTime> last_scale_down;
+  bool in_flight = false;                // the engine is executing this group's actions
+  std::optional<MonoTime> settle_after;  // act only on snapshots taken after this
+  std::optional<MonoTime> retry_after;   // backoff after a failed action
   int consecutive_failures = 0;
+  // Members changed per direction (index: Direction), for the rate limits.
+  struct Change {
+    MonoTime at;
+    int64_t members = 0;
+  };
+  std::vector<Change> changes[2];
 };
 
 struct EvaluationInput {
@@ -60,8 +82,10 @@ struct EvaluationInput {
   const Membership& members;
   const Snapshot* snapshot = nullptr;  // nullptr: no sample yet
   const SourceReadings& sources;
-  TimePoint now{};
+  Instant now{};
   Duration stale_after{std::chrono::seconds(30)};
+  // LibvirtConnection::generation() now; a snapshot of an older one is not trusted.
+  uint64_t connection_generation = 0;
   bool dry_run = false;  // global --dry-run (the rule's own dry_run is read too)
 };
 
@@ -74,5 +98,29 @@ struct Evaluation {
 
 // Identifies a rule's conditions; GroupState timers are kept only while it matches.
 std::string ConditionSignature(const GroupRule& rule);
+
+// The steps of Evaluate, exposed for their own tests.
+
+// Why the membership cannot be trusted (libvirt down, stale, before the latest
+// reconnect), or "" when it can.
+std::string MembershipDoubt(const EvaluationInput& in);
+
+// What a reading may be, by kind; nullopt when plausible, else why not.
+enum class ReadingUse { kUtilization, kCount };
+std::optional<std::string> ImplausibleReading(double v, ReadingUse use);
+
+// The direction and group size the data ask for, before the guards.
+struct Intent {
+  std::optional<Direction> direction;
+  int64_t desired = 0;  // clamped to [min, max]
+  bool restoring_bounds = false;
+  std::string why;
+  // No direction: "" (nothing to do) or missing data held the group.
+  HeldBy held_by = HeldBy::kNone;
+  std::string reason;
+};
+
+// `current` + `delta` (or -) clamped to [lo, hi], without overflow.
+int64_t ClampedSize(double wanted, int64_t lo, int64_t hi);
 
 }  // namespace virtscale::autoscale

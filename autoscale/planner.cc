@@ -3,14 +3,41 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 #include <string_view>
 #include <unordered_map>
 
 namespace virtscale::autoscale {
 
-bool IsRunning(DomainState s) { return s == DomainState::kRunning || s == DomainState::kBlocked; }
-bool IsStopped(DomainState s) { return s == DomainState::kShutoff || s == DomainState::kCrashed; }
+MemberState MemberStateOf(DomainState s) {
+  switch (s) {
+    case DomainState::kRunning:
+      return MemberState::kRunning;
+    case DomainState::kPaused:
+      return MemberState::kPaused;
+    case DomainState::kShutoff:
+      return MemberState::kStopped;
+    default:
+      return MemberState::kOther;
+  }
+}
+
+namespace {
+
+bool IsRunning(const Member& m) { return m.state == MemberState::kRunning; }
+bool IsStopped(const Member& m) { return m.state == MemberState::kStopped; }
+
+// UUIDs compare case-insensitively (libvirt prints lower case; a hand edit may not).
+bool SameUuid(std::string_view a, std::string_view b) {
+  return !a.empty() && a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
 
 std::vector<Membership> IndexMembers(const RuleSet& rules, const Snapshot* snapshot) {
   std::vector<Membership> out(rules.groups.size());
@@ -28,11 +55,11 @@ std::vector<Membership> IndexMembers(const RuleSet& rules, const Snapshot* snaps
   }
   for (const DomainStats& d : snapshot->domains) {
     std::optional<size_t> group;
-    bool created = false;
+    bool by_metadata = false;
     if (d.metadata) {
       if (auto it = by_name.find(d.metadata->group); it != by_name.end()) {
         group = it->second;
-        created = true;
+        by_metadata = true;
       }
     }
     if (!group) {
@@ -46,12 +73,24 @@ std::vector<Membership> IndexMembers(const RuleSet& rules, const Snapshot* snaps
       }
     }
     // A domain created for another (maybe removed) group is not adopted by prefix.
-    if (!group || (d.metadata && !created)) continue;
+    if (!group || (d.metadata && !by_metadata)) continue;
     Membership& m = out[*group];
-    m.members.push_back(Member{d.name, d.state, created, created ? d.metadata->created_at_unix : 0,
-                               d.cpu_utilization, d.memory_utilization});
-    if (IsRunning(d.state)) ++m.running;
-    if (IsStopped(d.state)) ++m.stopped;
+    Member member;
+    member.name = d.name;
+    member.domain_state = d.state;
+    member.state = MemberStateOf(d.state);
+    member.owned = by_metadata && SameUuid(d.metadata->uuid, d.uuid);
+    if (member.owned) member.created_at_unix = d.metadata->created_at_unix;
+    if (d.scale_stamp && d.scale_stamp->group == rules.groups[*group].name) {
+      member.last_scale_up_unix = d.scale_stamp->last_up_unix;
+      member.last_scale_down_unix = d.scale_stamp->last_down_unix;
+    }
+    member.cpu = d.cpu_utilization;
+    member.memory = d.memory_utilization;
+    ++m.count[static_cast<int>(member.state)];
+    if (IsRunning(member)) ++m.running;
+    if (IsStopped(member)) ++m.stopped;
+    m.members.push_back(std::move(member));
   }
   // Snapshot domains are sorted by name, so members already are.
   return out;
@@ -59,16 +98,16 @@ std::vector<Membership> IndexMembers(const RuleSet& rules, const Snapshot* snaps
 
 namespace {
 
-// Virtscale-created first, newest created_at first; then adopted, by `adopted_less`.
+// Owned first, newest created_at first; then adopted, by `adopted_less`.
 template <typename AdoptedLess>
-std::vector<const Member*> Order(const Membership& members, bool (*pick)(DomainState),
+std::vector<const Member*> Order(const Membership& members, bool (*pick)(const Member&),
                                  AdoptedLess adopted_less) {
   std::vector<const Member*> out;
   for (const Member& m : members.members)
-    if (pick(m.state)) out.push_back(&m);
+    if (pick(m)) out.push_back(&m);
   std::stable_sort(out.begin(), out.end(), [&](const Member* a, const Member* b) {
-    if (a->created != b->created) return a->created;
-    if (a->created) {
+    if (a->owned != b->owned) return a->owned;
+    if (a->owned) {
       if (a->created_at_unix != b->created_at_unix) return a->created_at_unix > b->created_at_unix;
       return a->name > b->name;
     }
@@ -120,7 +159,7 @@ Plan PlanScaleDown(const GroupRule& rule, const Membership& members, int64_t n) 
       Order(members, &IsRunning, [](const Member& a, const Member& b) { return a.name > b.name; });
   for (const Member* m : running) {
     if (static_cast<int64_t>(plan.operations.size()) >= n) break;
-    if (!m->created && del) break;  // adopted domains are never deleted, nor stopped instead
+    if (!m->owned && del) break;  // adopted domains are never deleted, nor stopped instead
     plan.operations.push_back(
         MakeOp(rule, del ? Operation::Kind::kDelete : Operation::Kind::kStop, m->name));
   }
@@ -128,8 +167,8 @@ Plan PlanScaleDown(const GroupRule& rule, const Membership& members, int64_t n) 
   if (planned < n) {
     plan.shortfall =
         del ? fmt::format(
-                  "{} of {} planned: only members virtscale created can be deleted "
-                  "(adopted domains are never deleted)",
+                  "{} of {} planned: only members the group owns can be deleted "
+                  "(adopted domains and copies are never deleted)",
                   planned, n)
             : fmt::format("{} of {} planned: no running member left to stop", planned, n);
   }

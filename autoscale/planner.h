@@ -2,22 +2,24 @@
 // Group membership and the planner: which domains belong to a group, and which
 // Operations carry out "up by n" / "down by n". Pure functions of the snapshot.
 //
-// Membership. A domain belongs to group G when its virtscale metadata names G
-// (it was created by virtscale), else when its name starts with G's
-// `members.name_prefix` (adopted; the longest matching prefix wins when
-// prefixes nest). Metadata wins over a prefix. States: running and blocked
-// count as running; shutoff and crashed as stopped (startable warm pool);
-// paused, shutdown-in-progress, pmsuspended and nostate as neither.
+// Membership. A domain belongs to group G when its virtscale metadata names G,
+// else when its name starts with G's `members.name_prefix` (the longest
+// matching prefix wins when prefixes nest). A member is OWNED (may be deleted)
+// only when that metadata also records the domain's own UUID (DESIGN.md
+// "Ownership"): a copy made with virt-clone or `dumpxml | define` carries the
+// element but not its UUID and is adopted like any hand-made member. States
+// follow DESIGN.md "Member states": every state but stopped (shut off) is
+// active and counts towards `max`.
 //
-// Scale up: start stopped members first (virtscale-created ones newest first,
-// then adopted ones by name), then kCreate from the template for the rest.
+// Scale up: start stopped members first (owned ones newest first, then adopted
+// ones by name), then kCreate from the template for the rest.
 //
-// Scale down: running members that virtscale created, newest created_at first
-// (ties: name descending), get kStop or kDelete per `scale_down.action`.
-// Adopted domains (no metadata) are never deleted: with `action: delete` they
-// are never touched; with `action: stop` they may be stopped, but only after
-// every running virtscale-created member (by name, descending). This keeps a
-// group of pre-defined VMs usable as a start/stop warm pool.
+// Scale down: running members the group owns, newest created_at first (ties:
+// name descending), get kStop or kDelete per `scale_down.action`. Adopted
+// members are never deleted: with `action: delete` they are never touched;
+// with `action: stop` they may be stopped, but only after every running owned
+// member (by name, descending). Members in other states (paused, crashed, ...)
+// are never chosen: someone else is handling them.
 //
 //   auto members = IndexMembers(rules, snapshot);      // one pass for all groups
 //   Plan plan = PlanScaleUp(rule, members[i], 2);       // {start web-2, create}
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include "autoscale/actuator.h"
+#include "autoscale/decision.h"
 #include "autoscale/rules.h"
 #include "collectors/snapshot.h"
 
@@ -34,20 +37,27 @@ namespace virtscale::autoscale {
 
 struct Member {
   std::string name;
-  DomainState state = DomainState::kNoState;
-  bool created = false;  // carries virtscale metadata for this group
-  int64_t created_at_unix = 0;
+  DomainState domain_state = DomainState::kNoState;
+  MemberState state = MemberState::kOther;
+  bool owned = false;           // created for this group: its metadata records its own UUID
+  int64_t created_at_unix = 0;  // owned members only
+  // The group's scale stamps found on this member (0: none); see ScaleStamp.
+  int64_t last_scale_up_unix = 0;
+  int64_t last_scale_down_unix = 0;
   std::optional<double> cpu;     // DomainStats::cpu_utilization
   std::optional<double> memory;  // DomainStats::memory_utilization
 };
 
-bool IsRunning(DomainState s);  // running, blocked
-bool IsStopped(DomainState s);  // shutoff, crashed
+// running: running; paused: paused; stopped: shut off; other: blocked, shutting
+// down, crashed, pmsuspended, no state. (kUnhealthy comes from health checks.)
+MemberState MemberStateOf(DomainState s);
 
 struct Membership {
   std::vector<Member> members;  // sorted by name
   int64_t running = 0;
   int64_t stopped = 0;
+  int64_t count[kMemberStates] = {};  // by MemberState
+  int64_t active() const { return static_cast<int64_t>(members.size()) - stopped; }
 };
 
 // Membership of every group of `rules` (same order), in one pass over the

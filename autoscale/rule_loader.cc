@@ -3,10 +3,11 @@
 #include <fmt/format.h>
 #include <glob.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <map>
-#include <regex>
 
 #include "autoscale/domain_template.h"
 
@@ -134,6 +135,11 @@ std::optional<Condition> DecodeCondition(const YAML::Node& node, const std::stri
   return ok ? std::optional<Condition>(c) : std::nullopt;
 }
 
+// Larger steps and rate limits mean nothing for a group bounded by `max`.
+constexpr int64_t kMaxStep = 1'000'000;
+// Member names are "{group}-{n}"; libvirt and tools show them in columns.
+constexpr size_t kMaxGroupName = 64;
+
 // A positive count ("2") or a percentage ("50%").
 bool ReadStep(MapReader& r, Step& out) {
   YAML::Node node = r.Get("step");
@@ -149,18 +155,68 @@ bool ReadStep(MapReader& r, Step& out) {
     step.percent = true;
     text.pop_back();
   }
-  static const std::regex kNumber(R"(\d+(\.\d+)?)");
-  if (!std::regex_match(text, kNumber) || (!step.percent && text.find('.') != std::string::npos)) {
-    r.Error("step", bad + ", got \"" + node.Scalar() + "\"");
+  // Digits with at most one dot, short enough that the value is exact: no
+  // regex (inputs control its recursion) and no exception-throwing stod.
+  const bool digits =
+      !text.empty() && text.size() <= 12 &&
+      std::all_of(text.begin(), text.end(),
+                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; }) &&
+      std::count(text.begin(), text.end(), '.') <= (step.percent ? 1 : 0) && text.front() != '.' &&
+      text.back() != '.';
+  if (!digits) {
+    r.Error("step",
+            bad + " (at most " + std::to_string(kMaxStep) + "), got \"" + node.Scalar() + "\"");
     return false;
   }
-  step.value = std::stod(text);
-  if (step.value <= 0) {
-    r.Error("step", bad + ", got \"" + node.Scalar() + "\"");
+  step.value = std::strtod(text.c_str(), nullptr);
+  if (step.value <= 0 || step.value > kMaxStep) {
+    r.Error("step",
+            bad + " (at most " + std::to_string(kMaxStep) + "), got \"" + node.Scalar() + "\"");
     return false;
   }
   out = step;
   return true;
+}
+
+// rate_limit: {members: 4, percent: 100, period: 15s}; omitted keys keep the
+// direction's default.
+bool DecodeRateLimit(const YAML::Node& node, const std::string& path, RateLimit& out,
+                     const Context& ctx) {
+  MapReader r(node, path, ctx.diags);
+  if (!r.valid()) return false;
+  RateLimit limit = out;
+  bool ok = true;
+  if (r.Has("members")) {
+    if (!r.Read("members", limit.members)) {
+      ok = false;
+    } else if (limit.members < 0 || limit.members > kMaxStep) {
+      r.Error("members", fmt::format("must be an integer in [0, {}]", kMaxStep));
+      ok = false;
+    }
+  }
+  if (r.Has("percent")) {
+    if (!r.Read("percent", limit.percent)) {
+      ok = false;
+    } else if (!(limit.percent >= 0 && limit.percent <= 10000)) {
+      r.Error("percent", "must be a number in [0, 10000]");
+      ok = false;
+    }
+  }
+  if (r.Has("period")) {
+    if (!r.ReadDuration("period", limit.period)) {
+      ok = false;
+    } else if (limit.period <= Duration(0) || limit.period > std::chrono::hours(24)) {
+      r.Error("period", "must be more than 0s and at most 1d");
+      ok = false;
+    }
+  }
+  if (ok && limit.members == 0 && limit.percent == 0) {
+    r.Error("members", "members and percent are both 0: the direction could never act");
+    ok = false;
+  }
+  r.Finish();
+  if (ok) out = limit;
+  return ok;
 }
 
 bool DecodePolicy(const YAML::Node& node, const std::string& path, Direction direction,
@@ -174,6 +230,8 @@ bool DecodePolicy(const YAML::Node& node, const std::string& path, Direction dir
     ok &= policy.step_set;
   }
   if (r.Has("cooldown")) ok &= r.ReadDuration("cooldown", policy.cooldown);
+  YAML::Node limit = r.Get("rate_limit");
+  if (limit.IsDefined()) ok &= DecodeRateLimit(limit, path + ".rate_limit", policy.rate_limit, ctx);
   if (direction == Direction::kDown) {
     std::string action;
     if (r.Read("action", action)) {
@@ -223,8 +281,9 @@ bool DecodeTarget(const YAML::Node& node, const std::string& path, GroupRule& gr
   }
   if (r.Require("per_member_target")) {
     if (r.Read("per_member_target", target.per_member_target)) {
-      if (!(target.per_member_target > 0) || !std::isfinite(target.per_member_target)) {
-        r.Error("per_member_target", "must be a positive number");
+      // 2^53: beyond it a double no longer counts in steps of 1.
+      if (!(target.per_member_target >= 1e-6 && target.per_member_target <= 9007199254740992.0)) {
+        r.Error("per_member_target", "must be a number in [1e-6, 2^53]");
         ok = false;
       }
     } else {
@@ -259,10 +318,16 @@ std::optional<GroupRule> DecodeGroup(const YAML::Node& node, const std::string& 
   bool ok = true;
 
   if (r.Require("name") && r.Read("name", g.name)) {
-    static const std::regex kName(R"([A-Za-z0-9_.-]+)");
-    if (!std::regex_match(g.name, kName)) {
-      r.Error("name",
-              "must match [A-Za-z0-9_.-]+ (it names the group's domains), got \"" + g.name + "\"");
+    // Checked by hand: std::regex recurses once per character.
+    const bool valid_name =
+        !g.name.empty() && g.name.size() <= kMaxGroupName &&
+        std::all_of(g.name.begin(), g.name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+        });
+    if (!valid_name) {
+      r.Error("name", fmt::format("must match [A-Za-z0-9_.-]+ and be at most {} characters (it "
+                                  "names the group's domains), got \"{}\"",
+                                  kMaxGroupName, g.name.substr(0, 80)));
       ok = false;
     }
   } else {

@@ -77,11 +77,37 @@ std::string Condition::Describe() const {
   return out;
 }
 
-int64_t Step::Resolve(int64_t current) const {
-  if (!percent) return std::max<int64_t>(1, static_cast<int64_t>(value));
+namespace {
+
+// Member counts stay far below this; clamping first keeps every double -> int64
+// conversion defined, whatever a rule or a reading says.
+constexpr double kMaxCount = 1e12;
+
+int64_t CeilCount(double raw) {
+  if (!(raw > 0)) return 0;  // also NaN
   // ceil with a small epsilon so 50% of 4 is exactly 2, not 3 from float noise.
-  const double raw = value * static_cast<double>(std::max<int64_t>(current, 0)) / 100.0;
-  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(raw - 1e-9)));
+  return static_cast<int64_t>(std::ceil(std::min(raw, kMaxCount) - 1e-9));
+}
+
+}  // namespace
+
+int64_t Step::Resolve(int64_t current) const {
+  if (!percent) return std::max<int64_t>(1, CeilCount(value));
+  return std::max<int64_t>(
+      1, CeilCount(value * static_cast<double>(std::max<int64_t>(current, 0)) / 100.0));
+}
+
+int64_t RateLimit::Allowed(int64_t active, int64_t changed, Direction direction) const {
+  // HPA: the percentage applies to the count at the start of the period.
+  const int64_t at_start =
+      std::max<int64_t>(0, direction == Direction::kUp ? active - changed : active + changed);
+  const int64_t limit =
+      std::max(members, CeilCount(percent * static_cast<double>(at_start) / 100.0));
+  return std::max<int64_t>(0, limit - changed);
+}
+
+std::string RateLimit::ToString() const {
+  return fmt::format("max({}, {}%) per {}", members, percent, FormatDuration(period));
 }
 
 std::string Step::ToString() const {

@@ -73,12 +73,34 @@ struct Step {
   std::string ToString() const;  // "2", "50%"
 };
 
+// At most max(members, ceil(percent% of the active members at the start of the
+// window)) members added (or removed) in any `period`, like Kubernetes HPA's
+// scaling policies. Defaults are HPA's: up max(4, 100%) per 15s, down 100% per 15s.
+//   rate_limit: {members: 4, percent: 100, period: 15s}
+struct RateLimit {
+  int64_t members = 0;
+  double percent = 100;
+  Duration period{std::chrono::seconds(15)};
+  // Members the direction may still change by, given `active` members now and
+  // `changed` members changed in the direction during the current period.
+  int64_t Allowed(int64_t active, int64_t changed, Direction direction) const;
+  std::string ToString() const;  // "max(4, 100%) per 15s"
+};
+
 struct ScalePolicy {
   Step step;
   bool step_set = false;  // whether `step` was written (target tracking: a cap per action)
   Duration cooldown{0};
+  RateLimit rate_limit;
   std::vector<Condition> when;
 };
+
+// HPA's scale-up default adds a floor of 4 members per period.
+inline ScalePolicy DefaultScaleUp() {
+  ScalePolicy p;
+  p.rate_limit.members = 4;
+  return p;
+}
 
 struct TargetTracking {
   MetricRef metric;
@@ -100,7 +122,7 @@ struct GroupRule {
   Duration interval{std::chrono::seconds(10)};
   MissingDataPolicy on_missing_data = MissingDataPolicy::kHold;
   bool dry_run = false;
-  ScalePolicy scale_up;
+  ScalePolicy scale_up = DefaultScaleUp();
   ScalePolicy scale_down;
   DownAction down_action = DownAction::kStop;
   Duration shutdown_timeout{std::chrono::seconds(60)};  // scale_down.shutdown_timeout

@@ -187,6 +187,8 @@ std::optional<double> MemberValue(const SimulationSpec& spec, MetricKind kind,
 SnapshotPtr TakeSnapshot(World& world, const SimulationSpec& spec, TimePoint t, uint64_t seq) {
   auto snap = std::make_shared<Snapshot>();
   snap->taken_at = t;
+  snap->taken_at_steady =
+      MonoTime(std::chrono::duration_cast<MonoTime::duration>(t.time_since_epoch()));
   snap->sequence = seq;
   snap->libvirt_up = true;
   snap->libvirt_uri = "simulation";
@@ -336,7 +338,14 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
   EngineOptions options;
   options.dry_run = spec.dry_run;
   options.history = 1;
-  options.clock = [&now_unix] { return TimePoint(std::chrono::seconds(now_unix.load())); };
+  // The simulated time drives both clocks: nothing in a simulation steps the wall clock.
+  FakeClock clock;
+  auto instant = [](TimePoint t) {
+    return Instant{MonoTime(std::chrono::duration_cast<MonoTime::duration>(t.time_since_epoch())),
+                   t};
+  };
+  options.clock = &clock;
+  options.operations_per_job = 1;  // `executed` then lists results in the decision's order
   options.on_decision = [&last](const Decision& d) { last = d; };
 
   SimulationResult result;
@@ -349,13 +358,14 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
     uint64_t seq = 0;
     for (now = spec.start; now <= spec.end; now += step) {
       now_unix = UnixSeconds(now);
+      clock.Set(instant(now));
       SnapshotPtr snap = TakeSnapshot(world, spec, now, ++seq);
       SimulationStep s;
       s.time = now;
       s.running_before = world.Running();
       last.reset();
       actuator.executed.clear();
-      engine.Tick(snap, ReadSources(spec, now), now);
+      engine.Tick(snap, ReadSources(spec, now), instant(now));
       engine.WaitIdle();
       s.running = world.Running();
       s.stopped = world.Stopped();
@@ -365,7 +375,7 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
         size_t failed = 0;
         for (size_t i = 0; i < d.actions.size() && i < actuator.executed.size(); ++i) {
           ActionRecord& a = d.actions[i];
-          a.result = actuator.executed[i].ok ? "ok" : "error";
+          a.result = actuator.executed[i].ok ? ActionResult::kOk : ActionResult::kError;
           a.domain = actuator.executed[i].domain;
           a.error = actuator.executed[i].error;
           failed += actuator.executed[i].ok ? 0 : 1;
@@ -375,7 +385,8 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
           (up ? result.scale_ups : result.scale_downs) += 1;
           (up ? result.members_added : result.members_removed) +=
               static_cast<int64_t>(d.actions.size() - failed);
-          if (d.result == "pending") d.result = failed == 0 ? "ok" : "error";
+          if (d.result == DecisionResult::kPending)
+            d.result = failed == 0 ? DecisionResult::kOk : DecisionResult::kError;
         }
         s.decision = std::move(d);
       }
@@ -434,7 +445,7 @@ std::string FormatTimeline(const SimulationResult& result, const SimulationSpec&
         if (!ops.empty()) ops += ", ";
         const std::string& domain = a.domain.empty() ? a.operation.domain : a.domain;
         ops += fmt::format("{} {} {}", OperationKindName(a.operation.kind),
-                           domain.empty() ? "(new)" : domain, a.result);
+                           domain.empty() ? "(new)" : domain, ActionResultName(a.result));
       }
       out += fmt::format("{}  scale_{} {} -> {}: {}\n{}      because {}\n", at,
                          d.direction ? DirectionName(*d.direction) : "?", d.running, d.desired, ops,

@@ -56,9 +56,10 @@ RuleSet MakeRules(int groups) {
 }
 
 // Half the members carry virtscale metadata, half are adopted by prefix.
-SnapshotPtr MakeSnapshot(int groups, std::chrono::system_clock::time_point at) {
+SnapshotPtr MakeSnapshot(int groups, Instant at) {
   auto s = std::make_shared<Snapshot>();
-  s->taken_at = at;
+  s->taken_at = at.wall;
+  s->taken_at_steady = at.mono;
   s->libvirt_up = true;
   std::mt19937 rng(1);
   std::uniform_real_distribution<double> cpu(0, 1);
@@ -83,13 +84,14 @@ SnapshotPtr MakeSnapshot(int groups, std::chrono::system_clock::time_point at) {
 void BM_EvaluateAll(benchmark::State& state) {
   const int groups = static_cast<int>(state.range(0));
   const RuleSet rules = MakeRules(groups);
-  auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000));
+  Instant now{MonoTime(std::chrono::seconds(1'000)), WallTime(std::chrono::seconds(1'700'000'000))};
   const SnapshotPtr snap = MakeSnapshot(groups, now);
-  SourceReadings sources{{"jobs", SourceReading{350.0, "", now}}};
+  SourceReadings sources{{"jobs", SourceReading{350.0, "", now.wall}}};
   std::vector<GroupState> states(rules.groups.size());
   int64_t actions = 0;
   for (auto _ : state) {
-    now += std::chrono::seconds(10);
+    now.mono += std::chrono::seconds(10);
+    now.wall += std::chrono::seconds(10);
     auto members = IndexMembers(rules, snap.get());
     for (size_t i = 0; i < rules.groups.size(); ++i) {
       Evaluation e = Evaluate({.rule = rules.groups[i],
@@ -97,7 +99,7 @@ void BM_EvaluateAll(benchmark::State& state) {
                                .snapshot = snap.get(),
                                .sources = sources,
                                .now = now,
-                               .stale_after = std::chrono::hours(1),
+                               .stale_after = std::chrono::hours(24 * 365),
                                .dry_run = true},
                               states[i]);
       actions += static_cast<int64_t>(e.decision.actions.size());
@@ -115,14 +117,15 @@ void BM_EngineTick(benchmark::State& state) {
   NullActuator actuator;
   EngineOptions options;
   options.dry_run = true;
-  options.stale_after = std::chrono::hours(1);
+  options.stale_after = std::chrono::hours(24 * 365);
   Engine engine(actuator, options);
   engine.SetRules(MakeRules(groups));
-  auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000));
+  Instant now{MonoTime(std::chrono::seconds(1'000)), WallTime(std::chrono::seconds(1'700'000'000))};
   const SnapshotPtr snap = MakeSnapshot(groups, now);
-  SourceReadings sources{{"jobs", SourceReading{350.0, "", now}}};
+  SourceReadings sources{{"jobs", SourceReading{350.0, "", now.wall}}};
   for (auto _ : state) {
-    now += std::chrono::seconds(10);  // every group due
+    now.mono += std::chrono::seconds(10);  // every group due
+    now.wall += std::chrono::seconds(10);
     engine.Tick(snap, sources, now);
   }
   state.counters["groups"] = groups;

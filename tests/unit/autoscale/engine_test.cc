@@ -31,18 +31,18 @@ RuleSet Rules(std::vector<GroupRule> groups) {
 
 struct EngineTest : ::testing::Test {
   FakeActuator actuator;
-  std::atomic<int64_t> clock_s{0};
+  FakeClock clock{At(0)};
   EngineOptions Options(bool dry_run = false) {
     EngineOptions o;
     o.dry_run = dry_run;
     o.history = 50;
     o.retry_backoff = seconds(20);
-    o.clock = [this] { return At(clock_s.load()); };
+    o.clock = &clock;
     return o;
   }
   // Ticks at `s` with the clock at `s`, then lets the worker finish.
   void TickAt(Engine& e, int64_t s, std::vector<DomainStats> doms, SourceReadings src = {}) {
-    clock_s = s;
+    clock.Set(At(s));
     e.Tick(Snap(At(s), std::move(doms)), src, At(s));
     e.WaitIdle();
   }
@@ -138,11 +138,11 @@ TEST_F(EngineTest, DoesNotActTwiceOnASnapshotOlderThanTheAction) {
   r.interval = seconds(1);
   engine.SetRules(Rules({r}));
   auto stale = Snap(At(0), Running(1, 0.9));
-  clock_s = 0;
+  clock.Set(At(0));
   engine.Tick(stale, {}, At(0));
   engine.WaitIdle();
   ASSERT_EQ(actuator.calls().size(), 1u);
-  clock_s = 5;
+  clock.Set(At(5));
   engine.Tick(stale, {}, At(5));  // same snapshot: still shows 1 running
   engine.WaitIdle();
   EXPECT_EQ(actuator.calls().size(), 1u);
@@ -313,10 +313,11 @@ TEST_F(EngineTest, ExportsGroupFamiliesWithHelp) {
     EXPECT_TRUE(by_name.count(name)) << name;
   }
   const auto& members = *by_name.at("virtscale_group_members");
-  ASSERT_EQ(members.metric.size(), 2u);
+  ASSERT_EQ(members.metric.size(), 5u);  // every state, zeros included
   EXPECT_EQ(members.metric[0].label[1].value, "running");
   EXPECT_EQ(members.metric[0].gauge.value, 2);
-  EXPECT_EQ(members.metric[1].gauge.value, 1);
+  EXPECT_EQ(members.metric[2].label[1].value, "stopped");
+  EXPECT_EQ(members.metric[2].gauge.value, 1);
   std::map<std::string, double> values;
   for (const auto& m : by_name.at("virtscale_group_metric_value")->metric)
     values[m.label[1].value] = m.gauge.value;

@@ -11,14 +11,19 @@
 #include "autoscale/actuator.h"
 #include "autoscale/rules.h"
 #include "collectors/snapshot.h"
+#include "common/clock.h"
 
 namespace virtscale::autoscale::testing {
 
-using Clock = std::chrono::system_clock;
 using std::chrono::seconds;
 
-inline Clock::time_point T0() { return Clock::time_point(seconds(1'700'000'000)); }
-inline Clock::time_point At(int64_t s) { return T0() + seconds(s); }
+// Both clocks at test second `s`; the monotonic one starts elsewhere on
+// purpose, so a test cannot pass by mixing them up.
+inline Instant At(int64_t s) {
+  return {MonoTime(seconds(50'000 + s)), WallTime(seconds(1'700'000'000 + s))};
+}
+inline Instant T0() { return At(0); }
+inline MonoTime MonoAt(int64_t s) { return At(s).mono; }
 
 inline DomainStats Dom(std::string name, DomainState state, std::optional<double> cpu = {},
                        std::optional<int64_t> created_at = {}, std::string group = "web") {
@@ -34,10 +39,11 @@ inline DomainStats Dom(std::string name, DomainState state, std::optional<double
   return d;
 }
 
-inline SnapshotPtr Snap(Clock::time_point taken_at, std::vector<DomainStats> domains,
+inline SnapshotPtr Snap(Instant taken_at, std::vector<DomainStats> domains,
                         bool libvirt_up = true) {
   auto s = std::make_shared<Snapshot>();
-  s->taken_at = taken_at;
+  s->taken_at = taken_at.wall;
+  s->taken_at_steady = taken_at.mono;
   s->libvirt_up = libvirt_up;
   std::sort(domains.begin(), domains.end(),
             [](const DomainStats& a, const DomainStats& b) { return a.name < b.name; });

@@ -19,7 +19,9 @@ struct Harness {
   SourceReadings sources;
   bool dry_run = false;
 
-  Evaluation Step(const SnapshotPtr& snap, Clock::time_point now) {
+  uint64_t generation = 0;  // the connection's generation now (0: unknown)
+
+  Evaluation Step(const SnapshotPtr& snap, Instant now) {
     RuleSet rules;
     rules.groups.push_back(rule);
     auto members = IndexMembers(rules, snap.get());
@@ -29,12 +31,13 @@ struct Harness {
                              .sources = sources,
                              .now = now,
                              .stale_after = seconds(30),
+                             .connection_generation = generation,
                              .dry_run = dry_run},
                             state);
     state = e.next;
     if (state.in_flight) {  // the engine's worker finishes the action at `now`
       state.in_flight = false;
-      state.settle_after = now;
+      state.settle_after = now.mono;
     }
     return e;
   }
@@ -167,16 +170,56 @@ TEST(Evaluator, SourceErrorNeverReadsAsZero) {
 TEST(Evaluator, MissingDataPolicyScaleUpAndDown) {
   GroupRule r = CpuRule(1, 5);
   r.scale_up.cooldown = r.scale_down.cooldown = seconds(0);
+  r.scale_up.when = {Cond(MetricKind::kSource, Comparison::kAbove, 10, 0, Aggregate::kAvg, "q")};
+  r.scale_down.when = {Cond(MetricKind::kSource, Comparison::kBelow, 1, 0, Aggregate::kAvg, "q")};
   r.on_missing_data = MissingDataPolicy::kScaleUp;
   Harness h{r};
-  auto stale = Snap(At(0), Running(2, 0.5));
-  auto e = h.Step(stale, At(100));  // 100s old snapshot, limit 30s
+  h.sources["q"] = SourceReading{std::nullopt, "connection refused", {}};
+  auto e = h.StepAt(0, Running(2, 0.5));
   EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
-  EXPECT_NE(e.decision.reason.find("snapshot is stale"), std::string::npos) << e.decision.reason;
+  EXPECT_NE(e.decision.reason.find("source error: connection refused"), std::string::npos)
+      << e.decision.reason;
 
   h.rule.on_missing_data = MissingDataPolicy::kScaleDown;
-  e = h.Step(Snap(At(200), Running(3, 0.5)), At(300));
+  e = h.StepAt(200, Running(3, 0.5));
   EXPECT_EQ(e.decision.outcome, Outcome::kScaleDown);
+}
+
+// on_missing_data is about metric values; not knowing the group always holds.
+TEST(Evaluator, StaleMembershipHoldsWhateverThePolicy) {
+  for (auto policy :
+       {MissingDataPolicy::kHold, MissingDataPolicy::kScaleUp, MissingDataPolicy::kScaleDown}) {
+    GroupRule r = CpuRule(1, 5);
+    r.scale_up.cooldown = r.scale_down.cooldown = seconds(0);
+    r.on_missing_data = policy;
+    Harness h{r};
+    auto e = h.Step(Snap(At(0), Running(2, 0.5)), At(100));  // 100s old, limit 30s
+    EXPECT_EQ(e.decision.held_by, HeldBy::kStaleSnapshot) << MissingDataPolicyName(policy);
+    EXPECT_TRUE(e.decision.actions.empty());
+    EXPECT_NE(e.decision.reason.find("snapshot is stale (100.0s old, limit 30s)"),
+              std::string::npos)
+        << e.decision.reason;
+  }
+}
+
+TEST(Evaluator, SnapshotFromBeforeTheLatestReconnectHolds) {
+  GroupRule r = CpuRule(3, 5);  // 1 running: would restore bounds at once
+  r.on_missing_data = MissingDataPolicy::kScaleUp;
+  Harness h{r};
+  h.generation = 2;
+  auto before = Snap(At(0), Running(1, 0.9));
+  std::const_pointer_cast<Snapshot>(before)->connection_generation = 1;
+  std::const_pointer_cast<Snapshot>(before)->sequence = 41;
+  auto e = h.Step(before, At(1));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kStaleSnapshot);
+  EXPECT_TRUE(e.decision.actions.empty());
+  EXPECT_EQ(e.decision.reason,
+            "snapshot #41 was taken before the latest libvirt reconnect (connection 1, now 2): "
+            "membership unknown");
+  auto after = Snap(At(2), Running(1, 0.9));
+  std::const_pointer_cast<Snapshot>(after)->connection_generation = 2;
+  e = h.Step(after, At(2));
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp) << e.decision.reason;
 }
 
 TEST(Evaluator, LibvirtDownHoldsWhateverThePolicy) {
@@ -187,7 +230,7 @@ TEST(Evaluator, LibvirtDownHoldsWhateverThePolicy) {
     Harness h{r};
     // The sampler's snapshot while libvirt is down lists no domains: not "0 running".
     auto e = h.Step(Snap(At(0), {}, /*libvirt_up=*/false), At(0));
-    EXPECT_EQ(e.decision.held_by, HeldBy::kMissingData);
+    EXPECT_EQ(e.decision.held_by, HeldBy::kStaleSnapshot);
     EXPECT_TRUE(e.decision.actions.empty());
     EXPECT_EQ(e.decision.reason, "libvirt is down: membership and metrics unknown");
   }
@@ -196,7 +239,7 @@ TEST(Evaluator, LibvirtDownHoldsWhateverThePolicy) {
 TEST(Evaluator, StaleSnapshotDoesNotRestoreBounds) {
   Harness h{CpuRule(3, 5)};
   auto e = h.Step(Snap(At(0), Running(1, 0.5)), At(100));
-  EXPECT_EQ(e.decision.held_by, HeldBy::kMissingData);
+  EXPECT_EQ(e.decision.held_by, HeldBy::kStaleSnapshot);
   EXPECT_TRUE(e.decision.actions.empty());
 }
 
@@ -236,7 +279,7 @@ TEST(Evaluator, OutOfBoundsAtStartIsRestoredAndExplained) {
   EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kStart);
   EXPECT_EQ(e.decision.actions[0].operation.domain, "web-2");
   EXPECT_EQ(e.decision.actions[1].operation.kind, Operation::Kind::kCreate);
-  EXPECT_NE(e.decision.reason.find("1 running is below min 3: restoring bounds"), std::string::npos)
+  EXPECT_NE(e.decision.reason.find("1 active is below min 3: restoring bounds"), std::string::npos)
       << e.decision.reason;
 
   Harness over{CpuRule(1, 2)};
@@ -318,7 +361,7 @@ TEST(Evaluator, CooldownRunsFromTheNewestCreatedMemberAfterARestart) {
   GroupRule r = CpuRule(1, 10);
   r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
   r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2)};
-  const int64_t t0 = std::chrono::duration_cast<seconds>(T0().time_since_epoch()).count();
+  const int64_t t0 = std::chrono::duration_cast<seconds>(T0().wall.time_since_epoch()).count();
   auto members = [&](double cpu) {
     return std::vector<DomainStats>{Dom("web-1", DomainState::kRunning, cpu, t0 - 86400),
                                     Dom("web-2", DomainState::kRunning, cpu, t0 - 20)};
@@ -344,9 +387,9 @@ TEST(Evaluator, DryRunPlansButHolds) {
   auto e = h.StepAt(0, Running(2, 0.9));
   EXPECT_EQ(e.decision.outcome, Outcome::kHeld);
   EXPECT_EQ(e.decision.held_by, HeldBy::kDryRun);
-  EXPECT_EQ(e.decision.result, "dry_run");
+  EXPECT_EQ(e.decision.result, DecisionResult::kDryRun);
   ASSERT_EQ(e.decision.actions.size(), 1u);
-  EXPECT_EQ(e.decision.actions[0].result, "skipped");
+  EXPECT_EQ(e.decision.actions[0].result, ActionResult::kSkipped);
   EXPECT_FALSE(e.next.in_flight);
 
   h.dry_run = false;
@@ -375,7 +418,7 @@ TEST(Evaluator, InFlightAndStaleSnapshotHold) {
   EXPECT_EQ(again.decision.held_by, HeldBy::kInFlight);
   GroupState done = e.next;
   done.in_flight = false;
-  done.settle_after = At(5);
+  done.settle_after = MonoAt(5);
   again = Evaluate(
       {.rule = r, .members = m[0], .snapshot = snap.get(), .sources = none, .now = At(10)}, done);
   EXPECT_EQ(again.decision.held_by, HeldBy::kAwaitingSnapshot);
@@ -431,9 +474,12 @@ TEST(Evaluator, TargetTrackingMovesToCeilOfValueOverTarget) {
   e = h.StepAt(20, Running(5, 0.5));
   EXPECT_EQ(e.decision.outcome, Outcome::kScaleDown);
   EXPECT_EQ(e.decision.desired, 1);
-  h.sources["jobs"].value = 1e6;  // clamped to max
+  h.sources["jobs"].value = 1e6;  // clamped to max 6, then to the rate limit: max(4, 100% of 1)
   e = h.StepAt(30, Running(1, 0.5));
-  EXPECT_EQ(e.decision.desired, 6);
+  EXPECT_EQ(e.decision.desired, 5);
+  EXPECT_NE(e.decision.reason.find("4 of 5 wanted (scale_up rate limit max(4, 100%) per 15s)"),
+            std::string::npos)
+      << e.decision.reason;
   // A step caps the change per action.
   h.rule.scale_up.step = Step{false, 2};
   h.rule.scale_up.step_set = true;

@@ -39,14 +39,16 @@ TEST(Membership, MetadataWinsThenLongestPrefix) {
   ASSERT_EQ(m.size(), 2u);
   ASSERT_EQ(m[0].members.size(), 2u);
   EXPECT_EQ(m[0].members[0].name, "web-1");
-  EXPECT_FALSE(m[0].members[0].created);
+  EXPECT_FALSE(m[0].members[0].owned);
   EXPECT_EQ(m[0].members[1].name, "web-p");
   EXPECT_EQ(m[0].running, 1);
-  EXPECT_EQ(m[0].stopped, 0);  // paused is neither
+  EXPECT_EQ(m[0].stopped, 0);
+  EXPECT_EQ(m[0].count[static_cast<int>(MemberState::kPaused)], 1);
+  EXPECT_EQ(m[0].active(), 2);  // paused counts towards max
   ASSERT_EQ(m[1].members.size(), 2u);
   EXPECT_EQ(m[1].members[0].name, "web-api-1");
   EXPECT_EQ(m[1].members[1].name, "zzz");
-  EXPECT_TRUE(m[1].members[1].created);
+  EXPECT_TRUE(m[1].members[1].owned);
   EXPECT_EQ(m[1].running, 1);
   EXPECT_EQ(m[1].stopped, 1);
   EXPECT_TRUE(IndexMembers(rules, nullptr)[0].members.empty());
@@ -58,16 +60,17 @@ TEST(Planner, ScaleUpStartsWarmPoolFirstThenCreates) {
       r, {Dom("web-1", DomainState::kRunning, 0.5, 10), Dom("web-2", DomainState::kShutoff, {}, 20),
           Dom("web-3", DomainState::kCrashed, {}, 30), Dom("web-x", DomainState::kShutoff)});
   Plan p = PlanScaleUp(r, m, 4);
+  // A crashed member is not warm pool: it is active ("other") and stays for whoever handles it.
   EXPECT_EQ(Domains(p),
-            (std::vector<std::string>{"start:web-3", "start:web-2", "start:web-x", "create:"}));
+            (std::vector<std::string>{"start:web-2", "start:web-x", "create:", "create:"}));
   EXPECT_EQ(p.operations[3].template_path, "/t/web.xml");
   EXPECT_EQ(p.operations[3].group, "web");
   EXPECT_TRUE(p.shortfall.empty());
 
   r.template_path.clear();
   p = PlanScaleUp(r, m, 4);
-  EXPECT_EQ(p.operations.size(), 3u);
-  EXPECT_EQ(p.shortfall, "3 of 4 planned: no stopped member left and the group has no template");
+  EXPECT_EQ(p.operations.size(), 2u);
+  EXPECT_EQ(p.shortfall, "2 of 4 planned: no stopped member left and the group has no template");
 }
 
 TEST(Planner, ScaleDownPicksNewestCreatedAndStopsAdoptedLast) {
@@ -90,10 +93,51 @@ TEST(Planner, DeleteNeverTouchesAdoptedDomains) {
       r, {Dom("web-a", DomainState::kRunning, 0.5), Dom("web-1", DomainState::kRunning, 0.5, 300)});
   Plan p = PlanScaleDown(r, m, 2);
   EXPECT_EQ(Domains(p), (std::vector<std::string>{"delete:web-1"}));
-  EXPECT_NE(p.shortfall.find("adopted domains are never deleted"), std::string::npos);
+  EXPECT_NE(p.shortfall.find("adopted domains and copies are never deleted"), std::string::npos);
 
   auto only_adopted = MembersOf(r, {Dom("web-a", DomainState::kRunning, 0.5)});
   EXPECT_TRUE(PlanScaleDown(r, only_adopted, 1).operations.empty());
+}
+
+TEST(Membership, EveryStateIsCountedAndOnlyStoppedIsInactive) {
+  GroupRule r = CpuRule();
+  auto m = MembersOf(
+      r, {Dom("web-1", DomainState::kRunning, 0.5, 1), Dom("web-2", DomainState::kPaused, {}, 2),
+          Dom("web-3", DomainState::kShutdown, {}, 3), Dom("web-4", DomainState::kCrashed, {}, 4),
+          Dom("web-5", DomainState::kPmSuspended, {}, 5),
+          Dom("web-6", DomainState::kBlocked, {}, 6), Dom("web-7", DomainState::kShutoff, {}, 7)});
+  EXPECT_EQ(m.count[static_cast<int>(MemberState::kRunning)], 1);
+  EXPECT_EQ(m.count[static_cast<int>(MemberState::kPaused)], 1);
+  EXPECT_EQ(m.count[static_cast<int>(MemberState::kOther)], 4);
+  EXPECT_EQ(m.count[static_cast<int>(MemberState::kStopped)], 1);
+  EXPECT_EQ(m.active(), 6);
+  // Only running members are stopped or deleted; the others are someone else's business.
+  EXPECT_EQ(Domains(PlanScaleDown(r, m, 6)), (std::vector<std::string>{"stop:web-1"}));
+}
+
+// DESIGN.md "Ownership": a copy carries the metadata but not its own UUID.
+TEST(Membership, CopyWithTheOriginalsMetadataIsAdoptedNotOwned) {
+  GroupRule r = CpuRule();
+  r.down_action = DownAction::kDelete;
+  DomainStats original = Dom("web-3", DomainState::kRunning, 0.5, 300);
+  DomainStats copy = original;
+  copy.name = "web-3-copy";
+  copy.uuid = "5f1e0c9a-0000-4000-8000-000000000001";  // libvirt gave the copy its own
+  DomainStats legacy = Dom("web-old", DomainState::kRunning, 0.5, 100);
+  legacy.metadata->uuid.clear();  // created by 0.1.0: no recorded UUID
+  DomainStats upper = Dom("web-up", DomainState::kRunning, 0.5, 200);
+  upper.metadata->uuid = "UUID-WEB-UP";  // recorded in another case: still the same UUID
+  auto m = MembersOf(r, {original, copy, legacy, upper});
+  ASSERT_EQ(m.members.size(), 4u);
+  for (const Member& member : m.members) {
+    EXPECT_EQ(member.owned, member.name == "web-3" || member.name == "web-up") << member.name;
+  }
+  EXPECT_EQ(Domains(PlanScaleDown(r, m, 4)),
+            (std::vector<std::string>{"delete:web-3", "delete:web-up"}));
+  r.down_action = DownAction::kStop;  // copies may be started and stopped like adopted members
+  EXPECT_EQ(
+      Domains(PlanScaleDown(r, m, 4)),
+      (std::vector<std::string>{"stop:web-3", "stop:web-up", "stop:web-old", "stop:web-3-copy"}));
 }
 
 }  // namespace

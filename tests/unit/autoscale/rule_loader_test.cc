@@ -166,7 +166,7 @@ TEST_F(RuleLoaderTest, SemanticChecks) {
                 "DIR/rules/b.yml:5: groups[0].on_missing_data: expected hold, scale_up or "
                 "scale_down, got \"panic\"",
                 "DIR/rules/b.yml:7: groups[0].scale_up.step: expected a positive count or a "
-                "percentage like \"50%\", got \"0\"",
+                "percentage like \"50%\" (at most 1000000), got \"0\"",
                 "DIR/rules/b.yml:9: groups[0].scale_up.when[0].metric: unknown source \"nope\" "
                 "(configured: jobs, spool)",
                 "DIR/rules/b.yml:10: groups[0].scale_up.when[1].metric: expected cpu, memory or "
@@ -180,11 +180,11 @@ TEST_F(RuleLoaderTest, SemanticChecks) {
                 "DIR/rules/b.yml:14: groups[0].scale_up.when[5]: needs one of above, below, "
                 "per_member_above, per_member_below",
                 "DIR/rules/b.yml:16: groups[0].scale_down.step: expected a positive count or a "
-                "percentage like \"50%\", got \"x%\"",
+                "percentage like \"50%\" (at most 1000000), got \"x%\"",
                 "DIR/rules/b.yml:17: groups[0].scale_down.action: expected stop or delete, got "
                 "\"destroy\"",
-                "DIR/rules/b.yml:18: groups[1].name: must match [A-Za-z0-9_.-]+ (it names the "
-                "group's domains), got \"bad name\"",
+                "DIR/rules/b.yml:18: groups[1].name: must match [A-Za-z0-9_.-]+ and be at most 64 "
+                "characters (it names the group's domains), got \"bad name\"",
             }));
 }
 
@@ -197,14 +197,15 @@ TEST_F(RuleLoaderTest, MissingKeysAndTargetConflicts) {
     scale_up:
       when: [{metric: cpu, above: 0.5}]
 )");
-  EXPECT_EQ(Messages(),
-            (std::vector<std::string>{
-                "DIR/rules/c.yml:2: groups[0].name: missing required key",
-                "DIR/rules/c.yml:2: groups[0].max: missing required key",
-                "DIR/rules/c.yml:5: groups[1].target.per_member_target: must be a positive number",
-                "DIR/rules/c.yml:5: groups[1].target: cannot be combined with scale_up.when / "
-                "scale_down.when conditions",
-            }));
+  EXPECT_EQ(
+      Messages(),
+      (std::vector<std::string>{
+          "DIR/rules/c.yml:2: groups[0].name: missing required key",
+          "DIR/rules/c.yml:2: groups[0].max: missing required key",
+          "DIR/rules/c.yml:5: groups[1].target.per_member_target: must be a number in [1e-6, 2^53]",
+          "DIR/rules/c.yml:5: groups[1].target: cannot be combined with scale_up.when / "
+          "scale_down.when conditions",
+      }));
 }
 
 TEST_F(RuleLoaderTest, TemplateMustExistAndBeADomain) {

@@ -94,7 +94,7 @@ TEST(Simulation, FiresAfterForThenCreatesAndCoolsDown) {
   EXPECT_EQ(s->decision->outcome, Outcome::kScaleUp);
   ASSERT_EQ(s->decision->actions.size(), 1u);
   EXPECT_EQ(s->decision->actions[0].operation.kind, Operation::Kind::kCreate);
-  EXPECT_EQ(s->decision->actions[0].result, "ok");
+  EXPECT_EQ(s->decision->actions[0].result, ActionResult::kOk);
   EXPECT_EQ(s->decision->actions[0].domain, "web-2");
   EXPECT_EQ(s->running_before, 1);
   EXPECT_EQ(s->running, 2);
