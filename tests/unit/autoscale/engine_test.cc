@@ -1,5 +1,6 @@
 #include "autoscale/engine.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -327,6 +328,109 @@ TEST_F(EngineTest, ExportsGroupFamiliesWithHelp) {
   for (const auto& m : by_name.at("virtscale_group_condition_state")->metric)
     states.push_back(m.gauge.value);
   EXPECT_EQ(states, (std::vector<double>{0, 1, 0}));  // cpu up, jobs up (pending), cpu down
+}
+
+// Every timer is monotonic: an NTP step of an hour either way changes no
+// `for`, cooldown or backoff. The same ticks run twice, once with wall steps.
+TEST_F(EngineTest, WallClockStepsChangeNoTimer) {
+  auto run = [&](bool step_wall) {
+    FakeActuator fake;
+    FakeClock clock(At(0));
+    EngineOptions o = Options();
+    o.clock = &clock;
+    Engine engine(fake, o);
+    GroupRule r = CpuRule(1, 6);
+    r.scale_up.cooldown = seconds(60);
+    r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8, /*for_s=*/30)};
+    r.scale_down.cooldown = seconds(120);
+    r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2, /*for_s=*/40)};
+    engine.SetRules(Rules({r}));
+    std::vector<std::string> seen;
+    for (int t = 0; t <= 400; t += 10) {
+      if (step_wall && t == 50) clock.StepWall(std::chrono::hours(1));
+      if (step_wall && t == 150) clock.StepWall(-std::chrono::hours(2));
+      if (step_wall && t == 250) clock.StepWall(std::chrono::hours(1));
+      fake.set_fail(t == 150);  // one failure: a backoff of 20s
+      const double cpu = t < 200 ? 0.95 : 0.05;
+      const Instant now = clock.Now();
+      engine.Tick(Snap(now, Running(2, cpu)), {}, now);
+      engine.WaitIdle();
+      clock.Advance(seconds(10));
+      const auto d = engine.DecisionsJson(1)[0];
+      seen.push_back(fmt::format("{} {} {} {}", t, d["outcome"].get<std::string>(),
+                                 d.value("held_by", ""), d["actions"].size()));
+    }
+    return seen;
+  };
+  const std::vector<std::string> steady = run(false);
+  const std::vector<std::string> stepped = run(true);
+  EXPECT_EQ(steady, stepped);
+  // The run exercised what it claims: a pending `for`, an action, a cooldown and a backoff.
+  auto count = [&](const std::string& what) {
+    return std::count_if(steady.begin(), steady.end(),
+                         [&](const std::string& l) { return l.find(what) != std::string::npos; });
+  };
+  EXPECT_GT(count("scale_up  1"), 0);
+  EXPECT_GT(count("cooldown"), 0);
+  EXPECT_GT(count("backoff"), 0);
+  EXPECT_GT(count("scale_down  1"), 0);
+}
+
+TEST_F(EngineTest, StampsTheScaleTimeOnTheMembersLeftAfterTheAction) {
+  Engine engine(actuator, Options());
+  GroupRule r = FastRule(0, 4);
+  r.down_action = DownAction::kDelete;
+  engine.SetRules(Rules({r}));
+  TickAt(engine, 0, Running(2, 0.95));   // creates one: web-new1
+  TickAt(engine, 10, Running(3, 0.05));  // deletes the newest: web-3
+  auto stamps = actuator.stamps();
+  ASSERT_EQ(stamps.size(), 2u);
+  EXPECT_EQ(stamps[0].direction, Direction::kUp);
+  EXPECT_EQ(stamps[0].domains, (std::vector<std::string>{"web-1", "web-2", "web-new1"}));
+  EXPECT_EQ(stamps[0].unix_seconds, 1'700'000'000);
+  EXPECT_EQ(stamps[1].direction, Direction::kDown);
+  EXPECT_EQ(stamps[1].domains, (std::vector<std::string>{"web-1", "web-2"}));
+  EXPECT_EQ(stamps[1].unix_seconds, 1'700'000'010);
+  // A failed action changed nothing: no stamp.
+  actuator.set_fail(true);
+  TickAt(engine, 20, Running(2, 0.95));
+  EXPECT_EQ(actuator.stamps().size(), 2u);
+}
+
+// Operations of one job run side by side: a slow one does not delay the rest.
+TEST_F(EngineTest, RunsAJobsOperationsInParallel) {
+  struct GateActuator : FakeActuator {
+    std::mutex mu;
+    std::condition_variable cv;
+    int inside = 0;
+    int most = 0;
+    OperationResult Execute(const Operation& op) override {
+      std::unique_lock lock(mu);
+      most = std::max(most, ++inside);
+      cv.notify_all();
+      // Waits until a second operation is inside too (or gives up after 5 s).
+      cv.wait_for(lock, std::chrono::seconds(5), [&] { return inside >= 2; });
+      --inside;
+      lock.unlock();
+      return FakeActuator::Execute(op);
+    }
+  } gate;
+  Engine engine(gate, Options());
+  GroupRule r = FastRule(4, 8);
+  engine.SetRules(Rules({r}));
+  engine.Tick(Snap(At(0), Running(1, 0.5)), {}, At(0));  // below min: 3 creates
+  engine.WaitIdle();
+  EXPECT_EQ(gate.calls().size(), 3u);
+  EXPECT_GE(gate.most, 2);
+}
+
+TEST_F(EngineTest, ShutdownCancelsTheActuatorOnce) {
+  {
+    Engine engine(actuator, Options());
+    engine.Shutdown();
+    engine.Shutdown();  // idempotent
+  }
+  EXPECT_EQ(actuator.cancels(), 1);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // Builders shared by the evaluator, planner and engine tests: snapshots of
 // hand-made domains on a fake clock, rules written in code, and an Actuator
 // that records every call.
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -101,6 +102,25 @@ class FakeActuator : public Actuator {
     }
     return r;
   }
+  std::string RecordScaleTime(const std::string& group, Direction direction, int64_t unix_seconds,
+                              const std::vector<std::string>& domains) override {
+    std::lock_guard lock(mu_);
+    stamps_.push_back({group, direction, unix_seconds, domains});
+    return "";
+  }
+  void Cancel() override { cancels_.fetch_add(1); }
+
+  struct Stamp {
+    std::string group;
+    Direction direction;
+    int64_t unix_seconds;
+    std::vector<std::string> domains;
+  };
+  std::vector<Stamp> stamps() const {
+    std::lock_guard lock(mu_);
+    return stamps_;
+  }
+  int cancels() const { return cancels_.load(); }
   std::vector<Operation> calls() const {
     std::lock_guard lock(mu_);
     return calls_;
@@ -113,6 +133,8 @@ class FakeActuator : public Actuator {
  private:
   mutable std::mutex mu_;
   std::vector<Operation> calls_;
+  std::vector<Stamp> stamps_;
+  std::atomic<int> cancels_{0};
   bool fail_ = false;
 };
 

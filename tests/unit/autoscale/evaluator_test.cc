@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <random>
 
 #include "engine_test_util.h"
@@ -565,6 +567,194 @@ TEST(Evaluator, RandomInputsNeverLeaveBounds) {
       if (u(rng) < 0.05) world.begin()->second.first = false;
     }
   }
+}
+
+// Absurd readings never act: every metric kind and every condition kind is fed
+// each value; a sane value that would act is the control.
+TEST(Evaluator, AbsurdReadingsNeverAct) {
+  const double absurd[] = {1e300, -500, std::nan(""), std::numeric_limits<double>::infinity(),
+                           9223372036854775808.0 /* 2^63 */};
+  struct Case {
+    std::string name;
+    GroupRule rule;
+    bool member_metric;  // fed as every member's value, else as source "q"
+    MetricKind kind;
+    double sane;  // a value that acts
+  };
+  auto source_rule = [](Comparison cmp, double threshold, bool up) {
+    GroupRule r = CpuRule(1, 10);
+    r.scale_up.when.clear();
+    r.scale_down.when.clear();
+    (up ? r.scale_up : r.scale_down)
+        .when.push_back(Cond(MetricKind::kSource, cmp, threshold, 0, Aggregate::kAvg, "q"));
+    return r;
+  };
+  auto member_rule = [](MetricKind kind, Comparison cmp, double threshold, Aggregate agg, bool up) {
+    GroupRule r = CpuRule(1, 10);
+    r.scale_up.when.clear();
+    r.scale_down.when.clear();
+    (up ? r.scale_up : r.scale_down).when.push_back(Cond(kind, cmp, threshold, 0, agg));
+    return r;
+  };
+  auto target_rule = [](MetricKind kind, double per_member) {
+    GroupRule r = CpuRule(1, 10);
+    r.scale_up.when.clear();
+    r.scale_down.when.clear();
+    TargetTracking t;
+    t.metric.kind = kind;
+    if (kind == MetricKind::kSource) t.metric.source = "q";
+    t.per_member_target = per_member;
+    r.target = t;
+    return r;
+  };
+  std::vector<Case> cases;
+  for (MetricKind kind : {MetricKind::kCpu, MetricKind::kMemory}) {
+    const std::string k = kind == MetricKind::kCpu ? "cpu" : "memory";
+    for (Aggregate agg : {Aggregate::kAvg, Aggregate::kMax, Aggregate::kMin, Aggregate::kSum}) {
+      cases.push_back({k + " above " + AggregateName(agg),
+                       member_rule(kind, Comparison::kAbove, 0.8, agg, true), true, kind, 0.9});
+      cases.push_back({k + " below " + AggregateName(agg),
+                       member_rule(kind, Comparison::kBelow, 0.2, agg, false), true, kind, 0.05});
+    }
+    cases.push_back({k + " target", target_rule(kind, 0.5), true, kind, 0.9});
+  }
+  cases.push_back({"source above", source_rule(Comparison::kAbove, 100, true), false,
+                   MetricKind::kSource, 1000});
+  cases.push_back(
+      {"source below", source_rule(Comparison::kBelow, 20, false), false, MetricKind::kSource, 1});
+  cases.push_back({"source per_member_above", source_rule(Comparison::kPerMemberAbove, 100, true),
+                   false, MetricKind::kSource, 1000});
+  cases.push_back({"source per_member_below", source_rule(Comparison::kPerMemberBelow, 20, false),
+                   false, MetricKind::kSource, 3});
+  cases.push_back(
+      {"source target", target_rule(MetricKind::kSource, 50), false, MetricKind::kSource, 1000});
+
+  auto members = [](MetricKind kind, std::optional<double> v) {
+    std::vector<DomainStats> doms = Running(3, 0.5);
+    for (DomainStats& d : doms) {
+      if (kind == MetricKind::kCpu) d.cpu_utilization = v;
+      if (kind == MetricKind::kMemory) d.memory_utilization = v;
+    }
+    return doms;
+  };
+  int checked = 0;
+  for (const Case& c : cases) {
+    for (std::optional<double> value : {std::optional<double>(c.sane)}) {
+      Harness h{c.rule};
+      h.rule.scale_up.cooldown = h.rule.scale_down.cooldown = seconds(0);
+      if (!c.member_metric) h.sources["q"].value = value;
+      auto e = h.StepAt(0, members(c.kind, c.member_metric ? value : 0.5));
+      EXPECT_FALSE(e.decision.actions.empty()) << c.name << ": the control must act";
+    }
+    for (double v : absurd) {
+      Harness h{c.rule};
+      h.rule.scale_up.cooldown = h.rule.scale_down.cooldown = seconds(0);
+      if (!c.member_metric) h.sources["q"].value = v;
+      for (int t = 0; t <= 60; t += 10) {
+        auto e = h.StepAt(t, members(c.kind, c.member_metric ? std::optional<double>(v) : 0.5));
+        EXPECT_TRUE(e.decision.actions.empty())
+            << c.name << " fed " << v << ": " << e.decision.reason;
+        EXPECT_EQ(e.decision.held_by, HeldBy::kMissingData) << c.name << " fed " << v;
+        EXPECT_EQ(e.decision.desired, 3) << c.name << " fed " << v;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, static_cast<int>(cases.size()) * 5 * 7);
+}
+
+TEST(Evaluator, ImplausibleReadingsSayWhy) {
+  EXPECT_EQ(ImplausibleReading(0.5, ReadingUse::kUtilization), std::nullopt);
+  EXPECT_EQ(ImplausibleReading(1.0, ReadingUse::kUtilization), std::nullopt);
+  EXPECT_EQ(*ImplausibleReading(1.5, ReadingUse::kUtilization), "is 1.5, outside 0..1");
+  EXPECT_EQ(*ImplausibleReading(-500, ReadingUse::kCount), "is -500, negative");
+  EXPECT_EQ(*ImplausibleReading(std::nan(""), ReadingUse::kCount), "is not a finite number");
+  EXPECT_EQ(ImplausibleReading(9007199254740992.0, ReadingUse::kCount), std::nullopt);
+  EXPECT_EQ(*ImplausibleReading(1e300, ReadingUse::kCount), "is 1e+300, beyond 2^53");
+}
+
+TEST(Evaluator, ClampedSizeIsOverflowSafe) {
+  EXPECT_EQ(ClampedSize(1e300, 0, 6), 6);
+  EXPECT_EQ(ClampedSize(-1e300, 1, 6), 1);
+  EXPECT_EQ(ClampedSize(std::numeric_limits<double>::infinity(), 0, 6), 6);
+  EXPECT_EQ(ClampedSize(std::nan(""), 2, 6), 2);
+  EXPECT_EQ(ClampedSize(4, 0, 6), 4);
+}
+
+// max: 1000000 and one spike plan at most HPA's default: max(4, 100% of active) per 15 s.
+TEST(Evaluator, ARateLimitCapsEachDirection) {
+  GroupRule r = CpuRule(1, 1'000'000);
+  r.scale_up.cooldown = r.scale_down.cooldown = seconds(0);
+  TargetTracking t;
+  t.metric.kind = MetricKind::kSource;
+  t.metric.source = "jobs";
+  t.per_member_target = 1;
+  r.target = t;
+  Harness h{r};
+  h.sources["jobs"].value = 1e12;
+  auto e = h.StepAt(0, Running(3, 0.5));
+  EXPECT_EQ(e.decision.actions.size(), 4u) << e.decision.reason;
+  e = h.StepAt(5, Running(7, 0.5));  // same 15 s window: 4 used of max(4, 100% of 3)
+  EXPECT_EQ(e.decision.held_by, HeldBy::kRateLimit) << e.decision.reason;
+  e = h.StepAt(15, Running(7, 0.5));  // a new window: 100% of 7
+  EXPECT_EQ(e.decision.actions.size(), 7u) << e.decision.reason;
+
+  h.rule.scale_down.rate_limit = {.members = 1, .percent = 0, .period = seconds(60)};
+  h.sources["jobs"].value = 0;
+  e = h.StepAt(30, Running(14, 0.5));
+  EXPECT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  e = h.StepAt(60, Running(13, 0.5));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kRateLimit);
+  EXPECT_NE(e.decision.reason.find("scale_down rate limit max(1, 0%) per 1m used up"),
+            std::string::npos)
+      << e.decision.reason;
+}
+
+// After a restart the GroupState is empty; the scale stamps on the members
+// still date the last action in each direction.
+TEST(Evaluator, CooldownsRunFromScaleStampsAfterARestart) {
+  GroupRule r = CpuRule(1, 10);
+  r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
+  r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2)};
+  const int64_t t0 = std::chrono::duration_cast<seconds>(T0().wall.time_since_epoch()).count();
+  auto members = [&](double cpu, int64_t up_ago, int64_t down_ago) {
+    std::vector<DomainStats> doms = Running(2, cpu);
+    for (DomainStats& d : doms) d.metadata->created_at_unix = t0 - 86400;
+    doms[1].scale_stamp = ScaleStamp{"web", t0 - up_ago, t0 - down_ago};
+    return doms;
+  };
+  Harness down{r};
+  auto e = down.StepAt(0, members(0.1, 3600, 30));  // stopped a member 30 s ago
+  EXPECT_EQ(e.decision.held_by, HeldBy::kCooldown) << e.decision.reason;
+  EXPECT_NE(e.decision.reason.find("1m30s left"), std::string::npos) << e.decision.reason;
+  Harness up{r};
+  e = up.StepAt(0, members(0.9, 20, 3600));  // started one 20 s ago: up cooldown 60 s
+  EXPECT_EQ(e.decision.held_by, HeldBy::kCooldown) << e.decision.reason;
+  EXPECT_NE(e.decision.reason.find("40s left"), std::string::npos) << e.decision.reason;
+  Harness other_group{r};  // a stamp of another group is not this group's action
+  auto doms = members(0.9, 20, 3600);
+  doms[1].scale_stamp->group = "api";
+  EXPECT_EQ(other_group.StepAt(0, doms).decision.outcome, Outcome::kScaleUp);
+  Harness future{r};  // a stamp an hour ahead (the clock went back) is not trusted
+  EXPECT_EQ(future.StepAt(0, members(0.9, -3600, 3600)).decision.outcome, Outcome::kScaleUp);
+}
+
+// Bounds count every active member: paused ones take room under max.
+TEST(Evaluator, PausedMembersCountTowardsMax) {
+  GroupRule r = CpuRule(1, 3);
+  r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
+  r.scale_up.cooldown = seconds(0);
+  Harness h{r};
+  std::vector<DomainStats> doms = Running(2, 0.95);
+  doms.push_back(Dom("web-3", DomainState::kPaused, {}, 1003));
+  auto e = h.StepAt(0, doms);
+  EXPECT_EQ(e.decision.held_by, HeldBy::kBoundMax) << e.decision.reason;
+  EXPECT_EQ(e.decision.active, 3);
+  EXPECT_EQ(e.decision.by_state_count[static_cast<int>(MemberState::kPaused)], 1);
+  const auto j = e.decision.ToJson();
+  EXPECT_EQ(j["members"]["paused"], 1);
+  EXPECT_EQ(j["members"]["by_state"]["paused"], nlohmann::json::array({"web-3"}));
+  EXPECT_EQ(j["members"]["by_state"]["running"], nlohmann::json::array({"web-1", "web-2"}));
 }
 
 }  // namespace
