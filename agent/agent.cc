@@ -208,7 +208,7 @@ class Agent {
       last_sequence = snapshot->sequence;
       const Instant now = SystemClock().Now();
       try {
-        engine_.Tick(snapshot, CurrentSources()->Readings(now.wall), now, connection_.generation());
+        engine_.Tick(snapshot, CurrentSources()->Readings(now), now, connection_.generation());
       } catch (const std::exception& e) {
         LogError("rule evaluation failed", {{"err", e.what()}});
       }

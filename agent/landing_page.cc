@@ -38,7 +38,7 @@ std::string RenderLandingPage(const std::string& version, const std::string& uri
     html += "<p>No scaling groups configured.</p>";
   } else {
     html +=
-        "<table><tr><th>Group</th><th>Running</th><th>Stopped</th><th>Desired</th>"
+        "<table><tr><th>Group</th><th>Running</th><th>Stopped</th><th>Active</th><th>Desired</th>"
         "<th>Min</th><th>Max</th><th>Members</th><th>Last decision</th></tr>";
     for (const auto& g : groups) {
       std::string members;
@@ -46,10 +46,17 @@ std::string RenderLandingPage(const std::string& version, const std::string& uri
         for (const auto& m : g["members"]) {
           if (!members.empty()) members += ", ";
           members += Cell(m.is_object() && m.contains("name") ? m["name"] : m);
+          // The state and ownership say what virtscale may do with the member.
+          if (m.is_object() && m.contains("state")) {
+            members += " (" + Cell(m["state"]);
+            if (m.value("owned", false)) members += ", owned";
+            members += ")";
+          }
         }
       html += "<tr><td>" + Cell(g.value("name", nlohmann::json())) + "</td><td>" +
               Cell(g.value("running", nlohmann::json())) + "</td><td>" +
               Cell(g.value("stopped", nlohmann::json())) + "</td><td>" +
+              Cell(g.value("active", nlohmann::json())) + "</td><td>" +
               Cell(g.value("desired", nlohmann::json())) + "</td><td>" +
               Cell(g.value("min", nlohmann::json())) + "</td><td>" +
               Cell(g.value("max", nlohmann::json())) + "</td><td>" + members + "</td><td>" +

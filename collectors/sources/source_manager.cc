@@ -5,11 +5,12 @@
 #include <thread>
 
 #include "collectors/sources/poll.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 namespace virtscale {
 
-using SystemClock = std::chrono::system_clock;
+using WallClock = std::chrono::system_clock;
 
 struct SourceManager::Source {
   explicit Source(SourceConfig c) : config(std::move(c)) {}
@@ -22,15 +23,16 @@ struct SourceManager::Source {
   std::condition_variable wake;
   bool stopping = false;
   std::optional<double> value;  // last good value, kept while polls fail
-  SystemClock::time_point last_success{};
+  WallClock::time_point last_success{};  // for display
+  MonoTime last_success_mono{};            // for staleness: a wall clock step changes nothing
   uint64_t polls = 0;
   bool last_ok = false;
   SourceError last_error;
   std::map<std::string, uint64_t> errors;  // by reason
 
   // Requires `mu`.
-  bool Fresh(SystemClock::time_point now) const {
-    return value && now - last_success <= config.stale_after;
+  bool Fresh(MonoTime now) const {
+    return value && now - last_success_mono <= config.stale_after;
   }
 };
 
@@ -51,14 +53,14 @@ std::vector<const char*> ReasonsOf(SourceType type) {
   return {};
 }
 
-void Record(SourceManager::Source& s, const SourceResult<double>& result,
-            SystemClock::time_point now) {
+void Record(SourceManager::Source& s, const SourceResult<double>& result, Instant now) {
   const bool was_ok = s.last_ok;
   const std::string old_reason = s.polls == 0 ? "" : s.last_error.reason;
   ++s.polls;
   if (result.ok()) {
     s.value = result.value();
-    s.last_success = now;
+    s.last_success = now.wall;
+    s.last_success_mono = now.mono;
     s.last_ok = true;
     s.last_error = {};
     if (!was_ok && s.polls > 1) LogInfo("source recovered", {{"source", s.config.name}});
@@ -80,20 +82,20 @@ void Run(SourceManager::Source& s) {
     SourceResult<double> result = PollSource(s.config, &s.canceller);
     std::unique_lock lock(s.mu);
     if (s.stopping) return;  // a cancelled request is not an error of the source
-    Record(s, result, SystemClock::now());
+    Record(s, result, SystemClock().Now());
     // Fixed rate; after a poll slower than the interval, the next one starts at once.
     next = std::max(next + s.config.interval, std::chrono::steady_clock::now());
     if (s.wake.wait_until(lock, next, [&] { return s.stopping; })) return;
   }
 }
 
-SourceReading ReadingOf(const SourceManager::Source& s, SystemClock::time_point now) {
+SourceReading ReadingOf(const SourceManager::Source& s, MonoTime now) {
   SourceReading r;
   r.last_success = s.last_success;
   if (s.Fresh(now)) {
     r.value = s.value;
   } else if (s.value) {
-    const auto age = std::chrono::duration_cast<std::chrono::seconds>(now - s.last_success);
+    const auto age = std::chrono::duration_cast<std::chrono::seconds>(now - s.last_success_mono);
     r.error = "stale: last success " + std::to_string(age.count()) + "s ago";
     if (!s.last_ok) r.error += "; last error: " + s.last_error.ToString();
   } else if (s.polls > 0) {
@@ -149,11 +151,23 @@ void SourceManager::Stop() {
   }
 }
 
-SourceReadings SourceManager::Readings(SystemClock::time_point now) const {
+SourceReadings SourceManager::Readings(Instant now) const {
   SourceReadings out;
   for (const auto& s : sources_) {
     std::lock_guard lock(s->mu);
-    out.emplace(s->config.name, ReadingOf(*s, now));
+    out.emplace(s->config.name, ReadingOf(*s, now.mono));
+  }
+  return out;
+}
+
+SourceReadings SourceManager::Readings(WallClock::time_point now) const {
+  SourceReadings out;
+  for (const auto& s : sources_) {
+    std::lock_guard lock(s->mu);
+    // Each source's own pair of success times maps wall to monotonic exactly.
+    const Instant at_success{s->last_success_mono, s->last_success};
+    const MonoTime mono = s->polls > 0 ? at_success.MonoOf(now) : std::chrono::steady_clock::now();
+    out.emplace(s->config.name, ReadingOf(*s, mono));
   }
   return out;
 }
@@ -188,7 +202,7 @@ void SourceManager::AppendFamilies(std::vector<prometheus::MetricFamily>& out) c
                                   "Failed polls of the source, by reason.",
                                   MetricType::Counter,
                                   {}};
-  const auto now = SystemClock::now();
+  const MonoTime now = std::chrono::steady_clock::now();
   for (const auto& s : sources_) {
     std::lock_guard lock(s->mu);
     const std::string& name = s->config.name;

@@ -6,7 +6,7 @@
 //
 //   SourceManager sources(DecodeSources(root["sources"], dir, diags));
 //   sources.Start();
-//   SourceReadings now = sources.Readings(std::chrono::system_clock::now());
+//   SourceReadings now = sources.Readings(SystemClock().Now());
 //   if (now["jobs"].value) Use(*now["jobs"].value); else Explain(now["jobs"].error);
 //   sources.AppendFamilies(families);   // virtscale_source_* series for /metrics
 //   sources.Stop();                      // also done by the destructor
@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "collectors/sources/reading.h"
+#include "common/clock.h"
 #include "collectors/sources/source_config.h"
 
 namespace virtscale {
@@ -45,6 +46,10 @@ class SourceManager {
   void Stop();
 
   // One reading per configured source, judged fresh or stale at `now`.
+  // Staleness runs on the monotonic clock (common/clock.h).
+  SourceReadings Readings(Instant now) const;
+  // The same at wall time `now`, mapped to the monotonic clock through each
+  // source's last success (tests move time this way).
   SourceReadings Readings(std::chrono::system_clock::time_point now) const;
   // Appends the virtscale_source_* families, judged at the current time.
   void AppendFamilies(std::vector<prometheus::MetricFamily>& out) const;
