@@ -309,7 +309,8 @@ nlohmann::json Engine::GroupsJson() const {
               {"state", MemberStateName(m.state)},
               {"domain_state", DomainStateName(m.domain_state)},
               {"running", m.state == MemberState::kRunning},
-              {"owned", m.owned}};
+              {"owned", m.owned},
+              {"created_by_virtscale", m.owned}};  // 0.1 name of "owned"
       if (m.owned) mj["created_at"] = m.created_at_unix;
       members.push_back(std::move(mj));
     }
