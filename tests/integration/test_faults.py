@@ -214,6 +214,42 @@ def test_stats_call_errors(shim):
         agent.stop()
 
 
+def test_ready_only_after_the_first_sample(shim):
+    # The first sample waits 3 s for slow-1's info call (call_timeout 10 s):
+    # meanwhile the agent serves, is healthy, and is not ready.
+    set_faults("hang slow- 3")
+    cfg = config(hold_group("rg", "slow-"), call_timeout="10s")
+    env = dict(os.environ, VIRTSCALE_FAULTS=FAULTS, LD_PRELOAD=shim,
+               ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+    agent = Agent(BINARY, config=cfg, env=env).start(wait_ready=False)
+    try:
+        t0 = time.time()
+
+        def answers(path):
+            try:
+                return http(agent.url + path, timeout=2)[0]
+            except OSError:
+                return None  # not listening yet
+
+        agent.wait_for(lambda: answers("/-/healthy") == 200, 10, what="healthy")
+        before = []
+        while True:
+            status = answers("/-/ready")
+            if status == 200:
+                break
+            before.append(status)
+            assert time.time() - t0 < 30, "never ready"
+            time.sleep(0.1)
+        took = time.time() - t0
+        assert before and set(before) == {503}, before
+        assert took >= 2, "ready after %.1f s, before the 3 s first sample ended" % took
+        assert values(agent.samples(), "virtscale_samples_total")[0] >= 1
+        print("  /-/ready answered 503 %d times, then 200 after %.1f s" % (len(before), took))
+    finally:
+        set_faults()
+        agent.stop()
+
+
 def test_call_hangs_longer_than_call_timeout(shim):
     set_faults("hang slow- 4")
     cfg = config(hold_group("sg", "slow-"), call_timeout="1s")
@@ -581,7 +617,8 @@ def main():
                 return skip("libvirtd cannot start here")
             tests = [test_libvirtd_frozen_longer_than_call_timeout, test_libvirtd_killed]
         else:
-            tests = [test_stats_call_errors, test_call_hangs_longer_than_call_timeout,
+            tests = [test_stats_call_errors, test_ready_only_after_the_first_sample,
+                     test_call_hangs_longer_than_call_timeout,
                      test_domains_vanish_between_list_and_stats, test_create_from_template_fails,
                      test_garbage_source_data_holds]
             shim = build_shim()
