@@ -11,7 +11,7 @@ Python 3 standard library only. A scenario looks like:
         h.check(m.value("libvirt_up") == 1, "libvirt_up is 1")
 
     if __name__ == "__main__":
-        run(scenario)    # exit 0 pass, 1 fail, 77 skip (libvirtd unavailable)
+        run(scenario)    # exit 0 pass, 1 fail, 77 skip (libvirtd unavailable; 1 under CI=true)
 
 Every domain whose name starts with the harness prefix ("vse2e-") is destroyed and
 undefined in `finally`, whoever made it (the agent creates members too); the agent,
@@ -40,6 +40,11 @@ URI = "qemu:///system"
 PREFIX = "vse2e-"  # every domain an e2e test makes, directly or through the agent
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 METADATA_NS = "http://virtscale.org/xmlns/domain/1.0"
+
+
+def in_ci():
+    """True under CI=true (.ci/run): a Skip fails the test instead of exiting 77."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 class Skip(Exception):
@@ -683,8 +688,14 @@ def run(scenario, description=""):
         if h.failures:
             code = 1
     except Skip as e:
-        log("SKIP: %s" % e)
-        code = SKIP
+        if in_ci():
+            # On the CI machine root, libvirtd and QEMU are there: a skip means breakage.
+            log("FAIL: would skip, but CI=%s: %s" % (os.environ.get("CI"), e))
+            h.failures.append("skipped under CI: %s" % e)
+            code = 1
+        else:
+            log("SKIP: %s" % e)
+            code = SKIP
     except Failure as e:
         log("FAIL: %s" % e)
         h.failures.append(str(e))

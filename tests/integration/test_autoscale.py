@@ -147,9 +147,29 @@ def test_dry_run_changes_nothing():
                               if d["group"] == "q" and d.get("direction") == "up"), None),
                 timeout=30, what="a scale-up decision in dry run")
             assert "dry" in (decision["outcome"] + decision["reason"]).lower(), decision
-            samples = agent.samples()
+            # A real create is asynchronous: it would show only in a later sample.
+            # Wait for three more samples and three more scale-up decisions (1 s
+            # each; a create takes well under one interval on the test driver).
+            first = values(agent.samples(), "virtscale_samples_total")[0]
+
+            def later():
+                ups = [d for d in agent.json("/api/v1/decisions?limit=200")["data"]
+                       if d["group"] == "q" and d.get("direction") == "up"]
+                s = agent.samples()
+                return s if len(ups) >= 4 and values(s, "virtscale_samples_total")[0] >= first + 3 \
+                    else None
+
+            samples = agent.wait_for(later, timeout=30, what="3 more samples and decisions")
             assert values(samples, "libvirt_domains") == [1.0]  # only the driver's "test"
             assert group(agent, "q")["members"] == []
+            assert values(samples, "virtscale_scale_actions_total", group="q", direction="up",
+                          result="ok") == [0.0], "an action reported ok in dry run"
+            assert values(samples, "virtscale_scale_actions_total", group="q", direction="up",
+                          result="dry_run")[0] >= 4
+            # The latest decision still starts from 0 members: nothing was made meanwhile.
+            last = next(d for d in agent.json("/api/v1/decisions?limit=10")["data"]
+                        if d["group"] == "q")
+            assert last["members"] == {"running": 0, "stopped": 0}, last
 
 
 def test_reload_rejects_bad_rules_and_keeps_running_ones():

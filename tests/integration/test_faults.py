@@ -11,7 +11,7 @@ name is taken, the storage pool is full), and a queue source that reads garbage.
 
 Daemon faults (--daemon, ctest label e2e) run against a real libvirtd that the
 test starts for itself (a session daemon as user nobody on a private socket,
-serving the test driver; exit 77 when it cannot start): libvirtd killed with
+serving the test driver; exit 77 when it cannot start, 1 under CI=true): libvirtd killed with
 SIGKILL, and libvirtd frozen with SIGSTOP for longer than call_timeout.
 
   test_faults.py BINARY [--daemon]
@@ -26,14 +26,13 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SOURCE_DIR, Agent, http, parse_metrics, run_tests, values  # noqa: E402
+from harness import SOURCE_DIR, Agent, http, parse_metrics, run_tests, skip, values  # noqa: E402
 
 BINARY = sys.argv[1]
 DAEMON = "--daemon" in sys.argv
 HERE = os.path.dirname(os.path.abspath(__file__))
 TMP = tempfile.mkdtemp(prefix="virtscale-faults-")
 FAULTS = os.path.join(TMP, "faults")
-SKIP = 77
 
 
 def write(name, text):
@@ -215,6 +214,42 @@ def test_stats_call_errors(shim):
         agent.stop()
 
 
+def test_ready_only_after_the_first_sample(shim):
+    # The first sample waits 3 s for slow-1's info call (call_timeout 10 s):
+    # meanwhile the agent serves, is healthy, and is not ready.
+    set_faults("hang slow- 3")
+    cfg = config(hold_group("rg", "slow-"), call_timeout="10s")
+    env = dict(os.environ, VIRTSCALE_FAULTS=FAULTS, LD_PRELOAD=shim,
+               ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+    agent = Agent(BINARY, config=cfg, env=env).start(wait_ready=False)
+    try:
+        t0 = time.time()
+
+        def answers(path):
+            try:
+                return http(agent.url + path, timeout=2)[0]
+            except OSError:
+                return None  # not listening yet
+
+        agent.wait_for(lambda: answers("/-/healthy") == 200, 10, what="healthy")
+        before = []
+        while True:
+            status = answers("/-/ready")
+            if status == 200:
+                break
+            before.append(status)
+            assert time.time() - t0 < 30, "never ready"
+            time.sleep(0.1)
+        took = time.time() - t0
+        assert before and set(before) == {503}, before
+        assert took >= 2, "ready after %.1f s, before the 3 s first sample ended" % took
+        assert values(agent.samples(), "virtscale_samples_total")[0] >= 1
+        print("  /-/ready answered 503 %d times, then 200 after %.1f s" % (len(before), took))
+    finally:
+        set_faults()
+        agent.stop()
+
+
 def test_call_hangs_longer_than_call_timeout(shim):
     set_faults("hang slow- 4")
     cfg = config(hold_group("sg", "slow-"), call_timeout="1s")
@@ -244,18 +279,34 @@ def test_call_hangs_longer_than_call_timeout(shim):
 
 def test_domains_vanish_between_list_and_stats(shim):
     set_faults()
-    # No scaling conditions: members vanishing is a real change, not a reason to act.
+    # A group of the two doomed domains that scales down on near-zero CPU: the test
+    # driver reports ~1 CPU per vCPU for them, so it acts only if the stats of a
+    # listed-then-vanished member were read as 0. Once they are gone the group
+    # is empty and there is nothing to act on.
     cfg = config("""  - name: gg
     template: %s
     members: {name_prefix: "gone-"}
     min: 0
     max: 3
     interval: 1s
+    on_missing_data: hold
+    scale_down:
+      cooldown: 1h
+      action: stop
+      when:
+        - {metric: cpu, aggregate: min, below: 0.01}
 """ % write("good.xml", GOOD_TEMPLATE))
     agent = start(shim, cfg)
     try:
-        agent.wait_for(lambda: {"gone-1", "gone-2"} <= domains_listed(agent.samples()),
-                       what="gone-* listed")
+        s = agent.wait_for(lambda: (lambda s: s if {"gone-1", "gone-2"} <= domains_listed(s) and
+                                    len(values(s, "virtscale_domain_cpu_utilization_ratio",
+                                               domain="gone-2")) == 1 else None)(agent.samples()),
+                           what="gone-* listed with a utilisation")
+        for d in ("gone-1", "gone-2"):
+            cpu = values(s, "virtscale_domain_cpu_utilization_ratio", domain=d)
+            assert cpu and cpu[0] > 0.01, "%s reads %s: the scale-down rule would fire anyway" % (
+                d, cpu)
+        undefined_before = sum(values(s, "virtscale_domain_events_total", event="undefined"))
         scraper = Scraper(agent)
         set_faults("vanish gone-")
         errors_seen = set()
@@ -270,11 +321,19 @@ def test_domains_vanish_between_list_and_stats(shim):
         assert values(s, "libvirt_up") == [1.0]
         time.sleep(2)
         s = agent.samples()
-        assert actions(s, "gg") == 0, "acted on vanished members"
+        assert actions(s, "gg") == 0, "acted on vanished members (read as 0 CPU?): %s" % [
+            (l, v) for n, l, v in s if n == "virtscale_scale_actions_total" and l["group"] == "gg"]
         assert values(s, "virtscale_group_members", group="gg", state="running") == [0.0]
-        undefined = values(s, "virtscale_domain_events_total", event="undefined")
-        print("  vanished domains: errors reported for %s, undefined events %s" % (
-            sorted(errors_seen) or "none (dropped within one sample)", undefined))
+        # A domain that is gone is not a failing one: no error series for it, ever;
+        # its disappearance is counted as an undefine event instead.
+        assert not errors_seen & {"gone-1", "gone-2"}, \
+            "virtscale_domain_errors for vanished domains: %s" % sorted(errors_seen)
+        assert not [l for n, l, _ in s if l.get("domain", "").startswith("gone-")], \
+            "series left behind for vanished domains"
+        undefined = sum(values(s, "virtscale_domain_events_total", event="undefined"))
+        assert undefined - undefined_before == 2, (undefined_before, undefined)
+        print("  vanished domains: no error series, %d undefined events, no action" %
+              (undefined - undefined_before))
         scraper.finish("vanishing domains")
         set_faults()
         assert agent.proc.poll() is None
@@ -342,41 +401,76 @@ def test_create_from_template_fails(shim):
         agent.stop()
 
 
+# Queue file content that is no number -> the reason virtscale_source_errors_total
+# must count it under (None: no file). "-5" is a number and so is not here.
+GARBAGE = [(None, "read"), ("", "parse"), ("abc\n", "parse"), ("NaN\n", "nan"),
+           ("+Inf\n", "inf"), ("1e999\n", "parse"), ("3 4\n", "parse")]
+
+
 def test_garbage_source_data_holds(shim):
     set_faults()
     queue = os.path.join(TMP, "queue")
-    group = """  - name: qg
+    # Two groups that act on any reading at all on their side: qlow scales up on
+    # a queue below 0.5 (garbage read as 0 would trigger it), qhigh on one above
+    # 1000 (+Inf or 1e999 read as infinity would). Neither may act on garbage.
+    template = write("good.xml", GOOD_TEMPLATE)
+    group = ""
+    for name, cond in (("qlow", "below: 0.5"), ("qhigh", "above: 1000")):
+        group += """  - name: %s
     template: %s
     min: 0
     max: 3
     interval: 1s
     on_missing_data: hold
-    target: {metric: "source:q", per_member_target: 1}
     scale_up:
-      cooldown: 1s
-""" % write("good.xml", GOOD_TEMPLATE)
+      cooldown: 1h
+      when:
+        - {metric: "source:q", %s}
+""" % (name, template, cond)
     sources = "sources:\n  q:\n    type: file\n    path: %s\n    interval: 1s\n" % queue
     if os.path.exists(queue):
         os.unlink(queue)
+
+    def errors(s):
+        return {l.get("reason"): v for n, l, v in s
+                if n == "virtscale_source_errors_total" and l.get("source") == "q"}
+
     agent = start(shim, config(group, sources=sources))
     try:
         scraper = Scraper(agent)
-        for content in (None, "", "abc\n", "NaN\n", "+Inf\n", "1e999\n", "-5\n", "3 4\n"):
+        before = errors(agent.samples())
+        for content, reason in GARBAGE:
             if content is None:
                 if os.path.exists(queue):
                     os.unlink(queue)
             else:
                 write("queue", content)
-            time.sleep(2.5)
+            # Wait for this content's error to be counted (1 s polls), then let
+            # the groups evaluate it for a while.
+            s = agent.wait_for(lambda: (lambda s: s if errors(s).get(reason, 0) >= before.get(
+                reason, 0) + 2 else None)(agent.samples()), 15,
+                what="two %r errors for queue content %r" % (reason, content))
+            assert values(s, "virtscale_source_up", source="q") == [0.0], content
+            mid = errors(s)  # from here on every poll reads this content
+            time.sleep(1.5)
             s = agent.samples()
-            assert actions(s, "qg") == 0, "acted on source content %r" % content
-            errs = {l.get("reason"): v for n, l, v in s
-                    if n == "virtscale_source_errors_total" and l.get("source") == "q"}
-            print("  queue file %-10r -> no action; source errors so far %s" % (content, errs))
+            assert actions(s, "qlow") == 0 and actions(s, "qhigh") == 0, \
+                "acted on source content %r" % content
+            after = errors(s)
+            grew = {r for r in after if after[r] > mid.get(r, 0)}
+            assert grew == {reason}, "content %r counted under %s, want only %r" % (
+                content, sorted(grew), reason)
+            print("  queue file %-10r -> no action; %s errors %d -> %d" % (
+                content, reason, before.get(reason, 0), after[reason]))
+            before = after
         scraper.finish("garbage source")
-        write("queue", "2\n")
-        agent.wait_for(lambda: actions(agent.samples(), "qg", "ok") >= 1, 20,
-                       what="scale up once the source reads a number")
+        # The same groups do act on numbers: the holds above were the garbage's doing.
+        write("queue", "0\n")
+        agent.wait_for(lambda: actions(agent.samples(), "qlow", "ok") >= 1, 20,
+                       what="qlow scales up once the source reads 0")
+        write("queue", "5000\n")
+        agent.wait_for(lambda: actions(agent.samples(), "qhigh", "ok") >= 1, 20,
+                       what="qhigh scales up once the source reads 5000")
     finally:
         agent.stop()
 
@@ -517,15 +611,14 @@ def main():
     try:
         if DAEMON:
             if not (shutil.which("libvirtd") and shutil.which("setpriv") and os.getuid() == 0):
-                print("libvirtd (or root to run it as nobody) not available: skipping")
-                return SKIP
+                return skip("libvirtd (or root to run it as nobody) not available")
             shim = PrivateLibvirtd()
             if not shim.start():
-                print("libvirtd cannot start here: skipping")
-                return SKIP
+                return skip("libvirtd cannot start here")
             tests = [test_libvirtd_frozen_longer_than_call_timeout, test_libvirtd_killed]
         else:
-            tests = [test_stats_call_errors, test_call_hangs_longer_than_call_timeout,
+            tests = [test_stats_call_errors, test_ready_only_after_the_first_sample,
+                     test_call_hangs_longer_than_call_timeout,
                      test_domains_vanish_between_list_and_stats, test_create_from_template_fails,
                      test_garbage_source_data_holds]
             shim = build_shim()

@@ -3,7 +3,7 @@
 driver, and every way the Prometheus source can fail holds the group with the
 reason recorded (never read as 0).
 
-  test_queue_prometheus.py BINARY       (exit 77 when prometheus is absent)
+  test_queue_prometheus.py BINARY       (exit 77 when prometheus is absent, 1 under CI=true)
 """
 import http.server
 import json
@@ -15,7 +15,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SOURCE_DIR, Agent, run_tests, values  # noqa: E402
+from harness import SOURCE_DIR, Agent, run_tests, skip, values  # noqa: E402
 import promserver  # noqa: E402
 
 BINARY = sys.argv[1]
@@ -190,7 +190,6 @@ def test_every_prometheus_failure_holds_the_group_with_its_reason():
 
 if __name__ == "__main__":
     if not shutil.which("prometheus") and not os.access("/usr/bin/prometheus", os.X_OK):
-        print("SKIP: prometheus not installed")
-        sys.exit(77)
+        sys.exit(skip("prometheus not installed (scripts/install-deps.sh installs it)"))
     sys.exit(run_tests([test_queue_depth_through_prometheus_scales_up_and_down,
                         test_every_prometheus_failure_holds_the_group_with_its_reason]))

@@ -4,6 +4,7 @@ codes 1 and 2 with readable messages, and simulate replays a CSV history into a
 timeline and a valid SVG plot."""
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,67 @@ def test_shipped_rule_tests_pass():
                   os.path.join(RULE_TESTS, "web.test.yml"))
     assert rc == 0, out
     assert out.count("SUCCESS") == 2, out
+
+
+def test_timeline_flag_prints_every_tests_timeline():
+    path = os.path.join(RULE_TESTS, "demo.test.yml")
+    rc, plain = run("test", "rules", path)
+    assert rc == 0 and "timeline of" not in plain, plain
+    rc, out = run("test", "rules", "--timeline", path)
+    assert rc == 0 and "SUCCESS: 5 test(s)" in out, out
+    names = [l.split("name:", 1)[1].strip() for l in open(path) if l.strip().startswith("- name:")]
+    assert len(names) == 5, names
+    for name in names:
+        assert 'timeline of "%s":' % name in out, (name, out)
+    assert out.count("      summary: ") == 5, out
+    # The first test's timeline, step by step (demo group: 1 -> 4, cooldown 6 s).
+    first = out.split('timeline of "%s":' % names[0])[1].split("timeline of")[0]
+    steps = [" ".join(l.split()[:5]) for l in first.splitlines()
+             if "scale_up" in l and "->" in l and not l.strip().startswith("because")]
+    assert steps == ["+4s scale_up 1 -> 2:", "+10s scale_up 2 -> 3:", "+16s scale_up 3 -> 4:"], \
+        steps
+    assert "held (bound_max)" in first and "final 4" in first, first
+
+
+def test_docs_simulate_figures_come_from_the_documented_run():
+    """docs/simulate.md quotes a run of docs/simulate-diurnal.py through
+    `virtscale simulate`: the same run here must give the same figures."""
+    with open(os.path.join(SOURCE_DIR, "docs", "simulate.md")) as f:
+        doc = " ".join(f.read().split())
+    m = re.search(r"(\d+) evaluations, (\d+) scale-ups \(\+(\d+) members: ([^)]*)\) and (\d+) "
+                  r"scale-downs \(([^)]*)\), running (\d+)\.\.(\d+)", doc)
+    assert m, "docs/simulate.md no longer states the figures this test checks"
+    evals, ups, up_members, up_list, downs, down_list, lo, hi = m.groups()
+    final = re.search(r"group ends the day at (\d+)", doc)
+    assert final, "docs/simulate.md no longer states the final size"
+
+    def steps(text):  # "08:42 2->3, 10:36 3->5" -> [("+8h42m", "2 -> 3"), ...]
+        out = []
+        for hhmm, a, b in re.findall(r"(\d\d:\d\d) (\d+)->(\d+)", text):
+            h, mi = int(hhmm[:2]), int(hhmm[3:])
+            offset = "+" + ("%dh" % h if h else "") + ("%dm" % mi if mi or not h else "")
+            out.append((offset, "%s -> %s" % (a, b)))
+        return out
+
+    with tempfile.TemporaryDirectory() as d:
+        p = subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "docs", "simulate-diurnal.py"),
+                            d], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        rc, out = run("simulate", "--rules", os.path.join(RULES, "web.yml"), "--group", "web",
+                      "--history", os.path.join(d, "members.csv"),
+                      "--history", os.path.join(d, "jobs.csv"), "--step", "1m",
+                      "--plot", os.path.join(d, "diurnal.svg"))
+        assert rc == 0, out
+        assert ET.parse(os.path.join(d, "diurnal.svg")).getroot().tag == SVG + "svg"
+    summary = [l for l in out.splitlines() if l.startswith("summary:")]
+    want = ("summary: %s evaluations, %s scale-ups (+%s members), %s scale-downs (-%s members), "
+            "running %s..%s, final %s" % (evals, ups, up_members, downs, downs, lo, hi,
+                                         final.group(1)))
+    assert summary == [want], (summary, want)
+    actions = [(l.split()[0], " ".join(l.split()[2:5]).rstrip(":"))
+               for l in out.splitlines() if l.split()[1:2] in (["scale_up"], ["scale_down"])]
+    doc_actions = steps(down_list) + steps(up_list)
+    assert sorted(actions) == sorted(doc_actions), (actions, doc_actions)
 
 
 def test_failure_is_a_readable_diff_with_exit_1():
@@ -124,6 +186,8 @@ def test_simulate_rejects_bad_input():
 if __name__ == "__main__":
     sys.exit(run_tests([
         test_shipped_rule_tests_pass,
+        test_timeline_flag_prints_every_tests_timeline,
+        test_docs_simulate_figures_come_from_the_documented_run,
         test_failure_is_a_readable_diff_with_exit_1,
         test_invalid_file_exit_2_with_file_line,
         test_simulate_csv_history_timeline_and_plot,

@@ -1,6 +1,6 @@
 """`virtscale simulate --prometheus.url` against a real Prometheus (Debian
 package) that scrapes a tiny exposition endpoint served by this test. Exits 77
-(skipped) when prometheus is not installed. Loopback, ephemeral ports only."""
+(skipped; 1 under CI=true) when prometheus is not installed. Loopback, ephemeral ports only."""
 import http.server as httpserver
 import os
 import shutil
@@ -10,7 +10,7 @@ import tempfile
 import threading
 import time
 
-from harness import SOURCE_DIR, free_port, http, run_tests
+from harness import SOURCE_DIR, free_port, http, run_tests, skip
 
 BINARY = sys.argv[1]
 PROMETHEUS = shutil.which("prometheus")
@@ -114,6 +114,5 @@ def test_simulate_from_prometheus_range_query():
 
 if __name__ == "__main__":
     if PROMETHEUS is None:
-        print("SKIP: prometheus is not installed")
-        sys.exit(77)
+        sys.exit(skip("prometheus is not installed (scripts/install-deps.sh installs it)"))
     sys.exit(run_tests([test_simulate_from_prometheus_range_query]))
