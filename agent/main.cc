@@ -47,7 +47,12 @@ int main(int argc, char** argv) {
   auto test_rules = virtscale::AddTestRulesCommand(app);
   auto simulate = virtscale::AddSimulateCommand(app);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every usage error exits 2, as promtool's do.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   if (check_config->parsed()) return virtscale::CheckConfigCommand(check_file, std::cout);
   if (auto code = test_rules()) return *code;
   if (auto code = simulate()) return *code;
