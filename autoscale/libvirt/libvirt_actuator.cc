@@ -242,6 +242,38 @@ class LibvirtActuator::Run {
     return out;
   }
 
+  // For each volume of `pool_name` that is an overlay: its backing file's path
+  // -> the overlay's name. Inactive domains' XML does not show backing chains,
+  // so a volume made on top of ours is found here.
+  std::optional<std::map<std::string, std::string>> BackingFiles(const std::string& pool_name,
+                                                                 std::string& error) {
+    std::string what = "list volumes of " + pool_name;
+    auto r = Call(what, [c = conn_, pool_name] {
+      std::optional<std::map<std::string, std::string>> out;
+      PoolRef pool = WrapPool(virStoragePoolLookupByName(c.get(), pool_name.c_str()));
+      if (!pool) return out;
+      virStorageVolPtr* list = nullptr;
+      int n = virStoragePoolListAllVolumes(pool.get(), &list, 0);
+      if (n < 0) return out;
+      out.emplace();
+      for (int i = 0; i < n; ++i) {
+        VolRef vol = WrapVol(list[i]);
+        std::optional<std::string> xml = TakeString(virStorageVolGetXMLDesc(vol.get(), 0));
+        if (!xml) continue;
+        pugi::xml_document doc;
+        doc.load_string(xml->c_str());
+        pugi::xml_node volume = doc.child("volume");
+        std::string backing = volume.child("backingStore").child_value("path");
+        if (!backing.empty()) (*out)[backing] = volume.child_value("name");
+      }
+      free(list);
+      return out;
+    });
+    if (r.value && *r.value) return std::move(*r.value);
+    error = Why(what, r);
+    return std::nullopt;
+  }
+
   // ---- operations ----
 
   Outcome Start(const Operation& op) {
@@ -426,9 +458,19 @@ class LibvirtActuator::Run {
           error));
     }
     std::vector<std::string> failures, kept;
+    std::map<std::string, std::map<std::string, std::string>> backing_by_pool;
     int deleted = 0;
     for (const CreatedVolume& volume : volumes) {
       std::string label = fmt::format("{}/{}", volume.pool, volume.name);
+      if (!backing_by_pool.contains(volume.pool)) {
+        std::optional<std::map<std::string, std::string>> backing =
+            BackingFiles(volume.pool, error);
+        if (!backing) {
+          failures.push_back(error);
+          continue;
+        }
+        backing_by_pool[volume.pool] = std::move(*backing);
+      }
       auto vol = Call("volume " + label, [c = conn_, volume] {
         PoolRef pool = WrapPool(virStoragePoolLookupByName(c.get(), volume.pool.c_str()));
         return pool ? WrapVol(virStorageVolLookupByName(pool.get(), volume.name.c_str())) : nullptr;
@@ -451,6 +493,11 @@ class LibvirtActuator::Run {
       }
       if (auto user = VolumeUser(*others, **path.value, volume.pool, volume.name)) {
         kept.push_back(fmt::format("{} (also a disk of domain {})", label, *user));
+        continue;
+      }
+      const std::map<std::string, std::string>& backing = backing_by_pool[volume.pool];
+      if (auto it = backing.find(**path.value); it != backing.end()) {
+        kept.push_back(fmt::format("{} (backing file of volume {})", label, it->second));
         continue;
       }
       auto removed =
@@ -751,10 +798,20 @@ class LibvirtActuator::Run {
         errors.push_back(error);
         candidates.clear();
       }
+      std::map<std::string, std::map<std::string, std::string>> backing_by_pool;
       for (const Candidate& c : candidates) {
         std::string label = c.pool + "/" + c.name;
         if (a_.NameBusy(c.domain)) continue;  // a create in this process is making it
         if (VolumeUser(*sources, c.path, c.pool, c.name)) continue;
+        if (!backing_by_pool.contains(c.pool)) {
+          auto backing = BackingFiles(c.pool, error);
+          if (!backing) {
+            errors.push_back(error);
+            continue;
+          }
+          backing_by_pool[c.pool] = std::move(*backing);
+        }
+        if (backing_by_pool[c.pool].contains(c.path)) continue;  // another volume's base
         auto removed =
             Call("delete volume " + label, [v = c.vol] { return virStorageVolDelete(v.get(), 0); });
         if (!removed.value || *removed.value < 0) {

@@ -653,6 +653,28 @@ TEST_F(LibvirtActuatorTest, VolumeAlsoUsedByAnotherDomainIsKept) {
   EXPECT_TRUE(Volume("web-2-vda.qcow2").has_value());  // web-7 still boots from it
 }
 
+TEST_F(LibvirtActuatorTest, VolumeThatBacksAnotherVolumeIsKept) {
+  LibvirtActuator actuator = MakeActuator();
+  OperationResult r = actuator.Execute(Create(overlay_template_));
+  ASSERT_TRUE(r.ok) << r.error;
+  // Someone made an overlay on top of web-2's disk (a linked clone).
+  virStoragePoolPtr pool = virStoragePoolLookupByName(conn_.get(), "default-pool");
+  ASSERT_NE(pool, nullptr);
+  const char* xml =
+      "<volume><name>linked.qcow2</name><capacity unit='MiB'>64</capacity>"
+      "<target><format type='qcow2'/></target><backingStore>"
+      "<path>/default-pool/web-2-vda.qcow2</path><format type='qcow2'/></backingStore></volume>";
+  virStorageVolPtr vol = virStorageVolCreateXML(pool, xml, 0);
+  virStoragePoolFree(pool);
+  ASSERT_NE(vol, nullptr) << virGetLastErrorMessage();
+  virStorageVolFree(vol);
+  OperationResult deleted = actuator.Execute(On(Operation::Kind::kDelete, r.domain));
+  ASSERT_TRUE(deleted.ok) << deleted.error;
+  EXPECT_FALSE(Exists(r.domain));
+  EXPECT_TRUE(Volume("web-2-vda.qcow2").has_value());
+  EXPECT_TRUE(Volume("linked.qcow2").has_value());
+}
+
 TEST_F(LibvirtActuatorTest, RecordedVolumeThatIsNotADiskOfTheDomainIsKept) {
   LibvirtActuator actuator = MakeActuator();
   CreateVolume("stranger.qcow2");
