@@ -235,11 +235,8 @@ class Agent {
       rules = std::exchange(cleanup_rules_, nullptr);
     }
     if (!rules || read_only_ || flags_.dry_run || rules->groups.empty()) return;
-    autoscale::LeftoverCleanup cleaned = actuator_.CleanupLeftovers(*rules);
-    if (!cleaned.error.empty()) {
-      std::lock_guard lock(cleanup_mu_);
-      if (!cleanup_rules_) cleanup_rules_ = rules;  // retried with the next snapshot
-    }
+    // Logs what it deletes and what it could not check; the next reload retries.
+    (void)actuator_.CleanupLeftovers(*rules);
   }
 
   // Reloads the config file; a config with any problem is rejected whole.
