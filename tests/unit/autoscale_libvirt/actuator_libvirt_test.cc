@@ -775,6 +775,33 @@ TEST_F(LibvirtActuatorTest, HungCallTimesOut) {
   EXPECT_EQ(actuator.stuck_calls(), 0u);
 }
 
+TEST_F(LibvirtActuatorTest, CancelStopsWaitingForAHungCall) {
+  auto gate = std::make_shared<Gate>();
+  LibvirtActuator::Options options;
+  options.call_timeout = std::chrono::hours(1);  // only the cancel can end the wait
+  options.cancel_grace = std::chrono::milliseconds(100);
+  options.request_shutdown = [gate](virDomainPtr) {
+    gate->Pass();
+    return 0;
+  };
+  LibvirtActuator actuator = MakeActuator(std::move(options));
+  OperationResult created = actuator.Execute(Create(demo_template_));
+  ASSERT_TRUE(created.ok) << created.error;
+  OperationResult r;
+  std::thread worker([&] { r = actuator.Execute(On(Operation::Kind::kStop, created.domain)); });
+  gate->WaitEntered();
+  actuator.Cancel();
+  worker.join();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.error, "cancelled (agent stopping) during shutdown");
+  EXPECT_EQ(actuator.stuck_calls(), 1u);  // still inside libvirt, and known to be
+  gate->Open();
+  for (int i = 0; i < 200 && actuator.stuck_calls() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(actuator.stuck_calls(), 0u);
+}
+
 TEST_F(LibvirtActuatorTest, CancelEndsAStopOfAGuestThatIgnoresShutdown) {
   LibvirtActuator::Options options;
   auto gate = std::make_shared<Gate>();
