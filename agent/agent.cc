@@ -6,9 +6,11 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <utility>
 
 #include "agent/config.h"
 #include "agent/exposition.h"
@@ -16,7 +18,7 @@
 #include "agent/landing_page.h"
 #include "agent/web_config.h"
 #include "autoscale/engine.h"
-#include "autoscale/libvirt_actuator.h"
+#include "autoscale/libvirt/libvirt_actuator.h"
 #include "collectors/exposition.h"
 #include "collectors/libvirt_connection.h"
 #include "collectors/sampler.h"
@@ -47,8 +49,10 @@ SamplerOptions SamplerOptionsFrom(const LibvirtSettings& s) {
   return o;
 }
 
-autoscale::LibvirtActuatorOptions ActuatorOptionsFor(LibvirtConnection& connection) {
+autoscale::LibvirtActuatorOptions ActuatorOptionsFor(LibvirtConnection& connection,
+                                                     const LibvirtSettings& s) {
   autoscale::LibvirtActuatorOptions options;
+  options.call_timeout = s.call_timeout;
   options.on_connection_error = [&connection] { connection.ReportBroken(); };
   return options;
 }
@@ -84,7 +88,8 @@ class Agent {
         connection_(
             LibvirtConnection::Options{.uri = config_.libvirt.uri, .read_only = read_only_}),
         sampler_(connection_, SamplerOptionsFrom(config_.libvirt)),
-        actuator_([this] { return connection_.Acquire(); }, ActuatorOptionsFor(connection_)),
+        actuator_([this] { return connection_.Acquire(); },
+                  ActuatorOptionsFor(connection_, config_.libvirt)),
         engine_(actuator_, EngineOptionsFor(flags_)),
         build_info_(prometheus::BuildGauge()
                         .Name("virtscale_build_info")
@@ -111,6 +116,7 @@ class Agent {
     reload_time_.Set(UnixSeconds(std::chrono::system_clock::now()));
     sources_ = std::make_shared<SourceManager>(config_.sources);
     engine_.SetRules(config_.rules);
+    cleanup_rules_ = std::make_shared<autoscale::RuleSet>(config_.rules);
     connection_.SetDomainEventListener([this](const std::string& event, const std::string& domain) {
       sampler_.OnDomainEvent(event, domain);
     });
@@ -166,6 +172,9 @@ class Agent {
     Notify("STOPPING=1");
     LogInfo("shutting down");
     stopping_ = true;
+    // Operations in flight give up now (rolling back half-made creates) instead
+    // of waiting out a guest's graceful shutdown.
+    actuator_.Cancel();
     snapshot_cv_.notify_all();
     server_->Stop();
     if (autoscale_thread_.joinable()) autoscale_thread_.join();
@@ -206,6 +215,7 @@ class Agent {
       SnapshotPtr snapshot = sampler_.Latest();
       if (!snapshot) continue;
       last_sequence = snapshot->sequence;
+      if (snapshot->libvirt_up) CleanLeftoversOnce();
       const Instant now = SystemClock().Now();
       try {
         engine_.Tick(snapshot, CurrentSources()->Readings(now), now, connection_.generation());
@@ -213,6 +223,20 @@ class Agent {
         LogError("rule evaluation failed", {{"err", e.what()}});
       }
     }
+  }
+
+  // After the first connection and after each reload: volumes a create killed
+  // mid-way left behind (LibvirtActuator::CleanupLeftovers). Never in dry run or
+  // on a read-only connection.
+  void CleanLeftoversOnce() {
+    std::shared_ptr<const autoscale::RuleSet> rules;
+    {
+      std::lock_guard lock(cleanup_mu_);
+      rules = std::exchange(cleanup_rules_, nullptr);
+    }
+    if (!rules || read_only_ || flags_.dry_run || rules->groups.empty()) return;
+    // Logs what it deletes and what it could not check; the next reload retries.
+    (void)actuator_.CleanupLeftovers(*rules);
   }
 
   // Reloads the config file; a config with any problem is rejected whole.
@@ -233,6 +257,16 @@ class Agent {
       return false;
     }
     if (flags_.libvirt_uri) next->libvirt.uri = *flags_.libvirt_uri;
+    if (read_only_ && !next->rules.groups.empty()) {
+      error =
+          "scaling groups need a read-write libvirt connection: restart the agent to act on them";
+      reload_ok_.Set(0);
+      LogError("reload rejected; keeping the running config",
+               {{"config", config_.file},
+                {"groups", std::to_string(next->rules.groups.size())},
+                {"err", error}});
+      return false;
+    }
     if (next->libvirt.uri != config_.libvirt.uri ||
         next->web.listen_address != config_.web.listen_address)
       LogWarn("libvirt.uri and web.listen_address changes take effect at restart");
@@ -246,10 +280,11 @@ class Agent {
       old = std::exchange(sources_, sources);
     }
     old->Stop();
-    if (read_only_ && !next->rules.groups.empty())
-      LogWarn("scaling groups need a read-write libvirt connection; restart the agent to act",
-              {{"groups", std::to_string(next->rules.groups.size())}});
     engine_.SetRules(next->rules);
+    {
+      std::lock_guard clock(cleanup_mu_);
+      cleanup_rules_ = std::make_shared<autoscale::RuleSet>(next->rules);
+    }
     const std::string uri = config_.libvirt.uri;
     config_ = std::move(*next);
     config_.libvirt.uri = uri;
@@ -363,6 +398,8 @@ class Agent {
   LibvirtConnection connection_;
   Sampler sampler_;
   autoscale::LibvirtActuator actuator_;
+  std::mutex cleanup_mu_;
+  std::shared_ptr<const autoscale::RuleSet> cleanup_rules_;  // pending cleanup; cleanup_mu_
   autoscale::Engine engine_;
   prometheus::Family<prometheus::Gauge>& build_info_;
   prometheus::Gauge& reload_ok_;

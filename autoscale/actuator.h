@@ -1,7 +1,7 @@
 #pragma once
 // The only code that changes VMs. The planner turns a scaling decision into
 // Operations on named domains; an Actuator executes them one at a time.
-// LibvirtActuator (libvirt_actuator.h) is the real one; tests use fakes.
+// LibvirtActuator (autoscale/libvirt/libvirt_actuator.h) is the real one; tests use fakes.
 #include <chrono>
 #include <cstdint>
 #include <memory>

@@ -1,5 +1,7 @@
 #include "collectors/domain_metadata.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <pugixml.hpp>
 #include <sstream>
@@ -14,7 +16,47 @@ std::string_view LocalName(const pugi::xml_node& node) {
   return colon == std::string_view::npos ? name : name.substr(colon + 1);
 }
 
+// 9999-12-31T23:59:59Z: later values are garbage, not times.
+constexpr int64_t kMaxUnixSeconds = 253402300799;
+
+// A plain decimal count of seconds in [0, kMaxUnixSeconds], else 0.
+int64_t ParseUnixSeconds(std::string_view text) {
+  if (text.empty() || text.size() > 12) return 0;
+  int64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return 0;
+    value = value * 10 + (c - '0');
+  }
+  return value <= kMaxUnixSeconds ? value : 0;
+}
+
 }  // namespace
+
+std::optional<ScaleStamp> ParseScaleStamp(std::string_view xml) {
+  pugi::xml_document doc;
+  if (!doc.load_buffer(xml.data(), xml.size())) return std::nullopt;
+  pugi::xml_node root = doc.document_element();
+  if (LocalName(root) != "scale") return std::nullopt;
+  ScaleStamp stamp;
+  stamp.group = root.attribute("group").value();
+  if (stamp.group.empty()) return std::nullopt;
+  stamp.last_up_unix = ParseUnixSeconds(root.attribute("up").value());
+  stamp.last_down_unix = ParseUnixSeconds(root.attribute("down").value());
+  return stamp;
+}
+
+std::string FormatScaleStamp(const ScaleStamp& stamp, bool bare) {
+  pugi::xml_document doc;
+  pugi::xml_node root = doc.append_child(bare ? "scale" : "vss:scale");
+  if (!bare) root.append_attribute("xmlns:vss") = kScaleStampNamespace;
+  root.append_attribute("group") = stamp.group.c_str();
+  root.append_attribute("up") = static_cast<long long>(std::max<int64_t>(stamp.last_up_unix, 0));
+  root.append_attribute("down") =
+      static_cast<long long>(std::max<int64_t>(stamp.last_down_unix, 0));
+  std::ostringstream out;
+  doc.save(out, "", pugi::format_raw | pugi::format_no_declaration);
+  return out.str();
+}
 
 std::optional<VirtscaleMetadata> ParseVirtscaleMetadata(std::string_view xml) {
   pugi::xml_document doc;

@@ -30,4 +30,27 @@ std::optional<VirtscaleMetadata> ParseVirtscaleMetadata(std::string_view xml);
 // <metadata>; values are XML-escaped.
 std::string FormatVirtscaleMetadata(const VirtscaleMetadata& meta);
 
+// When a group last scaled, in its own element on each member acted on (and on
+// the group's remaining members), so cooldowns survive a restart. A separate
+// namespace from the ownership element, so stamping never rewrites ownership and
+// adopted members can carry it too:
+//
+//   <vss:scale xmlns:vss="http://virtscale.org/xmlns/scale/1.0"
+//              group="web" up="1764194400" down="1764194500"/>
+//
+// up/down are unix seconds of the last scale-up/-down action; 0 or absent: never.
+inline constexpr const char* kScaleStampNamespace = "http://virtscale.org/xmlns/scale/1.0";
+inline constexpr const char* kScaleStampPrefix = "vss";
+
+// Parses the element as returned by virDomainGetMetadata (any prefix, or none).
+// nullopt when it is not well-formed, not a <scale> element or has no group.
+// A time that is not a plain non-negative integer, or lies after the year 9999,
+// reads as 0 (never).
+std::optional<ScaleStamp> ParseScaleStamp(std::string_view xml);
+
+// The element's XML; the group is XML-escaped. `bare` leaves out the prefix
+// and namespace declaration, as virDomainSetMetadata takes the element (it
+// adds them from its key and uri arguments).
+std::string FormatScaleStamp(const ScaleStamp& stamp, bool bare = false);
+
 }  // namespace virtscale

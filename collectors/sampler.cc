@@ -19,6 +19,7 @@ struct DomainIdentity {
   std::vector<DomainXmlInfo::Disk> disks;
   std::vector<std::string> interfaces;
   std::optional<VirtscaleMetadata> metadata;
+  std::optional<ScaleStamp> scale_stamp;
   std::chrono::steady_clock::time_point fetched_at;
 };
 
@@ -221,6 +222,16 @@ std::shared_ptr<DomainIdentity> FetchIdentity(virDomainPtr dom, const std::strin
     if (meta != nullptr) {
       id->metadata = ParseVirtscaleMetadata(meta);
       free(meta);
+    } else if (LastLibvirtError().code != VIR_ERR_NO_DOMAIN_METADATA) {
+      errs.Fail("metadata", kNoMetadata);
+    }
+  }
+  if (!(errs.unsupported->load() & kNoMetadata)) {
+    char* stamp = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, kScaleStampNamespace,
+                                       VIR_DOMAIN_AFFECT_CURRENT);
+    if (stamp != nullptr) {
+      id->scale_stamp = ParseScaleStamp(stamp);
+      free(stamp);
     } else if (LastLibvirtError().code != VIR_ERR_NO_DOMAIN_METADATA) {
       errs.Fail("metadata", kNoMetadata);
     }
@@ -771,6 +782,7 @@ SnapshotPtr Sampler::SampleNow() {
         d.os_arch = identity->os_arch;
         d.os_machine = identity->os_machine;
         d.metadata = identity->metadata;
+        d.scale_stamp = identity->scale_stamp;
       }
       if (d.timed_out) {
         // Keep what is known from the last good sample so owners still see it.

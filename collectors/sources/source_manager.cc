@@ -22,18 +22,16 @@ struct SourceManager::Source {
   mutable std::mutex mu;
   std::condition_variable wake;
   bool stopping = false;
-  std::optional<double> value;  // last good value, kept while polls fail
+  std::optional<double> value;           // last good value, kept while polls fail
   WallClock::time_point last_success{};  // for display
-  MonoTime last_success_mono{};            // for staleness: a wall clock step changes nothing
+  MonoTime last_success_mono{};          // for staleness: a wall clock step changes nothing
   uint64_t polls = 0;
   bool last_ok = false;
   SourceError last_error;
   std::map<std::string, uint64_t> errors;  // by reason
 
   // Requires `mu`.
-  bool Fresh(MonoTime now) const {
-    return value && now - last_success_mono <= config.stale_after;
-  }
+  bool Fresh(MonoTime now) const { return value && now - last_success_mono <= config.stale_after; }
 };
 
 namespace {

@@ -27,8 +27,8 @@
 #include <vector>
 
 #include "collectors/sources/reading.h"
-#include "common/clock.h"
 #include "collectors/sources/source_config.h"
+#include "common/clock.h"
 
 namespace virtscale {
 

@@ -194,8 +194,78 @@ def test_reload_rejects_bad_rules_and_keeps_running_ones():
             assert values(agent.samples(), "virtscale_config_last_reload_successful") == [1.0]
 
 
+LEFTOVER_NODE = """<node>
+  <domain type='test'>
+    <name>q-1</name>
+    <memory>65536</memory>
+    <os><type>hvm</type></os>
+    <devices><disk type='file' device='disk'>
+      <source file='/default-pool/q-1-vda.qcow2'/><target dev='vda'/>
+    </disk></devices>
+  </domain>
+  <pool type='dir'>
+    <name>default-pool</name>
+    <target><path>/default-pool</path></target>
+    <volume type='file'><name>base.qcow2</name><capacity unit='MiB'>64</capacity>
+      <target><path>/default-pool/base.qcow2</path><format type='qcow2'/></target></volume>
+    <volume type='file'><name>q-1-vda.qcow2</name><capacity unit='MiB'>64</capacity>
+      <target><path>/default-pool/q-1-vda.qcow2</path><format type='qcow2'/></target></volume>
+    <volume type='file'><name>q-4-vda.qcow2</name><capacity unit='MiB'>64</capacity>
+      <target><path>/default-pool/q-4-vda.qcow2</path><format type='qcow2'/></target></volume>
+  </pool>
+</node>
+"""
+LEFTOVER_TEMPLATE = """<domain type='test'>
+  <name>tmpl</name>
+  <metadata>
+    <vst:volume xmlns:vst="http://virtscale.org/xmlns/template/1.0"
+                target="vda" pool="default-pool" base="base.qcow2"/>
+  </metadata>
+  <memory>65536</memory>
+  <os><type>hvm</type></os>
+  <devices><disk type='file' device='disk'>
+    <source file='/default-pool/base.qcow2'/><target dev='vda'/>
+  </disk></devices>
+</domain>
+"""
+
+
+def test_leftover_volumes_of_a_killed_create_are_cleaned_at_start():
+    """q-4-vda.qcow2 is what a create killed before defining leaves behind;
+    q-1-vda.qcow2 is the disk of a defined (never started) member and stays."""
+    for dry_run in (True, False):
+        with Workdir(QUEUE_RULES % "delete") as w:
+            node = os.path.join(w.dir, "node.xml")
+            with open(node, "w") as f:
+                f.write(LEFTOVER_NODE)
+            template = os.path.join(w.dir, "tmpl.xml")
+            with open(template, "w") as f:
+                f.write(LEFTOVER_TEMPLATE)
+            with open(w.config) as f:
+                config = f.read().replace("test:///default", "test://" + node)
+            with open(w.config, "w") as f:
+                f.write(config)
+            w.write_rules((QUEUE_RULES % "delete").replace("TEMPLATE", template))
+            w.set_queue(0)
+            args = ["--dry-run"] if dry_run else []
+            with Agent(BINARY, *args, config=w.config) as agent:
+                agent.wait_for(lambda: group(agent, "q") is not None, what="group q")
+                if dry_run:
+                    agent.wait_for(lambda: len(agent.json("/api/v1/decisions")["data"]) > 0,
+                                   what="a decision")
+                    assert "leftover" not in agent.logs(), agent.logs()
+                    continue
+                agent.wait_for(lambda: "deleted a leftover volume" in agent.logs(),
+                               what="leftover cleanup")
+                logs = agent.logs()
+                assert "default-pool/q-4-vda.qcow2" in logs, logs
+                assert logs.count("deleted a leftover volume") == 1, logs
+    print("  leftover q-4-vda.qcow2 deleted at start, q-1's disk kept; nothing in dry run")
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([test_queue_scales_up_and_deletes_back_to_min,
                         test_stop_action_keeps_a_warm_pool_that_is_started_first,
                         test_dry_run_changes_nothing,
-                        test_reload_rejects_bad_rules_and_keeps_running_ones]))
+                        test_reload_rejects_bad_rules_and_keeps_running_ones,
+                        test_leftover_volumes_of_a_killed_create_are_cleaned_at_start]))

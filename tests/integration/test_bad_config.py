@@ -245,7 +245,40 @@ def test_reload_refuses_special_files():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_reload_adding_groups_to_a_read_only_connection_is_rejected():
+    """Started with no groups, the agent opened libvirt read-only: a reload that
+    brings groups could only queue actions that fail, so it is refused."""
+    tmp = tempfile.mkdtemp(prefix="virtscale-ro-")
+    os.makedirs(os.path.join(tmp, "good-rules"))
+    os.makedirs(os.path.join(tmp, "templates"))
+    shutil.copy(os.path.join(CASES_DIR, "templates", "good.xml"),
+                os.path.join(tmp, "templates", "good.xml"))
+    with open(os.path.join(tmp, "good-rules", "keep.yml"), "w") as f:
+        f.write(GOOD_RULES)
+    current = os.path.join(tmp, "current.yml")
+    with open(current, "w") as f:
+        f.write(GOOD_CONFIG.replace('["good-rules/keep.yml"]', '[]'))
+    agent = Agent(BINARY, "--web.enable-lifecycle", config=current)
+    try:
+        agent.start()
+        assert reload_ok(agent) == 1.0
+        assert agent.json("/api/v1/groups")["data"] == []
+        with open(current, "w") as f:
+            f.write(GOOD_CONFIG)
+        status, body = http(agent.url + "/-/reload", method="POST", data=b"", timeout=20)
+        want = "scaling groups need a read-write libvirt connection: restart the agent to act on them"
+        assert status == 500 and want in body, (status, body)
+        assert reload_ok(agent) == 0.0
+        assert agent.json("/api/v1/groups")["data"] == []
+        print("  reload adding a group to a read-only agent: refused, no groups")
+    finally:
+        agent.stop()
+        os.unlink(agent.log.name)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([test_manifest_covers_every_case, test_check_config_reports_each_problem,
                         test_agent_refuses_to_start, test_reload_keeps_running_config,
-                        test_reload_refuses_special_files]))
+                        test_reload_refuses_special_files,
+                        test_reload_adding_groups_to_a_read_only_connection_is_rejected]))

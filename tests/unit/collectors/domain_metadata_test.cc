@@ -35,5 +35,44 @@ TEST(DomainMetadata, RejectsMalformedOrGrouplessElements) {
   EXPECT_FALSE(ParseVirtscaleMetadata(""));
 }
 
+TEST(ScaleStamp, RoundTripsAndEscapes) {
+  ScaleStamp stamp{"web<&>", 1764194400, 1764194500};
+  std::string xml = FormatScaleStamp(stamp);
+  EXPECT_NE(xml.find(kScaleStampNamespace), std::string::npos);
+  EXPECT_NE(xml.find("up=\"1764194400\""), std::string::npos) << xml;
+  auto parsed = ParseScaleStamp(xml);
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->group, "web<&>");
+  EXPECT_EQ(parsed->last_up_unix, 1764194400);
+  EXPECT_EQ(parsed->last_down_unix, 1764194500);
+}
+
+TEST(ScaleStamp, AcceptsOtherPrefixAndMissingDirections) {
+  auto parsed = ParseScaleStamp(
+      "<s:scale xmlns:s=\"http://virtscale.org/xmlns/scale/1.0\" group=\"db\" "
+      "down=\"42\"/>");
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->group, "db");
+  EXPECT_EQ(parsed->last_up_unix, 0);
+  EXPECT_EQ(parsed->last_down_unix, 42);
+}
+
+TEST(ScaleStamp, AbsurdTimesReadAsNever) {
+  for (const char* bad : {"-5", "1e9", "12abc", " 7", "", "253402300800", "99999999999999999999"}) {
+    auto parsed = ParseScaleStamp(std::string("<scale group=\"web\" up=\"") + bad +
+                                  "\" down=\"253402300799\"/>");
+    ASSERT_TRUE(parsed) << bad;
+    EXPECT_EQ(parsed->last_up_unix, 0) << bad;
+    EXPECT_EQ(parsed->last_down_unix, 253402300799) << bad;  // the last second of 9999
+  }
+}
+
+TEST(ScaleStamp, RejectsMalformedOrGrouplessElements) {
+  EXPECT_FALSE(ParseScaleStamp("<scale group=\"web\""));
+  EXPECT_FALSE(ParseScaleStamp("<scale up=\"5\"/>"));
+  EXPECT_FALSE(ParseScaleStamp("<instance group=\"web\"/>"));
+  EXPECT_FALSE(ParseScaleStamp(""));
+}
+
 }  // namespace
 }  // namespace virtscale

@@ -281,6 +281,39 @@ TEST(Sampler, DefinedEventRefreshesCachedMetadata) {
   virDomainFree(dom);
 }
 
+TEST(Sampler, ReadsTheScaleStampWrittenThroughSetMetadata) {
+  LibvirtConnection conn({.uri = "test:///default"});
+  conn.Start();
+  ASSERT_TRUE(conn.WaitUp(seconds(10)));
+  Sampler sampler(conn, {.identity_ttl = std::chrono::hours(1)});
+  ConnectionRef c = conn.Acquire();
+  virDomainPtr dom =
+      virDomainDefineXML(c.get(),
+                         "<domain type='test'><name>stamped-vm</name><memory unit='MiB'>64</memory>"
+                         "<os><type>hvm</type></os></domain>");
+  ASSERT_NE(dom, nullptr);
+  const DomainStats* d = sampler.SampleNow()->FindDomain("stamped-vm");
+  ASSERT_NE(d, nullptr);
+  EXPECT_FALSE(d->scale_stamp.has_value());  // none yet: not an error
+  EXPECT_TRUE(d->errors.empty());
+
+  std::string xml = FormatScaleStamp({"web", 1764194400, 1764194500}, /*bare=*/true);
+  ASSERT_EQ(virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml.c_str(), kScaleStampPrefix,
+                                 kScaleStampNamespace, VIR_DOMAIN_AFFECT_CONFIG),
+            0);
+  sampler.OnDomainEvent("defined", "stamped-vm");
+  SnapshotPtr snap = sampler.SampleNow();
+  d = snap->FindDomain("stamped-vm");
+  ASSERT_NE(d, nullptr);
+  ASSERT_TRUE(d->scale_stamp.has_value());
+  EXPECT_EQ(d->scale_stamp->group, "web");
+  EXPECT_EQ(d->scale_stamp->last_up_unix, 1764194400);
+  EXPECT_EQ(d->scale_stamp->last_down_unix, 1764194500);
+  EXPECT_FALSE(d->metadata.has_value());  // a stamp is no ownership record
+  EXPECT_EQ(virDomainUndefine(dom), 0);
+  virDomainFree(dom);
+}
+
 TEST(Sampler, LibvirtDownPublishesUpFalseWithNoDomains) {
   LibvirtConnection conn({.uri = "qemu+unix:///system?socket=/nonexistent/virtscale-test.sock",
                           .initial_backoff = seconds(10)});

@@ -8,15 +8,21 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <pugixml.hpp>
 #include <set>
+#include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "autoscale/actuator.h"
-#include "autoscale/libvirt_actuator.h"
+#include "autoscale/libvirt/disk_sources.h"
+#include "autoscale/libvirt/libvirt_actuator.h"
 #include "collectors/domain_metadata.h"
 #include "collectors/libvirt_error.h"
 
@@ -78,6 +84,14 @@ std::string VolumeTemplate(const std::string& annotation_attrs, const std::strin
 </domain>)";
 }
 
+// The template as the rule loader hands it to the planner: parsed once.
+std::shared_ptr<const DomainTemplate> LoadTemplate(const std::string& path) {
+  TemplateParseResult parsed = DomainTemplate::Load(path);
+  EXPECT_TRUE(parsed.ok()) << parsed.error;
+  if (!parsed.ok()) return nullptr;
+  return std::make_shared<const DomainTemplate>(std::move(*parsed.value));
+}
+
 class LibvirtActuatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -120,8 +134,10 @@ class LibvirtActuatorTest : public ::testing::Test {
     op.kind = Operation::Kind::kCreate;
     op.group = group;
     op.template_path = template_path;
+    op.tmpl = LoadTemplate(template_path);
     return op;
   }
+
   Operation On(Operation::Kind kind, const std::string& domain, const std::string& group = "web") {
     Operation op;
     op.kind = kind;
@@ -191,6 +207,57 @@ class LibvirtActuatorTest : public ::testing::Test {
     virStoragePoolFree(pool);
     return n;
   }
+  std::string Uuid(const std::string& name) {
+    virDomainPtr dom = virDomainLookupByName(conn_.get(), name.c_str());
+    if (!dom) return "";
+    char buf[VIR_UUID_STRING_BUFLEN] = {};
+    virDomainGetUUIDString(dom, buf);
+    virDomainFree(dom);
+    return buf;
+  }
+  // `virsh dumpxml NAME | edit name, drop uuid | virsh define`: a copy that
+  // carries the original's metadata (and so its volume list) and its disks.
+  void DefineCopy(const std::string& original, const std::string& copy) {
+    virDomainPtr dom = virDomainLookupByName(conn_.get(), original.c_str());
+    ASSERT_NE(dom, nullptr);
+    char* xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE);
+    virDomainFree(dom);
+    ASSERT_NE(xml, nullptr);
+    pugi::xml_document doc;
+    doc.load_string(xml);
+    free(xml);
+    pugi::xml_node root = doc.child("domain");
+    root.child("name").text().set(copy.c_str());
+    root.remove_child("uuid");
+    std::ostringstream out;
+    doc.save(out);
+    virDomainPtr defined = virDomainDefineXML(conn_.get(), out.str().c_str());
+    ASSERT_NE(defined, nullptr) << virGetLastErrorMessage();
+    virDomainFree(defined);
+  }
+  // The scale stamp as libvirt stores it (flags: VIR_DOMAIN_AFFECT_*).
+  std::optional<ScaleStamp> Stamp(const std::string& name, unsigned int flags = 0) {
+    virDomainPtr dom = virDomainLookupByName(conn_.get(), name.c_str());
+    if (!dom) return std::nullopt;
+    char* xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, kScaleStampNamespace, flags);
+    virDomainFree(dom);
+    if (!xml) return std::nullopt;
+    std::optional<ScaleStamp> stamp = ParseScaleStamp(xml);
+    free(xml);
+    return stamp;
+  }
+  void CreateVolume(const std::string& name) {
+    virStoragePoolPtr pool = virStoragePoolLookupByName(conn_.get(), "default-pool");
+    ASSERT_NE(pool, nullptr);
+    std::string xml = "<volume><name>" + name +
+                      "</name><capacity unit='MiB'>1</capacity>"
+                      "<target><format type='qcow2'/></target></volume>";
+    virStorageVolPtr vol = virStorageVolCreateXML(pool, xml.c_str(), 0);
+    virStoragePoolFree(pool);
+    ASSERT_NE(vol, nullptr) << virGetLastErrorMessage();
+    virStorageVolFree(vol);
+  }
+
   void DefinePlain(virConnectPtr conn, const std::string& name) {
     std::string xml = "<domain type='test'><name>" + name +
                       "</name><memory>65536</memory><os><type>hvm</type></os></domain>";
@@ -273,10 +340,33 @@ TEST_F(LibvirtActuatorTest, NeverDeletesAnotherGroupsDomain) {
   EXPECT_THAT(r.error, StartsWith("refusing to delete domain other-1: created by virtscale for "
                                   "group 'other'"));
   EXPECT_EQ(State("other-1"), before);
-  // Its own group may delete it.
-  OperationResult own = actuator.Execute(On(Operation::Kind::kDelete, "other-1", "other"));
+  // A member the other group created may be deleted by it.
+  OperationResult created = actuator.Execute(Create(demo_template_, "other"));
+  ASSERT_TRUE(created.ok) << created.error;
+  ASSERT_EQ(created.domain, "other-2");
+  OperationResult refused = actuator.Execute(On(Operation::Kind::kDelete, "other-2", "web"));
+  EXPECT_FALSE(refused.ok);
+  EXPECT_TRUE(Exists("other-2"));
+  OperationResult own = actuator.Execute(On(Operation::Kind::kDelete, "other-2", "other"));
   EXPECT_TRUE(own.ok) << own.error;
-  EXPECT_FALSE(Exists("other-1"));
+  EXPECT_FALSE(Exists("other-2"));
+}
+
+TEST_F(LibvirtActuatorTest, MemberWithoutARecordedUuidIsNeverDeleted) {
+  // other-1's ownership element is 0.1.0's: group, no <virtscale:uuid>.
+  LibvirtActuator actuator = MakeActuator();
+  int before = State("other-1");
+  OperationResult r = actuator.Execute(On(Operation::Kind::kDelete, "other-1", "other"));
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.error,
+            "refusing to delete domain other-1: created before ownership records carried a UUID; "
+            "never deleted — see CHANGELOG");
+  EXPECT_EQ(State("other-1"), before);  // not even stopped
+  // It is still a member for everything else: stop and start work.
+  EXPECT_TRUE(actuator.Execute(On(Operation::Kind::kStop, "other-1", "other")).ok);
+  EXPECT_EQ(State("other-1"), VIR_DOMAIN_SHUTOFF);
+  EXPECT_TRUE(actuator.Execute(On(Operation::Kind::kStart, "other-1", "other")).ok);
+  EXPECT_EQ(State("other-1"), VIR_DOMAIN_RUNNING);
 }
 
 TEST_F(LibvirtActuatorTest, OverlayVolumeIsCreatedUsedRecordedAndDeleted) {
@@ -491,12 +581,23 @@ TEST_F(LibvirtActuatorTest, UnknownDomainReportsLibvirtsMessage) {
   }
 }
 
-TEST_F(LibvirtActuatorTest, MissingTemplateFailsWithThePath) {
+TEST_F(LibvirtActuatorTest, CreateWithoutAParsedTemplateFails) {
   LibvirtActuator actuator = MakeActuator();
-  std::string path = (dir_ / "absent.xml").string();
-  OperationResult r = actuator.Execute(Create(path));
+  Operation op = Create(demo_template_);
+  op.tmpl = nullptr;  // only the validated in-memory template is ever used
+  OperationResult r = actuator.Execute(op);
   EXPECT_FALSE(r.ok);
-  EXPECT_THAT(r.error, StartsWith("template: " + path + ": cannot read template"));
+  EXPECT_EQ(r.error, "create: no template");
+  EXPECT_FALSE(Exists("web-2"));
+}
+
+TEST_F(LibvirtActuatorTest, CreateUsesTheTemplateParsedAtLoadNotTheFile) {
+  LibvirtActuator actuator = MakeActuator();
+  Operation op = Create(overlay_template_);
+  Write("overlay.xml", "<domain>edited after the reload, not valid</domain>");
+  OperationResult r = actuator.Execute(op);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_TRUE(Volume(r.domain + "-vda.qcow2").has_value());
 }
 
 TEST_F(LibvirtActuatorTest, LibvirtDownFailsEveryOperationCleanly) {
@@ -511,6 +612,327 @@ TEST_F(LibvirtActuatorTest, LibvirtDownFailsEveryOperationCleanly) {
   EXPECT_EQ(State("web-1"), VIR_DOMAIN_RUNNING);
 }
 
+TEST_F(LibvirtActuatorTest, CreatedMemberRecordsItsOwnUuid) {
+  LibvirtActuator actuator = MakeActuator();
+  OperationResult r = actuator.Execute(Create(overlay_template_));
+  ASSERT_TRUE(r.ok) << r.error;
+  std::optional<VirtscaleMetadata> meta = ParseVirtscaleMetadata(Metadata(r.domain).value_or(""));
+  ASSERT_TRUE(meta.has_value());
+  EXPECT_FALSE(meta->uuid.empty());
+  EXPECT_EQ(meta->uuid, Uuid(r.domain));
+}
+
+TEST_F(LibvirtActuatorTest, CopyOfAnOwnedMemberIsRefusedAndTheOriginalsVolumeSurvives) {
+  LibvirtActuator actuator = MakeActuator();
+  OperationResult r = actuator.Execute(Create(overlay_template_));
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_EQ(r.domain, "web-2");
+  DefineCopy("web-2", "web-7");
+  ASSERT_TRUE(Exists("web-7"));
+  std::string original = Uuid("web-2"), copy = Uuid("web-7");
+  ASSERT_NE(original, copy);
+
+  OperationResult refused = actuator.Execute(On(Operation::Kind::kDelete, "web-7"));
+  EXPECT_FALSE(refused.ok);
+  EXPECT_EQ(refused.error, "refusing to delete domain web-7: its ownership record names UUID " +
+                               original + ", the domain is " + copy + " (a copy?)");
+  EXPECT_TRUE(Exists("web-7"));
+  EXPECT_TRUE(Exists("web-2"));
+  EXPECT_TRUE(Volume("web-2-vda.qcow2").has_value());
+}
+
+TEST_F(LibvirtActuatorTest, VolumeAlsoUsedByAnotherDomainIsKept) {
+  LibvirtActuator actuator = MakeActuator();
+  OperationResult r = actuator.Execute(Create(overlay_template_));
+  ASSERT_TRUE(r.ok) << r.error;
+  DefineCopy("web-2", "web-7");  // its disk is web-2's volume
+  OperationResult deleted = actuator.Execute(On(Operation::Kind::kDelete, "web-2"));
+  ASSERT_TRUE(deleted.ok) << deleted.error;
+  EXPECT_FALSE(Exists("web-2"));
+  EXPECT_TRUE(Exists("web-7"));
+  EXPECT_TRUE(Volume("web-2-vda.qcow2").has_value());  // web-7 still boots from it
+}
+
+TEST_F(LibvirtActuatorTest, VolumeThatBacksAnotherVolumeIsKept) {
+  LibvirtActuator actuator = MakeActuator();
+  OperationResult r = actuator.Execute(Create(overlay_template_));
+  ASSERT_TRUE(r.ok) << r.error;
+  // Someone made an overlay on top of web-2's disk (a linked clone).
+  virStoragePoolPtr pool = virStoragePoolLookupByName(conn_.get(), "default-pool");
+  ASSERT_NE(pool, nullptr);
+  const char* xml =
+      "<volume><name>linked.qcow2</name><capacity unit='MiB'>64</capacity>"
+      "<target><format type='qcow2'/></target><backingStore>"
+      "<path>/default-pool/web-2-vda.qcow2</path><format type='qcow2'/></backingStore></volume>";
+  virStorageVolPtr vol = virStorageVolCreateXML(pool, xml, 0);
+  virStoragePoolFree(pool);
+  ASSERT_NE(vol, nullptr) << virGetLastErrorMessage();
+  virStorageVolFree(vol);
+  OperationResult deleted = actuator.Execute(On(Operation::Kind::kDelete, r.domain));
+  ASSERT_TRUE(deleted.ok) << deleted.error;
+  EXPECT_FALSE(Exists(r.domain));
+  EXPECT_TRUE(Volume("web-2-vda.qcow2").has_value());
+  EXPECT_TRUE(Volume("linked.qcow2").has_value());
+}
+
+TEST_F(LibvirtActuatorTest, RecordedVolumeThatIsNotADiskOfTheDomainIsKept) {
+  LibvirtActuator actuator = MakeActuator();
+  CreateVolume("stranger.qcow2");
+  OperationResult r = actuator.Execute(Create(demo_template_));
+  ASSERT_TRUE(r.ok) << r.error;
+  // An ownership record edited to list a volume the domain does not use.
+  VirtscaleMetadata meta = ParseVirtscaleMetadata(Metadata(r.domain).value_or("")).value();
+  std::string xml = "<instance><group>web</group><uuid>" + meta.uuid +
+                    "</uuid><volume target='vdz' pool='default-pool' name='stranger.qcow2'/>"
+                    "</instance>";
+  virDomainPtr dom = virDomainLookupByName(conn_.get(), r.domain.c_str());
+  ASSERT_EQ(
+      virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml.c_str(), "virtscale",
+                           kMetadataNamespace, VIR_DOMAIN_AFFECT_CONFIG | VIR_DOMAIN_AFFECT_LIVE),
+      0)
+      << virGetLastErrorMessage();
+  virDomainFree(dom);
+  ASSERT_EQ(ParseRecordedVolumes(Metadata(r.domain).value_or("")).size(), 1u);
+  OperationResult deleted = actuator.Execute(On(Operation::Kind::kDelete, r.domain));
+  ASSERT_TRUE(deleted.ok) << deleted.error;
+  EXPECT_FALSE(Exists(r.domain));
+  EXPECT_TRUE(Volume("stranger.qcow2").has_value());
+}
+
+TEST_F(LibvirtActuatorTest, ScaleTimesRoundTripAndKeepTheOtherDirection) {
+  LibvirtActuator actuator = MakeActuator();
+  OperationResult r = actuator.Execute(Create(demo_template_));
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_TRUE(actuator.Execute(On(Operation::Kind::kStop, "web-1")).ok);  // a stopped member
+  EXPECT_EQ(actuator.RecordScaleTime("web", Direction::kUp, 1764194400, {r.domain, "web-1"}), "");
+  EXPECT_EQ(actuator.RecordScaleTime("web", Direction::kDown, 1764194500, {r.domain}), "");
+  EXPECT_EQ(actuator.RecordScaleTime("web", Direction::kUp, 1000, {r.domain}), "");  // older
+
+  std::optional<ScaleStamp> live = Stamp(r.domain);
+  ASSERT_TRUE(live.has_value());
+  EXPECT_EQ(live->group, "web");
+  EXPECT_EQ(live->last_up_unix, 1764194400);
+  EXPECT_EQ(live->last_down_unix, 1764194500);
+  std::optional<ScaleStamp> config =
+      Stamp(r.domain, VIR_DOMAIN_AFFECT_CONFIG);  // survives a restart
+  ASSERT_TRUE(config.has_value());
+  EXPECT_EQ(config->last_down_unix, 1764194500);
+  std::optional<ScaleStamp> stopped = Stamp("web-1", VIR_DOMAIN_AFFECT_CONFIG);
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_EQ(stopped->last_up_unix, 1764194400);
+  EXPECT_EQ(stopped->last_down_unix, 0);
+  // The ownership element is a different one and stays as it was.
+  EXPECT_EQ(ParseVirtscaleMetadata(Metadata(r.domain).value_or(""))->uuid, Uuid(r.domain));
+  EXPECT_FALSE(Metadata("web-1").has_value());
+
+  EXPECT_THAT(actuator.RecordScaleTime("web", Direction::kUp, 5, {"web-99"}),
+              StartsWith("web-99: lookup web-99: "));
+}
+
+// A shutdown request that never returns until the test lets it.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  int entered = 0;
+  void Open() {
+    std::lock_guard lock(mu);
+    open = true;
+    cv.notify_all();
+  }
+  void Pass() {
+    std::unique_lock lock(mu);
+    ++entered;
+    cv.notify_all();
+    cv.wait(lock, [this] { return open; });
+  }
+  void WaitEntered() {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [this] { return entered > 0; });
+  }
+};
+
+TEST_F(LibvirtActuatorTest, HungCallTimesOut) {
+  auto gate = std::make_shared<Gate>();
+  LibvirtActuator::Options options;
+  options.call_timeout = std::chrono::milliseconds(300);
+  options.request_shutdown = [gate](virDomainPtr) {
+    gate->Pass();
+    return 0;
+  };
+  LibvirtActuator actuator = MakeActuator(std::move(options));
+  OperationResult created = actuator.Execute(Create(demo_template_));
+  ASSERT_TRUE(created.ok) << created.error;
+  OperationResult r = actuator.Execute(On(Operation::Kind::kStop, created.domain));
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.error, "shutdown timed out after 300ms");
+  EXPECT_EQ(actuator.stuck_calls(), 1u);
+  EXPECT_EQ(State(created.domain), VIR_DOMAIN_RUNNING);  // not destroyed behind a hung call
+  gate->Open();
+  for (int i = 0; i < 200 && actuator.stuck_calls() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(actuator.stuck_calls(), 0u);
+}
+
+TEST_F(LibvirtActuatorTest, CancelStopsWaitingForAHungCall) {
+  auto gate = std::make_shared<Gate>();
+  LibvirtActuator::Options options;
+  options.call_timeout = std::chrono::hours(1);  // only the cancel can end the wait
+  options.cancel_grace = std::chrono::milliseconds(100);
+  options.request_shutdown = [gate](virDomainPtr) {
+    gate->Pass();
+    return 0;
+  };
+  LibvirtActuator actuator = MakeActuator(std::move(options));
+  OperationResult created = actuator.Execute(Create(demo_template_));
+  ASSERT_TRUE(created.ok) << created.error;
+  OperationResult r;
+  std::thread worker([&] { r = actuator.Execute(On(Operation::Kind::kStop, created.domain)); });
+  gate->WaitEntered();
+  actuator.Cancel();
+  worker.join();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.error, "cancelled (agent stopping) during shutdown");
+  EXPECT_EQ(actuator.stuck_calls(), 1u);  // still inside libvirt, and known to be
+  gate->Open();
+  for (int i = 0; i < 200 && actuator.stuck_calls() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(actuator.stuck_calls(), 0u);
+}
+
+TEST_F(LibvirtActuatorTest, CancelEndsAStopOfAGuestThatIgnoresShutdown) {
+  LibvirtActuator::Options options;
+  auto gate = std::make_shared<Gate>();
+  options.request_shutdown = [gate](virDomainPtr) {
+    std::lock_guard lock(gate->mu);
+    ++gate->entered;
+    gate->cv.notify_all();
+    return 0;  // accepted, but the guest never powers off
+  };
+  LibvirtActuator actuator = MakeActuator(std::move(options));
+  OperationResult created = actuator.Execute(Create(demo_template_));
+  ASSERT_TRUE(created.ok) << created.error;
+  Operation stop = On(Operation::Kind::kStop, created.domain);
+  stop.shutdown_timeout = std::chrono::hours(1);
+  OperationResult r;
+  std::thread worker([&] { r = actuator.Execute(stop); });
+  gate->WaitEntered();
+  actuator.Cancel();
+  actuator.Cancel();  // harmless
+  worker.join();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.error,
+            "cancelled (agent stopping) while waiting for " + created.domain + " to shut down");
+  EXPECT_EQ(State(created.domain), VIR_DOMAIN_RUNNING);  // left to its graceful shutdown
+  OperationResult later = actuator.Execute(On(Operation::Kind::kStart, "web-1"));
+  EXPECT_FALSE(later.ok);
+  EXPECT_EQ(later.error, "cancelled (agent stopping)");
+}
+
+TEST_F(LibvirtActuatorTest, CancelledCreateRollsBackWhatItMade) {
+  LibvirtActuator::Options options;
+  LibvirtActuator* self = nullptr;
+  options.before_start = [&self](virDomainPtr) { self->Cancel(); };
+  LibvirtActuator actuator = MakeActuator(std::move(options));
+  self = &actuator;
+  int volumes_before = VolumeCount();
+  OperationResult r = actuator.Execute(Create(overlay_template_));
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.domain, "web-2");
+  EXPECT_EQ(r.error, "cancelled (agent stopping) before start");  // rollback succeeded
+  EXPECT_FALSE(Exists("web-2"));
+  EXPECT_FALSE(Volume("web-2-vda.qcow2").has_value());
+  EXPECT_EQ(VolumeCount(), volumes_before);
+}
+
+TEST_F(LibvirtActuatorTest, ConcurrentCreatesGetDistinctNames) {
+  LibvirtActuator::Options options;
+  options.max_name_attempts = 1;  // a clash would fail: names must not collide at all
+  // Hold every create between picking its name and defining, so all overlap.
+  auto waiting = std::make_shared<std::atomic<int>>(0);
+  options.before_define = [waiting](virConnectPtr, const std::string&) {
+    ++*waiting;
+    for (int i = 0; i < 500 && *waiting < 4; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  };
+  LibvirtActuator actuator = MakeActuator(std::move(options));
+  Operation op = Create(overlay_template_);
+  std::vector<OperationResult> results(4);
+  std::vector<std::thread> threads;
+  for (OperationResult& result : results) {
+    threads.emplace_back([&actuator, &op, &result] { result = actuator.Execute(op); });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(waiting->load(), 4);
+  std::set<std::string> names;
+  for (const OperationResult& result : results) {
+    ASSERT_TRUE(result.ok) << result.error;
+    names.insert(result.domain);
+    EXPECT_TRUE(Volume(result.domain + "-vda.qcow2").has_value()) << result.domain;
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"web-2", "web-3", "web-4", "web-5"}));
+}
+
+TEST_F(LibvirtActuatorTest, CleanupDeletesOnlyUnusedVolumesNamedLikeAMembers) {
+  LibvirtActuator actuator = MakeActuator();
+  ASSERT_TRUE(actuator.Execute(Create(overlay_template_)).ok);  // web-2 uses web-2-vda.qcow2
+  CreateVolume("web-5-vda.qcow2");                              // a killed create's leftover
+  CreateVolume("web-6-vdb.qcow2");                              // no such disk in the template
+  CreateVolume("web-x-vda.qcow2");                              // not a member's name
+  CreateVolume("db-3-vda.qcow2");                               // not this group's
+  CreateVolume("web-8-vda.qcow2");
+  // Defined, never started: a complete stopped member, and its disk with it.
+  std::string xml =
+      "<domain type='test'><name>web-8</name><memory>65536</memory><os><type>hvm</type></os>"
+      "<devices><disk type='file' device='disk'><source file='/default-pool/web-8-vda.qcow2'/>"
+      "<target dev='vda'/></disk></devices></domain>";
+  virDomainPtr dom = virDomainDefineXML(conn_.get(), xml.c_str());
+  ASSERT_NE(dom, nullptr) << virGetLastErrorMessage();
+  virDomainFree(dom);
+
+  RuleSet rules;
+  GroupRule group;
+  group.name = "web";
+  group.template_path = overlay_template_;
+  group.template_doc = LoadTemplate(overlay_template_);
+  rules.groups.push_back(group);
+  GroupRule dry = group;
+  dry.name = "db";
+  dry.dry_run = true;  // never acted on, not even cleaned
+  rules.groups.push_back(dry);
+
+  LeftoverCleanup cleaned = actuator.CleanupLeftovers(rules);
+  EXPECT_EQ(cleaned.error, "");
+  EXPECT_EQ(cleaned.deleted, (std::vector<std::string>{"default-pool/web-5-vda.qcow2"}));
+  EXPECT_FALSE(Volume("web-5-vda.qcow2").has_value());
+  for (const char* kept : {"web-2-vda.qcow2", "web-6-vdb.qcow2", "web-x-vda.qcow2",
+                           "db-3-vda.qcow2", "web-8-vda.qcow2", "base.qcow2"}) {
+    EXPECT_TRUE(Volume(kept).has_value()) << kept;
+  }
+  EXPECT_TRUE(Exists("web-8"));
+  EXPECT_EQ(State("web-8"), VIR_DOMAIN_SHUTOFF);
+}
+
+TEST(LeftoverNames, DiskSourcesIncludeBackingFilesAndPoolVolumes) {
+  std::vector<DiskSource> sources = ParseDiskSources(R"(<domain><devices>
+    <disk type='file'><source file='/p/top.qcow2'/>
+      <backingStore type='file'><source file='/p/base.qcow2'/></backingStore></disk>
+    <disk type='volume'><source pool='default' volume='web-3-vdb.raw'/></disk>
+    <disk type='block'><source dev='/dev/vg/web-3'/></disk>
+  </devices></domain>)");
+  ASSERT_EQ(sources.size(), 4u);
+  EXPECT_FALSE(sources[0].backing);
+  EXPECT_TRUE(sources[1].backing);
+  EXPECT_TRUE(UsesVolume(sources, "/p/base.qcow2", "x", "y"));
+  EXPECT_TRUE(UsesVolume(sources, "/elsewhere", "default", "web-3-vdb.raw"));
+  EXPECT_TRUE(UsesVolume(sources, "/dev/vg/web-3", "", ""));
+  EXPECT_FALSE(UsesVolume(sources, "/p/other.qcow2", "other", "web-3-vdb.raw"));
+  EXPECT_TRUE(ParseDiskSources("<domain>").empty());
+}
+
 TEST(LibvirtActuatorDefaultDriverTest, DemoTemplateWorksOnTestDefault) {
   InstallLibvirtErrorHandler();
   virConnectPtr raw = virConnectOpen("test:///default");
@@ -522,6 +944,7 @@ TEST(LibvirtActuatorDefaultDriverTest, DemoTemplateWorksOnTestDefault) {
   create.kind = Operation::Kind::kCreate;
   create.group = group;
   create.template_path = std::string(VIRTSCALE_SOURCE_DIR) + "/config/templates/demo.xml";
+  create.tmpl = LoadTemplate(create.template_path);
   OperationResult r = actuator.Execute(create);
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.domain, group + "-1");
