@@ -101,8 +101,9 @@ int64_t RateLimit::Allowed(int64_t active, int64_t changed, Direction direction)
   // HPA: the percentage applies to the count at the start of the period.
   const int64_t at_start =
       std::max<int64_t>(0, direction == Direction::kUp ? active - changed : active + changed);
+  // At least one member per period, so a group at 0 can always grow back to min.
   const int64_t limit =
-      std::max(members, CeilCount(percent * static_cast<double>(at_start) / 100.0));
+      std::max({int64_t{1}, members, CeilCount(percent * static_cast<double>(at_start) / 100.0)});
   return std::max<int64_t>(0, limit - changed);
 }
 

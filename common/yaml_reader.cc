@@ -81,13 +81,24 @@ std::string MapReader::PathOf(std::string_view key) const {
 
 void MapReader::Error(std::string_view key, const std::string& message) {
   YAML::Node at = Has(key) ? node_[std::string(key)] : node_;
+  // An empty value carries the position of whatever follows it: name the key's line.
+  if (at.IsNull() && node_.IsMap()) {
+    for (const auto& kv : node_) {
+      if (kv.first.IsScalar() && kv.first.Scalar() == key) at = kv.first;
+    }
+  }
   diags_.Error(at, PathOf(key) + ": " + message);
 }
 
 template <typename T>
 bool MapReader::ReadScalar(std::string_view key, T& out, const char* type_name) {
   YAML::Node value = Get(key);
-  if (!value.IsDefined() || value.IsNull()) return false;
+  if (!value.IsDefined()) return false;
+  // `cooldown:` with no value is a mistake, not an absent key: say so.
+  if (value.IsNull()) {
+    Error(key, std::string("expected ") + type_name + ", got no value");
+    return false;
+  }
   if (!value.IsScalar()) {
     Error(key, std::string("expected ") + type_name);
     return false;

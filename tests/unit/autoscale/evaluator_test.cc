@@ -710,6 +710,18 @@ TEST(Evaluator, ARateLimitCapsEachDirection) {
       << e.decision.reason;
 }
 
+// A percent-only limit would give 0 of 0 active: at least one member per period.
+TEST(Evaluator, ARateLimitAlwaysAllowsOneMember) {
+  GroupRule r = CpuRule(2, 5);
+  r.scale_up.rate_limit = {.members = 0, .percent = 50, .period = seconds(15)};
+  Harness h{r};
+  auto e = h.StepAt(0, {});
+  EXPECT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  EXPECT_EQ(r.scale_up.rate_limit.Allowed(0, 0, Direction::kUp), 1);
+  EXPECT_EQ(r.scale_up.rate_limit.Allowed(10, 0, Direction::kUp), 5);
+  EXPECT_EQ(r.scale_up.rate_limit.Allowed(10, 5, Direction::kUp), 0);  // 50% of 5 at the start
+}
+
 // After a restart the GroupState is empty; the scale stamps on the members
 // still date the last action in each direction.
 TEST(Evaluator, CooldownsRunFromScaleStampsAfterARestart) {

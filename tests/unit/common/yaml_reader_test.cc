@@ -45,6 +45,22 @@ TEST(MapReader, ReportsWrongTypesAndBadDurationsWithLine) {
   EXPECT_EQ(diags.list()[3].ToString(), "c.yml:4: m: expected a mapping of strings");
 }
 
+// A key written with no value used to read as absent and drop its group silently.
+TEST(MapReader, KeyWithoutValueIsAnError) {
+  Diagnostics diags("r.yml");
+  auto root = LoadYamlString("cooldown:\nmin: ~\n", diags);
+  ASSERT_TRUE(root);
+  MapReader r(*root, "g", diags);
+  Duration d{};
+  int64_t n = 7;
+  EXPECT_FALSE(r.ReadDuration("cooldown", d));
+  EXPECT_FALSE(r.Read("min", n));
+  EXPECT_EQ(n, 7);
+  ASSERT_EQ(diags.list().size(), 2u);
+  EXPECT_EQ(diags.list()[0].ToString(), "r.yml:1: g.cooldown: expected a duration, got no value");
+  EXPECT_EQ(diags.list()[1].ToString(), "r.yml:2: g.min: expected an integer, got no value");
+}
+
 TEST(LoadYaml, SyntaxErrorHasLine) {
   Diagnostics diags("bad.yml");
   EXPECT_FALSE(LoadYamlString("a: 1\nb: [1, 2\nc: 3\n", diags));
