@@ -64,6 +64,15 @@ inline Condition Cond(MetricKind kind, Comparison cmp, double threshold, int for
   return c;
 }
 
+// Target tracking on `metric` (source NAME when kind is kSource).
+inline TargetTracking Target(MetricKind kind, double per_member, std::string source = "") {
+  TargetTracking t;
+  t.metric.kind = kind;
+  t.metric.source = std::move(source);
+  t.per_member_target = per_member;
+  return t;
+}
+
 // A cpu group: up when avg > 0.8 for 30s, down when avg < 0.2 for 60s.
 inline GroupRule CpuRule(int64_t min = 1, int64_t max = 5) {
   GroupRule r;

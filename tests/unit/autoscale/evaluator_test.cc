@@ -455,11 +455,7 @@ TEST(Evaluator, TargetTrackingMovesToCeilOfValueOverTarget) {
   r.scale_up.when.clear();
   r.scale_down.when.clear();
   r.scale_up.cooldown = r.scale_down.cooldown = seconds(0);
-  TargetTracking t;
-  t.metric.kind = MetricKind::kSource;
-  t.metric.source = "jobs";
-  t.per_member_target = 50;
-  r.target = t;
+  r.target = Target(MetricKind::kSource, 50, "jobs");
   Harness h{r};
   h.sources["jobs"].value = 230;  // ceil(4.6) = 5
   auto e = h.StepAt(0, Running(2, 0.5));
@@ -600,11 +596,7 @@ TEST(Evaluator, AbsurdReadingsNeverAct) {
     GroupRule r = CpuRule(1, 10);
     r.scale_up.when.clear();
     r.scale_down.when.clear();
-    TargetTracking t;
-    t.metric.kind = kind;
-    if (kind == MetricKind::kSource) t.metric.source = "q";
-    t.per_member_target = per_member;
-    r.target = t;
+    r.target = Target(kind, per_member, kind == MetricKind::kSource ? "q" : "");
     return r;
   };
   std::vector<Case> cases;
@@ -685,11 +677,7 @@ TEST(Evaluator, ClampedSizeIsOverflowSafe) {
 TEST(Evaluator, ARateLimitCapsEachDirection) {
   GroupRule r = CpuRule(1, 1'000'000);
   r.scale_up.cooldown = r.scale_down.cooldown = seconds(0);
-  TargetTracking t;
-  t.metric.kind = MetricKind::kSource;
-  t.metric.source = "jobs";
-  t.per_member_target = 1;
-  r.target = t;
+  r.target = Target(MetricKind::kSource, 1, "jobs");
   Harness h{r};
   h.sources["jobs"].value = 1e12;
   auto e = h.StepAt(0, Running(3, 0.5));
