@@ -163,12 +163,12 @@ class Stats:
         self.notes = []  # things worth saying that are not violations
         self.lock = threading.Lock()
 
-    def check(self, inv, ok, round_no, detail=""):
+    def check(self, inv, ok, round_no, detail="", quiet=False):
         with self.lock:
             self.checks[inv] += 1
             if not ok:
                 self.violations[inv].append((round_no, detail))
-        if not ok:
+        if not ok and not quiet:
             log("VIOLATION (%s) round %s: %s" % (inv, round_no, detail))
         return ok
 
@@ -198,6 +198,7 @@ class Monitor(threading.Thread):
         self.timeline = []  # (t, round, active, {name: state}) on change
         self._last_refresh = 0.0
         self._missing = {}  # uuid -> consecutive samples absent
+        self._over = False  # the previous sample was above max
 
     def run(self):
         while not self.stop_ev.is_set():
@@ -233,6 +234,7 @@ class Monitor(threading.Thread):
         if rc != 0:
             with self.lock:
                 self.failed_samples += 1
+                self.last_change = time.monotonic()  # unknown is not steady
             return
         states = {}
         for line in out.splitlines():
@@ -252,9 +254,12 @@ class Monitor(threading.Thread):
         if changed:
             log("virsh list: %d active | %s" % (active, ", ".join(
                 "%s=%s" % kv for kv in sorted(states.items()))))
-        self.stats.check("1", active <= MAX, rnd,
+        over = active > MAX
+        self.stats.check("1", not over, rnd,
                          "%d active members > max %d: %s" % (active, MAX, sorted(
-                             (n, s) for n, s in states.items() if is_active(s))))
+                             (n, s) for n, s in states.items() if is_active(s))),
+                         quiet=over and self._over)  # logged once per episode
+        self._over = over
         refresh = force_refresh or time.monotonic() - self._last_refresh > 2.0
         if refresh:
             self._last_refresh = time.monotonic()
@@ -320,6 +325,7 @@ class Chaos:
         self.round = 0
         self.copy_seq = 0
         self.copies = []  # uuids of hand copies alive (made by the test)
+        self.made = set()  # uuids of every hand copy the test made
         self.copy_volumes = {}  # copy uuid -> own volume name
         self.removed_by_test = set()  # uuids the test undefined itself
         self.test_volumes = set()  # clash leftovers made by the test (volume names)
@@ -516,9 +522,13 @@ rule_files: ["rules/*.yml"]
     def remove_copy(self, cuuid):
         """The test's own removal of a hand copy (and the disk it gave it)."""
         info = self.monitor.defined().get(cuuid)
-        self.removed_by_test.add(cuuid)
         if cuuid in self.copies:
             self.copies.remove(cuuid)
+        if virsh("domname", cuuid)[0] != 0:
+            # Already gone: not the test's doing, the monitor reports it.
+            log("chaos: copy %s to remove is already gone" % (info.name if info else cuuid))
+            return
+        self.removed_by_test.add(cuuid)
         name = info.name if info else cuuid
         virsh("destroy", cuuid)
         rc, _, err = virsh("undefine", cuuid)
@@ -570,6 +580,7 @@ rule_files: ["rules/*.yml"]
             log("chaos: define of copy %s failed: %s" % (name, err))
             return
         self.copies.append(new_uuid)
+        self.made.add(new_uuid)
         self.copy_volumes[new_uuid] = vol
         self.monitor.poll_once(force_refresh=True)
         info = self.monitor.defined().get(new_uuid)
@@ -589,8 +600,7 @@ rule_files: ["rules/*.yml"]
     def fail_create_hidden_base(self):
         base = os.path.join(self.pool_dir, "base.img")
         hidden = base + ".hidden"
-        active = self.monitor.active()
-        self.write_value(min(MAX, active + self.rng.randint(1, 2)) if active < MAX else MAX + 1)
+        self.write_value(MAX + 1)
         os.rename(base, hidden)
         self.base_hidden = True
         virsh("pool-refresh", POOL)
@@ -632,20 +642,26 @@ rule_files: ["rules/*.yml"]
         self.paused = []
 
     def settle(self):
-        """Waits (bounded) until the group is within bounds, idle and steady."""
-        want = max(MIN, min(MAX, self.value))
+        """Waits (bounded) until the group is within bounds, idle and steady at the
+        wanted count (hand copies it may not delete can keep it above), or steady
+        for longer than a failed action's backoff."""
         t0 = time.monotonic()
         while True:
             snap = self.monitor.snapshot()
             active = sum(1 for s in snap.values() if is_active(s))
+            copies_active = sum(1 for n, s in snap.items()
+                                if is_active(s) and n.startswith(COPY_PREFIX))
+            wants = {max(MIN, min(MAX, self.value)),
+                     max(MIN, min(MAX, max(self.value, copies_active)))}
             try:
                 g = self.groups_entry()
             except (ValueError, OSError):
                 g = None
-            steady = time.monotonic() - self.monitor.last_change
+            steady = time.monotonic() - max(self.monitor.last_change, t0)
             idle = g is not None and not g.get("in_flight")
             in_bounds = MIN <= active <= MAX
-            if in_bounds and idle and steady >= 2.0 and (active == want or steady >= 5.0):
+            want = min(wants)
+            if in_bounds and idle and ((active in wants and steady >= 2.0) or steady >= 12.0):
                 log("settled in %.1fs: %d active (wanted %d)" % (time.monotonic() - t0, active,
                                                                  want))
                 return True, active, snap
@@ -657,7 +673,7 @@ rule_files: ["rules/*.yml"]
         for rnd, info in self.monitor.take_gone():
             if info.uuid in self.removed_by_test:
                 continue
-            by_test = info.by_test or info.uuid in self.copy_volumes or info.uuid in self.copies
+            by_test = info.by_test or info.uuid in self.copy_volumes or info.uuid in self.made
             if info.owned():
                 ok = True
             elif by_test:
@@ -692,6 +708,8 @@ rule_files: ["rules/*.yml"]
         # (4) every disk of every defined domain exists.
         for info in sorted(defined.values(), key=lambda i: i.name):
             for path in info.disks:
+                if not os.path.exists(path) and virsh("domname", info.uuid)[0] != 0:
+                    continue  # deleted since the poll: judged by (3) next round
                 st.check("4", os.path.exists(path), r,
                          "disk %s of %s (still defined) is missing" % (path, info.describe()))
         # (5) member volumes belong to defined domains; deleted members' volumes are gone.
@@ -888,8 +906,25 @@ rule_files: ["rules/*.yml"]
                                 for r in range(1, rounds_done + 1)]))
         for n in st.notes:
             print("  note: %s" % n)
+        results = {}
+        for d in self.decisions.values():
+            for a in d.get("actions", []):
+                k = (a.get("kind"), a.get("result"))
+                results[k] = results.get(k, 0) + 1
+        print("  agent actions in the decisions kept: %s" % (", ".join(
+            "%s %s %d" % (k[0], k[1], n) for k, n in sorted(results.items(), key=str)) or "none"))
         bad_rounds = set()
         for key, _ in INVARIANTS:
+            if key == "1":
+                # One line per round: how many samples, and the first.
+                per_round = {}
+                for r, detail in st.violations[key]:
+                    per_round.setdefault(r, []).append(detail)
+                for r, details in sorted(per_round.items()):
+                    print("  VIOLATION (1) round %d: %d samples, first: %s" % (
+                        r, len(details), details[0]))
+                    bad_rounds.add(r)
+                continue
             seen = {}
             for r, detail in st.violations[key]:
                 seen.setdefault(detail, []).append(r)
