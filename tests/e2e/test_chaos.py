@@ -800,7 +800,7 @@ rule_files: ["rules/*.yml"]
         plan = []
         if self.rng.random() < 0.45:
             plan.append(self.rng.choice(["kill_up", "kill_down"]))
-        if self.rng.random() < 0.2:
+        if self.rng.random() < 0.15:
             plan.append("libvirtd_restart")
         if self.rng.random() < 0.35:
             plan.append("pause")
@@ -812,7 +812,7 @@ rule_files: ["rules/*.yml"]
             plan.append(self.rng.choice(["kill_up", "kill_down", "pause", "copy"]))
         self.rng.shuffle(plan)
         log("=== round %d/%d: %s ===" % (r, OPTS.rounds, ", ".join(plan)))
-        time.sleep(self.rng.uniform(0.5, 2.0))
+        time.sleep(self.rng.uniform(0.3, 1.0))
         for action in plan:
             if action == "kill_up":
                 self.kill_during("up")
@@ -828,7 +828,7 @@ rule_files: ["rules/*.yml"]
                 self.fail_create_hidden_base()
             elif action == "fail_clash_leftover":
                 self.fail_create_clash()
-            time.sleep(self.rng.uniform(0.3, 1.5))
+            time.sleep(self.rng.uniform(0.2, 0.8))
         self.resume_paused()
         # Mark copies seen since their define.
         for cuuid in self.copies:
