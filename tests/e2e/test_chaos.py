@@ -64,7 +64,7 @@ POOL = GROUP + "-pool"
 MIN, MAX = 1, 4
 MEMBER_VOLUME = re.compile(r"^%s-(\d+)-" % re.escape(GROUP))
 POLL_SECONDS = 0.2
-SETTLE_SECONDS = 40  # bound for a round to settle (one failed create costs a 10s backoff)
+SETTLE_SECONDS = 30  # bound for a round to settle (one failed create costs a 10s backoff)
 CLEANUP_SECONDS = 8  # extra wait for leftover volumes to be cleaned
 
 INVARIANTS = [
@@ -87,6 +87,8 @@ def parse_chaos_args():
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--allow-unstamped", action="store_true")
+    p.add_argument("--time-limit", type=float, default=480,
+                   help="start no round after this many seconds (ctest kills at 600)")
     args, rest = p.parse_known_args()
     sys.argv = [sys.argv[0]] + rest
     if args.seed is None:
@@ -199,6 +201,8 @@ class Monitor(threading.Thread):
         self._last_refresh = 0.0
         self._missing = {}  # uuid -> consecutive samples absent
         self._over = False  # the previous sample was above max
+        self.foreign = {}  # vse2e-* names of other tests -> (round, time first seen)
+        self.own_probe = PREFIX + "probe-%d" % os.getpid()
 
     def run(self):
         while not self.stop_ev.is_set():
@@ -241,6 +245,13 @@ class Monitor(threading.Thread):
             parts = line.split(None, 2)
             if len(parts) >= 3 and parts[1].startswith(MEMBER_PREFIX):
                 states[parts[1]] = parts[2].strip()
+            elif (len(parts) >= 3 and parts[1].startswith(PREFIX) and
+                  parts[1] not in self.foreign and parts[1] != self.own_probe):
+                # Another e2e test on this libvirtd: its harness removes every
+                # vse2e-* domain when it starts, ours included.
+                with self.lock:
+                    self.foreign[parts[1]] = (self.round, time.monotonic())
+                log("monitor: WARNING: another e2e test uses this libvirtd (%s)" % parts[1])
         active = sum(1 for s in states.values() if is_active(s))
         with self.lock:
             rnd = self.round
@@ -914,6 +925,9 @@ rule_files: ["rules/*.yml"]
                                 for r in range(1, rounds_done + 1)]))
         for n in st.notes:
             print("  note: %s" % n)
+        if self.monitor.foreign:
+            print("  WARNING: other e2e tests used this libvirtd during the run: %s" % ", ".join(
+                "%s (round %d)" % (n, r) for n, (r, _) in sorted(self.monitor.foreign.items())))
         results = {}
         for d in self.decisions.values():
             for a in d.get("actions", []):
@@ -955,6 +969,10 @@ def scenario(h):
     try:
         c.setup()
         for r in range(1, OPTS.rounds + 1):
+            if time.monotonic() - t0 > OPTS.time_limit:
+                log("time limit of %.0fs reached after %d rounds" % (OPTS.time_limit,
+                                                                     rounds_done))
+                break
             c.run_round(r)
             rounds_done = r
     finally:
@@ -963,6 +981,13 @@ def scenario(h):
         finally:
             c.summary(rounds_done)
             log("chaos: %d rounds in %.0fs" % (rounds_done, time.monotonic() - t0))
+    h.check(rounds_done == OPTS.rounds, "all %d rounds ran within the time limit" % OPTS.rounds,
+            "%d rounds done in %.0fs" % (rounds_done, OPTS.time_limit))
+    if c.monitor.foreign:
+        log("WARNING: other e2e tests ran against this libvirtd during the run (first: %s in "
+            "round %d); their harness removes every vse2e-* domain, so violations from then "
+            "on may be theirs: rerun alone" % min(
+                ((n, r) for n, (r, _) in c.monitor.foreign.items()), key=lambda x: x[1]))
     for key, what in INVARIANTS:
         v = stats.violations[key]
         h.check(not v, "invariant (%s) %s: %d checks" % (key, what, stats.checks[key]),
