@@ -802,12 +802,10 @@ rule_files: ["rules/*.yml"]
         with self.monitor.lock:
             self.monitor.round = r
         wall0 = time.time()
-        active = self.monitor.active()
-        # A new wanted count, away from where the group is.
-        if active <= 2:
-            self.write_value(self.rng.randint(3, MAX + 2))
-        else:
-            self.write_value(self.rng.randint(0, 2))
+        # One generator per round, the plan drawn first: a replay with the same seed
+        # does the same actions in the same order in every round, whatever the
+        # earlier rounds found (later draws also follow the group's state).
+        self.rng = random.Random("%d/%d" % (OPTS.seed, r))
         plan = []
         if self.rng.random() < 0.45:
             plan.append(self.rng.choice(["kill_up", "kill_down"]))
@@ -823,6 +821,11 @@ rule_files: ["rules/*.yml"]
             plan.append(self.rng.choice(["kill_up", "kill_down", "pause", "copy"]))
         self.rng.shuffle(plan)
         log("=== round %d/%d: %s ===" % (r, OPTS.rounds, ", ".join(plan)))
+        # A new wanted count, away from where the group is.
+        if self.monitor.active() <= 2:
+            self.write_value(self.rng.randint(3, MAX + 2))
+        else:
+            self.write_value(self.rng.randint(0, 2))
         time.sleep(self.rng.uniform(0.3, 1.0))
         for action in plan:
             if action == "kill_up":
