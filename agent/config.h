@@ -23,7 +23,7 @@ struct LibvirtSettings {
   std::string uri = "qemu:///system";
   Duration sample_interval = std::chrono::seconds(5);
   Duration call_timeout = std::chrono::seconds(10);
-  int64_t workers = 0;  // 0: one per core, at most 4
+  int64_t workers = 0;  // 0: one shard per 4 domains, 1 to 4
 };
 
 struct WebSettings {

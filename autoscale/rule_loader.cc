@@ -455,6 +455,19 @@ void DecodeRuleFile(const YAML::Node& root, const std::string& file,
                           i, g->name, dup->file, dup->line));
           continue;
         }
+        // Two groups adopting the same names would count the same domains twice.
+        auto same_prefix =
+            std::find_if(out.groups.begin(), out.groups.end(), [&](const GroupRule& o) {
+              return !g->name_prefix.empty() && o.name_prefix == g->name_prefix;
+            });
+        if (same_prefix != out.groups.end()) {
+          local.Error(groups[i]["members"]["name_prefix"],
+                      fmt::format("groups[{}].members.name_prefix: \"{}\" is already the prefix of "
+                                  "group \"{}\" ({}:{}); a domain can be in one group only",
+                                  i, g->name_prefix, same_prefix->name, same_prefix->file,
+                                  same_prefix->line));
+          continue;
+        }
         out.groups.push_back(std::move(*g));
       }
     }

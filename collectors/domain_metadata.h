@@ -7,7 +7,12 @@
 //     <virtscale:group>web</virtscale:group>
 //     <virtscale:template>/etc/virtscale/templates/web.xml</virtscale:template>
 //     <virtscale:created-at>1764194400</virtscale:created-at>
+//     <virtscale:uuid>0b4e3f4a-5d7c-4e2a-9c1b-2f6a8d9e0c11</virtscale:uuid>
+//     <virtscale:volume target="vda" pool="default" name="web-3-vda.qcow2"/>
 //   </virtscale:instance>
+//
+// The group OWNS the domain only while the recorded UUID is the domain's own
+// (DESIGN.md "Ownership"): a copy carries the element, not the UUID.
 //
 // libvirt stores it under the namespace URI; virDomainGetMetadata(dom,
 // VIR_DOMAIN_METADATA_ELEMENT, kMetadataNamespace, 0) returns the element.

@@ -248,6 +248,19 @@ TEST_F(RuleLoaderTest, DuplicateNamesAcrossFilesAndEmptyGlobs) {
             }));
 }
 
+TEST_F(RuleLoaderTest, TwoGroupsCannotShareANamePrefix) {
+  Write("rules/p.yml",
+        "groups:\n  - name: web\n    max: 1\n    members: {name_prefix: \"web-\"}\n"
+        "  - name: web2\n    max: 1\n    members: {name_prefix: \"web-\"}\n"
+        "  - name: api\n    max: 1\n    members: {name_prefix: \"web-api-\"}\n");
+  RuleSet rs = LoadRuleFiles({"rules/p.yml"}, dir_.string(), {}, std::chrono::seconds(5), diags_);
+  EXPECT_EQ(rs.groups.size(), 2u);  // nested prefixes are fine: the longest wins
+  EXPECT_EQ(Messages(), (std::vector<std::string>{
+                            "DIR/rules/p.yml:7: groups[1].members.name_prefix: \"web-\" is already "
+                            "the prefix of group \"web\" (DIR/rules/p.yml:2); a domain can be in "
+                            "one group only"}));
+}
+
 TEST_F(RuleLoaderTest, SyntaxErrorsAndBadShapes) {
   Load("rules/s.yml", "groups:\n  - name: [x\n");
   Load("rules/n.yml", "groups: {name: web}\n");
