@@ -101,12 +101,17 @@ def scenario(h):
     if truth["vse2e-m-busy"] > 0.7:
         h.check(avg["vse2e-m-busy"] is not None and avg["vse2e-m-busy"] > 0.6,
                 "busy guest utilisation > 0.6", str(avg["vse2e-m-busy"]))
-    if 0.4 <= truth["vse2e-m-half"] <= 0.6:
-        h.check(avg["vse2e-m-half"] is not None and 0.35 <= avg["vse2e-m-half"] <= 0.65,
-                "guest held by vcpu_quota=50000 reads 0.35..0.65", str(avg["vse2e-m-half"]))
-    else:
-        log("host saturated: the 50%%-capped guest got %.2f; its 0.35..0.65 check rests on "
-            "the virsh comparison above" % truth["vse2e-m-half"])
+    # A cap is an upper bound whatever the host's load; the lower bound depends on
+    # the host giving the guest its quota, so it falls to libvirt's own figure of
+    # the same window when the host was saturated.
+    half, half_truth = avg["vse2e-m-half"], truth["vse2e-m-half"]
+    h.check(half is not None and half <= 0.65,
+            "guest held by vcpu_quota=50000 reads at most 0.65", str(half))
+    floor = min(0.35, half_truth - 0.12)
+    h.check(half is not None and half >= floor,
+            "guest held by vcpu_quota=50000 reads at least 0.35, or libvirt's cpu.time rate "
+            "of the same window minus 0.12 where the host did not give it its quota",
+            "agent %s, libvirt %.3f, floor %.3f" % (half, half_truth, floor))
     h.check(avg["vse2e-m-idle"] is not None and avg["vse2e-m-idle"] < 0.2,
             "halted guest utilisation < 0.2", str(avg["vse2e-m-idle"]))
 
