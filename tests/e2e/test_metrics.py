@@ -98,9 +98,11 @@ def scenario(h):
         st = m.value("libvirt_domain_info_state", domain=d)
         h.check(st == 5, "%s libvirt_domain_info_state == 5 (shut off)" % d, str(st))
 
-    if truth["vse2e-m-busy"] > 0.7:
-        h.check(avg["vse2e-m-busy"] is not None and avg["vse2e-m-busy"] > 0.6,
-                "busy guest utilisation > 0.6", str(avg["vse2e-m-busy"]))
+    busy_floor = min(0.6, truth["vse2e-m-busy"] - 0.12)
+    h.check(avg["vse2e-m-busy"] is not None and avg["vse2e-m-busy"] > busy_floor,
+            "busy guest utilisation > 0.6, or libvirt's cpu.time rate of the same window "
+            "minus 0.12 where the host did not give it a whole core",
+            "agent %s, libvirt %.3f" % (avg["vse2e-m-busy"], truth["vse2e-m-busy"]))
     # A cap is an upper bound whatever the host's load; the lower bound depends on
     # the host giving the guest its quota, so it falls to libvirt's own figure of
     # the same window when the host was saturated.
