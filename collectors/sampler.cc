@@ -77,11 +77,17 @@ struct CallErrors {
   bool* connection_lost;
   UnsupportedFlags unsupported;
   const std::string* domain;
+  bool* vanished = nullptr;  // set when the domain is gone (undefined since the list)
 
   void Fail(const char* call, unsigned unsupported_bit = 0) {
     LibvirtError err = LastLibvirtError();
     if (unsupported_bit != 0 && IsUnsupported(err)) {
       unsupported->fetch_or(unsupported_bit);
+      return;
+    }
+    // A domain that is gone is not a failing one: the sample leaves it out.
+    if (vanished != nullptr && err.code == VIR_ERR_NO_DOMAIN) {
+      *vanished = true;
       return;
     }
     if (err.connection_lost) *connection_lost = true;
@@ -192,6 +198,7 @@ struct FallbackResult {
   std::shared_ptr<const DomainIdentity> identity;
   bool identity_fetched = false;
   bool connection_lost = false;
+  bool vanished = false;  // undefined between the list and these calls
   Clock::time_point read_at;
 };
 
@@ -404,7 +411,7 @@ bool NeedsFallback(const FallbackInput& in) {
 void Fallback(const FallbackInput& in, const UnsupportedFlags& unsupported, FallbackResult& out) {
   out.stats = in.stats;
   DomainStats& s = out.stats;
-  CallErrors errs{&s.errors, &out.connection_lost, unsupported, &s.name};
+  CallErrors errs{&s.errors, &out.connection_lost, unsupported, &s.name, &out.vanished};
   virDomainPtr dom = in.dom.get();
   if (in.need_identity || in.identity == nullptr) {
     out.identity = FetchIdentity(dom, s.name, errs);
@@ -759,6 +766,7 @@ SnapshotPtr Sampler::SampleNow() {
     snap->domains.reserve(live.size() + stuck_domains.size());
     for (size_t i = 0; i < live.size(); ++i) {
       FallbackInput& in = inputs[i];
+      if (fallback_finished[i] && fallback_results[i] && fallback_results[i]->vanished) continue;
       seen_uuids.insert(in.stats.uuid);
       DomainStats d;
       Clock::time_point read_at = now;
