@@ -181,6 +181,17 @@ ConditionPass UpdateConditions(Direction dir, const std::vector<Condition>& cond
   return pass;
 }
 
+// The direction and group size the data ask for, before the guards.
+struct Intent {
+  std::optional<Direction> direction;
+  int64_t desired = 0;  // clamped to [min, max]
+  bool restoring_bounds = false;
+  std::string why;
+  // No direction: "" (nothing to do) or missing data held the group.
+  HeldBy held_by = HeldBy::kNone;
+  std::string reason;
+};
+
 // Target tracking's wanted size, or why it is unknown.
 struct TargetView {
   std::optional<double> wanted;  // members, before clamping

@@ -36,8 +36,9 @@
 //   run on the monotonic clock; wall time only dates the decision and converts
 //   the timestamps read back from libvirt (created-at, scale stamps).
 //
-// Evaluate runs these steps, each a function below, unit-tested on its own:
-//   ReadConditions -> ChooseIntent -> ApplyGuards -> PlanActions.
+// Evaluate runs these steps (functions in evaluator.cc, tested through
+// Evaluate; the pure helpers they share are declared below and tested alone):
+//   MembershipDoubt -> read conditions -> ChooseIntent -> ApplyGuards -> plan.
 //
 //   Evaluation e = Evaluate({.rule = r, .members = m, .snapshot = snap.get(),
 //                            .sources = readings, .now = clock.Now(), .stale_after = 30s,
@@ -99,7 +100,7 @@ struct Evaluation {
 // Identifies a rule's conditions; GroupState timers are kept only while it matches.
 std::string ConditionSignature(const GroupRule& rule);
 
-// The steps of Evaluate, exposed for their own tests.
+// Helpers of Evaluate's steps, exposed for their own tests.
 
 // Why the membership cannot be trusted (libvirt down, stale, before the latest
 // reconnect), or "" when it can.
@@ -109,18 +110,8 @@ std::string MembershipDoubt(const EvaluationInput& in);
 enum class ReadingUse { kUtilization, kCount };
 std::optional<std::string> ImplausibleReading(double v, ReadingUse use);
 
-// The direction and group size the data ask for, before the guards.
-struct Intent {
-  std::optional<Direction> direction;
-  int64_t desired = 0;  // clamped to [min, max]
-  bool restoring_bounds = false;
-  std::string why;
-  // No direction: "" (nothing to do) or missing data held the group.
-  HeldBy held_by = HeldBy::kNone;
-  std::string reason;
-};
-
-// `current` + `delta` (or -) clamped to [lo, hi], without overflow.
+// A wanted group size (any double, NaN and infinities included) as a count in
+// [lo, hi]; never overflows.
 int64_t ClampedSize(double wanted, int64_t lo, int64_t hi);
 
 }  // namespace virtscale::autoscale
