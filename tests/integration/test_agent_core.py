@@ -35,6 +35,10 @@ def masked_exposition(text):
             out.append(line)
             continue
         name_labels, _, value = line.rpartition(" ")
+        # Whether the harness's readiness probe came before the first sample (a
+        # 503) depends on how fast that sample was, not on the exposition.
+        if name_labels == 'virtscale_http_requests_total{code="503",handler="/-/ready"}':
+            continue
         name = re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", name_labels).group(0)
         if VOLATILE.search(name) or name.startswith("virtscale_http_"):
             value = "<masked>"
