@@ -33,6 +33,12 @@
 namespace virtscale {
 namespace {
 
+// Strings are repaired where they enter (common/utf8.h); replacing here too
+// means one missed entry point can never turn an endpoint into a 500.
+std::string DumpJson(const nlohmann::json& body) {
+  return body.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 void Notify(const char* state) {
 #ifdef VIRTSCALE_HAVE_SYSTEMD
   sd_notify(0, state);
@@ -331,7 +337,7 @@ class Agent {
     });
     server_->Get("/api/v1/groups", [this](const httplib::Request&, httplib::Response& res) {
       nlohmann::json body = {{"status", "success"}, {"data", engine_.GroupsJson()}};
-      res.set_content(body.dump(2), "application/json");
+      res.set_content(DumpJson(body), "application/json");
     });
     server_->Get("/api/v1/decisions", [this](const httplib::Request& req, httplib::Response& res) {
       size_t limit = 100;
@@ -345,7 +351,7 @@ class Agent {
         }
       }
       nlohmann::json body = {{"status", "success"}, {"data", engine_.DecisionsJson(limit)}};
-      res.set_content(body.dump(2), "application/json");
+      res.set_content(DumpJson(body), "application/json");
     });
     server_->Get("/", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(RenderLandingPage(VIRTSCALE_VERSION, connection_.uri(), sampler_.Latest(),

@@ -74,7 +74,14 @@ std::optional<AgentConfig> LoadAgentConfig(const std::string& path, Diagnostics&
     diags.Add(path, 0, "cannot read: " + error);
     return std::nullopt;
   }
-  return ParseAgentConfig(*text, path, diags);
+  // Decoders report what they find; this catches what the libraries they call
+  // can still throw (yaml-cpp, allocation), so no file can crash a reload.
+  try {
+    return ParseAgentConfig(*text, path, diags);
+  } catch (const std::exception& e) {
+    diags.Add(path, 0, std::string("cannot load: ") + e.what());
+    return std::nullopt;
+  }
 }
 
 }  // namespace virtscale

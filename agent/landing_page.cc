@@ -1,5 +1,6 @@
 #include "agent/landing_page.h"
 
+#include "common/utf8.h"
 #include "common/xml_escape.h"
 
 namespace virtscale {
@@ -7,7 +8,9 @@ namespace {
 
 std::string Cell(const nlohmann::json& value) {
   if (value.is_null()) return "";
-  return XmlEscape(value.is_string() ? value.get<std::string>() : value.dump());
+  return XmlEscape(value.is_string()
+                       ? ValidUtf8(value.get<std::string>())
+                       : value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 }  // namespace

@@ -127,6 +127,24 @@ std::string MacFromBits(uint64_t bits) {
                      (bits >> 16) & 0xff);
 }
 
+// The deepest element and its depth (the root is 1), found without recursion.
+std::pair<pugi::xml_node, int> DeepestElement(const pugi::xml_document& doc) {
+  struct Walker : pugi::xml_tree_walker {
+    pugi::xml_node node;
+    int max_depth = 0;
+    bool for_each(pugi::xml_node& n) override {
+      // depth() is 0 for the root element's own level.
+      if (n.type() == pugi::node_element && depth() + 1 > max_depth) {
+        max_depth = depth() + 1;
+        node = n;
+      }
+      return true;
+    }
+  } walker;
+  const_cast<pugi::xml_document&>(doc).traverse(walker);
+  return {walker.node, walker.max_depth};
+}
+
 }  // namespace
 
 std::string VolumeAnnotation::VolumeName(const std::string& domain,
@@ -136,6 +154,11 @@ std::string VolumeAnnotation::VolumeName(const std::string& domain,
 
 TemplateParseResult DomainTemplate::Parse(std::string_view xml) {
   TemplateParseResult result;
+  if (xml.size() > kMaxTemplateBytes) {
+    result.error = fmt::format("template is {} bytes, more than the limit of {} MiB", xml.size(),
+                               kMaxTemplateBytes >> 20);
+    return result;
+  }
   pugi::xml_document doc;
   pugi::xml_parse_result parsed = doc.load_buffer(xml.data(), xml.size());
   if (!parsed) {
@@ -146,6 +169,12 @@ TemplateParseResult DomainTemplate::Parse(std::string_view xml) {
   pugi::xml_node root = doc.document_element();
   if (!root) {
     result.error = "no root element";
+    return result;
+  }
+  if (auto deepest = DeepestElement(doc); deepest.second > kMaxTemplateDepth) {
+    result.error =
+        fmt::format("line {}: elements nest {} deep, more than the limit of {}",
+                    LineAt(xml, deepest.first.offset_debug()), deepest.second, kMaxTemplateDepth);
     return result;
   }
   if (std::string_view(root.name()) != "domain") {
@@ -187,7 +216,7 @@ TemplateParseResult DomainTemplate::Parse(std::string_view xml) {
 
 TemplateParseResult DomainTemplate::Load(const std::string& path) {
   std::string error;
-  auto text = ReadRegularFile(path, kMaxConfigBytes, error);
+  auto text = ReadRegularFile(path, kMaxTemplateBytes, error);
   if (!text) {
     TemplateParseResult result;
     result.error = fmt::format("{}: cannot read template: {}", path, error);
@@ -279,8 +308,10 @@ std::string DomainTemplate::Render(const RenderParams& params,
   }
   metadata.append_copy(instance.document_element());
 
+  // Unindented: indentation grows with the square of the depth; libvirt
+  // formats the stored definition itself.
   std::ostringstream out;
-  doc.save(out, "  ", pugi::format_default | pugi::format_no_declaration);
+  doc.save(out, "", pugi::format_raw | pugi::format_no_declaration);
   return out.str();
 }
 

@@ -58,6 +58,11 @@ namespace virtscale::autoscale {
 
 inline constexpr const char* kTemplateNamespace = "http://virtscale.org/xmlns/template/1.0";
 
+// A libvirt domain is a few KB, six or seven elements deep; far larger
+// templates are mistakes or attacks (docs/configuration.md "Limits").
+inline constexpr size_t kMaxTemplateBytes = 1 << 20;
+inline constexpr int kMaxTemplateDepth = 64;
+
 // Returns a problem with the template file, or nullopt when it can be used:
 // unreadable file, XML that is not well-formed ("PATH:LINE: ..."), a root that is
 // not <domain>, no `type` attribute, no <os><type>, bad volume annotations.

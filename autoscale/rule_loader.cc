@@ -16,6 +16,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The limits of docs/configuration.md "Limits".
+// Larger steps, rate limits and bounds mean nothing on one host.
+constexpr int64_t kMaxStep = 1'000'000;
+constexpr int64_t kMaxMembers = 1'000'000;
+// Member names are "{group}-{n}"; libvirt and tools show them in columns.
+constexpr size_t kMaxGroupName = 64;
+// Readings beyond 2^53 are absurd (the evaluator ignores them); so are thresholds.
+constexpr double kMaxSourceThreshold = 9007199254740992.0;
+
 struct Context {
   const std::string& file;
   const std::set<std::string>& source_names;
@@ -111,8 +120,8 @@ std::optional<Condition> DecodeCondition(const YAML::Node& node, const std::stri
       ok = false;
       continue;
     }
-    if (!std::isfinite(threshold)) {
-      r.Error(key, "must be a finite number");
+    if (std::fabs(threshold) > kMaxSourceThreshold) {
+      r.Error(key, fmt::format("must be within ±2^53, got {}", threshold));
       ok = false;
       continue;
     }
@@ -120,6 +129,11 @@ std::optional<Condition> DecodeCondition(const YAML::Node& node, const std::stri
     c.threshold = threshold;
     if (c.per_member() && c.metric.kind != MetricKind::kSource) {
       r.Error(key, "needs a source:NAME metric (cpu and memory are already per member)");
+      ok = false;
+    } else if (c.metric.kind != MetricKind::kSource && !(threshold >= 0 && threshold <= 1)) {
+      // cpu and memory are utilisation ratios: "above: 80" would never fire.
+      r.Error(key, fmt::format("{} is a ratio from 0 to 1 (80% is 0.8), got {}", c.metric.Name(),
+                               threshold));
       ok = false;
     }
   }
@@ -135,10 +149,6 @@ std::optional<Condition> DecodeCondition(const YAML::Node& node, const std::stri
   return ok ? std::optional<Condition>(c) : std::nullopt;
 }
 
-// Larger steps and rate limits mean nothing for a group bounded by `max`.
-constexpr int64_t kMaxStep = 1'000'000;
-// Member names are "{group}-{n}"; libvirt and tools show them in columns.
-constexpr size_t kMaxGroupName = 64;
 
 // A positive count ("2") or a percentage ("50%").
 bool ReadStep(MapReader& r, Step& out) {
@@ -371,8 +381,8 @@ std::optional<GroupRule> DecodeGroup(const YAML::Node& node, const std::string& 
   if (g.min < 0) {
     r.Error("min", "must not be negative");
     bounds_ok = false;
-  } else if (bounds_ok && g.max < 1) {
-    r.Error("max", "must be at least 1");
+  } else if (bounds_ok && (g.max < 1 || g.max > kMaxMembers)) {
+    r.Error("max", fmt::format("must be an integer from 1 to {}", kMaxMembers));
     bounds_ok = false;
   } else if (bounds_ok && g.min > g.max) {
     r.Error("min", fmt::format("min ({}) is greater than max ({})", g.min, g.max));
@@ -442,6 +452,11 @@ void DecodeRuleFile(const YAML::Node& root, const std::string& file,
     YAML::Node groups = top.Get("groups");
     if (!groups.IsSequence()) {
       top.Error("groups", "expected a list of groups");
+    } else if (out.groups.size() + groups.size() > kMaxGroups) {
+      // Checked before decoding: 100k groups would take a minute to refuse.
+      top.Error("groups", fmt::format("{} groups here and {} in earlier rule files: at most {} "
+                                      "groups in all are supported",
+                                      groups.size(), out.groups.size(), kMaxGroups));
     } else {
       for (size_t i = 0; i < groups.size(); ++i) {
         auto g = DecodeGroup(groups[i], fmt::format("groups[{}]", i), default_interval, ctx);

@@ -133,6 +133,10 @@ struct GroupRule {
   }
 };
 
+// Across all rule files: the scale the agent is measured at (docs/configuration.md
+// "Limits"). Beyond it a reload would take seconds and /metrics megabytes.
+inline constexpr size_t kMaxGroups = 1000;
+
 struct RuleSet {
   std::vector<GroupRule> groups;
   std::vector<std::string> files;  // the rule files that were loaded, absolute

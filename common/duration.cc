@@ -31,18 +31,31 @@ int Rank(std::string_view suffix) {
 
 }  // namespace
 
-std::optional<Duration> ParseDuration(std::string_view text) {
-  if (text.empty()) return std::nullopt;
+std::optional<Duration> ParseDuration(std::string_view text, std::string* why) {
+  const auto invalid = [&]() -> std::optional<Duration> {
+    if (why)
+      *why = "invalid duration \"" + std::string(text) + "\" (want e.g. 500ms, 5s, 1m, 1h30m)";
+    return std::nullopt;
+  };
+  const auto too_long = [&]() -> std::optional<Duration> {
+    if (why)
+      *why = "duration \"" + std::string(text) + "\" is longer than the maximum " +
+             std::string(kMaxDurationText);
+    return std::nullopt;
+  };
+  if (text.empty()) return invalid();
   if (text == "0") return Duration{0};
+  const int64_t max_ms = kMaxDuration.count();
+  bool too_large = false;  // keep checking the syntax: a typo is reported as such
   int64_t total = 0;
   int last_rank = -1;
   size_t i = 0;
   while (i < text.size()) {
-    if (!std::isdigit(static_cast<unsigned char>(text[i]))) return std::nullopt;
+    if (!std::isdigit(static_cast<unsigned char>(text[i]))) return invalid();
     int64_t number = 0;
     while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-      number = number * 10 + (text[i] - '0');
-      if (number > (int64_t{1} << 40)) return std::nullopt;
+      // Saturates past the maximum, so no digit count can overflow.
+      if (number <= max_ms) number = number * 10 + (text[i] - '0');
       ++i;
     }
     const Unit* unit = nullptr;
@@ -52,13 +65,19 @@ std::optional<Duration> ParseDuration(std::string_view text) {
         break;
       }
     }
-    if (unit == nullptr) return std::nullopt;
+    if (unit == nullptr) return invalid();
     int rank = Rank(unit->suffix);
-    if (rank <= last_rank) return std::nullopt;
+    if (rank <= last_rank) return invalid();
     last_rank = rank;
     i += unit->suffix.size();
-    total += number * unit->millis;
+    // total <= max_ms here, so the right-hand side never overflows.
+    if (too_large || number > (max_ms - total) / unit->millis) {
+      too_large = true;
+    } else {
+      total += number * unit->millis;
+    }
   }
+  if (too_large) return too_long();
   return Duration{total};
 }
 

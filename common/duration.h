@@ -12,8 +12,15 @@ namespace virtscale {
 
 using Duration = std::chrono::milliseconds;
 
-// Returns std::nullopt when `text` is not a valid duration.
-[[nodiscard]] std::optional<Duration> ParseDuration(std::string_view text);
+// The longest duration any key accepts. Bounded so that every duration fits
+// any std::chrono clock's nanoseconds with room for sums (2^63 ns is 292 years).
+inline constexpr Duration kMaxDuration = std::chrono::hours(24 * 100);
+inline constexpr std::string_view kMaxDurationText = "100d";
+
+// Returns std::nullopt when `text` is not a valid duration or exceeds
+// kMaxDuration; then `why`, when given, says which.
+[[nodiscard]] std::optional<Duration> ParseDuration(std::string_view text,
+                                                    std::string* why = nullptr);
 
 // Inverse of ParseDuration: 5400000ms -> "1h30m", 0 -> "0s".
 [[nodiscard]] std::string FormatDuration(Duration d);

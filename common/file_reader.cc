@@ -45,7 +45,9 @@ std::optional<std::string> ReadRegularFile(const std::string& path, size_t max_b
   }
   close(fd);
   if (strict && got > max_bytes) {
-    error = "larger than " + std::to_string(max_bytes) + " bytes";
+    error = max_bytes % (1 << 20) == 0
+                ? "larger than " + std::to_string(max_bytes >> 20) + " MiB, the limit for this file"
+                : "larger than " + std::to_string(max_bytes) + " bytes, the limit for this file";
     return std::nullopt;
   }
   return data;

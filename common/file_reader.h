@@ -11,7 +11,8 @@
 
 namespace virtscale {
 
-inline constexpr size_t kMaxConfigBytes = 16 << 20;
+// Config, rule and web config files, and secrets (docs/configuration.md "Limits").
+inline constexpr size_t kMaxConfigBytes = 4 << 20;
 
 // At most `max_bytes + 1` bytes are read, so a caller can tell "too large" from
 // "exactly the limit"; larger files are an error here only when `strict`.

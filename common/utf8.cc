@@ -69,4 +69,9 @@ std::string ValidUtf8(std::string_view text) {
   return out;
 }
 
+std::string BoundedUtf8(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return ValidUtf8(text);
+  return ValidUtf8(text.substr(0, max_bytes)) + "...";
+}
+
 }  // namespace virtscale

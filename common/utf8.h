@@ -18,4 +18,8 @@ namespace virtscale {
 // "substitution of maximal subparts" practice of Unicode chapter 3).
 [[nodiscard]] std::string ValidUtf8(std::string_view text);
 
+// ValidUtf8 of at most the first `max_bytes` of `text`, with "..." when cut:
+// for messages that quote outside text (a cut sequence becomes U+FFFD).
+[[nodiscard]] std::string BoundedUtf8(std::string_view text, size_t max_bytes);
+
 }  // namespace virtscale

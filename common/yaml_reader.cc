@@ -1,6 +1,9 @@
 #include "common/yaml_reader.h"
 
+#include <cmath>
+
 #include "common/file_reader.h"
+#include "common/utf8.h"
 
 namespace virtscale {
 
@@ -12,7 +15,8 @@ std::string Diagnostic::ToString() const {
 }
 
 void Diagnostics::Add(std::string file, int line, std::string message) {
-  list_.push_back({std::move(file), line, std::move(message)});
+  // Messages quote values from the file, which can be megabytes of any bytes.
+  list_.push_back({ValidUtf8(file), line, BoundedUtf8(message, 1024)});
 }
 
 void Diagnostics::Error(const YAML::Node& at, std::string message) {
@@ -121,14 +125,25 @@ bool MapReader::Read(std::string_view key, bool& out) {
 bool MapReader::Read(std::string_view key, int64_t& out) {
   return ReadScalar(key, out, "an integer");
 }
-bool MapReader::Read(std::string_view key, double& out) { return ReadScalar(key, out, "a number"); }
+bool MapReader::Read(std::string_view key, double& out) {
+  double value = 0;
+  if (!ReadScalar(key, value, "a number")) return false;
+  // YAML spells .inf and .nan; no key means either.
+  if (!std::isfinite(value)) {
+    Error(key, "expected a finite number, got \"" + Get(key).Scalar() + "\"");
+    return false;
+  }
+  out = value;
+  return true;
+}
 
 bool MapReader::ReadDuration(std::string_view key, Duration& out) {
   std::string text;
   if (!ReadScalar(key, text, "a duration")) return false;
-  auto parsed = ParseDuration(text);
+  std::string why;
+  auto parsed = ParseDuration(text, &why);
   if (!parsed) {
-    Error(key, "invalid duration \"" + text + "\" (want e.g. 500ms, 5s, 1m, 1h30m)");
+    Error(key, why);
     return false;
   }
   out = *parsed;

@@ -24,7 +24,7 @@ bool IsValidName(std::string_view s, bool allow_colon) {
 }
 
 bool IsValidSourceName(std::string_view s) {
-  if (s.empty() || !(IsAlpha(s[0]) || s[0] == '_')) return false;
+  if (s.empty() || s.size() > kMaxSourceName || !(IsAlpha(s[0]) || s[0] == '_')) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
     return IsAlpha(c) || IsDigit(c) || c == '_' || c == '-' || c == '.';
   });
@@ -348,6 +348,12 @@ std::map<std::string, SourceConfig> DecodeSources(const YAML::Node& sources_node
     diags.Error(sources_node, "sources: expected a mapping of source names to sources");
     return out;
   }
+  if (sources_node.size() > kMaxSources) {
+    diags.Error(sources_node, "sources: " + std::to_string(sources_node.size()) +
+                                  " sources; at most " + std::to_string(kMaxSources) +
+                                  " are supported");
+    return out;
+  }
   for (const auto& entry : sources_node) {
     if (!entry.first.IsScalar()) {
       diags.Error(entry.first, "sources: source names must be strings");
@@ -355,9 +361,10 @@ std::map<std::string, SourceConfig> DecodeSources(const YAML::Node& sources_node
     }
     const std::string name = entry.first.Scalar();
     if (!IsValidSourceName(name)) {
-      diags.Error(entry.first, "sources." + name +
+      diags.Error(entry.first, "sources." + name.substr(0, 80) +
                                    ": invalid source name (letters, digits, _ . -; starting "
-                                   "with a letter or _)");
+                                   "with a letter or _; at most " +
+                                   std::to_string(kMaxSourceName) + " characters)");
       continue;
     }
     if (auto cfg = DecodeOne(name, entry.second, base_dir, diags)) out.emplace(name, *cfg);

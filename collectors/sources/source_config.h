@@ -83,6 +83,11 @@ struct SourceConfig {
 // Decodes the `sources:` mapping (null/absent: no sources). Every problem is
 // reported to `diags` as "FILE:LINE: sources.NAME.key: message"; sources with
 // problems are left out of the result.
+// Each source is polled by its own request every interval; names appear in
+// every series and decision (docs/configuration.md "Limits").
+inline constexpr size_t kMaxSources = 256;
+inline constexpr size_t kMaxSourceName = 64;
+
 std::map<std::string, SourceConfig> DecodeSources(const YAML::Node& sources_node,
                                                   const std::string& base_dir, Diagnostics& diags);
 

@@ -7,6 +7,7 @@
 #include "collectors/sources/poll.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/utf8.h"
 
 namespace virtscale {
 
@@ -66,6 +67,9 @@ void Record(SourceManager::Source& s, const SourceResult<double>& result, Instan
   }
   s.last_ok = false;
   s.last_error = result.error();
+  // Messages quote what the source sent (label values, error text): bounded and
+  // made UTF-8 here, as they reach decisions, logs and JSON.
+  s.last_error.message = BoundedUtf8(s.last_error.message, 512);
   ++s.errors[s.last_error.reason];
   if (was_ok || old_reason != s.last_error.reason || s.polls == 1) {  // log changes, not every poll
     LogWarn("source poll failed", {{"source", s.config.name},

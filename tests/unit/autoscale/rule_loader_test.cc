@@ -1,5 +1,6 @@
 #include "autoscale/rule_loader.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -137,6 +138,39 @@ TEST_F(RuleLoaderTest, UnknownKeysWrongTypesAndBadDurations) {
                             "DIR/rules/a.yml:9: groups[0].scale_up.when[0].typo: unknown key",
                             "DIR/rules/a.yml:5: groups[0].colour: unknown key",
                         }));
+}
+
+TEST_F(RuleLoaderTest, HostileValuesAreErrorsNotCrashes) {
+  // A 30,000-character name once overflowed std::regex's recursion; 400
+  // digits once made std::stod throw.
+  const std::string long_name(30000, 'a');
+  Load("rules/h.yml", "groups:\n  - name: " + long_name + "\n    max: 2\n    scale_up:\n" +
+                          "      step: \"" + std::string(400, '9') + "\"\n" +
+                          "      cooldown: 1099511627776y\n");
+  const std::vector<std::string> messages = Messages();
+  ASSERT_EQ(messages.size(), 3u);
+  EXPECT_TRUE(messages[0].starts_with("DIR/rules/h.yml:2: groups[0].name: must match"));
+  EXPECT_LT(messages[0].size(), 1100u);  // quoted values are cut, not echoed whole
+  EXPECT_TRUE(messages[1].starts_with("DIR/rules/h.yml:5: groups[0].scale_up.step: expected"));
+  EXPECT_EQ(messages[2],
+            "DIR/rules/h.yml:6: groups[0].scale_up.cooldown: duration \"1099511627776y\" is "
+            "longer than the maximum 100d");
+}
+
+TEST_F(RuleLoaderTest, AtMostAThousandGroupsInAll) {
+  std::string a = "groups:\n", b = "groups:\n";
+  for (int i = 0; i < 600; ++i) {
+    a += fmt::format("  - {{name: a{0}, max: 1, members: {{name_prefix: a{0}-}}}}\n", i);
+    b += fmt::format("  - {{name: b{0}, max: 1, members: {{name_prefix: b{0}-}}}}\n", i);
+  }
+  Write("rules/a.yml", a);
+  Write("rules/b.yml", b);
+  RuleSet rules =
+      LoadRuleFiles({"rules/*.yml"}, dir_.string(), {}, std::chrono::seconds(5), diags_);
+  EXPECT_EQ(rules.groups.size(), 600u);
+  EXPECT_EQ(Messages(), (std::vector<std::string>{
+                            "DIR/rules/b.yml:2: groups: 600 groups here and 600 in earlier rule "
+                            "files: at most 1000 groups in all are supported"}));
 }
 
 TEST_F(RuleLoaderTest, SemanticChecks) {

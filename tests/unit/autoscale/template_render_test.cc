@@ -345,3 +345,52 @@ TEST(ShippedTemplatesTest, DemoAndWebTemplatesAreValid) {
 
 }  // namespace
 }  // namespace virtscale::autoscale
+
+namespace virtscale::autoscale {
+namespace {
+
+// A template with `count` nested <a> elements inside <description>.
+std::string Nested(int count) {
+  std::string xml = "<domain type='kvm'><name>t</name><os><type>hvm</type></os><description>";
+  for (int i = 0; i < count; ++i) xml += "<a>";
+  for (int i = 0; i < count; ++i) xml += "</a>";
+  return xml + "</description></domain>";
+}
+
+TEST(DomainTemplateLimitsTest, DepthAndSizeAreBounded) {
+  // domain > description > 62 <a>: 64 levels, the limit.
+  EXPECT_TRUE(DomainTemplate::Parse(Nested(62)).ok());
+  TemplateParseResult deep = DomainTemplate::Parse(Nested(100000));
+  ASSERT_FALSE(deep.ok());
+  EXPECT_EQ(deep.error, "line 1: elements nest 100002 deep, more than the limit of 64");
+
+  std::string big = "<domain type='kvm'><os><type>hvm</type></os><description>" +
+                    std::string(kMaxTemplateBytes, 'x') + "</description></domain>";
+  TemplateParseResult large = DomainTemplate::Parse(big);
+  ASSERT_FALSE(large.ok());
+  EXPECT_THAT(large.error, HasSubstr("more than the limit of 1 MiB"));
+}
+
+TEST(DomainTemplateLimitsTest, RenderingIsLinearInTheTemplateSize) {
+  // The widest accepted shape: 64 deep and repeated until close to 1 MiB.
+  std::string chain;
+  for (int i = 0; i < 62; ++i) chain += "<a>";
+  for (int i = 0; i < 62; ++i) chain += "</a>";
+  std::string xml = "<domain type='kvm'><os><type>hvm</type></os><description>";
+  while (xml.size() + chain.size() < kMaxTemplateBytes - 100) xml += chain;
+  xml += "</description></domain>";
+  DomainTemplate tmpl = MustParse(xml);
+  const std::string out = tmpl.Render(kParams, {}, Seeded(1));
+  // Indented output would be about 64 times the input; raw output adds only
+  // the name, UUID and ownership element.
+  EXPECT_LT(out.size(), xml.size() + 2048);
+  const auto elements = [](const std::string& text) {
+    size_t n = 0;
+    for (size_t at = 0; (at = text.find("<a", at)) != std::string::npos; ++at) ++n;
+    return n;
+  };
+  EXPECT_EQ(elements(out), elements(xml));  // nothing was dropped
+}
+
+}  // namespace
+}  // namespace virtscale::autoscale

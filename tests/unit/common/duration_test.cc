@@ -27,6 +27,23 @@ TEST(ParseDuration, RejectsMalformed) {
   }
 }
 
+TEST(ParseDuration, RejectsBeyondTheMaximumWithoutOverflow) {
+  EXPECT_EQ(ParseDuration("100d"), kMaxDuration);
+  EXPECT_EQ(ParseDuration("14w2d"), kMaxDuration);
+  EXPECT_EQ(ParseDuration("8640000000ms"), kMaxDuration);
+  // 293y is 2^63 ns: once accepted and wrapped to a negative clock offset.
+  for (const char* big : {"100d1ms", "293y", "1y", "1099511627776y",
+                          "99999999999999999999999999999999999999d", "8640000001ms"}) {
+    std::string why;
+    EXPECT_FALSE(ParseDuration(big, &why).has_value()) << big;
+    EXPECT_NE(why.find("longer than the maximum 100d"), std::string::npos) << why;
+  }
+  // A typo after a huge number is still reported as a typo.
+  std::string why;
+  EXPECT_FALSE(ParseDuration("999999999999999999y5x", &why));
+  EXPECT_NE(why.find("invalid duration"), std::string::npos) << why;
+}
+
 TEST(FormatDuration, RoundTrips) {
   for (const char* text : {"5s", "1m", "1h30m", "500ms", "2d3h", "1m30s500ms"}) {
     auto d = ParseDuration(text);

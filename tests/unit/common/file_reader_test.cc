@@ -66,7 +66,7 @@ TEST_F(FileReaderTest, TooLargeIsAnErrorOnlyWhenStrict) {
   const std::string path = Write("big", std::string(11, 'x'));
   std::string error;
   EXPECT_FALSE(ReadRegularFile(path, 10, error));
-  EXPECT_EQ(error, "larger than 10 bytes");
+  EXPECT_EQ(error, "larger than 10 bytes, the limit for this file");
   auto text = ReadRegularFile(path, 10, error, /*strict=*/false);
   ASSERT_TRUE(text);
   EXPECT_EQ(text->size(), 11u);  // one byte over the limit tells the caller

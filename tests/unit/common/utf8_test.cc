@@ -42,5 +42,12 @@ TEST(Utf8, InvalidSequencesAreReplaced) {
   }
 }
 
+TEST(Utf8, BoundedCutsAndRepairs) {
+  EXPECT_EQ(BoundedUtf8("short", 10), "short");
+  EXPECT_EQ(BoundedUtf8("0123456789abc", 10), "0123456789...");
+  // Cut inside the two bytes of U+00E9.
+  EXPECT_EQ(BoundedUtf8("abcdefghi\xc3\xa9", 10), "abcdefghi\xef\xbf\xbd...");
+}
+
 }  // namespace
 }  // namespace virtscale

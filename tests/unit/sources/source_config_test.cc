@@ -204,7 +204,7 @@ TEST(DecodeSources, EveryProblemWithFileLineAndPath) {
       "or directory",
       "v.yml:52: sources.k.tls_config.verify: unknown key",
       "v.yml:53: sources.bad name: invalid source name (letters, digits, _ . -; starting with "
-      "a letter or _)",
+      "a letter or _; at most 64 characters)",
       "v.yml:54: sources.l: expected a mapping",
       "v.yml:56: sources.m: expected a mapping with at least `type`",
       "v.yml:58: sources.n.path: must not be empty",
