@@ -248,6 +248,17 @@ class Agent {
   // Reloads the config file; a config with any problem is rejected whole.
   bool Reload(std::string& error) {
     std::lock_guard lock(reload_mu_);
+    try {
+      return ReloadLocked(error);
+    } catch (const std::exception& e) {  // loading catches its own; this is the last guard
+      error = std::string("reload failed: ") + e.what();
+      reload_ok_.Set(0);
+      LogError("reload failed; keeping the running config", {{"err", error}});
+      return false;
+    }
+  }
+
+  bool ReloadLocked(std::string& error) {
     if (config_.file.empty()) {
       error = "no --config.file to reload";
       reload_ok_.Set(0);

@@ -53,8 +53,15 @@ int main(int argc, char** argv) {
     // --help and --version exit 0; every usage error exits 2, as promtool's do.
     return app.exit(e) == 0 ? 0 : 2;
   }
-  if (check_config->parsed()) return virtscale::CheckConfigCommand(check_file, std::cout);
-  if (auto code = test_rules()) return *code;
-  if (auto code = simulate()) return *code;
-  return virtscale::RunAgent(flags);
+  // Decoders report bad input as FILE:LINE errors; this is the last guard for
+  // anything a library still throws, so no input ends in an abort.
+  try {
+    if (check_config->parsed()) return virtscale::CheckConfigCommand(check_file, std::cout);
+    if (auto code = test_rules()) return *code;
+    if (auto code = simulate()) return *code;
+    return virtscale::RunAgent(flags);
+  } catch (const std::exception& e) {
+    std::cerr << "virtscale: " << e.what() << "\n";
+    return 1;
+  }
 }
