@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <set>
 
+#include "agent/http_server.h"
 #include "common/file_reader.h"
 
 namespace virtscale {
@@ -21,7 +22,9 @@ void DecodeLibvirt(MapReader& r, LibvirtSettings& out) {
 }
 
 void DecodeWeb(MapReader& r, const std::string& file, WebSettings& out) {
-  r.Read("listen_address", out.listen_address);
+  if (r.Read("listen_address", out.listen_address) && !ParseListenAddress(out.listen_address))
+    r.Error("listen_address", "invalid address \"" + out.listen_address +
+                                  "\" (want host:port, :port or [v6]:port, port 0 to 65535)");
   if (r.Read("config_file", out.config_file))
     out.config_file = ResolveRelative(file, out.config_file);
   r.Finish();

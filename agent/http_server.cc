@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/tls_context.h"
 #include "common/log.h"
 
 namespace virtscale {
@@ -31,58 +32,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr int kListenBacklog = 256;
-
-int TlsVersion(const std::string& name) {
-  if (name == "TLS10") return TLS1_VERSION;
-  if (name == "TLS11") return TLS1_1_VERSION;
-  if (name == "TLS13") return TLS1_3_VERSION;
-  return TLS1_2_VERSION;
-}
-
-// Accepts any client certificate (RequireAnyClientCert / RequestClientCert).
-int AcceptAnyCertificate(int, X509_STORE_CTX*) { return 1; }
-
-bool SetupTls(SSL_CTX& ctx, const TlsServerConfig& tls, std::string& error) {
-  SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-  if (SSL_CTX_use_certificate_chain_file(&ctx, tls.cert_file.c_str()) != 1) {
-    error = "cannot load cert_file " + tls.cert_file;
-    return false;
-  }
-  if (SSL_CTX_use_PrivateKey_file(&ctx, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
-      SSL_CTX_check_private_key(&ctx) != 1) {
-    error = "cannot load key_file " + tls.key_file + " (or it does not match the certificate)";
-    return false;
-  }
-  if (SSL_CTX_set_min_proto_version(&ctx, TlsVersion(tls.min_version)) != 1 ||
-      (!tls.max_version.empty() &&
-       SSL_CTX_set_max_proto_version(&ctx, TlsVersion(tls.max_version)) != 1)) {
-    error = "cannot set TLS version bounds";
-    return false;
-  }
-
-  const std::string& type = tls.client_auth_type;
-  if (!tls.client_ca_file.empty()) {
-    if (SSL_CTX_load_verify_locations(&ctx, tls.client_ca_file.c_str(), nullptr) != 1) {
-      error = "cannot load client_ca_file " + tls.client_ca_file;
-      return false;
-    }
-    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(tls.client_ca_file.c_str());
-    if (names != nullptr) SSL_CTX_set_client_CA_list(&ctx, names);
-  }
-  if (type == "RequestClientCert") {
-    SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, AcceptAnyCertificate);
-  } else if (type == "RequireAnyClientCert") {
-    SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-                       AcceptAnyCertificate);
-  } else if (type == "VerifyClientCertIfGiven") {
-    SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, nullptr);
-  } else if (type == "RequireAndVerifyClientCert") {
-    SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-  } else {
-    SSL_CTX_set_verify(&ctx, SSL_VERIFY_NONE, nullptr);
-  }
-  return true;
-}
 
 int PortOf(const sockaddr_storage& addr) {
   if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(addr).sin_port);
@@ -429,7 +378,7 @@ HttpServer::HttpServer(HttpLimits limits, const WebConfig& web,
     std::string error;
     const TlsServerConfig tls = *web.tls;
     server_ = std::make_unique<httplib::SSLServer>(
-        [&](SSL_CTX& ctx) { return SetupTls(ctx, tls, error); });
+        [&](SSL_CTX& ctx) { return ConfigureTlsContext(ctx, tls, error); });
     if (!server_->is_valid()) throw std::runtime_error("TLS setup failed: " + error);
     tls_ = true;
   } else {

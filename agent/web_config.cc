@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "agent/config.h"
+#include "agent/tls_context.h"
 
 namespace virtscale {
 namespace {
@@ -133,6 +134,12 @@ std::optional<WebConfig> LoadWebConfig(const std::string& path, Diagnostics& dia
       t.cert_file = ResolveRelative(path, t.cert_file);
       t.key_file = ResolveRelative(path, t.key_file);
       t.client_ca_file = ResolveRelative(path, t.client_ca_file);
+      // Loaded here as the server will: a key that is missing or does not
+      // match fails `check config`, not only the start.
+      if (tls.valid() && local.ok()) {
+        if (auto error = CheckTlsServerConfig(t))
+          local.Error(top.Get("tls_server_config"), "tls_server_config: " + *error);
+      }
       cfg.tls = t;
     }
     if (top.ReadStringMap("basic_auth_users", cfg.basic_auth_users)) {

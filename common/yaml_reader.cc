@@ -1,11 +1,65 @@
 #include "common/yaml_reader.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/file_reader.h"
 #include "common/utf8.h"
 
 namespace virtscale {
+
+namespace {
+
+// Levenshtein distance, for "did you mean"; keys are short.
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1 : 0)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The known key closest to `key`, when close enough to be a typo.
+template <typename Keys>
+std::string NearestKey(std::string_view key, const Keys& known) {
+  if (key.size() > 64) return "";
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, key.size() / 3) + 1;
+  for (const auto& candidate : known) {
+    const size_t d = EditDistance(key, candidate);
+    if (d < best_distance) {
+      best_distance = d;
+      best = candidate;
+    }
+  }
+  return best;
+}
+
+// 1-based line of the first line whose indentation holds a tab, or 0.
+int FirstTabIndentedLine(std::string_view text) {
+  int line = 1;
+  bool indent = true;
+  for (char c : text) {
+    if (c == '\n') {
+      ++line;
+      indent = true;
+    } else if (indent && c == '\t') {
+      return line;
+    } else if (c != ' ') {
+      indent = false;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
 
 std::string Diagnostic::ToString() const {
   std::string out = file;
@@ -43,7 +97,14 @@ std::optional<YAML::Node> LoadYamlString(const std::string& text, Diagnostics& d
   try {
     return YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    diags.Add(diags.file(), e.mark.is_null() ? 0 : e.mark.line + 1, "YAML syntax error: " + e.msg);
+    const int line = e.mark.is_null() ? 0 : e.mark.line + 1;
+    std::string message = "YAML syntax error: " + e.msg;
+    // yaml-cpp reports a tab in the indentation as a missing end of map.
+    if (const int tab_line = FirstTabIndentedLine(text);
+        tab_line > 0 && (line == 0 || tab_line <= line + 1))
+      message += " (line " + std::to_string(tab_line) +
+                 " is indented with a tab; YAML indents with spaces only)";
+    diags.Add(diags.file(), line, message);
     return std::nullopt;
   }
 }
@@ -66,6 +127,19 @@ MapReader::MapReader(const YAML::Node& node, std::string path, Diagnostics& diag
   if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap()) {
     diags_.Error(node_, (path_.empty() ? std::string("document") : path_) + ": expected a mapping");
     valid_ = false;
+    return;
+  }
+  // yaml-cpp keeps both of `min: 2` and `min: 3` and lookups find the first:
+  // a silent surprise, so a repeated key is an error.
+  if (node_.IsMap()) {
+    std::map<std::string, int> first_line;
+    for (const auto& kv : node_) {
+      if (!kv.first.IsScalar()) continue;
+      auto [it, fresh] = first_line.emplace(kv.first.Scalar(), LineOf(kv.first));
+      if (!fresh)
+        diags_.Error(kv.first, PathOf(kv.first.Scalar()) + ": duplicate key (first at line " +
+                                   std::to_string(it->second) + ")");
+    }
   }
 }
 
@@ -200,7 +274,10 @@ void MapReader::Finish() {
   finished_ = true;
   for (const auto& kv : node_) {
     const std::string key = kv.first.Scalar();
-    if (!read_.contains(key)) diags_.Error(kv.first, PathOf(key) + ": unknown key");
+    if (read_.contains(key)) continue;
+    const std::string nearest = NearestKey(key, read_);
+    diags_.Error(kv.first, PathOf(key) + ": unknown key" +
+                               (nearest.empty() ? "" : " (did you mean \"" + nearest + "\"?)"));
   }
 }
 

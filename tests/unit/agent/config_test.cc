@@ -52,8 +52,10 @@ TEST(AgentConfig, ReportsEachProblemWithFileLineAndKey) {
   EXPECT_EQ(Problems("libvirt:\n  sample_interval: 5x\n"),
             std::vector<std::string>{"/etc/virtscale/virtscale.yml:2: libvirt.sample_interval: "
                                      "invalid duration \"5x\" (want e.g. 500ms, 5s, 1m, 1h30m)"});
-  EXPECT_EQ(Problems("libvirt:\n  urii: x\n"),
-            std::vector<std::string>{"/etc/virtscale/virtscale.yml:2: libvirt.urii: unknown key"});
+  EXPECT_EQ(
+      Problems("libvirt:\n  urii: x\n"),
+      std::vector<std::string>{
+          "/etc/virtscale/virtscale.yml:2: libvirt.urii: unknown key (did you mean \"uri\"?)"});
   EXPECT_EQ(Problems("bogus: 1\n"),
             std::vector<std::string>{"/etc/virtscale/virtscale.yml:1: bogus: unknown key"});
   EXPECT_EQ(Problems("libvirt:\n  workers: many\n"),

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -79,6 +80,14 @@ class WebConfigFile : public ::testing::Test {
     return path.string();
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
+  // A self-signed certificate and its key, NAME.crt and NAME.key in dir_.
+  void MakeCertificate(const std::string& name) {
+    const std::string cmd =
+        "cd '" + dir_.string() +
+        "' && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=" + name + " -keyout " +
+        name + ".key -out " + name + ".crt 2>/dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
   std::filesystem::path dir_;
 };
 
@@ -88,6 +97,8 @@ TEST_F(WebConfigFile, DecodesExporterToolkitKeys) {
       "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
       "  min_version: TLS13\nbasic_auth_users:\n  alice: "
       "$2y$04$abcdefghijklmnopqrstuu5Zg4Yx3w1bXQdFQ1m3pVh0XrQm1vKeA\n");
+  MakeCertificate("s");
+  MakeCertificate("ca");
   Diagnostics diags;
   auto cfg = LoadWebConfig(path, diags);
   ASSERT_TRUE(cfg) << diags.ToString();
@@ -96,6 +107,20 @@ TEST_F(WebConfigFile, DecodesExporterToolkitKeys) {
   EXPECT_EQ(cfg->tls->client_ca_file, (dir_ / "ca.crt").string());
   EXPECT_EQ(cfg->tls->min_version, "TLS13");
   EXPECT_EQ(cfg->basic_auth_users.size(), 1u);
+}
+
+TEST_F(WebConfigFile, LoadsTheCertificateAndKeyAsTheServerWould) {
+  std::string path = Write("tls_server_config:\n  cert_file: a.crt\n  key_file: b.key\n");
+  MakeCertificate("a");
+  Diagnostics mismatch;
+  EXPECT_FALSE(LoadWebConfig(path, mismatch));
+  EXPECT_EQ(mismatch.ToString(), path + ":2: tls_server_config: cannot read key_file " +
+                                     (dir_ / "b.key").string() + ": No such file or directory\n");
+  MakeCertificate("b");
+  Diagnostics other_key;
+  EXPECT_FALSE(LoadWebConfig(path, other_key));
+  EXPECT_EQ(other_key.ToString(), path + ":2: tls_server_config: cannot load key_file " +
+                                      (dir_ / "b.key").string() + ": key values mismatch\n");
 }
 
 TEST_F(WebConfigFile, ReportsBadValuesWithLines) {

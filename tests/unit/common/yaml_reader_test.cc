@@ -24,6 +24,55 @@ TEST(MapReader, ReadsTypedValuesAndReportsUnknownKeys) {
   EXPECT_EQ(diags.list()[0].ToString(), "c.yml:5: a.typo: unknown key");
 }
 
+TEST(MapReader, SuggestsTheNearestKnownKey) {
+  Diagnostics diags("c.yml");
+  auto root = LoadYamlString("cooldwon: 5s\nzzzzzzzz: 1\n", diags);
+  ASSERT_TRUE(root);
+  MapReader r(*root, "scale_up", diags);
+  r.Get("cooldown");
+  r.Get("step");
+  r.Finish();
+  ASSERT_EQ(diags.list().size(), 2u);
+  EXPECT_EQ(diags.list()[0].ToString(),
+            "c.yml:1: scale_up.cooldwon: unknown key (did you mean \"cooldown\"?)");
+  EXPECT_EQ(diags.list()[1].ToString(), "c.yml:2: scale_up.zzzzzzzz: unknown key");
+}
+
+TEST(MapReader, DuplicateKeysNameBothLines) {
+  Diagnostics diags("c.yml");
+  auto root = LoadYamlString("min: 2\nmax: 4\nmin: 3\n", diags);
+  ASSERT_TRUE(root);
+  MapReader r(*root, "groups[0]", diags);
+  ASSERT_EQ(diags.list().size(), 1u);
+  EXPECT_EQ(diags.list()[0].ToString(), "c.yml:3: groups[0].min: duplicate key (first at line 1)");
+}
+
+TEST(LoadYaml, ATabInTheIndentationIsNamed) {
+  Diagnostics diags("c.yml");
+  EXPECT_FALSE(LoadYamlString("libvirt:\n  uri: x\n\tsample_interval: 5s\n", diags));
+  ASSERT_EQ(diags.list().size(), 1u);
+  EXPECT_NE(diags.list()[0].message.find(
+                "(line 3 is indented with a tab; YAML indents with spaces only)"),
+            std::string::npos)
+      << diags.ToString();
+  Diagnostics fine("c.yml");
+  EXPECT_TRUE(LoadYamlString("a: \"x\ty\"\n", fine));  // a tab inside a value is no indent
+}
+
+TEST(MapReader, NonFiniteNumbersAreErrors) {
+  Diagnostics diags("c.yml");
+  auto root = LoadYamlString("a: .nan\nb: .inf\nc: 1e400\nd: 2.5\n", diags);
+  ASSERT_TRUE(root);
+  MapReader r(*root, "", diags);
+  double a = 0, b = 0, c = 0, d = 0;
+  EXPECT_FALSE(r.Read("a", a));
+  EXPECT_FALSE(r.Read("b", b));
+  EXPECT_FALSE(r.Read("c", c));
+  EXPECT_TRUE(r.Read("d", d));
+  EXPECT_EQ(d, 2.5);
+  EXPECT_EQ(diags.list().size(), 3u) << diags.ToString();
+}
+
 TEST(MapReader, ReportsWrongTypesAndBadDurationsWithLine) {
   Diagnostics diags("c.yml");
   auto root = LoadYamlString("n: abc\nd: 5x\nl: [1, [2]]\nm: 7\n", diags);

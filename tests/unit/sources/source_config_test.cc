@@ -178,7 +178,7 @@ TEST(DecodeSources, EveryProblemWithFileLineAndPath) {
   EXPECT_EQ(sources.size(), 1u);
   EXPECT_TRUE(sources.count("a"));
   const std::vector<std::string> want = {
-      "v.yml:6: sources.a.typo: unknown key",
+      "v.yml:6: sources.a.typo: unknown key (did you mean \"type\"?)",
       "v.yml:8: sources.b.type: unknown type \"kafka\" (want prometheus, scrape or file)",
       "v.yml:10: sources.c.type: missing required key",
       "v.yml:13: sources.d.url: invalid URL \"ftp://x\": scheme must be http or https",
