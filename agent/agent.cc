@@ -33,6 +33,12 @@
 namespace virtscale {
 namespace {
 
+// A config with warnings loads; they are logged so the operator sees them.
+void LogWarnings(const Diagnostics& diags) {
+  for (const auto& d : diags.list())
+    if (d.warning) LogWarn("config warning", {{"problem", d.ToString()}});
+}
+
 // Strings are repaired where they enter (common/utf8.h); replacing here too
 // means one missed entry point can never turn an endpoint into a 500.
 std::string DumpJson(const nlohmann::json& body) {
@@ -273,6 +279,7 @@ class Agent {
                {{"config", config_.file}, {"err", error}});
       return false;
     }
+    LogWarnings(diags);
     if (flags_.libvirt_uri) next->libvirt.uri = *flags_.libvirt_uri;
     if (read_only_ && !next->rules.groups.empty()) {
       error =
@@ -450,6 +457,7 @@ int RunAgent(const AgentFlags& flags) {
       for (const auto& d : diags.list()) LogError("invalid config", {{"problem", d.ToString()}});
       return 1;
     }
+    LogWarnings(diags);
     config = std::move(*loaded);
   }
   if (flags.libvirt_uri) config.libvirt.uri = *flags.libvirt_uri;

@@ -5,19 +5,22 @@
 
 namespace virtscale {
 
-int CheckConfigCommand(const std::string& file, std::ostream& out) {
+int CheckConfigCommand(const std::string& file, bool strict, std::ostream& out) {
   out << "Checking " << file << "\n";
   Diagnostics diags;
   auto config = LoadAgentConfig(file, diags);
   if (config && !config->web.config_file.empty()) LoadWebConfig(config->web.config_file, diags);
-  if (!diags.ok()) {
-    for (const auto& d : diags.list()) out << d.ToString() << "\n";
-    out << "  FAILED: " << diags.list().size() << " problem(s)\n";
+  for (const auto& d : diags.list()) out << d.ToString() << "\n";
+  const std::string warnings =
+      diags.warnings() == 0 ? "" : ", " + std::to_string(diags.warnings()) + " warning(s)";
+  if (!diags.ok() || (strict && diags.warnings() > 0)) {
+    out << "  FAILED: " << diags.errors() << " problem(s)" << warnings
+        << (diags.ok() ? " (--strict)" : "") << "\n";
     return 1;
   }
   out << "  SUCCESS: " << config->rules.groups.size() << " scaling group(s), "
       << config->sources.size() << " source(s), " << config->rule_files.size()
-      << " rule file pattern(s)\n";
+      << " rule file pattern(s)" << warnings << "\n";
   return 0;
 }
 

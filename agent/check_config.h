@@ -6,7 +6,8 @@
 
 namespace virtscale {
 
-// Returns the process exit code: 0 when clean, 1 otherwise.
-int CheckConfigCommand(const std::string& file, std::ostream& out);
+// Prints every error and warning; returns the process exit code: 1 on
+// errors (and with `strict` on warnings), else 0.
+int CheckConfigCommand(const std::string& file, bool strict, std::ostream& out);
 
 }  // namespace virtscale

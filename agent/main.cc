@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
       "config", "Validate a config file with its rule files and templates; exit 0 when clean.");
   std::string check_file;
   check_config->add_option("file", check_file, "Config file to check.")->required();
+  bool check_strict = false;
+  check_config->add_flag("--strict", check_strict, "Exit 1 on warnings too.");
 
   auto test_rules = virtscale::AddTestRulesCommand(app);
   auto simulate = virtscale::AddSimulateCommand(app);
@@ -56,7 +58,8 @@ int main(int argc, char** argv) {
   // Decoders report bad input as FILE:LINE errors; this is the last guard for
   // anything a library still throws, so no input ends in an abort.
   try {
-    if (check_config->parsed()) return virtscale::CheckConfigCommand(check_file, std::cout);
+    if (check_config->parsed())
+      return virtscale::CheckConfigCommand(check_file, check_strict, std::cout);
     if (auto code = test_rules()) return *code;
     if (auto code = simulate()) return *code;
     return virtscale::RunAgent(flags);

@@ -149,7 +149,6 @@ std::optional<Condition> DecodeCondition(const YAML::Node& node, const std::stri
   return ok ? std::optional<Condition>(c) : std::nullopt;
 }
 
-
 // A positive count ("2") or a percentage ("50%").
 bool ReadStep(MapReader& r, Step& out) {
   YAML::Node node = r.Get("step");
@@ -317,6 +316,26 @@ bool DecodeTarget(const YAML::Node& node, const std::string& path, GroupRule& gr
   return ok;
 }
 
+// A group that loads but can never act is most likely a mistake; it is a
+// warning (`check config --strict` fails on it), not an error.
+void WarnIfInert(const GroupRule& g, const YAML::Node& node, const std::string& path,
+                 const Context& ctx) {
+  if (g.template_path.empty() && g.name_prefix.empty())
+    ctx.diags.Warn(node["name"],
+                   path +
+                       ": no template and no members.name_prefix: the group can create no "
+                       "member and adopts domains only by an ownership element naming it");
+  if (g.template_path.empty() && g.down_action == DownAction::kDelete)
+    ctx.diags.Warn(node["scale_down"]["action"],
+                   path +
+                       ".scale_down.action: delete removes only members created from a "
+                       "template, and this group has none");
+  if (!g.target && g.scale_up.when.empty() && g.scale_down.when.empty())
+    ctx.diags.Warn(node["name"], path +
+                                     ": no scale_up.when, scale_down.when or target: the "
+                                     "group only restores min and max");
+}
+
 std::optional<GroupRule> DecodeGroup(const YAML::Node& node, const std::string& path,
                                      Duration default_interval, const Context& ctx) {
   MapReader r(node, path, ctx.diags);
@@ -437,6 +456,7 @@ std::optional<GroupRule> DecodeGroup(const YAML::Node& node, const std::string& 
     r.Get("target");
   }
   r.Finish();
+  if (ok) WarnIfInert(g, node, path, ctx);
   return ok ? std::optional<GroupRule>(std::move(g)) : std::nullopt;
 }
 

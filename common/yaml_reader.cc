@@ -64,13 +64,23 @@ int FirstTabIndentedLine(std::string_view text) {
 std::string Diagnostic::ToString() const {
   std::string out = file;
   if (line > 0) out += ":" + std::to_string(line);
-  out += ": " + message;
+  out += warning ? ": warning: " : ": ";
+  out += message;
   return out;
 }
 
-void Diagnostics::Add(std::string file, int line, std::string message) {
+void Diagnostics::Add(std::string file, int line, std::string message, bool warning) {
   // Messages quote values from the file, which can be megabytes of any bytes.
-  list_.push_back({ValidUtf8(file), line, BoundedUtf8(message, 1024)});
+  list_.push_back({ValidUtf8(file), line, BoundedUtf8(message, 1024), warning});
+}
+
+void Diagnostics::Warn(const YAML::Node& at, std::string message) {
+  Add(file_, LineOf(at), std::move(message), true);
+}
+
+size_t Diagnostics::warnings() const {
+  return static_cast<size_t>(
+      std::count_if(list_.begin(), list_.end(), [](const Diagnostic& d) { return d.warning; }));
 }
 
 void Diagnostics::Error(const YAML::Node& at, std::string message) {

@@ -25,7 +25,8 @@ struct Diagnostic {
   std::string file;
   int line = 0;  // 1-based; 0 when unknown
   std::string message;
-  std::string ToString() const;  // "FILE:LINE: message"
+  bool warning = false;          // valid, but probably not what was meant
+  std::string ToString() const;  // "FILE:LINE: message" or "FILE:LINE: warning: message"
 };
 
 class Diagnostics {
@@ -33,14 +34,19 @@ class Diagnostics {
   // `file` is the default file name for Error(node, ...).
   explicit Diagnostics(std::string file = "") : file_(std::move(file)) {}
 
-  void Add(std::string file, int line, std::string message);
+  void Add(std::string file, int line, std::string message, bool warning = false);
   // Reports at the node's line in the current file.
   void Error(const YAML::Node& at, std::string message);
+  // A config that loads but cannot do what it seems to (`check config --strict` fails).
+  void Warn(const YAML::Node& at, std::string message);
 
   const std::string& file() const { return file_; }
   void set_file(std::string file) { file_ = std::move(file); }
 
-  bool ok() const { return list_.empty(); }
+  // No errors; warnings do not stop a load.
+  bool ok() const { return errors() == 0; }
+  size_t errors() const { return list_.size() - warnings(); }
+  size_t warnings() const;
   const std::vector<Diagnostic>& list() const { return list_; }
   std::string ToString() const;  // one diagnostic per line
   void Append(const Diagnostics& other);

@@ -1,9 +1,13 @@
 #include "agent/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+
+#include "agent/check_config.h"
 
 namespace virtscale {
 namespace {
@@ -93,6 +97,35 @@ TEST(ResolveRelative, FollowsPrometheus) {
   EXPECT_EQ(ResolveRelative("/etc/v/virtscale.yml", "rules/a.yml"), "/etc/v/rules/a.yml");
   EXPECT_EQ(ResolveRelative("/etc/v/virtscale.yml", "/abs/a.yml"), "/abs/a.yml");
   EXPECT_EQ(ResolveRelative("/etc/v/rules/r.yml", "../templates/t.xml"), "/etc/v/templates/t.xml");
+}
+
+}  // namespace
+}  // namespace virtscale
+
+namespace virtscale {
+namespace {
+
+TEST(CheckConfigCommand, WarningsPassUnlessStrict) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("virtscale-check-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "virtscale.yml") << "libvirt: {uri: 'test:///default'}\n"
+                                          "rule_files: [rules.yml]\n";
+  std::ofstream(dir / "rules.yml") << "groups:\n  - {name: idle, max: 2}\n";
+  const std::string file = (dir / "virtscale.yml").string();
+
+  std::ostringstream lenient, strict;
+  EXPECT_EQ(CheckConfigCommand(file, false, lenient), 0);
+  EXPECT_EQ(CheckConfigCommand(file, true, strict), 1);
+  std::filesystem::remove_all(dir);
+  const std::string warning = (dir / "rules.yml").string() + ":2: warning: groups[0]: no template";
+  EXPECT_NE(lenient.str().find(warning), std::string::npos) << lenient.str();
+  EXPECT_NE(lenient.str().find("SUCCESS: 1 scaling group(s), 0 source(s), 1 rule file "
+                               "pattern(s), 2 warning(s)"),
+            std::string::npos)
+      << lenient.str();
+  EXPECT_NE(strict.str().find("FAILED: 0 problem(s), 2 warning(s) (--strict)"), std::string::npos)
+      << strict.str();
 }
 
 }  // namespace

@@ -37,10 +37,11 @@ class RuleLoaderTest : public ::testing::Test {
     return LoadRuleFiles({rel_file}, dir_.string(), {"jobs", "spool"}, std::chrono::seconds(5),
                          diags_);
   }
-  // Messages with the temp directory replaced by "DIR".
-  std::vector<std::string> Messages() const {
+  // Errors (or warnings) with the temp directory replaced by "DIR".
+  std::vector<std::string> Messages(bool warnings = false) const {
     std::vector<std::string> out;
     for (const auto& d : diags_.list()) {
+      if (d.warning != warnings) continue;
       std::string s = d.ToString();
       for (size_t pos; (pos = s.find(dir_.string())) != std::string::npos;)
         s.replace(pos, dir_.string().size(), "DIR");
@@ -155,6 +156,30 @@ TEST_F(RuleLoaderTest, HostileValuesAreErrorsNotCrashes) {
   EXPECT_EQ(messages[2],
             "DIR/rules/h.yml:6: groups[0].scale_up.cooldown: duration \"1099511627776y\" is "
             "longer than the maximum 100d");
+}
+
+TEST_F(RuleLoaderTest, GroupsThatCanNeverActAreWarnings) {
+  RuleSet rules = Load("rules/w.yml", R"(groups:
+  - name: orphan
+    max: 2
+    scale_down:
+      action: delete
+      when: [{metric: cpu, below: 0.1}]
+  - name: still
+    template: ../templates/web.xml
+    max: 2
+)");
+  EXPECT_EQ(rules.groups.size(), 2u);  // warnings do not stop the load
+  EXPECT_TRUE(diags_.ok());
+  EXPECT_EQ(Messages(/*warnings=*/true),
+            (std::vector<std::string>{
+                "DIR/rules/w.yml:2: warning: groups[0]: no template and no members.name_prefix: "
+                "the group can create no member and adopts domains only by an ownership element "
+                "naming it",
+                "DIR/rules/w.yml:5: warning: groups[0].scale_down.action: delete removes only "
+                "members created from a template, and this group has none",
+                "DIR/rules/w.yml:7: warning: groups[1]: no scale_up.when, scale_down.when or "
+                "target: the group only restores min and max"}));
 }
 
 TEST_F(RuleLoaderTest, AtMostAThousandGroupsInAll) {
