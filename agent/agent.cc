@@ -160,12 +160,12 @@ class Agent {
     LogInfo("starting virtscale", {{"version", VIRTSCALE_VERSION},
                                    {"uri", config_.libvirt.uri},
                                    {"listen", listen},
-                                   {"port", std::to_string(server_->port())},
-                                   {"tls", server_->tls() ? "true" : "false"},
+                                   {"port", server_->port()},
+                                   {"tls", server_->tls()},
                                    {"config", config_.file.empty() ? "(defaults)" : config_.file},
-                                   {"groups", std::to_string(config_.rules.groups.size())},
-                                   {"dry_run", flags_.dry_run ? "true" : "false"},
-                                   {"libvirt_read_only", read_only_ ? "true" : "false"}});
+                                   {"groups", config_.rules.groups.size()},
+                                   {"dry_run", flags_.dry_run},
+                                   {"libvirt_read_only", read_only_}});
 
     connection_.Start();
     // Give a reachable libvirt the chance to make the first sample a real one; an
@@ -286,9 +286,7 @@ class Agent {
           "scaling groups need a read-write libvirt connection: restart the agent to act on them";
       reload_ok_.Set(0);
       LogError("reload rejected; keeping the running config",
-               {{"config", config_.file},
-                {"groups", std::to_string(next->rules.groups.size())},
-                {"err", error}});
+               {{"config", config_.file}, {"groups", next->rules.groups.size()}, {"err", error}});
       return false;
     }
     if (next->libvirt.uri != config_.libvirt.uri ||
@@ -315,8 +313,8 @@ class Agent {
     reload_ok_.Set(1);
     reload_time_.Set(UnixSeconds(std::chrono::system_clock::now()));
     LogInfo("config reloaded", {{"config", config_.file},
-                                {"groups", std::to_string(config_.rules.groups.size())},
-                                {"sources", std::to_string(config_.sources.size())}});
+                                {"groups", config_.rules.groups.size()},
+                                {"sources", config_.sources.size()}});
     return true;
   }
 

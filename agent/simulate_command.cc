@@ -529,6 +529,10 @@ std::function<std::optional<int>()> AddSimulateCommand(CLI::App& app) {
                   "Running members at the start (default: as in the history).");
   sim->add_option("--plot", o->plot_file, "Write an SVG chart of the run.");
   sim->add_flag("--absolute-times", o->absolute_times, "Print RFC 3339 times too.");
+  // One option per source name, so CLI11 cannot declare it; listed here instead.
+  sim->footer(
+      "Per source:\n  --query.source.NAME QUERY   PromQL giving source NAME's value over time "
+      "(also --query.source.NAME=QUERY).");
   sim->allow_extras();
   return [o, sim]() -> std::optional<int> {
     if (!sim->parsed()) return std::nullopt;

@@ -141,7 +141,9 @@ void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, In
         continue;
       }
     }
-    if (d.held_by != HeldBy::kNone && d.held_by != HeldBy::kDryRun) {
+    // Logged when the hold starts or changes cause, not at every evaluation.
+    const bool same_hold = g.last_decision && g.last_decision->held_by == d.held_by;
+    if (d.held_by != HeldBy::kNone && d.held_by != HeldBy::kDryRun && !same_hold) {
       LogDebug("scale held",
                {{"group", g.rule.name}, {"held_by", HeldByName(d.held_by)}, {"reason", d.reason}});
     }
@@ -180,7 +182,7 @@ std::vector<OperationResult> Engine::RunOperations(const Job& job) {
       }
       if (r.domain.empty()) r.domain = op.domain;
       // The one log line per action.
-      const std::string duration = fmt::format("{:.3f}", r.duration_seconds);
+      const double duration = std::round(r.duration_seconds * 1000) / 1000;
       if (r.ok) {
         LogInfo("scale action", {{"group", op.group},
                                  {"direction", DirectionName(job.direction)},

@@ -130,8 +130,7 @@ void LibvirtConnection::CloseCallback(virConnectPtr /*conn*/, int reason, void* 
   std::lock_guard lock(guard->mu);
   LibvirtConnection* self = guard->self;
   if (self == nullptr) return;
-  LogWarn("libvirt connection closed",
-          {{"uri", self->options_.uri}, {"reason", std::to_string(reason)}});
+  LogWarn("libvirt connection closed", {{"uri", self->options_.uri}, {"reason", reason}});
   // Runs on the event-loop thread: only flag it; the connect thread reopens.
   self->ReportBroken();
 }

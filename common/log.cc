@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -64,6 +65,23 @@ std::string_view LevelName(spdlog::level::level_enum level) {
 
 }  // namespace
 
+std::string LogValue::Text() const {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          return v;
+        } else if constexpr (std::is_same_v<T, bool>) {
+          return v ? "true" : "false";
+        } else if constexpr (std::is_same_v<T, double>) {
+          return fmt::format("{}", v);
+        } else {
+          return std::to_string(v);
+        }
+      },
+      v_);
+}
+
 bool SetupLogging(std::string_view level, std::string_view format) {
   spdlog::level::level_enum lvl;
   if (level == "debug") {
@@ -99,7 +117,20 @@ std::string FormatLogLine(LogFormat format, std::string_view level, std::string_
     line["ts"] = Timestamp();
     line["level"] = level;
     line["msg"] = message;
-    for (const auto& [key, value] : fields) line[std::string(key)] = value;
+    for (const auto& [key, value] : fields) {
+      std::visit(
+          [&](const auto& v) {
+            // JSON has no NaN or infinity: those stay text.
+            if constexpr (std::is_same_v<std::decay_t<decltype(v)>, double>) {
+              if (!std::isfinite(v)) {
+                line[std::string(key)] = value.Text();
+                return;
+              }
+            }
+            line[std::string(key)] = v;
+          },
+          value.value());
+    }
     return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   std::string out = "ts=" + Timestamp() + " level=" + std::string(level) + " msg=";
@@ -108,7 +139,7 @@ std::string FormatLogLine(LogFormat format, std::string_view level, std::string_
     out += ' ';
     out += key;
     out += '=';
-    AppendLogfmtValue(out, value);
+    AppendLogfmtValue(out, value.Text());
   }
   return out;
 }
