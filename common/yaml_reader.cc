@@ -132,6 +132,12 @@ std::optional<YAML::Node> LoadYamlFile(const std::string& path, Diagnostics& dia
   return node;
 }
 
+namespace {
+MapReader::KeyObserver g_key_observer = nullptr;
+}  // namespace
+
+void MapReader::SetKeyObserver(KeyObserver observer) { g_key_observer = observer; }
+
 MapReader::MapReader(const YAML::Node& node, std::string path, Diagnostics& diags)
     : node_(node), path_(std::move(path)), diags_(diags) {
   if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap()) {
@@ -154,11 +160,17 @@ MapReader::MapReader(const YAML::Node& node, std::string path, Diagnostics& diag
 }
 
 bool MapReader::Has(std::string_view key) const {
+  if (g_key_observer != nullptr) g_key_observer(path_, key);  // asked for: a known key
   return valid_ && node_.IsMap() && node_[std::string(key)].IsDefined();
 }
 
-YAML::Node MapReader::Get(std::string_view key) {
+void MapReader::Mark(std::string_view key) {
+  if (g_key_observer != nullptr) g_key_observer(path_, key);
   read_.emplace(key);
+}
+
+YAML::Node MapReader::Get(std::string_view key) {
+  Mark(key);
   if (!valid_ || !node_.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
   return node_[std::string(key)];
 }
@@ -273,7 +285,7 @@ bool MapReader::ReadStringMap(std::string_view key, std::map<std::string, std::s
 }
 
 bool MapReader::Require(std::string_view key) {
-  read_.emplace(key);
+  Mark(key);
   if (Has(key)) return true;
   if (valid_) diags_.Error(node_, PathOf(key) + ": missing required key");
   return false;

@@ -96,7 +96,14 @@ class MapReader {
   const YAML::Node& node() const { return node_; }
   Diagnostics& diags() { return diags_; }
 
+  // Called with (map path, key) for every key a decoder looks up; the test
+  // that keeps docs/configuration.md complete lists the keys with it. Not
+  // thread-safe: set it only while nothing else decodes.
+  using KeyObserver = void (*)(std::string_view path, std::string_view key);
+  static void SetKeyObserver(KeyObserver observer);
+
  private:
+  void Mark(std::string_view key);  // known key: not reported by Finish
   template <typename T>
   bool ReadScalar(std::string_view key, T& out, const char* type_name);
 
