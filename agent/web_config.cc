@@ -59,12 +59,13 @@ bool IsBcryptHash(const std::string& hash) {
   return true;
 }
 
-// A bcrypt hash of a random password at the highest cost among the users', so
-// an unknown user name costs as much as a known one.
-std::string MakeDummyHash(const std::map<std::string, std::string>& users) {
-  int cost = 4;
-  for (const auto& [user, hash] : users)
-    if (IsBcryptHash(hash)) cost = std::max(cost, (hash[4] - '0') * 10 + (hash[5] - '0'));
+// The cost of a bcrypt hash ("$2y$10$..." -> 10); 0 when it is not one.
+int CostOf(const std::string& hash) {
+  return IsBcryptHash(hash) ? (hash[4] - '0') * 10 + (hash[5] - '0') : 0;
+}
+
+// A bcrypt hash of a random password at `cost`.
+std::string MakeDummyHash(int cost) {
   unsigned char random[16];
   if (RAND_bytes(random, sizeof random) != 1) std::memset(random, 0x5a, sizeof random);
   char salt[CRYPT_GENSALT_OUTPUT_SIZE];
@@ -151,6 +152,9 @@ std::optional<WebConfig> LoadWebConfig(const std::string& path, Diagnostics& dia
         if (user.find(':') != std::string::npos)
           local.Error(top.Get("basic_auth_users")[user],
                       "basic_auth_users." + user + ": user names cannot contain ':'");
+        if (user.find('\0') != std::string::npos)  // could never log in (see Check)
+          local.Error(top.Get("basic_auth_users")[user],
+                      "basic_auth_users: user names cannot contain NUL");
       }
     }
     top.Get("http_server_config");  // HTTP/2 and headers: not applicable to this server
@@ -161,8 +165,29 @@ std::optional<WebConfig> LoadWebConfig(const std::string& path, Diagnostics& dia
   return cfg;
 }
 
-BasicAuthenticator::BasicAuthenticator(std::map<std::string, std::string> users)
-    : users_(std::move(users)), dummy_hash_(users_.empty() ? "" : MakeDummyHash(users_)) {}
+BasicAuthenticator::BasicAuthenticator(std::map<std::string, std::string> users,
+                                       BasicAuthHooks hooks)
+    : users_(std::move(users)), hooks_(std::move(hooks)) {
+  if (users_.empty()) return;
+  highest_cost_ = 4;
+  for (const auto& [user, hash] : users_) highest_cost_ = std::max(highest_cost_, CostOf(hash));
+  dummy_hash_ = MakeDummyHash(highest_cost_);
+  // The first measure of failure_time(); later runs at the highest cost refine it.
+  const auto start = hooks_.now();
+  (void)hooks_.verify("", dummy_hash_);
+  RecordHighestCost(hooks_.now() - start);
+}
+
+BasicAuthenticator::Clock::duration BasicAuthenticator::failure_time() const {
+  std::lock_guard lock(mu_);
+  return *std::max_element(highest_cost_runs_.begin(), highest_cost_runs_.end());
+}
+
+void BasicAuthenticator::RecordHighestCost(Clock::duration took) {
+  std::lock_guard lock(mu_);
+  highest_cost_runs_[next_run_] = took;
+  next_run_ = (next_run_ + 1) % highest_cost_runs_.size();
+}
 
 bool BasicAuthenticator::Check(const std::string& authorization) {
   // The scheme is case-insensitive (RFC 7617); bound the work on junk.
@@ -177,24 +202,34 @@ bool BasicAuthenticator::Check(const std::string& authorization) {
   const std::string user = decoded->substr(0, colon);
   const std::string password = decoded->substr(colon + 1);
 
-  auto it = users_.find(user);
-  const std::string& hash = it == users_.end() ? dummy_hash_ : it->second;
+  // crypt(3) stops at NUL, so such credentials fail the way an unknown user does.
+  const bool has_nul = decoded->find('\0') != std::string::npos;
+  auto it = has_nul ? users_.end() : users_.find(user);
+  const bool known = it != users_.end();
+  const std::string& hash = known ? it->second : dummy_hash_;
   const std::string cache_key = Sha256Hex(user + '\0' + password + '\0' + hash);
   {
     std::lock_guard lock(mu_);
-    if (it != users_.end() && verified_.contains(cache_key)) return true;
+    if (known && verified_.contains(cache_key)) return true;
   }
   // At most two bcrypts at once: a guessing flood then cannot take every core,
   // and clients with cached credentials never wait here.
   bcrypt_slots_.acquire();
-  bool ok = VerifyCryptHash(password, hash) && it != users_.end();
+  const auto start = hooks_.now();
+  const bool ok = hooks_.verify(password, hash) && known;
+  const auto took = hooks_.now() - start;
   bcrypt_slots_.release();
+  if (CostOf(hash) == highest_cost_) RecordHighestCost(took);
   if (ok) {
     std::lock_guard lock(mu_);
     if (verified_.size() > 1024) verified_.clear();
     verified_.insert(cache_key);
+    return true;
   }
-  return ok;
+  // Outside the bcrypt slots: waiting costs no CPU and blocks no other check.
+  const auto until = start + failure_time();
+  if (hooks_.now() < until) hooks_.sleep_until(until);
+  return false;
 }
 
 }  // namespace virtscale

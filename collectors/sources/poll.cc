@@ -4,10 +4,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 #include "collectors/sources/exposition.h"
 #include "collectors/sources/prometheus_query.h"
 #include "common/file_reader.h"
+#include "common/utf8.h"
 
 namespace virtscale {
 namespace {
@@ -17,6 +19,8 @@ using Clock = std::chrono::steady_clock;
 struct HttpAnswer {
   int status = 0;
   std::string body;
+  std::string location;  // the Location header, for redirects
+  std::string from;      // the URL that answered (after redirects), for messages
 };
 
 std::string Trim(std::string_view s) {
@@ -64,8 +68,6 @@ std::string Explain(httplib::Error error) {
       return "connection closed while reading the response";
     case httplib::Error::Write:
       return "connection closed while sending the request";
-    case httplib::Error::ExceedRedirectCount:
-      return "too many redirects";
     case httplib::Error::SSLConnection:
       return "TLS handshake failed";
     case httplib::Error::SSLLoadingCerts:
@@ -79,15 +81,127 @@ std::string Explain(httplib::Error error) {
   }
 }
 
+// Redirects followed within the source's origin before the poll fails.
+constexpr int kMaxRedirects = 10;
+
+bool IsRedirect(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+// Text from a Location header, for an error message: bounded, valid UTF-8.
+std::string Shown(std::string_view text) {
+  constexpr size_t kMax = 200;
+  return ValidUtf8(text.size() > kMax ? std::string(text.substr(0, kMax)) + "..." : text);
+}
+
+// One GET of `url` on `client` (the source's origin), ending by `deadline`.
+SourceResult<HttpAnswer> GetOnce(httplib::Client& client, const SourceConfig& cfg,
+                                 const SourceUrl& url, const httplib::Headers& headers,
+                                 Clock::time_point deadline, RequestCanceller* canceller) {
+  const std::string where = Shown(Describe(url, url.path));
+  const std::string timeout_text = FormatDuration(cfg.timeout);
+  // A Cancel() between two hops found no socket to shut down.
+  if (canceller && canceller->cancelled()) {
+    return SourceError{source_reason::kConnection, "cancelled"};
+  }
+  // Rounded up: httplib waits whole milliseconds, and a socket timeout that
+  // fires before the deadline would read as a connection error.
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+  if (left.count() <= 0) {
+    return SourceError{source_reason::kTimeout,
+                       "no complete response within " + timeout_text + " from " + where};
+  }
+  client.set_connection_timeout(left);
+  client.set_read_timeout(left);
+  client.set_write_timeout(left);
+  bool too_large = false;
+  bool late = false;
+  std::string body;
+  httplib::Result result = client.Get(url.path, headers, [&](const char* data, size_t length) {
+    if (Clock::now() > deadline) return !(late = true);
+    if (body.size() + length > kMaxHttpBodyBytes) return !(too_large = true);
+    body.append(data, length);
+    return true;
+  });
+  if (canceller && canceller->cancelled()) {
+    return SourceError{source_reason::kConnection, "cancelled"};
+  }
+  if (too_large) {
+    return SourceError{source_reason::kTooLarge, "response from " + where + " is larger than " +
+                                                     std::to_string(kMaxHttpBodyBytes) + " bytes"};
+  }
+  const httplib::Error error = result.error();
+  if (late || error == httplib::Error::ConnectionTimeout ||
+      (error != httplib::Error::Success && Clock::now() >= deadline)) {
+    return SourceError{source_reason::kTimeout,
+                       "no complete response within " + timeout_text + " from " + where};
+  }
+  if (error != httplib::Error::Success || !result) {
+    return SourceError{source_reason::kConnection,
+                       "request to " + where + " failed: " + Explain(error)};
+  }
+  return HttpAnswer{result->status, std::move(body), result->get_header_value("Location"), where};
+}
+
+// GETs `path`, following redirects within the source's origin only: `client`
+// carries the credentials, and another origin must not see them.
+SourceResult<HttpAnswer> GetFollowingRedirects(httplib::Client& client, const SourceConfig& cfg,
+                                               const std::string& path,
+                                               const httplib::Headers& headers,
+                                               RequestCanceller* canceller) {
+  const bool credentials =
+      cfg.basic_auth || !cfg.bearer_token.empty() || !cfg.bearer_token_file.empty();
+  // Every hop shares the one deadline.
+  const auto deadline = Clock::now() + cfg.timeout;
+  SourceUrl url = cfg.url;
+  url.path = path;
+  std::set<std::string> visited = {url.path};
+  for (int redirects = 0;; ++redirects) {
+    auto answer = GetOnce(client, cfg, url, headers, deadline, canceller);
+    if (!answer.ok() || !IsRedirect(answer.value().status)) return answer;
+    const std::string from = Shown(Describe(url, url.path));
+    const std::string& location = answer.value().location;
+    if (location.empty()) {
+      return SourceError{source_reason::kHttpStatus, "HTTP " +
+                                                         std::to_string(answer.value().status) +
+                                                         " from " + from + " without a Location"};
+    }
+    std::string why;
+    auto next = ResolveLocation(url, location, why);
+    if (!next) {
+      return SourceError{
+          source_reason::kHttpStatus,
+          "redirect from " + from + " to \"" + Shown(location) + "\" not followed: " + why};
+    }
+    const std::string to = Shown(Describe(*next, next->path));
+    if (!SameOrigin(*next, cfg.url)) {
+      const std::string origin = cfg.url.SchemeHostPort();
+      return SourceError{source_reason::kHttpStatus,
+                         "redirect from " + from + " to " + to + " not followed: another origin (" +
+                             (credentials ? "credentials stay with " + origin
+                                          : "redirects are followed only within " + origin) +
+                             ")"};
+    }
+    if (!visited.insert(next->path).second) {
+      return SourceError{source_reason::kHttpStatus,
+                         "redirect loop: " + from + " redirects back to " + to};
+    }
+    if (redirects == kMaxRedirects) {
+      return SourceError{source_reason::kHttpStatus,
+                         "more than " + std::to_string(kMaxRedirects) + " redirects from " +
+                             Shown(Describe(cfg.url, path)) + " (the last to " + to + ")"};
+    }
+    url = std::move(*next);
+  }
+}
+
 SourceResult<HttpAnswer> HttpGet(const SourceConfig& cfg, const std::string& path,
                                  httplib::Headers headers, RequestCanceller* canceller) {
-  const std::string where = Describe(cfg.url, path);
   httplib::Client client(cfg.url.SchemeHostPort());
-  client.set_connection_timeout(cfg.timeout);
-  client.set_read_timeout(cfg.timeout);
-  client.set_write_timeout(cfg.timeout);
   client.set_keep_alive(false);
-  client.set_follow_location(true);
+  // httplib would follow a redirect to any origin and send it our credentials;
+  // GetFollowingRedirects follows only those within the source's origin.
+  client.set_follow_location(false);
   if (cfg.basic_auth) {
     std::string password = cfg.basic_auth->password;
     if (!cfg.basic_auth->password_file.empty()) {
@@ -114,43 +228,14 @@ SourceResult<HttpAnswer> HttpGet(const SourceConfig& cfg, const std::string& pat
   if (canceller && !canceller->Attach(&client)) {
     return SourceError{source_reason::kConnection, "cancelled"};
   }
-  const auto start = Clock::now();
-  const auto deadline = start + cfg.timeout;
-  bool too_large = false;
-  bool late = false;
-  std::string body;
-  httplib::Result result = client.Get(path, headers, [&](const char* data, size_t length) {
-    if (Clock::now() > deadline) return !(late = true);
-    if (body.size() + length > kMaxHttpBodyBytes) return !(too_large = true);
-    body.append(data, length);
-    return true;
-  });
+  auto answer = GetFollowingRedirects(client, cfg, path, headers, canceller);
   if (canceller) canceller->Detach();
-
-  const std::string timeout_text = FormatDuration(cfg.timeout);
-  if (canceller && canceller->cancelled()) {
-    return SourceError{source_reason::kConnection, "cancelled"};
-  }
-  if (too_large) {
-    return SourceError{source_reason::kTooLarge, "response from " + where + " is larger than " +
-                                                     std::to_string(kMaxHttpBodyBytes) + " bytes"};
-  }
-  const httplib::Error error = result.error();
-  if (late || error == httplib::Error::ConnectionTimeout ||
-      (error != httplib::Error::Success && Clock::now() - start >= cfg.timeout)) {
-    return SourceError{source_reason::kTimeout,
-                       "no complete response within " + timeout_text + " from " + where};
-  }
-  if (error != httplib::Error::Success || !result) {
-    return SourceError{source_reason::kConnection,
-                       "request to " + where + " failed: " + Explain(error)};
-  }
-  return HttpAnswer{result->status, std::move(body)};
+  return answer;
 }
 
-SourceError HttpStatusError(const SourceConfig& cfg, const std::string& path, int status) {
+SourceError HttpStatusError(const HttpAnswer& answer) {
   return {source_reason::kHttpStatus,
-          "HTTP " + std::to_string(status) + " from " + Describe(cfg.url, path)};
+          "HTTP " + std::to_string(answer.status) + " from " + answer.from};
 }
 
 bool Is2xx(int status) { return status >= 200 && status < 300; }
@@ -173,19 +258,17 @@ SourceResult<double> PollPrometheus(const SourceConfig& cfg, RequestCanceller* c
     return SourceError{source_reason::kQueryError, "HTTP " + std::to_string(answer.value().status) +
                                                        ": " + parsed.error().message};
   }
-  return HttpStatusError(cfg, path, answer.value().status);
+  return HttpStatusError(answer.value());
 }
 
 SourceResult<double> PollScrape(const SourceConfig& cfg, RequestCanceller* canceller) {
   auto answer =
       HttpGet(cfg, cfg.url.path, {{"Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1"}}, canceller);
   if (!answer.ok()) return answer.error();
-  if (!Is2xx(answer.value().status))
-    return HttpStatusError(cfg, cfg.url.path, answer.value().status);
+  if (!Is2xx(answer.value().status)) return HttpStatusError(answer.value());
   auto samples = ParseExposition(answer.value().body);
   if (!samples.ok()) {
-    return SourceError{source_reason::kParse,
-                       Describe(cfg.url, cfg.url.path) + ": " + samples.error().message};
+    return SourceError{source_reason::kParse, answer.value().from + ": " + samples.error().message};
   }
   return SelectSample(samples.value(), cfg.metric, cfg.labels, cfg.sum);
 }

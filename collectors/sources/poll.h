@@ -1,7 +1,10 @@
 #pragma once
 // One poll of one source: an HTTP GET (prometheus, scrape) or a file read,
 // decoded to a single number. Blocking, bounded by the source's `timeout`;
-// SourceManager calls it from the source's own thread.
+// SourceManager calls it from the source's own thread. Redirects are followed
+// only within the source's origin (scheme, host, port), at most 10, all within
+// that one timeout, so credentials never reach another origin; a redirect
+// elsewhere fails the poll ("http_status: redirect from ... not followed").
 //
 //   RequestCanceller canceller;   // another thread may call canceller.Cancel()
 //   SourceResult<double> r = PollSource(config, &canceller);

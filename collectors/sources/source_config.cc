@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <filesystem>
+#include <vector>
 
 #include "common/file_reader.h"
 
@@ -338,6 +340,81 @@ std::optional<SourceUrl> ParseSourceUrl(std::string_view text, std::string& erro
   url.path =
       path.empty() ? "/" : (path.front() == '?' ? "/" + std::string(path) : std::string(path));
   return url;
+}
+
+namespace {
+
+// RFC 3986 section 2: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":".
+bool StartsWithScheme(std::string_view text) {
+  const size_t colon = text.find(':');
+  if (colon == std::string_view::npos || colon == 0 || !IsAlpha(text[0])) return false;
+  return std::all_of(text.begin(), text.begin() + colon, [](char c) {
+    return IsAlpha(c) || IsDigit(c) || c == '+' || c == '-' || c == '.';
+  });
+}
+
+// RFC 3986 section 5.2.4, for a path that starts with '/'.
+std::string RemoveDotSegments(std::string_view path) {
+  std::vector<std::string_view> kept;
+  size_t begin = 1;
+  while (true) {
+    const size_t end = std::min(path.find('/', begin), path.size());
+    const std::string_view segment = path.substr(begin, end - begin);
+    const bool last = end == path.size();
+    if (segment == "..") {
+      if (!kept.empty()) kept.pop_back();
+    } else if (segment != ".") {
+      kept.push_back(segment);
+    }
+    if (last) {
+      if (segment == "." || segment == "..") kept.push_back("");  // keeps the trailing '/'
+      break;
+    }
+    begin = end + 1;
+  }
+  std::string out;
+  for (const auto& segment : kept) out += "/" + std::string(segment);
+  return out.empty() ? "/" : out;
+}
+
+}  // namespace
+
+std::optional<SourceUrl> ResolveLocation(const SourceUrl& base, std::string_view location,
+                                         std::string& error) {
+  location = location.substr(0, location.find('#'));
+  if (location.empty()) {
+    error = "empty Location";
+    return std::nullopt;
+  }
+  std::string absolute;
+  if (StartsWithScheme(location)) {
+    absolute = location;
+  } else if (location.starts_with("//")) {
+    absolute = base.scheme + ":" + std::string(location);
+  } else {
+    const std::string path = base.path.substr(0, base.path.find('?'));
+    if (location.front() == '/') {
+      absolute = base.SchemeHostPort() + std::string(location);
+    } else if (location.front() == '?') {
+      absolute = base.SchemeHostPort() + path + std::string(location);
+    } else {
+      absolute =
+          base.SchemeHostPort() + path.substr(0, path.rfind('/') + 1) + std::string(location);
+    }
+  }
+  auto url = ParseSourceUrl(absolute, error);
+  if (!url) return std::nullopt;
+  const size_t query = url->path.find('?');
+  url->path = RemoveDotSegments(std::string_view(url->path).substr(0, query)) +
+              (query == std::string::npos ? "" : url->path.substr(query));
+  return url;
+}
+
+bool SameOrigin(const SourceUrl& a, const SourceUrl& b) {
+  return a.scheme == b.scheme && a.port == b.port &&
+         std::equal(
+             a.host.begin(), a.host.end(), b.host.begin(), b.host.end(),
+             [](unsigned char x, unsigned char y) { return std::tolower(x) == std::tolower(y); });
 }
 
 std::map<std::string, SourceConfig> DecodeSources(const YAML::Node& sources_node,

@@ -61,6 +61,20 @@ struct SourceUrl {
 // absolute http(s) URL without credentials or fragment.
 [[nodiscard]] std::optional<SourceUrl> ParseSourceUrl(std::string_view text, std::string& error);
 
+// Where a redirect's Location header points, resolved against `base` (RFC 3986
+// section 5.2): an absolute URL, "//host/...", "/path", "?query" or a relative
+// path; dot segments removed, a fragment dropped. The result must be a URL
+// ParseSourceUrl accepts, or std::nullopt with `error` set.
+//
+//   base http://h:80/a/b, "../c?x" -> http://h:80/c?x;  "ftp://h/" -> error
+[[nodiscard]] std::optional<SourceUrl> ResolveLocation(const SourceUrl& base,
+                                                       std::string_view location,
+                                                       std::string& error);
+
+// Same scheme, host (case-insensitive) and port; ports are explicit after
+// parsing, so http://h and http://h:80 are one origin.
+bool SameOrigin(const SourceUrl& a, const SourceUrl& b);
+
 struct SourceConfig {
   std::string name;
   SourceType type = SourceType::kFile;

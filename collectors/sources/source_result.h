@@ -17,7 +17,7 @@ namespace virtscale {
 namespace source_reason {
 inline constexpr char kConnection[] = "connection";           // refused, reset, DNS, TLS
 inline constexpr char kTimeout[] = "timeout";                 // no complete answer within `timeout`
-inline constexpr char kHttpStatus[] = "http_status";          // non-2xx answer
+inline constexpr char kHttpStatus[] = "http_status";          // non-2xx; redirect not followed
 inline constexpr char kBadJson[] = "bad_json";                // prometheus: not a query API answer
 inline constexpr char kQueryError[] = "query_error";          // prometheus: status "error", matrix
 inline constexpr char kEmptyVector[] = "empty_vector";        // prometheus: no series

@@ -262,8 +262,9 @@ def test_min_version_tls13_rejects_tls12_clients():
 
 
 def test_basic_auth():
-    cfg = web_config("auth.yml", "basic_auth_users:\n  prometheus: %s\n  other: %s\n" % (
-        bcrypt(PASSWORD), bcrypt("something else")))
+    cfg = web_config("auth.yml",
+                     "basic_auth_users:\n  prometheus: %s\n  other: %s\n  cheap: %s\n" % (
+                         bcrypt(PASSWORD), bcrypt("something else"), bcrypt(PASSWORD, cost=4)))
     good = basic("prometheus", PASSWORD)
     agent = start("--web.config.file=" + cfg,
                   wait=lambda a: http(a.url + "/-/ready", headers=good)[0] == 200)
@@ -278,6 +279,8 @@ def test_basic_auth():
             "unknown user": basic("mallory", PASSWORD),
             "other user's password": basic("other", PASSWORD),
             "empty password": basic("prometheus", ""),
+            "cost-4 user, wrong": basic("cheap", "wrong"),  # as slow as the others
+            "NUL, then junk": basic("cheap", PASSWORD + "\0junk"),  # bcrypt stops at NUL
             "not base64": {"Authorization": "Basic !!!"},
             "bearer": {"Authorization": "Bearer " + PASSWORD},
             "no colon": {"Authorization": "Basic " + base64.b64encode(b"prometheus").decode()},

@@ -1,10 +1,14 @@
 #include <crypt.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "agent/http_server.h"
 #include "agent/landing_page.h"
@@ -13,9 +17,12 @@
 namespace virtscale {
 namespace {
 
-std::string BcryptHash(const std::string& password) {
+using namespace std::chrono_literals;
+using namespace std::string_literals;
+
+std::string BcryptHash(const std::string& password, unsigned long cost = 4) {
   char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-  EXPECT_NE(crypt_gensalt_rn("$2y$", 4, nullptr, 0, salt, sizeof salt), nullptr);
+  EXPECT_NE(crypt_gensalt_rn("$2y$", cost, nullptr, 0, salt, sizeof salt), nullptr);
   crypt_data data;
   std::memset(&data, 0, sizeof data);
   const char* hash = crypt_rn(password.c_str(), salt, &data, sizeof data);
@@ -60,6 +67,98 @@ TEST(BasicAuthenticator, AcceptsOnlyMatchingBcryptCredentials) {
   EXPECT_FALSE(auth.Check("Bearer abc"));
   EXPECT_FALSE(auth.Check("Basic !!!notbase64"));
   EXPECT_FALSE(auth.Check(""));
+}
+
+TEST(BasicAuthenticator, RejectsNulInUserOrPassword) {
+  BasicAuthenticator auth({{"prometheus", BcryptHash("s3cret")}});
+  // crypt(3) alone accepts these: it stops reading at the NUL.
+  EXPECT_FALSE(auth.Check(Basic("prometheus:s3cret\0junk"s)));
+  EXPECT_FALSE(auth.Check(Basic("prometheus:s3cret\0"s)));
+  EXPECT_FALSE(auth.Check(Basic("prometheus\0x:s3cret"s)));
+  EXPECT_TRUE(auth.Check(Basic("prometheus:s3cret")));
+  EXPECT_FALSE(auth.Check(Basic("prometheus:s3cret\0junk"s)));  // not through the cache either
+}
+
+// A clock that moves only when a hook moves it: a bcrypt "takes" 1ms at cost 4
+// and `slow` otherwise (the real bcrypt still runs), and sleep_until jumps to
+// its target. Records which hashes were checked and how long each sleep was.
+class FakeTiming {
+ public:
+  using Clock = BasicAuthHooks::Clock;
+  BasicAuthHooks Hooks() {
+    BasicAuthHooks h;
+    h.now = [this] { return now; };
+    h.sleep_until = [this](Clock::time_point t) {
+      sleeps.push_back(t - now);
+      now = std::max(now, t);
+    };
+    h.verify = [this](const std::string& password, const std::string& hash) {
+      hashes.push_back(hash);
+      now += hash.starts_with("$2y$04$") ? Clock::duration(1ms) : slow;
+      return VerifyCryptHash(password, hash);
+    };
+    return h;
+  }
+  Clock::time_point now;
+  Clock::duration slow = 100ms;
+  std::vector<std::string> hashes;
+  std::vector<Clock::duration> sleeps;
+};
+
+TEST(BasicAuthenticator, EveryFailureTakesAsLongAsABcryptAtTheHighestCost) {
+  FakeTiming t;
+  const std::string cheap = BcryptHash("s3cret", 4), dear = BcryptHash("s3cret", 6);
+  BasicAuthenticator auth({{"cheap", cheap}, {"dear", dear}}, t.Hooks());
+  // Construction timed one bcrypt of the dummy hash, at the highest cost.
+  ASSERT_EQ(t.hashes.size(), 1u);
+  const std::string dummy = t.hashes[0];
+  EXPECT_TRUE(dummy.starts_with("$2y$06$")) << dummy;
+  EXPECT_NE(dummy, dear);
+  EXPECT_EQ(auth.failure_time(), 100ms);
+
+  // (credentials, the hash they must be checked against)
+  const std::pair<std::string, std::string> failures[] = {
+      {"cheap:wrong", cheap},   {"dear:wrong", dear},           {"nobody:wrong", dummy},
+      {"nobody:s3cret", dummy}, {"cheap:s3cret\0junk"s, dummy}, {"cheap\0:s3cret"s, dummy},
+  };
+  for (const auto& [credentials, hash] : failures) {
+    const auto before = t.now;
+    EXPECT_FALSE(auth.Check(Basic(credentials))) << credentials;
+    EXPECT_EQ(t.hashes.back(), hash) << credentials;
+    EXPECT_EQ(t.now - before, 100ms) << credentials;
+  }
+  // Only the cheap hash's failure had to wait: 100ms after its bcrypt began.
+  EXPECT_EQ(t.sleeps, std::vector<FakeTiming::Clock::duration>{99ms});
+
+  // A success is not padded, and is cached.
+  const auto before = t.now;
+  EXPECT_TRUE(auth.Check(Basic("cheap:s3cret")));
+  EXPECT_EQ(t.now - before, 1ms);
+  const size_t checked = t.hashes.size();
+  EXPECT_TRUE(auth.Check(Basic("cheap:s3cret")));
+  EXPECT_EQ(t.hashes.size(), checked);
+  EXPECT_EQ(t.sleeps.size(), 1u);
+}
+
+TEST(BasicAuthenticator, FailureTimeFollowsTheSlowestRecentRun) {
+  FakeTiming t;
+  BasicAuthenticator auth({{"cheap", BcryptHash("s3cret", 4)}, {"dear", BcryptHash("x", 5)}},
+                          t.Hooks());
+  EXPECT_EQ(auth.failure_time(), 100ms);
+  t.slow = 300ms;  // the machine got busy
+  EXPECT_FALSE(auth.Check(Basic("nobody:x")));
+  EXPECT_EQ(auth.failure_time(), 300ms);
+  auto before = t.now;
+  EXPECT_FALSE(auth.Check(Basic("cheap:wrong")));
+  EXPECT_EQ(t.now - before, 300ms);
+  t.slow = 100ms;  // ... and calm again: the slow run ages out after 8 newer ones
+  for (int i = 0; i < 7; ++i) EXPECT_FALSE(auth.Check(Basic("nobody:x")));
+  EXPECT_EQ(auth.failure_time(), 300ms);
+  EXPECT_FALSE(auth.Check(Basic("nobody:x")));
+  EXPECT_EQ(auth.failure_time(), 100ms);
+  before = t.now;
+  EXPECT_FALSE(auth.Check(Basic("cheap:wrong")));
+  EXPECT_EQ(t.now - before, 100ms);
 }
 
 TEST(VerifyCryptHash, RejectsGarbageHashes) {
@@ -142,6 +241,15 @@ TEST_F(WebConfigFile, ReportsBadValuesWithLines) {
   EXPECT_NE(all.find(path + ":6: basic_auth_users.bob: not a bcrypt hash"), std::string::npos)
       << all;
   EXPECT_NE(all.find(path + ":7: extra: unknown key"), std::string::npos) << all;
+}
+
+TEST_F(WebConfigFile, RejectsUserNamesWithNul) {
+  std::string path = Write(
+      "basic_auth_users:\n  \"a\\0b\": "
+      "$2y$04$abcdefghijklmnopqrstuu5Zg4Yx3w1bXQdFQ1m3pVh0XrQm1vKeA\n");
+  Diagnostics diags;
+  EXPECT_FALSE(LoadWebConfig(path, diags));
+  EXPECT_EQ(diags.ToString(), path + ":2: basic_auth_users: user names cannot contain NUL\n");
 }
 
 TEST(ParseListenAddress, AcceptsPrometheusForms) {

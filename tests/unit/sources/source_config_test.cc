@@ -254,5 +254,57 @@ TEST(ParseSourceUrl, AcceptsAndRejects) {
   }
 }
 
+TEST(ResolveLocation, ResolvesAgainstTheCurrentUrl) {
+  std::string why;
+  const auto base = ParseSourceUrl("http://h:8080/a/b/c?q=1", why);
+  ASSERT_TRUE(base);
+  const std::pair<const char*, const char*> cases[] = {
+      {"https://other/x", "https://other:443/x"},
+      {"HTTP://H:8080", "http://H:8080/"},
+      {"//other:81/x?y", "http://other:81/x?y"},
+      {"/x", "http://h:8080/x"},
+      {"/x/./y/../z#frag", "http://h:8080/x/z"},
+      {"?p=2", "http://h:8080/a/b/c?p=2"},
+      {"d", "http://h:8080/a/b/d"},
+      {"./d/", "http://h:8080/a/b/d/"},
+      {"..", "http://h:8080/a/"},
+      {"../../../../d?x=/../", "http://h:8080/d?x=/../"},
+      {"d/.", "http://h:8080/a/b/d/"},
+  };
+  for (const auto& [location, want] : cases) {
+    auto url = ResolveLocation(*base, location, why);
+    ASSERT_TRUE(url) << location << ": " << why;
+    EXPECT_EQ(url->SchemeHostPort() + url->path, want) << location;
+  }
+  const std::pair<const char*, const char*> bad[] = {
+      {"", "empty Location"},
+      {"#top", "empty Location"},
+      {"ftp://h/x", "scheme must be http or https"},
+      {"mailto:a@b", "want http://HOST[:PORT][/PATH] or https://..."},
+      {"http://u:p@h/", "credentials in the URL are not supported; use basic_auth"},
+      {"/a\tb", "contains whitespace or control characters"},
+      {"//", "missing host"},
+  };
+  for (const auto& [location, reason] : bad) {
+    EXPECT_FALSE(ResolveLocation(*base, location, why)) << location;
+    EXPECT_EQ(why, reason) << location;
+  }
+}
+
+TEST(SameOrigin, ComparesSchemeHostAndPort) {
+  std::string why;
+  auto url = [&](const char* text) {
+    auto u = ParseSourceUrl(text, why);
+    EXPECT_TRUE(u) << text << ": " << why;
+    return u.value_or(SourceUrl{});
+  };
+  EXPECT_TRUE(SameOrigin(url("http://h/a"), url("HTTP://H:80/b?c")));
+  EXPECT_TRUE(SameOrigin(url("https://[::1]/"), url("https://[::1]:443/x")));
+  EXPECT_FALSE(SameOrigin(url("http://h/"), url("https://h/")));
+  EXPECT_FALSE(SameOrigin(url("http://h/"), url("http://h:81/")));
+  EXPECT_FALSE(SameOrigin(url("http://h/"), url("http://h.example/")));
+  EXPECT_FALSE(SameOrigin(url("http://127.0.0.1/"), url("http://localhost/")));
+}
+
 }  // namespace
 }  // namespace virtscale

@@ -485,5 +485,163 @@ TEST(SourceManager, SlowSourceDelaysNeitherOthersNorStop) {
   gate.Open();
 }
 
+// Scrape sources with each kind of credential, for the redirect tests.
+std::vector<std::pair<std::string, SourceConfig>> WithEachCredential(const std::string& url) {
+  auto basic = Scrape(url, "q");
+  basic.basic_auth = BasicAuth{"user", "pass", ""};
+  auto bearer = Scrape(url, "q");
+  bearer.bearer_token = "s3cret";
+  return {{"Basic dXNlcjpwYXNz", basic}, {"Bearer s3cret", bearer}};
+}
+
+TEST(PollSource, RedirectsWithinTheOriginAreFollowedWithTheCredentials) {
+  TestServer server;
+  const std::string base = server.Url();
+  std::mutex mu;
+  std::vector<std::string> seen;  // "path Authorization" of every request
+  auto record = [&](const httplib::Request& req) {
+    std::lock_guard lock(mu);
+    seen.push_back(req.path + " " + req.get_header_value("Authorization"));
+  };
+  auto redirect = [&](const std::string& path, int status, const std::string& location) {
+    server.server().Get(path, [=, &record](const httplib::Request& req, httplib::Response& res) {
+      record(req);
+      res.set_redirect(location, status);
+    });
+  };
+  redirect("/a/old", 301, "/a/b/mid");           // absolute path
+  redirect("/a/b/mid", 302, "../new?x=1#frag");  // relative, with a query and a fragment
+  redirect("/a/new", 307, "HTTP://127.0.0.1:" + std::to_string(server.port()) + "/final");
+  server.server().Get("/final", [&](const httplib::Request& req, httplib::Response& res) {
+    record(req);
+    if (req.get_param_value("y") != "2") return res.set_redirect("?y=2", 308);  // query only
+    res.set_content("q 5\n", "text/plain");
+  });
+  for (const auto& [authorization, config] : WithEachCredential(base + "/a/old")) {
+    {
+      std::lock_guard lock(mu);
+      seen.clear();
+    }
+    const auto result = PollSource(config);
+    ASSERT_TRUE(result.ok()) << result.error().ToString();
+    EXPECT_EQ(result.value(), 5);
+    std::lock_guard lock(mu);
+    EXPECT_EQ(seen,
+              (std::vector<std::string>{"/a/old " + authorization, "/a/b/mid " + authorization,
+                                        "/a/new " + authorization, "/final " + authorization,
+                                        "/final " + authorization}));
+  }
+}
+
+TEST(PollSource, RedirectsToAnotherOriginAreNotFollowed) {
+  TestServer a, b;
+  std::atomic<int> b_requests{0};
+  b.server().Get(R"(/.*)", [&](const httplib::Request&, httplib::Response& res) {
+    ++b_requests;
+    res.set_content("q 1\n", "text/plain");
+  });
+  const std::string a_port = std::to_string(a.port());
+  a.server().Get("/to-b", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_redirect(b.Url("/steal?token=x"), 302);
+  });
+  a.server().Get("/to-localhost", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_redirect("http://localhost:" + a_port + "/m", 302);  // another host name
+  });
+  a.server().Get("/to-https", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_redirect("https://127.0.0.1:" + a_port + "/m", 301);  // another scheme
+  });
+  a.server().Get("/scheme-relative", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_redirect("//127.0.0.1:" + std::to_string(b.port()) + "/m", 302);
+  });
+  const std::string from = a.Url(), origin = "http://127.0.0.1:" + a_port;
+  const std::pair<std::string, std::string> cases[] = {
+      {"/to-b", b.Url("/steal")},  // the query is left out of messages
+      {"/to-localhost", "http://localhost:" + a_port + "/m"},
+      {"/to-https", "https://127.0.0.1:" + a_port + "/m"},
+      {"/scheme-relative", b.Url("/m")},
+  };
+  for (const auto& [path, to] : cases) {
+    for (const auto& [authorization, config] : WithEachCredential(from + path)) {
+      EXPECT_EQ(PollSource(config).error().ToString(),
+                "http_status: redirect from " + from + path + " to " + to +
+                    " not followed: another origin (credentials stay with " + origin + ")")
+          << authorization;
+    }
+  }
+  EXPECT_EQ(PollSource(Scrape(from + "/to-b", "q")).error().ToString(),
+            "http_status: redirect from " + from + "/to-b to " + b.Url("/steal") +
+                " not followed: another origin (redirects are followed only within " + origin +
+                ")");
+  EXPECT_EQ(b_requests.load(), 0);
+}
+
+TEST(PollSource, RedirectErrors) {
+  TestServer server;
+  const std::string base = server.Url();
+  auto serve = [&](const std::string& path, int status, const std::string& location) {
+    server.server().Get(path, [=](const httplib::Request&, httplib::Response& res) {
+      res.status = status;
+      if (!location.empty()) res.set_header("Location", location);
+    });
+  };
+  serve("/loop-a", 302, "/loop-b");
+  serve("/loop-b", 302, "/loop-a");
+  serve("/self", 307, "self");
+  serve("/ftp", 302, "ftp://127.0.0.1/x");
+  serve("/space", 302, "/a b");
+  serve("/creds", 302, "http://u:p@127.0.0.1/x");
+  serve("/nowhere", 302, "");
+  serve("/gone", 302, "/missing");
+  // /chain/N/LIMIT redirects to /chain/N+1/LIMIT until N is LIMIT.
+  server.server().Get(
+      R"(/chain/(\d+)/(\d+))", [](const httplib::Request& req, httplib::Response& res) {
+        const int n = std::stoi(req.matches[1]), limit = std::stoi(req.matches[2]);
+        if (n < limit)
+          return res.set_redirect("../" + std::to_string(n + 1) + "/" + req.matches[2].str());
+        res.set_content("q 7\n", "text/plain");
+      });
+
+  auto ten = PollSource(Scrape(base + "/chain/0/10", "q"));
+  ASSERT_TRUE(ten.ok()) << ten.error().ToString();
+  EXPECT_EQ(ten.value(), 7);
+  const std::pair<std::string, std::string> cases[] = {
+      {"/chain/0/11", "http_status: more than 10 redirects from " + base +
+                          "/chain/0/11 (the last to " + base + "/chain/11/11)"},
+      {"/loop-a",
+       "http_status: redirect loop: " + base + "/loop-b redirects back to " + base + "/loop-a"},
+      {"/self",
+       "http_status: redirect loop: " + base + "/self redirects back to " + base + "/self"},
+      {"/ftp", "http_status: redirect from " + base +
+                   "/ftp to \"ftp://127.0.0.1/x\" not followed: scheme must be http or https"},
+      {"/space", "http_status: redirect from " + base +
+                     "/space to \"/a b\" not followed: contains whitespace or control characters"},
+      {"/creds", "http_status: redirect from " + base +
+                     "/creds to \"http://u:p@127.0.0.1/x\" not followed: credentials in the URL "
+                     "are not supported; use basic_auth"},
+      {"/nowhere", "http_status: HTTP 302 from " + base + "/nowhere without a Location"},
+      {"/gone", "http_status: HTTP 404 from " + base + "/missing"},  // names where it ended
+  };
+  for (const auto& [path, error] : cases) {
+    EXPECT_EQ(PollSource(Scrape(base + path, "q")).error().ToString(), error);
+  }
+}
+
+TEST(PollSource, RedirectsShareOneDeadline) {
+  TestServer server;
+  // Each hop answers in 150ms, well within the 400ms timeout; five of them do not.
+  server.server().Get(R"(/slow/(\d))", [](const httplib::Request& req, httplib::Response& res) {
+    std::this_thread::sleep_for(150ms);
+    const int n = std::stoi(req.matches[1]);
+    if (n < 5) return res.set_redirect(std::to_string(n + 1));
+    res.set_content("q 1\n", "text/plain");
+  });
+  auto config = Scrape(server.Url("/slow/1"), "q");
+  config.timeout = 400ms;
+  const auto error = PollSource(config).error().ToString();
+  EXPECT_TRUE(
+      error.starts_with("timeout: no complete response within 400ms from " + server.Url("/slow/")))
+      << error;
+}
+
 }  // namespace
 }  // namespace virtscale
