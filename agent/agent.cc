@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "agent/config.h"
+#include "agent/decisions_query.h"
 #include "agent/exposition.h"
 #include "agent/http_server.h"
 #include "agent/landing_page.h"
@@ -351,17 +352,15 @@ class Agent {
       res.set_content(DumpJson(body), "application/json");
     });
     server_->Get("/api/v1/decisions", [this](const httplib::Request& req, httplib::Response& res) {
-      size_t limit = 100;
-      if (req.has_param("limit")) {
-        try {
-          limit = std::clamp<size_t>(std::stoul(req.get_param_value("limit")), 1, 10000);
-        } catch (const std::exception&) {
-          res.status = 400;
-          res.set_content("{\"status\":\"error\",\"error\":\"bad limit\"}", "application/json");
-          return;
-        }
+      autoscale::DecisionFilter filter;
+      std::string error;
+      if (!ParseDecisionQuery(req.params, filter, error)) {
+        res.status = 400;
+        nlohmann::json body = {{"status", "error"}, {"errorType", "bad_data"}, {"error", error}};
+        res.set_content(DumpJson(body), "application/json");
+        return;
       }
-      nlohmann::json body = {{"status", "success"}, {"data", engine_.DecisionsJson(limit)}};
+      nlohmann::json body = {{"status", "success"}, {"data", engine_.DecisionsJson(filter)}};
       res.set_content(DumpJson(body), "application/json");
     });
     server_->Get("/", [this](const httplib::Request&, httplib::Response& res) {

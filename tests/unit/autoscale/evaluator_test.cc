@@ -391,7 +391,7 @@ TEST(Evaluator, DryRunPlansButHolds) {
   EXPECT_EQ(e.decision.held_by, HeldBy::kDryRun);
   EXPECT_EQ(e.decision.result, DecisionResult::kDryRun);
   ASSERT_EQ(e.decision.actions.size(), 1u);
-  EXPECT_EQ(e.decision.actions[0].result, ActionResult::kSkipped);
+  EXPECT_EQ(e.decision.actions[0].result, ActionResult::kDryRun);
   EXPECT_FALSE(e.next.in_flight);
 
   h.dry_run = false;
