@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "agent/config.h"
+#include "agent/decisions_query.h"
 #include "agent/exposition.h"
 #include "agent/http_server.h"
 #include "agent/landing_page.h"
@@ -126,6 +127,8 @@ class Agent {
     build_info_.Add({{"version", VIRTSCALE_VERSION}, {"libvirt", LibvirtVersion()}}).Set(1);
     reload_ok_.Set(1);
     reload_time_.Set(UnixSeconds(std::chrono::system_clock::now()));
+    reload_status_.config_file = flags_.config_file;
+    reload_status_.loaded_at = std::chrono::system_clock::now();
     sources_ = std::make_shared<SourceManager>(config_.sources);
     engine_.SetRules(config_.rules);
     cleanup_rules_ = std::make_shared<autoscale::RuleSet>(config_.rules);
@@ -254,14 +257,27 @@ class Agent {
   // Reloads the config file; a config with any problem is rejected whole.
   bool Reload(std::string& error) {
     std::lock_guard lock(reload_mu_);
+    bool ok = false;
     try {
-      return ReloadLocked(error);
+      ok = ReloadLocked(error);
     } catch (const std::exception& e) {  // loading catches its own; this is the last guard
       error = std::string("reload failed: ") + e.what();
       reload_ok_.Set(0);
       LogError("reload failed; keeping the running config", {{"err", error}});
-      return false;
     }
+    // For the landing page.
+    std::lock_guard status_lock(status_mu_);
+    reload_status_.attempted = true;
+    reload_status_.ok = ok;
+    reload_status_.attempted_at = std::chrono::system_clock::now();
+    reload_status_.error = ok ? "" : error;
+    if (ok) reload_status_.loaded_at = reload_status_.attempted_at;
+    return ok;
+  }
+
+  ReloadStatus CurrentReloadStatus() {
+    std::lock_guard lock(status_mu_);
+    return reload_status_;
   }
 
   bool ReloadLocked(std::string& error) {
@@ -356,23 +372,33 @@ class Agent {
       res.set_content(DumpJson(body), "application/json");
     });
     server_->Get("/api/v1/decisions", [this](const httplib::Request& req, httplib::Response& res) {
-      size_t limit = 100;
-      if (req.has_param("limit")) {
-        try {
-          limit = std::clamp<size_t>(std::stoul(req.get_param_value("limit")), 1, 10000);
-        } catch (const std::exception&) {
-          res.status = 400;
-          res.set_content("{\"status\":\"error\",\"error\":\"bad limit\"}", "application/json");
-          return;
-        }
+      autoscale::DecisionFilter filter;
+      std::string error;
+      if (!ParseDecisionQuery(req.params, filter, error)) {
+        res.status = 400;
+        nlohmann::json body = {{"status", "error"}, {"errorType", "bad_data"}, {"error", error}};
+        res.set_content(DumpJson(body), "application/json");
+        return;
       }
-      nlohmann::json body = {{"status", "success"}, {"data", engine_.DecisionsJson(limit)}};
+      nlohmann::json body = {{"status", "success"}, {"data", engine_.DecisionsJson(filter)}};
       res.set_content(DumpJson(body), "application/json");
     });
     server_->Get("/", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(RenderLandingPage(VIRTSCALE_VERSION, connection_.uri(), sampler_.Latest(),
-                                        engine_.GroupsJson(), engine_.DecisionsJson(20)),
-                      "text/html; charset=utf-8");
+      LandingPageData page;
+      page.version = VIRTSCALE_VERSION;
+      page.uri = connection_.uri();
+      page.snapshot = sampler_.Latest();
+      page.dry_run = flags_.dry_run;
+      page.groups = engine_.GroupsJson();
+      autoscale::DecisionFilter recent;
+      recent.changes_only = true;
+      recent.limit = 20;
+      page.changes = engine_.DecisionsJson(recent);
+      const Instant now = SystemClock().Now();
+      page.now = now.wall;
+      page.sources = CurrentSources()->Readings(now);
+      page.reload = CurrentReloadStatus();
+      res.set_content(RenderLandingPage(page), "text/html; charset=utf-8");
     });
     if (flags_.enable_lifecycle) {
       server_->Post("/-/reload", [this](const httplib::Request&, httplib::Response& res) {
@@ -431,6 +457,8 @@ class Agent {
   std::unique_ptr<HttpServer> server_;
 
   std::mutex reload_mu_;
+  std::mutex status_mu_;
+  ReloadStatus reload_status_;  // status_mu_
   std::mutex sources_mu_;
   std::shared_ptr<SourceManager> sources_;
 

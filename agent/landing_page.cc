@@ -1,87 +1,255 @@
 #include "agent/landing_page.h"
 
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "autoscale/decision.h"
 #include "common/utf8.h"
 #include "common/xml_escape.h"
 
 namespace virtscale {
 namespace {
 
-std::string Cell(const nlohmann::json& value) {
+using nlohmann::json;
+
+// Escaped text of a JSON value from the engine; "" for null or absent.
+std::string Cell(const json& value) {
   if (value.is_null()) return "";
-  return XmlEscape(value.is_string()
-                       ? ValidUtf8(value.get<std::string>())
-                       : value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  return XmlEscape(value.is_string() ? ValidUtf8(value.get<std::string>())
+                                     : value.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
-}  // namespace
+std::string Field(const json& object, const char* key) {
+  return object.is_object() && object.contains(key) ? Cell(object[key]) : "";
+}
 
-std::string RenderLandingPage(const std::string& version, const std::string& uri,
-                              const SnapshotPtr& snapshot, const nlohmann::json& groups,
-                              const nlohmann::json& decisions) {
-  std::string html =
-      "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>virtscale</title>"
-      "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-      "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>"
-      "<h1>virtscale</h1><p>Version " +
-      XmlEscape(version) + " &middot; libvirt <code>" + XmlEscape(uri) + "</code>";
-  if (snapshot) {
-    html += " &middot; libvirt " + std::string(snapshot->libvirt_up ? "up" : "<b>down</b>") +
-            " &middot; " + std::to_string(snapshot->domains.size()) + " domains";
+std::string Text(std::string_view s) { return XmlEscape(ValidUtf8(s)); }
+
+std::string Time(WallTime t) { return Text(autoscale::FormatTime(t)); }
+
+// "4s", "3m 20s", "2h 5m", "3d 4h": how long ago, at a glance.
+std::string Age(WallTime then, WallTime now) {
+  const int64_t s =
+      std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::seconds>(now - then).count());
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m {}s", s / 60, s % 60);
+  if (s < 86400) return fmt::format("{}h {}m", s / 3600, s % 3600 / 60);
+  return fmt::format("{}d {}h", s / 86400, s % 86400 / 3600);
+}
+
+constexpr char kStyle[] =
+    "body{font-family:sans-serif;margin:1.5em 2em;color:#222}"
+    "h1{margin-bottom:0.2em}h2{margin-top:1.4em;font-size:1.2em}"
+    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;"
+    "vertical-align:top}th{background:#f3f3f3}td.num{text-align:right}"
+    "nav a{margin-right:1em}.muted{color:#777}td.time,td.actions{white-space:nowrap}"
+    ".banner{background:#fff3cd;border:2px solid #e0a800;padding:0.6em 1em;font-weight:bold}"
+    ".ok{color:#17692b}.bad{color:#b00020;font-weight:bold}.warn{color:#9a6100}"
+    ".state-running{color:#17692b}.state-stopped{color:#666}.state-paused{color:#9a6100}"
+    ".state-unhealthy{color:#b00020;font-weight:bold}.state-other{color:#9a6100}"
+    "#reload-status{padding:0.4em 0.8em;border-left:4px solid #17692b}"
+    "#reload-status[data-result=failure]{border-left-color:#b00020;background:#fdecee}";
+
+std::string HealthClass(SourceHealth h) {
+  switch (h) {
+    case SourceHealth::kOk:
+      return "ok";
+    case SourceHealth::kPending:
+      return "muted";
+    case SourceHealth::kFailing:
+      return "warn";
+    case SourceHealth::kStale:
+    case SourceHealth::kError:
+      return "bad";
+  }
+  return "";
+}
+
+void Header(const LandingPageData& p, std::string& html) {
+  html += "<h1>virtscale</h1><p>Version " + Text(p.version) + " &middot; libvirt <code>" +
+          Text(p.uri) + "</code>";
+  if (p.snapshot) {
+    html += p.snapshot->libvirt_up ? " <span class=\"ok\">up</span>"
+                                   : " <span class=\"bad\">down</span>";
+    html += fmt::format(" &middot; {} domains &middot; sampled {} ago", p.snapshot->domains.size(),
+                        Age(p.snapshot->taken_at, p.now));
   } else {
     html += " &middot; no sample yet";
   }
   html +=
-      "</p><ul><li><a href=\"metrics\">Metrics</a></li>"
-      "<li><a href=\"api/v1/groups\">Groups (JSON)</a></li>"
-      "<li><a href=\"api/v1/decisions\">Decisions (JSON)</a></li>"
-      "<li><a href=\"-/healthy\">Health</a></li><li><a href=\"-/ready\">Readiness</a></li></ul>";
+      "</p><nav><a href=\"metrics\">Metrics</a><a href=\"api/v1/groups\">Groups (JSON)</a>"
+      "<a href=\"api/v1/decisions\">Decisions (JSON)</a>"
+      "<a href=\"api/v1/decisions?changes=true\">Changes (JSON)</a>"
+      "<a href=\"-/healthy\">Health</a><a href=\"-/ready\">Readiness</a></nav>";
+}
 
+void DryRunBanner(const LandingPageData& p, std::string& html) {
+  std::string groups;
+  if (!p.dry_run) {
+    for (const json& g : p.groups) {
+      if (!g.is_object() || !g.value("dry_run", false)) continue;
+      groups += (groups.empty() ? "" : ", ") + Field(g, "name");
+    }
+    if (groups.empty()) return;
+  }
+  html +=
+      "<p class=\"banner\" id=\"dry-run-banner\">Dry run: decisions are computed, logged and "
+      "exported; no VM is changed (";
+  html += p.dry_run ? "<code>--dry-run</code>: every group" : "<code>dry_run</code>: " + groups;
+  html += ").</p>";
+}
+
+void Reload(const ReloadStatus& r, WallTime now, std::string& html) {
+  html += "<h2>Configuration</h2>";
+  const std::string file = r.config_file.empty() ? std::string("built-in defaults")
+                                                 : "<code>" + Text(r.config_file) + "</code>";
+  auto at = [now](WallTime t) { return "at " + Time(t) + " (" + Age(t, now) + " ago)"; };
+  if (!r.attempted) {
+    html += "<p id=\"reload-status\" data-result=\"start\">Running " + file +
+            ", loaded when the agent started, " + at(r.loaded_at) + "; no reload since.</p>";
+  } else if (r.ok) {
+    html +=
+        "<p id=\"reload-status\" data-result=\"success\"><span class=\"ok\">Last reload "
+        "succeeded</span> " +
+        at(r.attempted_at) + ": running " + file + ".</p>";
+  } else {
+    html +=
+        "<div id=\"reload-status\" data-result=\"failure\"><p><span class=\"bad\">Last reload "
+        "failed</span> " +
+        at(r.attempted_at) + "; still running " + file + " as loaded " + at(r.loaded_at) +
+        ".</p><pre class=\"error\">" + XmlEscape(BoundedUtf8(r.error, 8192)) + "</pre></div>";
+  }
+}
+
+// The latest evaluation of a group, from its last_decision record.
+std::string Evaluation(const json& d) {
+  if (!d.is_object()) return "<span class=\"muted\">not evaluated yet</span>";
+  std::string outcome = Field(d, "outcome");
+  if (d.contains("held_by")) outcome += " (" + Field(d, "held_by") + ")";
+  const std::string result = Field(d, "result");
+  if (!result.empty()) outcome += ": " + result;
+  return "<b>" + outcome + "</b> <span class=\"muted\">" + Field(d, "time") + "</span><br>" +
+         Field(d, "reason");
+}
+
+void Groups(const json& groups, std::string& html) {
   html += "<h2>Groups</h2>";
   if (!groups.is_array() || groups.empty()) {
     html += "<p>No scaling groups configured.</p>";
-  } else {
-    html +=
-        "<table><tr><th>Group</th><th>Running</th><th>Stopped</th><th>Active</th><th>Desired</th>"
-        "<th>Min</th><th>Max</th><th>Members</th><th>Last decision</th></tr>";
-    for (const auto& g : groups) {
-      std::string members;
-      if (g.contains("members") && g["members"].is_array())
-        for (const auto& m : g["members"]) {
-          if (!members.empty()) members += ", ";
-          members += Cell(m.is_object() && m.contains("name") ? m["name"] : m);
-          // The state and ownership say what virtscale may do with the member.
-          if (m.is_object() && m.contains("state")) {
-            members += " (" + Cell(m["state"]);
-            if (m.value("owned", false)) members += ", owned";
-            members += ")";
-          }
-        }
-      html += "<tr><td>" + Cell(g.value("name", nlohmann::json())) + "</td><td>" +
-              Cell(g.value("running", nlohmann::json())) + "</td><td>" +
-              Cell(g.value("stopped", nlohmann::json())) + "</td><td>" +
-              Cell(g.value("active", nlohmann::json())) + "</td><td>" +
-              Cell(g.value("desired", nlohmann::json())) + "</td><td>" +
-              Cell(g.value("min", nlohmann::json())) + "</td><td>" +
-              Cell(g.value("max", nlohmann::json())) + "</td><td>" + members + "</td><td>" +
-              Cell(g.value("last_outcome", nlohmann::json())) + "</td></tr>";
-    }
-    html += "</table>";
+    return;
   }
+  html +=
+      "<table id=\"groups\"><tr><th>Group</th><th>Active</th><th>Min</th><th>Max</th>"
+      "<th>Desired</th><th>Running</th><th>Stopped</th><th>Latest evaluation</th></tr>";
+  for (const json& g : groups) {
+    if (!g.is_object()) continue;
+    html += "<tr class=\"group\" data-group=\"" + Field(g, "name") + "\"><td>" + Field(g, "name") +
+            (g.value("dry_run", false) ? " <span class=\"warn\">(dry run)</span>" : "") +
+            "</td><td class=\"num\">" + Field(g, "active") + "</td><td class=\"num\">" +
+            Field(g, "min") + "</td><td class=\"num\">" + Field(g, "max") +
+            "</td><td class=\"num\">" + Field(g, "desired") + "</td><td class=\"num\">" +
+            Field(g, "running") + "</td><td class=\"num\">" + Field(g, "stopped") + "</td><td>" +
+            Evaluation(g.value("last_decision", json())) + "</td></tr>";
+  }
+  html += "</table>";
+}
 
-  html += "<h2>Recent decisions</h2>";
-  if (!decisions.is_array() || decisions.empty()) {
-    html += "<p>None yet.</p>";
-  } else {
-    html += "<table><tr><th>Time</th><th>Group</th><th>Outcome</th><th>Reason</th></tr>";
-    for (const auto& d : decisions) {
-      html += "<tr><td>" + Cell(d.value("time", nlohmann::json())) + "</td><td>" +
-              Cell(d.value("group", nlohmann::json())) + "</td><td>" +
-              Cell(d.value("outcome", nlohmann::json())) + "</td><td>" +
-              Cell(d.value("reason", nlohmann::json())) + "</td></tr>";
+void Members(const json& groups, std::string& html) {
+  html += "<h2>Members</h2>";
+  std::string rows;
+  for (const json& g : groups) {
+    if (!g.is_object() || !g.contains("members") || !g["members"].is_array()) continue;
+    for (const json& m : g["members"]) {
+      if (!m.is_object()) continue;
+      const std::string state = Field(m, "state");
+      // Owned members may be deleted; adopted ones only started and stopped.
+      rows += "<tr class=\"member\" data-state=\"" + state + "\"><td>" + Field(g, "name") +
+              "</td><td>" + Field(m, "name") + "</td><td class=\"state state-" + state + "\">" +
+              state + "</td><td>" + Field(m, "domain_state") + "</td><td>" +
+              (m.value("owned", false) ? "owned" : "adopted") + "</td></tr>";
     }
-    html += "</table>";
   }
-  html += "</body></html>\n";
+  if (rows.empty()) {
+    html += "<p>No members.</p>";
+    return;
+  }
+  html +=
+      "<table id=\"members\"><tr><th>Group</th><th>Member</th><th>State</th>"
+      "<th>Domain state</th><th>Ownership</th></tr>" +
+      rows + "</table>";
+}
+
+void Sources(const SourceReadings& sources, WallTime now, std::string& html) {
+  html += "<h2>Sources</h2>";
+  if (sources.empty()) {
+    html += "<p>No sources configured.</p>";
+    return;
+  }
+  html +=
+      "<table id=\"sources\"><tr><th>Source</th><th>Value</th><th>Last success</th>"
+      "<th>Health</th><th>Detail</th></tr>";
+  for (const auto& [name, r] : sources) {
+    const char* health = SourceHealthName(r.health);
+    const bool never = r.last_success == WallTime{};
+    html += "<tr class=\"source\" data-health=\"" + std::string(health) + "\"><td>" + Text(name) +
+            "</td><td class=\"num\">" + (r.value ? fmt::format("{:g}", *r.value) : "&ndash;") +
+            "</td><td>" + (never ? "never" : Age(r.last_success, now) + " ago") +
+            "</td><td class=\"health " + HealthClass(r.health) + "\">" + health + "</td><td>" +
+            Text(r.error) + "</td></tr>";
+  }
+  html += "</table>";
+}
+
+std::string Actions(const json& d) {
+  std::string out;
+  if (!d.contains("actions") || !d["actions"].is_array()) return out;
+  for (const json& a : d["actions"]) {
+    if (!out.empty()) out += "<br>";
+    const std::string domain = Field(a, "domain");  // empty: a create not yet made
+    out += Field(a, "kind") + " " + (domain.empty() ? "(new)" : domain) + ": " + Field(a, "result");
+    if (a.contains("error")) out += " <span class=\"bad\">" + Field(a, "error") + "</span>";
+  }
+  return out;
+}
+
+void Changes(const json& changes, std::string& html) {
+  html += "<h2>Recent changes</h2>";
+  if (!changes.is_array() || changes.empty()) {
+    html += "<p>No changes yet.</p>";
+    return;
+  }
+  html +=
+      "<table id=\"changes\"><tr><th>Time</th><th>Group</th><th>Outcome</th><th>Actions</th>"
+      "<th>Reason</th></tr>";
+  for (const json& d : changes) {
+    if (!d.is_object()) continue;
+    html += "<tr class=\"change\"><td class=\"time\">" + Field(d, "time") + "</td><td>" +
+            Field(d, "group") + "</td><td>" + Field(d, "outcome") + "</td><td class=\"actions\">" +
+            Actions(d) + "</td><td>" + Field(d, "reason") + "</td></tr>";
+  }
+  html += "</table>";
+}
+
+}  // namespace
+
+std::string RenderLandingPage(const LandingPageData& p) {
+  std::string html = fmt::format(
+      "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta http-equiv=\"refresh\" content=\"{}\">"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+      "<title>virtscale</title><style>{}</style></head><body>",
+      kLandingPageRefreshSeconds, kStyle);
+  Header(p, html);
+  DryRunBanner(p, html);
+  Reload(p.reload, p.now, html);
+  Groups(p.groups, html);
+  Members(p.groups, html);
+  Sources(p.sources, p.now, html);
+  Changes(p.changes, html);
+  html += fmt::format(
+      "<p class=\"muted\">Generated {}; this page reloads every {} s.</p></body></html>\n",
+      Time(p.now), kLandingPageRefreshSeconds);
   return html;
 }
 

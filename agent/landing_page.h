@@ -1,15 +1,56 @@
 #pragma once
-// The HTML page at "/": links to every endpoint, the host's state, the scaling
-// groups and the most recent decisions. Plain server-side HTML, no scripts.
+// The HTML page at "/": what an operator checks first. Links to every
+// endpoint; the host; a dry-run banner; the last reload's result; each group
+// with its bounds and latest evaluation; every member with its state; every
+// source with its value, age and health; the recent changes. Plain
+// server-side HTML with escaped text, no scripts; it reloads itself every
+// kLandingPageRefreshSeconds through <meta http-equiv="refresh">.
+//
+// Element ids and classes tests (and scrapers) may rely on:
+//   #dry-run-banner                 only in dry run (--dry-run or a group's dry_run)
+//   #reload-status[data-result]     "start", "success" or "failure"
+//   tr.group[data-group]            one per group
+//   tr.member[data-state]           one per member; td.state holds the state
+//   tr.source[data-health]          one per source (SourceHealthName)
+//   tr.change                       one per recent change
+//
+//   LandingPageData page;
+//   page.groups = engine.GroupsJson();
+//   page.changes = engine.DecisionsJson(recent_changes_filter);
+//   res.set_content(RenderLandingPage(page), "text/html; charset=utf-8");
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "collectors/snapshot.h"
+#include "collectors/sources/reading.h"
+#include "common/clock.h"
 
 namespace virtscale {
 
-std::string RenderLandingPage(const std::string& version, const std::string& uri,
-                              const SnapshotPtr& snapshot, const nlohmann::json& groups,
-                              const nlohmann::json& decisions);
+inline constexpr int kLandingPageRefreshSeconds = 5;
+
+// The running config and the last reload attempt.
+struct ReloadStatus {
+  std::string config_file;  // empty: defaults, nothing to reload
+  WallTime loaded_at{};     // when the running config was loaded
+  bool attempted = false;   // a reload was tried since start
+  bool ok = true;           // the last attempt succeeded
+  WallTime attempted_at{};
+  std::string error;  // why the last attempt failed
+};
+
+struct LandingPageData {
+  std::string version;
+  std::string uri;
+  SnapshotPtr snapshot;                              // null before the first sample
+  bool dry_run = false;                              // --dry-run
+  nlohmann::json groups = nlohmann::json::array();   // Engine::GroupsJson()
+  nlohmann::json changes = nlohmann::json::array();  // decision records, newest first
+  SourceReadings sources;
+  ReloadStatus reload;
+  WallTime now{};  // ages are relative to this
+};
+
+std::string RenderLandingPage(const LandingPageData& page);
 
 }  // namespace virtscale

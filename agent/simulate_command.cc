@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -16,6 +15,7 @@
 
 #include "autoscale/svg_plot.h"
 #include "common/log.h"
+#include "common/rfc3339.h"
 
 namespace virtscale {
 namespace {
@@ -136,36 +136,7 @@ std::optional<TimePoint> ParseTimestamp(std::string_view text) {
     return TimePoint(
         std::chrono::duration_cast<TimePoint::duration>(std::chrono::duration<double>(v)));
   }
-  std::tm tm{};
-  int consumed = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
-    return std::nullopt;
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  std::string_view rest = std::string_view(s).substr(static_cast<size_t>(consumed));
-  double fraction = 0;
-  if (!rest.empty() && rest.front() == '.') {
-    size_t n = 1;
-    while (n < rest.size() && rest[n] >= '0' && rest[n] <= '9') ++n;
-    fraction = std::strtod(std::string("0").append(rest.substr(0, n)).c_str(), nullptr);
-    rest.remove_prefix(n);
-  }
-  int offset_seconds = 0;
-  if (rest == "Z" || rest == "z") {
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
-    int hh = 0;
-    int mm = 0;
-    if (std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &hh, &mm) != 2)
-      return std::nullopt;
-    offset_seconds = (hh * 3600 + mm * 60) * (rest[0] == '-' ? -1 : 1);
-  } else {
-    return std::nullopt;
-  }
-  const time_t t = timegm(&tm);
-  return TimePoint(std::chrono::seconds(t - offset_seconds)) +
-         std::chrono::duration_cast<TimePoint::duration>(std::chrono::duration<double>(fraction));
+  return ParseRfc3339(s);
 }
 
 bool ParseHistoryCsv(std::string_view text, History& out, std::string& error) {

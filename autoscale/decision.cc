@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <ctime>
 
 namespace virtscale::autoscale {
@@ -30,6 +31,12 @@ const char* OutcomeName(Outcome o) {
       return "held";
   }
   return "none";
+}
+
+std::optional<Outcome> OutcomeFromName(std::string_view name) {
+  for (Outcome o : {Outcome::kNone, Outcome::kScaleUp, Outcome::kScaleDown, Outcome::kHeld})
+    if (name == OutcomeName(o)) return o;
+  return std::nullopt;
 }
 
 const char* HeldByName(HeldBy h) {
@@ -72,8 +79,10 @@ const char* ActionResultName(ActionResult r) {
       return "ok";
     case ActionResult::kError:
       return "error";
-    case ActionResult::kSkipped:
-      return "skipped";
+    case ActionResult::kDryRun:
+      return "dry_run";
+    case ActionResult::kCancelled:
+      return "cancelled";
   }
   return "pending";
 }
@@ -187,24 +196,44 @@ nlohmann::json Decision::ToJson() const {
   return j;
 }
 
+DecisionLog::DecisionLog(size_t changes, size_t evaluations)
+    : changes_{std::max<size_t>(changes, 1), {}},
+      evaluations_{std::max<size_t>(evaluations, 1), {}} {}
+
 uint64_t DecisionLog::Add(Decision d) {
   d.id = next_id_++;
-  log_.push_back(std::move(d));
-  while (log_.size() > capacity_) log_.pop_front();
-  return log_.back().id;
+  Ring& r = d.IsChange() ? changes_ : evaluations_;
+  r.ring.push_back(std::move(d));
+  while (r.ring.size() > r.capacity) r.ring.pop_front();
+  return r.ring.back().id;
 }
 
 Decision* DecisionLog::Find(uint64_t id) {
-  if (log_.empty() || id < log_.front().id || id > log_.back().id) return nullptr;
-  // Ids are consecutive within the deque.
-  Decision& d = log_[id - log_.front().id];
-  return d.id == id ? &d : nullptr;
+  for (Ring* r : {&changes_, &evaluations_}) {
+    auto it = std::lower_bound(r->ring.begin(), r->ring.end(), id,
+                               [](const Decision& d, uint64_t want) { return d.id < want; });
+    if (it != r->ring.end() && it->id == id) return &*it;
+  }
+  return nullptr;
 }
 
-nlohmann::json DecisionLog::Json(size_t limit) const {
+nlohmann::json DecisionLog::Json(const DecisionFilter& f) const {
+  auto wanted = [&f](const Decision& d) {
+    return (f.groups.empty() || f.groups.contains(d.group)) &&
+           (f.outcomes.empty() || f.outcomes.contains(d.outcome)) &&
+           (!f.since || d.time >= *f.since);
+  };
   nlohmann::json out = nlohmann::json::array();
-  for (auto it = log_.rbegin(); it != log_.rend() && out.size() < limit; ++it)
-    out.push_back(it->ToJson());
+  auto c = changes_.ring.rbegin();
+  auto e = evaluations_.ring.rbegin();
+  const auto c_end = changes_.ring.rend();
+  const auto e_end = f.changes_only ? e : evaluations_.ring.rend();
+  // Merge by id, newest first; the wall clock may step, ids do not.
+  while (out.size() < f.limit && (c != c_end || e != e_end)) {
+    const bool take_change = e == e_end || (c != c_end && c->id > e->id);
+    const Decision& d = take_change ? *c++ : *e++;
+    if (wanted(d)) out.push_back(d.ToJson());
+  }
   return out;
 }
 

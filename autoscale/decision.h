@@ -4,6 +4,9 @@
 // what came of it: an action (and how it ended) or what held the group.
 // Served newest first by /api/v1/decisions and on the landing page.
 //
+// Records that change something are kept apart from no-op evaluations (see
+// DecisionLog), so a busy history of holds never pushes the actions out.
+//
 //   {"id": 7, "group": "web", "time": "2026-11-26T22:10:01.000Z",
 //    "members": {"running": 2, "paused": 0, "stopped": 1, "unhealthy": 0, "other": 0,
 //                "active": 2, "by_state": {"running": ["web-1", "web-2"], "stopped": ["web-3"]}},
@@ -18,7 +21,9 @@
 #include <deque>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "autoscale/actuator.h"
@@ -35,6 +40,7 @@ const char* ConditionStateName(ConditionState s);  // "inactive", "pending", "fi
 
 enum class Outcome { kNone, kScaleUp, kScaleDown, kHeld };
 const char* OutcomeName(Outcome o);  // "none", "scale_up", "scale_down", "held"
+std::optional<Outcome> OutcomeFromName(std::string_view name);  // inverse of OutcomeName
 
 // What kept a group from acting although a direction was wanted (or, for
 // kNoSnapshot / kMissingData, from knowing whether to act).
@@ -73,8 +79,10 @@ struct ConditionReport {
   bool missing = false;
 };
 
-enum class ActionResult { kPending, kOk, kError, kSkipped };  // skipped: dry run, cancelled
-const char* ActionResultName(ActionResult r);                 // "pending", "ok", ...
+// The words are those of virtscale_scale_actions_total{result} (ok, error,
+// dry_run); pending and cancelled actions are not counted there.
+enum class ActionResult { kPending, kOk, kError, kDryRun, kCancelled };
+const char* ActionResultName(ActionResult r);  // "pending", "ok", "error", "dry_run", "cancelled"
 
 // How a decision's actions ended, as a whole.
 enum class DecisionResult { kNone, kPending, kOk, kError, kPartial, kDryRun, kCancelled };
@@ -116,26 +124,52 @@ struct Decision {
   std::vector<ActionRecord> actions;
   DecisionResult result = DecisionResult::kNone;
 
+  // Planned actions, whether they ran, failed, were cancelled or were a dry
+  // run: the records an operator looks for. Everything else is a no-op.
+  bool IsChange() const { return !actions.empty(); }
   nlohmann::json ToJson() const;
 };
 
 // RFC 3339 UTC with milliseconds: "2026-11-26T22:10:01.123Z".
 std::string FormatTime(TimePoint t);
 
-// A bounded history, newest last inside, newest first out. Not thread-safe
-// (the engine locks).
+// Which records a reader wants (/api/v1/decisions, the landing page). An
+// empty set matches everything.
+struct DecisionFilter {
+  std::set<std::string> groups;
+  std::set<Outcome> outcomes;
+  std::optional<TimePoint> since;  // records at or after this time
+  bool changes_only = false;       // Decision::IsChange() records only
+  size_t limit = 100;
+};
+
+// Two bounded rings, one id sequence: changes (Decision::IsChange) and no-op
+// evaluations, so that the last `changes` actions survive any number of idle
+// evaluations. Readers get both merged, newest (highest id) first. Not
+// thread-safe (the engine locks).
+//
+//   DecisionLog log(1000, 500);
+//   log.Add(std::move(decision));
+//   DecisionFilter recent;
+//   recent.changes_only = true;
+//   log.Json(recent);  // the newest 100 changes
 class DecisionLog {
  public:
-  explicit DecisionLog(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
-  uint64_t Add(Decision d);                 // assigns and returns the id
-  Decision* Find(uint64_t id);              // nullptr once evicted
-  nlohmann::json Json(size_t limit) const;  // newest first, at most `limit`
-  size_t size() const { return log_.size(); }
+  DecisionLog(size_t changes, size_t evaluations);
+  uint64_t Add(Decision d);     // assigns and returns the id
+  Decision* Find(uint64_t id);  // nullptr once evicted
+  nlohmann::json Json(const DecisionFilter& filter) const;
+  size_t changes() const { return changes_.ring.size(); }
+  size_t evaluations() const { return evaluations_.ring.size(); }
 
  private:
-  size_t capacity_;
+  struct Ring {
+    size_t capacity;
+    std::deque<Decision> ring;  // ids increasing
+  };
   uint64_t next_id_ = 1;
-  std::deque<Decision> log_;
+  Ring changes_;
+  Ring evaluations_;
 };
 
 }  // namespace virtscale::autoscale

@@ -46,7 +46,9 @@ void AddSample(MetricFamily& f, std::vector<ClientMetric::Label> labels, double 
 }  // namespace
 
 Engine::Engine(Actuator& actuator, EngineOptions options)
-    : actuator_(actuator), options_(std::move(options)), log_(options_.history) {
+    : actuator_(actuator),
+      options_(std::move(options)),
+      log_(options_.change_history, options_.evaluation_history) {
   if (options_.clock == nullptr) options_.clock = &SystemClock();
   for (size_t i = 0; i < std::max<size_t>(1, options_.action_workers); ++i)
     workers_.emplace_back([this] { WorkerLoop(); });
@@ -252,7 +254,7 @@ void Engine::WorkerLoop() {
   // Stopping: what is still queued never ran.
   for (const Job& job : queue_) {
     if (Decision* d = log_.Find(job.decision_id)) {
-      for (ActionRecord& a : d->actions) a.result = ActionResult::kSkipped;
+      for (ActionRecord& a : d->actions) a.result = ActionResult::kCancelled;
       d->result = DecisionResult::kCancelled;
     }
   }
@@ -364,9 +366,15 @@ nlohmann::json Engine::GroupsJson() const {
   return out;
 }
 
-nlohmann::json Engine::DecisionsJson(size_t limit) const {
+nlohmann::json Engine::DecisionsJson(const DecisionFilter& filter) const {
   std::lock_guard lock(mu_);
-  return log_.Json(limit);
+  return log_.Json(filter);
+}
+
+nlohmann::json Engine::DecisionsJson(size_t limit) const {
+  DecisionFilter filter;
+  filter.limit = limit;
+  return DecisionsJson(filter);
 }
 
 void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {

@@ -4,7 +4,7 @@
 // to worker threads that run them through the Actuator (the only code that
 // changes VMs): one job per group at a time, groups in parallel, so a slow
 // create in one group does not delay another. Every evaluation is recorded in
-// a bounded decision log.
+// a bounded decision log, which keeps changes apart from no-op evaluations.
 //
 // Thread-safety: every public method may be called from any thread. Tick is
 // meant for one autoscaler thread (after each sample); SetRules for reloads;
@@ -22,7 +22,7 @@
 //   engine.SetRules(std::move(rules));
 //   // after each sample:
 //   engine.Tick(snapshot, sources.Readings(), SystemClock().Now(), conn.generation());
-//   // /api/v1/groups: engine.GroupsJson(); /api/v1/decisions: engine.DecisionsJson(100)
+//   // /api/v1/groups: engine.GroupsJson(); /api/v1/decisions: engine.DecisionsJson(filter)
 //   // /metrics: engine.AppendFamilies(families);
 #include <prometheus/metric_family.h>
 
@@ -47,7 +47,10 @@ namespace virtscale::autoscale {
 
 struct EngineOptions {
   bool dry_run = false;  // global --dry-run: decide, log and export, change nothing
-  size_t history = 500;  // decision records kept
+  // Decision records kept: those that changed something (DecisionLog), and
+  // no-op evaluations apart from them.
+  size_t change_history = 1000;
+  size_t evaluation_history = 500;
   // A snapshot older than max(stale_after, 3 x the group's interval) is missing data.
   Duration stale_after{std::chrono::seconds(30)};
   Duration retry_backoff{std::chrono::seconds(10)};
@@ -86,8 +89,9 @@ class Engine {
 
   // /api/v1/groups: one object per group (rule, members, state, last decision).
   nlohmann::json GroupsJson() const;
-  // /api/v1/decisions: newest first, at most `limit`.
-  nlohmann::json DecisionsJson(size_t limit) const;
+  // /api/v1/decisions: the records `filter` selects, newest first.
+  nlohmann::json DecisionsJson(const DecisionFilter& filter) const;
+  nlohmann::json DecisionsJson(size_t limit) const;  // any record, at most `limit`
   // virtscale_group_* families, virtscale_scale_actions_total and
   // virtscale_rule_evaluation_duration_seconds.
   void AppendFamilies(std::vector<prometheus::MetricFamily>& out) const;

@@ -550,7 +550,7 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
   for (Operation& op : plan.operations) {
     ActionRecord a;
     a.operation = std::move(op);
-    a.result = dry ? ActionResult::kSkipped : ActionResult::kPending;
+    a.result = dry ? ActionResult::kDryRun : ActionResult::kPending;
     d.actions.push_back(std::move(a));
   }
   // Dry run starts the cooldown and uses the rate limit too, so its decisions

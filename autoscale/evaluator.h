@@ -91,7 +91,7 @@ struct EvaluationInput {
 };
 
 struct Evaluation {
-  Decision decision;  // actions: planned operations (result "pending", or "skipped" in dry run)
+  Decision decision;  // actions: planned operations (result "pending", or "dry_run")
   GroupState next;
 };
 

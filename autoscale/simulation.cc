@@ -337,7 +337,7 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
   SimActuator actuator(world, now_unix);
   EngineOptions options;
   options.dry_run = spec.dry_run;
-  options.history = 1;
+  options.change_history = options.evaluation_history = 1;
   // The simulated time drives both clocks: nothing in a simulation steps the wall clock.
   FakeClock clock;
   auto instant = [](TimePoint t) {

@@ -14,6 +14,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus prometheus-libvirt-exporter
   openssl wrk valgrind dpkg-dev systemd
+  chromium
 )
 
 missing=()

@@ -9,10 +9,23 @@
 
 namespace virtscale {
 
+// For people (landing page): the autoscaler reads only `value`.
+enum class SourceHealth {
+  kPending,  // not polled yet
+  kOk,       // fresh value, newest poll succeeded (virtscale_source_up 1)
+  kFailing,  // newest poll failed; the last good value is still fresh and used
+  kStale,    // the last good value is too old to use
+  kError,    // every poll so far failed
+};
+const char* SourceHealthName(SourceHealth h);  // "pending", "ok", "failing", "stale", "error"
+
 struct SourceReading {
   std::optional<double> value;  // absent on error or when stale
-  std::string error;  // reason when value is absent, e.g. "empty_vector: query returned no series"
+  // Why `value` is absent, e.g. "empty_vector: query returned no series"; with
+  // kFailing, why the newest poll failed.
+  std::string error;
   std::chrono::system_clock::time_point last_success{};  // epoch when never
+  SourceHealth health = SourceHealth::kPending;
 };
 
 using SourceReadings = std::map<std::string, SourceReading>;  // by source name

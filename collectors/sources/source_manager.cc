@@ -96,12 +96,16 @@ SourceReading ReadingOf(const SourceManager::Source& s, MonoTime now) {
   r.last_success = s.last_success;
   if (s.Fresh(now)) {
     r.value = s.value;
+    r.health = s.last_ok ? SourceHealth::kOk : SourceHealth::kFailing;
+    if (!s.last_ok) r.error = s.last_error.ToString();
   } else if (s.value) {
     const auto age = std::chrono::duration_cast<std::chrono::seconds>(now - s.last_success_mono);
     r.error = "stale: last success " + std::to_string(age.count()) + "s ago";
     if (!s.last_ok) r.error += "; last error: " + s.last_error.ToString();
+    r.health = SourceHealth::kStale;
   } else if (s.polls > 0) {
     r.error = s.last_error.ToString();
+    r.health = SourceHealth::kError;
   } else {
     r.error = "pending: not polled yet";
   }
@@ -117,6 +121,22 @@ prometheus::ClientMetric Series(std::vector<prometheus::ClientMetric::Label> lab
 }
 
 }  // namespace
+
+const char* SourceHealthName(SourceHealth h) {
+  switch (h) {
+    case SourceHealth::kPending:
+      return "pending";
+    case SourceHealth::kOk:
+      return "ok";
+    case SourceHealth::kFailing:
+      return "failing";
+    case SourceHealth::kStale:
+      return "stale";
+    case SourceHealth::kError:
+      return "error";
+  }
+  return "pending";
+}
 
 SourceManager::SourceManager(std::map<std::string, SourceConfig> configs) {
   for (auto& [name, config] : configs) {

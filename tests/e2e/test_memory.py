@@ -134,7 +134,7 @@ def scenario(h):
         log("decision: %s" % d["reason"])
         h.check(d["direction"] == "up" and "memory:avg > 0.3" in d["reason"],
                 "the decision is a scale-up and names the memory condition", d["reason"])
-        h.check(d["actions"] and d["actions"][0]["result"] == "skipped",
+        h.check(d["actions"] and d["actions"][0]["result"] == "dry_run",
                 "its planned create is skipped (dry run)", str(d["actions"]))
     names = [n for n in h.list_all() if n.startswith("vse2e-mem")]
     h.check(names == [NAME], "dry run created nothing", str(names))

@@ -242,10 +242,11 @@ def test_decisions_limit_over_http():
                 assert got_ids == sorted(got_ids, reverse=True) and got_ids[0] >= ids[0], got_ids
             default = agent.json("/api/v1/decisions")["data"]
             assert 6 <= len(default) <= 100, len(default)
-            assert len(agent.json("/api/v1/decisions?limit=0")["data"]) == 1  # clamped to 1
-            for bad in ("abc", "-"):
+            # Out of 1..10000 or not an integer: refused, never clamped or truncated.
+            for bad in ("0", "-1", "2.5", "abc", "-", "10001"):
                 status, body = http(agent.url + "/api/v1/decisions?limit=" + bad)
-                assert status == 400 and "bad limit" in body, (bad, status, body)
+                assert status == 400 and json.loads(body)["error"].startswith("limit: "), \
+                    (bad, status, body)
 
 
 TESTS = [test_invalid_flags_refuse_to_start_and_name_the_flag, test_invalid_flags_exit_2,

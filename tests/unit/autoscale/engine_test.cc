@@ -36,7 +36,8 @@ struct EngineTest : ::testing::Test {
   EngineOptions Options(bool dry_run = false) {
     EngineOptions o;
     o.dry_run = dry_run;
-    o.history = 50;
+    o.change_history = 20;
+    o.evaluation_history = 50;
     o.retry_backoff = seconds(20);
     o.clock = &clock;
     return o;
@@ -173,7 +174,7 @@ TEST_F(EngineTest, GlobalDryRunChangesNothing) {
   auto d = engine.DecisionsJson(1)[0];
   EXPECT_EQ(d["held_by"], "dry_run");
   EXPECT_EQ(d["result"], "dry_run");
-  EXPECT_EQ(d["actions"][0]["result"], "skipped");
+  EXPECT_EQ(d["actions"][0]["result"], "dry_run");  // the word of the metric below
   std::vector<prometheus::MetricFamily> fams;
   engine.AppendFamilies(fams);
   bool found = false;
@@ -281,6 +282,71 @@ TEST_F(EngineTest, DecisionHistoryIsBoundedNewestFirst) {
   EXPECT_EQ(all.size(), 50u);
   EXPECT_GT(all[0]["id"].get<uint64_t>(), all[1]["id"].get<uint64_t>());
   EXPECT_EQ(engine.DecisionsJson(3).size(), 3u);
+}
+
+TEST_F(EngineTest, ActionsSurviveAnyAmountOfIdleEvaluation) {
+  Engine engine(actuator, Options());
+  GroupRule r = FastRule();
+  r.interval = seconds(1);
+  engine.SetRules(Rules({r}));
+  TickAt(engine, 0, Running(1, 0.95));
+  ASSERT_EQ(actuator.calls().size(), 1u);
+  for (int i = 1; i <= 500; ++i) TickAt(engine, i, Running(2, 0.5));  // ten times the no-op ring
+
+  auto all = engine.DecisionsJson(1000);
+  ASSERT_EQ(all.size(), 51u);  // 50 no-ops and the action
+  EXPECT_EQ(all[0]["outcome"], "none");
+  EXPECT_EQ(all[50]["outcome"], "scale_up");
+  EXPECT_EQ(all[50]["result"], "ok");  // its result arrived after it was logged
+  EXPECT_EQ(all[50]["actions"][0]["result"], "ok");
+
+  DecisionFilter changes;
+  changes.changes_only = true;
+  auto only = engine.DecisionsJson(changes);
+  ASSERT_EQ(only.size(), 1u);
+  EXPECT_EQ(only[0]["id"], all[50]["id"]);
+}
+
+TEST_F(EngineTest, ChangeHistoryIsBoundedOnItsOwn) {
+  Engine engine(actuator, Options());
+  GroupRule r = FastRule(1, 100);
+  r.interval = seconds(1);
+  engine.SetRules(Rules({r}));
+  // An action every 16 s (past the default 15 s rate-limit window), idle in between.
+  for (int i = 0; i < 30; ++i) {
+    TickAt(engine, i * 16, Running(1, 0.95));
+    TickAt(engine, i * 16 + 1, Running(1, 0.5));
+  }
+  ASSERT_EQ(actuator.calls().size(), 30u);
+  DecisionFilter changes;
+  changes.changes_only = true;
+  changes.limit = 1000;
+  auto kept = engine.DecisionsJson(changes);
+  ASSERT_EQ(kept.size(), 20u);  // change_history
+  EXPECT_EQ(kept[0]["time"], FormatTime(At(29 * 16).wall));
+  EXPECT_EQ(kept[19]["time"], FormatTime(At(10 * 16).wall));
+  EXPECT_EQ(engine.DecisionsJson(1000).size(), 50u);  // 30 no-ops, and 20 changes
+}
+
+TEST_F(EngineTest, DecisionFiltersReachTheLog) {
+  Engine engine(actuator, Options());
+  GroupRule web = FastRule();
+  GroupRule api = FastRule();
+  api.name = "api";
+  api.name_prefix = "api-";
+  engine.SetRules(Rules({web, api}));
+  TickAt(engine, 0,
+         {Dom("web-1", DomainState::kRunning, 0.95), Dom("api-1", DomainState::kRunning, 0.5)});
+  DecisionFilter f;
+  f.groups = {"api"};
+  auto api_only = engine.DecisionsJson(f);
+  ASSERT_EQ(api_only.size(), 1u);
+  EXPECT_EQ(api_only[0]["group"], "api");
+  f.groups.clear();
+  f.outcomes = {Outcome::kScaleUp};
+  auto up = engine.DecisionsJson(f);
+  ASSERT_EQ(up.size(), 1u);
+  EXPECT_EQ(up[0]["group"], "web");
 }
 
 TEST_F(EngineTest, ExportsGroupFamiliesWithHelp) {

@@ -176,7 +176,7 @@ TEST(Evaluator, MissingDataPolicyScaleUpAndDown) {
   r.scale_down.when = {Cond(MetricKind::kSource, Comparison::kBelow, 1, 0, Aggregate::kAvg, "q")};
   r.on_missing_data = MissingDataPolicy::kScaleUp;
   Harness h{r};
-  h.sources["q"] = SourceReading{std::nullopt, "connection refused", {}};
+  h.sources["q"] = SourceReading{std::nullopt, "connection refused", {}, SourceHealth::kError};
   auto e = h.StepAt(0, Running(2, 0.5));
   EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
   EXPECT_NE(e.decision.reason.find("source error: connection refused"), std::string::npos)
@@ -391,7 +391,7 @@ TEST(Evaluator, DryRunPlansButHolds) {
   EXPECT_EQ(e.decision.held_by, HeldBy::kDryRun);
   EXPECT_EQ(e.decision.result, DecisionResult::kDryRun);
   ASSERT_EQ(e.decision.actions.size(), 1u);
-  EXPECT_EQ(e.decision.actions[0].result, ActionResult::kSkipped);
+  EXPECT_EQ(e.decision.actions[0].result, ActionResult::kDryRun);
   EXPECT_FALSE(e.next.in_flight);
 
   h.dry_run = false;
@@ -483,7 +483,7 @@ TEST(Evaluator, TargetTrackingMovesToCeilOfValueOverTarget) {
   h.rule.scale_up.step_set = true;
   e = h.StepAt(40, Running(1, 0.5));
   EXPECT_EQ(e.decision.desired, 3);
-  h.sources["jobs"] = SourceReading{std::nullopt, "timeout", {}};
+  h.sources["jobs"] = SourceReading{std::nullopt, "timeout", {}, SourceHealth::kError};
   e = h.StepAt(50, Running(3, 0.5));
   EXPECT_EQ(e.decision.held_by, HeldBy::kMissingData);
 }

@@ -151,6 +151,7 @@ TEST(SourceManager, PrometheusSourceReadsTheQueryResult) {
   ASSERT_TRUE(reading.value) << reading.error;
   EXPECT_EQ(*reading.value, 17);
   EXPECT_EQ(reading.error, "");
+  EXPECT_EQ(reading.health, SourceHealth::kOk);
   EXPECT_LE(reading.last_success, now);
   EXPECT_GT(reading.last_success.time_since_epoch().count(), 0);
   {
@@ -342,6 +343,7 @@ TEST(SourceManager, ScrapeErrorReasons) {
     const auto reading = ReadAfterPolls(config);
     EXPECT_FALSE(reading.value) << error;
     EXPECT_EQ(reading.error, error);
+    EXPECT_EQ(reading.health, SourceHealth::kError);
   }
 }
 
@@ -405,6 +407,8 @@ TEST(SourceManager, ValueGoesStaleAfterStaleAfter) {
     EXPECT_FALSE(stale.value);
     EXPECT_EQ(stale.last_success, last);
     EXPECT_EQ(stale.error, "stale: last success 47s ago");
+    EXPECT_EQ(stale.health, SourceHealth::kStale);
+    EXPECT_EQ(at_limit.health, SourceHealth::kOk);
 
     std::vector<prometheus::MetricFamily> families;
     manager.AppendFamilies(families);  // judged now: still fresh
@@ -421,6 +425,9 @@ TEST(SourceManager, ValueGoesStaleAfterStaleAfter) {
   const auto failed = manager.Readings(std::chrono::system_clock::now()).at("spool");
   ASSERT_TRUE(failed.value);
   EXPECT_EQ(*failed.value, 8);
+  EXPECT_EQ(failed.health, SourceHealth::kFailing);
+  EXPECT_EQ(failed.error, "read: cannot read " + path + ": No such file or directory");
+  EXPECT_EQ(manager.Readings(failed.last_success + 100s).at("spool").health, SourceHealth::kStale);
   EXPECT_EQ(manager.Readings(failed.last_success + 100s).at("spool").error,
             "stale: last success 100s ago; last error: read: cannot read " + path +
                 ": No such file or directory");
@@ -437,6 +444,8 @@ TEST(SourceManager, NotPolledYet) {
   const auto reading = manager.Readings(std::chrono::system_clock::now()).at("s");
   EXPECT_FALSE(reading.value);
   EXPECT_EQ(reading.error, "pending: not polled yet");
+  EXPECT_EQ(reading.health, SourceHealth::kPending);
+  EXPECT_STREQ(SourceHealthName(reading.health), "pending");
 }
 
 TEST(SourceManager, SlowSourceDelaysNeitherOthersNorStop) {
