@@ -20,11 +20,18 @@ bool IsMetricNameChar(char c) { return IsMetricNameStart(c) || IsDigit(c); }
 bool IsLabelNameStart(char c) { return IsAlpha(c) || c == '_'; }
 bool IsLabelNameChar(char c) { return IsLabelNameStart(c) || IsDigit(c); }
 
+// One byte for a message: printable ASCII as is, anything else as QuoteForMessage
+// escapes it (a lone byte above 0x7f is never valid UTF-8).
+std::string Shown(char c) {
+  if (c >= 0x20 && c < 0x7f) return std::string(1, c);
+  const std::string q = QuoteForMessage(std::string_view(&c, 1));
+  return q.substr(1, q.size() - 2);
+}
+
 std::string QuoteChar(char c) {
-  std::string q = QuoteForMessage(std::string_view(&c, 1));
   if (c == '\'') return "'\\''";
   if (c == '"') return "'\"'";
-  return "'" + q.substr(1, q.size() - 2) + "'";
+  return "'" + (c == '\\' ? std::string("\\\\") : Shown(c)) + "'";
 }
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
@@ -120,7 +127,7 @@ class Parser {
         } else if (c == 'n') {
           out += '\n';
         } else {
-          return Fail("invalid escape sequence '\\" + std::string(1, c) + "'");
+          return Fail("invalid escape sequence '\\" + Shown(c) + "'");
         }
         escaped = false;
       } else if (c == '\n') {
@@ -292,7 +299,7 @@ class Parser {
         } else if (c == 'n') {
           out += '\n';
         } else {
-          return Fail("invalid escape sequence '\\" + std::string(1, c) + "'");
+          return Fail("invalid escape sequence '\\" + Shown(c) + "'");
         }
         escaped = false;
       } else if (c == '"') {
@@ -416,14 +423,23 @@ std::string QuoteForMessage(std::string_view text) {
 }
 
 std::string FormatSeries(std::string_view name, const std::map<std::string, std::string>& labels) {
-  std::string out(name);
+  // Names are ASCII (the grammar says so) but of any length.
+  const auto cut = [](std::string_view s) {
+    return s.size() <= kMaxQuotedBytes ? std::string(s)
+                                       : std::string(s.substr(0, kMaxQuotedBytes)) + "...";
+  };
+  std::string out = cut(name);
   if (labels.empty()) return out;
   out += '{';
   bool first = true;
   for (const auto& [k, v] : labels) {
     if (!first) out += ',';
+    if (out.size() > kMaxSeriesBytes) {
+      out += "...";
+      break;
+    }
     first = false;
-    out += k + "=" + QuoteForMessage(v);
+    out += cut(k) + "=" + QuoteForMessage(v);
   }
   return out + '}';
 }

@@ -68,7 +68,9 @@ struct ExpositionSample {
 // Rejects NaN ("nan") and +/-Inf ("inf"); `what` names the value in messages.
 [[nodiscard]] SourceResult<double> CheckFinite(double value, std::string_view what);
 
-// `name{a="b",c="d"}` with values escaped, for messages.
+// `name{a="b",c="d"}` with values quoted by QuoteForMessage, for messages:
+// names are cut like quoted text, and labels past kMaxSeriesBytes become "...".
+inline constexpr size_t kMaxSeriesBytes = 400;
 std::string FormatSeries(std::string_view name, const std::map<std::string, std::string>& labels);
 
 // `text` in double quotes for a message, as Go's %q does: quotes, backslashes

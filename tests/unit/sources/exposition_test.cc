@@ -286,6 +286,8 @@ TEST(ParseExposition, MessagesAreValidUtf8AndBounded) {
       {"foo{a=\"ok \xc3\xbc \xe2\x9c\"} 1\n",
        "line 1: invalid label value \"ok \xc3\xbc \\xe2\\x9c\""},  // ü kept, the cut ✓ escaped
       {"foo 1 2 \x01\x7f\n", "line 1: spurious string after timestamp: \" \\x01\\x7f\""},
+      {"foo{a=\"\\\xff\"} 1\n", "line 1: invalid escape sequence '\\\\xff'"},
+      {"# HELP foo \\\xc3\xa9\n", "line 1: invalid escape sequence '\\\\xc3'"},
       {"foo " + huge + "\n",
        "line 1: expected float as value, got \"" + std::string(120, 'x') + "\"... (1048576 bytes)"},
   };
@@ -349,6 +351,20 @@ std::vector<ExpositionSample> Samples(const std::string& text) {
   auto parsed = ParseExposition(text);
   EXPECT_TRUE(parsed.ok()) << parsed.error().ToString();
   return parsed.ok() ? parsed.value() : std::vector<ExpositionSample>{};
+}
+
+TEST(SelectSample, MessagesAboutHugeSeriesAreBounded) {
+  std::string labels;
+  for (int i = 0; i < 200; ++i) labels += "label_" + std::to_string(i) + "=\"v\",";
+  const std::string long_name(5000, 'n');
+  auto s = Samples("q{" + labels + "} 1\nq{" + labels + "x=\"\"} 2\n" + long_name + "{" +
+                   long_name + "=\"1\"} 3\n");
+  auto several = SelectSample(s, "q", {}, false);
+  ASSERT_FALSE(several.ok());
+  EXPECT_LT(several.error().message.size(), 1200u);
+  EXPECT_NE(several.error().message.find(",...}"), std::string::npos);
+  EXPECT_EQ(FormatSeries(long_name, {{long_name, "1"}}),
+            std::string(120, 'n') + "...{" + std::string(120, 'n') + "...=\"1\"}");
 }
 
 TEST(SelectSample, OneSeriesByNameAndLabels) {
