@@ -223,6 +223,11 @@ def reload_into(setup, case):
     return "reload rejected (SIGHUP; POST in %.1f s), agent peak %.0f MB" % (post_seconds, peak)
 
 
+def good_reload(agent):
+    status, body = http(agent.url + "/-/reload", method="POST", data=b"", timeout=CHECK_SECONDS)
+    assert status == 200 and agent.reload_ok() == 1.0, "%d %.300s" % (status, body)
+
+
 def run_case(setup, case):
     if setup.agent is None or setup.agent.proc.poll() is not None:
         setup.start_agent()  # a case before this one killed it
@@ -231,10 +236,13 @@ def run_case(setup, case):
     def step(what, run):
         """Runs one step; False when the next one should not be tried."""
         try:
-            summary.append(run())
+            line = run()
+            if line:
+                summary.append(line)
             return True
-        except AssertionError as e:
-            problems.append("%s: %s" % (what, e))
+        except (AssertionError, OSError) as e:  # OSError: the agent went away mid-request
+            kind = "" if isinstance(e, AssertionError) else type(e).__name__ + ": "
+            problems.append("%s: %s%s" % (what, kind, e))
             summary.append("%s FAILED" % what)
             return not isinstance(e, NoAnswer)
 
@@ -249,10 +257,10 @@ def run_case(setup, case):
     finally:
         setup.restore(case)
     if setup.agent.proc.poll() is None:
-        status, body = http(setup.agent.url + "/-/reload", method="POST", data=b"",
-                            timeout=CHECK_SECONDS)
-        if status != 200 or setup.agent.reload_ok() != 1.0:
-            problems.append("good reload afterwards: %d %s" % (status, body[:300]))
+        step("good reload afterwards", lambda: good_reload(setup.agent))
+    else:
+        problems.append("the agent exited with %s:\n%s" % (setup.agent.proc.returncode,
+                                                            setup.agent.logs()[-1500:]))
     print("  %-24s %s (bound %d MB)" % (case.name, ("\n%27s" % "").join(summary), BOUND_MB),
           flush=True)
     assert not problems, "\n".join(problems)
