@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <unordered_map>
 
+#include "common/utf8.h"
+
 namespace virtscale {
 namespace {
 
@@ -18,78 +20,18 @@ bool IsMetricNameChar(char c) { return IsMetricNameStart(c) || IsDigit(c); }
 bool IsLabelNameStart(char c) { return IsAlpha(c) || c == '_'; }
 bool IsLabelNameChar(char c) { return IsLabelNameStart(c) || IsDigit(c); }
 
-// Go's %q, close enough for messages: quotes and escapes.
-std::string Quote(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          static constexpr char kHex[] = "0123456789abcdef";
-          out += "\\x";
-          out += kHex[c >> 4];
-          out += kHex[c & 15];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
+// One byte for a message: printable ASCII as is, anything else as QuoteForMessage
+// escapes it (a lone byte above 0x7f is never valid UTF-8).
+std::string Shown(char c) {
+  if (c >= 0x20 && c < 0x7f) return std::string(1, c);
+  const std::string q = QuoteForMessage(std::string_view(&c, 1));
+  return q.substr(1, q.size() - 2);
 }
 
 std::string QuoteChar(char c) {
-  std::string q = Quote(std::string_view(&c, 1));
   if (c == '\'') return "'\\''";
   if (c == '"') return "'\"'";
-  return "'" + q.substr(1, q.size() - 2) + "'";
-}
-
-// Go's utf8.ValidString: no overlongs, no surrogates, nothing above U+10FFFF.
-bool ValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int len = 0;
-    uint32_t cp = 0;
-    uint32_t min = 0;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2, cp = c & 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3, cp = c & 0x0F, min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4, cp = c & 0x07, min = 0x10000;
-    } else {
-      return false;
-    }
-    if (i + len > s.size()) return false;
-    for (int k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += len;
-  }
-  return true;
+  return "'" + (c == '\\' ? std::string("\\\\") : Shown(c)) + "'";
 }
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
@@ -185,7 +127,7 @@ class Parser {
         } else if (c == 'n') {
           out += '\n';
         } else {
-          return Fail("invalid escape sequence '\\" + std::string(1, c) + "'");
+          return Fail("invalid escape sequence '\\" + Shown(c) + "'");
         }
         escaped = false;
       } else if (c == '\n') {
@@ -199,16 +141,26 @@ class Parser {
     return Eof();
   }
 
-  Family& FamilyOf(const std::string& name) {
-    if (auto it = families_.find(name); it != families_.end()) return it->second;
+  // Null (with the error set) when a new family would exceed the limit.
+  Family* FamilyOf(const std::string& name) {
+    if (auto it = families_.find(name); it != families_.end()) return &it->second;
     for (std::string_view suffix : {"_count", "_sum", "_bucket"}) {
       if (!EndsWith(name, suffix)) continue;
       auto it = families_.find(name.substr(0, name.size() - suffix.size()));
       if (it == families_.end()) continue;
-      if (it->second.type == FamilyType::kSummary && suffix != "_bucket") return it->second;
-      if (it->second.type == FamilyType::kHistogram) return it->second;
+      if (it->second.type == FamilyType::kSummary && suffix != "_bucket") return &it->second;
+      if (it->second.type == FamilyType::kHistogram) return &it->second;
     }
-    return families_[name];
+    if (families_.size() >= kMaxExpositionFamilies) {
+      Fail(TooMany(kMaxExpositionFamilies, "metric families"));
+      return nullptr;
+    }
+    return &families_[name];
+  }
+
+  static std::string TooMany(size_t limit, std::string_view what) {
+    return "more than " + std::to_string(limit) + " " + std::string(what) +
+           ": too large for a scrape source, which reads one series";
   }
 
   bool Comment() {
@@ -227,17 +179,19 @@ class Parser {
     if (AtEnd()) return Eof();
     if (Cur() == '\n') return ++pos_, true;
     if (!IsBlank(Cur())) return Fail("invalid metric name in comment");
-    Family& family = FamilyOf(name);
+    Family* family = FamilyOf(name);
+    if (!family) return false;
     if (!Advance()) return Eof();
     if (Cur() == '\n') return ++pos_, true;
     std::string rest;
     if (keyword == "HELP") {
-      if (family.has_help) return Fail("second HELP line for metric name " + Quote(name));
+      if (family->has_help)
+        return Fail("second HELP line for metric name " + QuoteForMessage(name));
       if (!UntilNewline(true, rest)) return false;
-      family.has_help = true;
+      family->has_help = true;
     } else {
-      if (family.type != FamilyType::kUnset) {
-        return Fail("second TYPE line for metric name " + Quote(name) +
+      if (family->type != FamilyType::kUnset) {
+        return Fail("second TYPE line for metric name " + QuoteForMessage(name) +
                     ", or TYPE reported after samples");
       }
       if (!UntilNewline(false, rest)) return false;
@@ -249,8 +203,8 @@ class Parser {
           {"untyped", FamilyType::kUntyped}};
       auto it = std::find_if(std::begin(kTypes), std::end(kTypes),
                              [&](const auto& t) { return EqualsIgnoreCase(t.first, rest); });
-      if (it == std::end(kTypes)) return Fail("unknown metric type " + Quote(rest));
-      family.type = it->second;
+      if (it == std::end(kTypes)) return Fail("unknown metric type " + QuoteForMessage(rest));
+      family->type = it->second;
     }
     return ++pos_, true;
   }
@@ -261,30 +215,34 @@ class Parser {
     sample.name = std::string(Name(IsMetricNameStart, IsMetricNameChar));
     if (AtEnd()) return Eof();
     if (sample.name.empty()) return Fail("invalid metric name");
-    Family& family = FamilyOf(sample.name);
-    if (family.type == FamilyType::kUnset) family.type = FamilyType::kUntyped;
+    Family* family = FamilyOf(sample.name);
+    if (!family) return false;
+    if (family->type == FamilyType::kUnset) family->type = FamilyType::kUntyped;
     SkipBlanks();
     if (AtEnd()) return Eof();
-    if (Cur() == '{' && !Labels(family, sample)) return false;
+    if (Cur() == '{' && !Labels(*family, sample)) return false;
     if (AtEnd()) return Eof();
 
     const std::string_view value = TokenUntilWhitespace();
     if (AtEnd()) return Eof();
     auto parsed = ParsePrometheusFloat(value);
-    if (!parsed) return Fail("expected float as value, got " + Quote(value));
+    if (!parsed) return Fail("expected float as value, got " + QuoteForMessage(value));
     sample.value = *parsed;
     if (Cur() != '\n') {
       if (!Advance()) return Eof();
       const std::string_view ts = TokenUntilWhitespace();
       if (AtEnd()) return Eof();
       auto timestamp = ParseInt64(ts);
-      if (!timestamp) return Fail("expected integer as timestamp, got " + Quote(ts));
+      if (!timestamp) return Fail("expected integer as timestamp, got " + QuoteForMessage(ts));
       sample.timestamp_ms = *timestamp;
       std::string spurious;
       if (!UntilNewline(false, spurious)) return false;
-      if (!spurious.empty()) return Fail("spurious string after timestamp: " + Quote(spurious));
+      if (!spurious.empty())
+        return Fail("spurious string after timestamp: " + QuoteForMessage(spurious));
     }
     ++pos_;
+    if (samples_.size() >= kMaxExpositionSamples)
+      return Fail(TooMany(kMaxExpositionSamples, "samples"));
     samples_.push_back(std::move(sample));
     return true;
   }
@@ -297,7 +255,8 @@ class Parser {
       if (Cur() == '}') return Advance() || Eof();
       const std::string name(Name(IsLabelNameStart, IsLabelNameChar));
       if (AtEnd()) return Eof();
-      if (name.empty()) return Fail("invalid label name for metric " + Quote(sample.name));
+      if (name.empty())
+        return Fail("invalid label name for metric " + QuoteForMessage(sample.name));
       if (name == "__name__") return Fail("label name \"__name__\" is reserved");
       const bool special = (family.type == FamilyType::kSummary && name == "quantile") ||
                            (family.type == FamilyType::kHistogram && name == "le");
@@ -306,7 +265,7 @@ class Parser {
       if (AtEnd()) return Eof();
       if (Cur() != '=') return Fail("expected '=' after label name, found " + QuoteChar(Cur()));
       if (std::count(plain_names.begin(), plain_names.end(), name) > 1) {
-        return Fail("duplicate label names for metric " + Quote(sample.name));
+        return Fail("duplicate label names for metric " + QuoteForMessage(sample.name));
       }
       if (!Advance()) return Eof();
       if (Cur() != '"') {
@@ -314,14 +273,16 @@ class Parser {
       }
       std::string value;
       if (!LabelValue(value)) return false;
-      if (!ValidUtf8(value)) return Fail("invalid label value " + Quote(value));
+      if (!IsValidUtf8(value)) return Fail("invalid label value " + QuoteForMessage(value));
       if (special && !ParsePrometheusFloat(value)) {
-        return Fail("expected float as value for '" + name + "' label, got " + Quote(value));
+        return Fail("expected float as value for '" + name + "' label, got " +
+                    QuoteForMessage(value));
       }
+      if (++labels_ > kMaxExpositionLabels) return Fail(TooMany(kMaxExpositionLabels, "labels"));
       sample.labels.emplace(name, value);
       if (!Advance()) return Eof();
       if (Cur() == '}') return Advance() || Eof();
-      if (Cur() != ',') return Fail("unexpected end of label value " + Quote(value));
+      if (Cur() != ',') return Fail("unexpected end of label value " + QuoteForMessage(value));
     }
   }
 
@@ -338,13 +299,13 @@ class Parser {
         } else if (c == 'n') {
           out += '\n';
         } else {
-          return Fail("invalid escape sequence '\\" + std::string(1, c) + "'");
+          return Fail("invalid escape sequence '\\" + Shown(c) + "'");
         }
         escaped = false;
       } else if (c == '"') {
         return true;
       } else if (c == '\n') {
-        return Fail("label value " + Quote(out) + " contains unescaped new-line");
+        return Fail("label value " + QuoteForMessage(out) + " contains unescaped new-line");
       } else if (c == '\\') {
         escaped = true;
       } else {
@@ -357,6 +318,7 @@ class Parser {
   size_t pos_ = 0;
   int line_ = 0;
   std::string error_;
+  size_t labels_ = 0;  // label pairs kept so far, of all samples
   std::unordered_map<std::string, Family> families_;
   std::vector<ExpositionSample> samples_;
 };
@@ -411,15 +373,73 @@ SourceResult<std::vector<ExpositionSample>> ParseExposition(std::string_view tex
   return Parser(text).Run();
 }
 
+std::string QuoteForMessage(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const auto hex = [](unsigned char c) {
+    return std::string{'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+  };
+  const std::string_view shown = text.substr(0, kMaxQuotedBytes);
+  std::string out = "\"";
+  for (size_t i = 0; i < shown.size(); ++i) {
+    const auto c = static_cast<unsigned char>(shown[i]);
+    if (c >= 0x80) {
+      // A well-formed sequence is copied whole; each byte of anything else is escaped.
+      const size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+      if (i + len <= shown.size() && IsValidUtf8(shown.substr(i, len))) {
+        out += shown.substr(i, len);
+        i += len - 1;
+      } else {
+        out += hex(c);
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          out += hex(c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+  if (shown.size() < text.size()) out += "... (" + std::to_string(text.size()) + " bytes)";
+  return out;
+}
+
 std::string FormatSeries(std::string_view name, const std::map<std::string, std::string>& labels) {
-  std::string out(name);
+  // Names are ASCII (the grammar says so) but of any length.
+  const auto cut = [](std::string_view s) {
+    return s.size() <= kMaxQuotedBytes ? std::string(s)
+                                       : std::string(s.substr(0, kMaxQuotedBytes)) + "...";
+  };
+  std::string out = cut(name);
   if (labels.empty()) return out;
   out += '{';
   bool first = true;
   for (const auto& [k, v] : labels) {
     if (!first) out += ',';
+    if (out.size() > kMaxSeriesBytes) {
+      out += "...";
+      break;
+    }
     first = false;
-    out += k + "=" + Quote(v);
+    out += cut(k) + "=" + QuoteForMessage(v);
   }
   return out + '}';
 }

@@ -11,12 +11,19 @@
 // leading blanks, label values with `\\`, `\"`, `\n` escapes, trailing commas
 // in label sets, values such as 1e3, +Inf, -Inf, NaN, optional integer
 // millisecond timestamps. Like promtool it requires the final line to end with
-// a newline, which also catches a truncated body. Errors name the line:
+// a newline, which also catches a truncated body. Errors name the line, and
+// quote what they saw as valid UTF-8 (invalid bytes as \xNN) of bounded length:
 //
 //   auto samples = ParseExposition("queue_depth{queue=\"jobs\"} 12\n");
 //   // samples.value()[0]: name "queue_depth", labels {queue: jobs}, value 12
 //   ParseExposition("queue_depth abc\n").error().message
 //   // -> "line 1: expected float as value, got \"abc\""
+//
+// A hostile endpoint must not make the parser's memory grow with the body
+// (about 250 bytes per sample kept, 110 per label pair, 100 per metric family,
+// from a body of up to 16 MiB): more than the limits below is a parse error. A
+// scrape source reads one series; a target this large belongs behind Prometheus
+// (a `prometheus` source).
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -27,6 +34,10 @@
 #include "collectors/sources/source_result.h"
 
 namespace virtscale {
+
+inline constexpr size_t kMaxExpositionSamples = 100000;
+inline constexpr size_t kMaxExpositionLabels = 250000;  // label pairs of all samples together
+inline constexpr size_t kMaxExpositionFamilies = 100000;
 
 struct ExpositionSample {
   std::string name;                           // full sample name, e.g. "foo_bucket"
@@ -57,7 +68,16 @@ struct ExpositionSample {
 // Rejects NaN ("nan") and +/-Inf ("inf"); `what` names the value in messages.
 [[nodiscard]] SourceResult<double> CheckFinite(double value, std::string_view what);
 
-// `name{a="b",c="d"}` with values escaped, for messages.
+// `name{a="b",c="d"}` with values quoted by QuoteForMessage, for messages:
+// names are cut like quoted text, and labels past kMaxSeriesBytes become "...".
+inline constexpr size_t kMaxSeriesBytes = 400;
 std::string FormatSeries(std::string_view name, const std::map<std::string, std::string>& labels);
+
+// `text` in double quotes for a message, as Go's %q does: quotes, backslashes
+// and control characters escaped, invalid UTF-8 bytes as \xNN. Only the first
+// kMaxQuotedBytes are shown, then `... (N bytes)`:
+//   QuoteForMessage("caf\xe9") -> "\"caf\\xe9\""
+inline constexpr size_t kMaxQuotedBytes = 120;
+std::string QuoteForMessage(std::string_view text);
 
 }  // namespace virtscale

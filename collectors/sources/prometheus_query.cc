@@ -1,6 +1,7 @@
 #include "collectors/sources/prometheus_query.h"
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "collectors/sources/exposition.h"
 
@@ -11,6 +12,64 @@ using nlohmann::json;
 
 SourceError BadJson(std::string message) { return {source_reason::kBadJson, std::move(message)}; }
 
+// Outside text for a message: JSON strings are valid UTF-8, so a cut only has
+// to avoid splitting a sequence.
+std::string Clip(std::string_view text) {
+  if (text.size() <= kMaxQuotedBytes) return std::string(text);
+  size_t n = kMaxQuotedBytes;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xc0) == 0x80) --n;
+  return std::string(text.substr(0, n)) + "... (" + std::to_string(text.size()) + " bytes)";
+}
+
+// Nesting depth and (roughly, from above) the number of values of a JSON text:
+// every value but the root follows a '[', ',' or ':' outside strings. Malformed
+// text is left for the parser to reject.
+std::optional<SourceError> CheckShape(std::string_view body) {
+  int depth = 0;
+  size_t values = 1;
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        break;
+      case '[':
+        ++values;
+        [[fallthrough]];
+      case '{':
+        if (++depth > kMaxJsonDepth) {
+          return BadJson("response is nested deeper than " + std::to_string(kMaxJsonDepth) +
+                         " levels");
+        }
+        break;
+      case ']':
+      case '}':
+        --depth;
+        break;
+      case ',':
+      case ':':
+        ++values;
+        break;
+    }
+    if (values > kMaxJsonValues) {
+      return SourceError{source_reason::kTooLarge,
+                         "response holds more than " + std::to_string(kMaxJsonValues) +
+                             " JSON values; a query for one series answers with about ten "
+                             "(aggregate it, e.g. sum(...))"};
+    }
+  }
+  return std::nullopt;
+}
+
 // A sample value is [unix_time, "value"].
 SourceResult<double> SampleValue(const json& pair) {
   if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number() || !pair[1].is_string()) {
@@ -18,13 +77,14 @@ SourceResult<double> SampleValue(const json& pair) {
   }
   const auto& text = pair[1].get_ref<const std::string&>();
   auto value = ParsePrometheusFloat(text);
-  if (!value) return BadJson("sample value \"" + text + "\" is not a number");
+  if (!value) return BadJson("sample value " + QuoteForMessage(text) + " is not a number");
   return CheckFinite(*value, "query result");
 }
 
 }  // namespace
 
 SourceResult<double> ParsePrometheusQueryResponse(std::string_view body) {
+  if (auto error = CheckShape(body)) return *error;
   const json doc = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return BadJson("response is not valid JSON");
   if (!doc.is_object()) return BadJson("response is not a JSON object");
@@ -33,15 +93,15 @@ SourceResult<double> ParsePrometheusQueryResponse(std::string_view body) {
   if (*status == "error") {
     std::string message = "query failed";
     if (auto type = doc.find("errorType"); type != doc.end() && type->is_string()) {
-      message = type->get<std::string>();
+      message = Clip(type->get_ref<const std::string&>());
     }
     if (auto error = doc.find("error"); error != doc.end() && error->is_string()) {
-      message += ": " + error->get<std::string>();
+      message += ": " + Clip(error->get_ref<const std::string&>());
     }
     return SourceError{source_reason::kQueryError, message};
   }
   if (*status != "success") {
-    return BadJson("unexpected status \"" + status->get<std::string>() + "\"");
+    return BadJson("unexpected status " + QuoteForMessage(status->get_ref<const std::string&>()));
   }
   auto data = doc.find("data");
   if (data == doc.end() || !data->is_object()) return BadJson("response has no \"data\" object");
@@ -71,7 +131,7 @@ SourceResult<double> ParsePrometheusQueryResponse(std::string_view body) {
     return SourceError{source_reason::kQueryError,
                        "query returned a " + result_type + "; want a scalar or an instant vector"};
   }
-  return BadJson("unknown resultType \"" + result_type + "\"");
+  return BadJson("unknown resultType " + QuoteForMessage(result_type));
 }
 
 }  // namespace virtscale

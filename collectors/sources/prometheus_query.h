@@ -9,11 +9,21 @@
 //   two samples -> multiple_series; "NaN" -> nan; "+Inf" -> inf;
 //   {"status":"error","errorType":"bad_data","error":"..."} -> query_error;
 //   a matrix or string result -> query_error; not such a JSON document -> bad_json.
+//
+// The answer comes from outside, so before nlohmann builds its tree (about 50
+// bytes per value) a scan that allocates nothing refuses one nested deeper than
+// kMaxJsonDepth (bad_json) or holding more than kMaxJsonValues values
+// (response_too_large). A one-series answer is 5 levels deep with about ten
+// values. Text quoted from the answer into messages is cut to kMaxQuotedBytes.
+#include <cstddef>
 #include <string_view>
 
 #include "collectors/sources/source_result.h"
 
 namespace virtscale {
+
+inline constexpr int kMaxJsonDepth = 32;
+inline constexpr size_t kMaxJsonValues = 100000;
 
 [[nodiscard]] SourceResult<double> ParsePrometheusQueryResponse(std::string_view body);
 

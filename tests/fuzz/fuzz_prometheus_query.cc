@@ -1,5 +1,6 @@
 // Fuzzes the decoding of Prometheus HTTP API instant-query answers.
-// Contract: never crashes, never throws; a value is always finite.
+// Contract: never crashes, never throws; a value is always finite; an error
+// message is valid UTF-8 of bounded length (it reaches decisions and JSON).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -7,11 +8,15 @@
 #include <string_view>
 
 #include "collectors/sources/prometheus_query.h"
+#include "common/utf8.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto result = virtscale::ParsePrometheusQueryResponse(
       std::string_view(reinterpret_cast<const char*>(data), size));
   if (result.ok() && !std::isfinite(result.value()))
     std::abort();  // documented: nan/inf are errors
+  if (!result.ok() &&
+      (result.error().message.size() > 2048 || !virtscale::IsValidUtf8(result.error().message)))
+    std::abort();
   return 0;
 }

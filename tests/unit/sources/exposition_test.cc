@@ -9,6 +9,8 @@
 #include <random>
 #include <sstream>
 
+#include "common/utf8.h"
+
 namespace virtscale {
 namespace {
 
@@ -141,7 +143,7 @@ const BadCase kBadCases[] = {
     {"foo{a=\"1\",a=\"2\"} 1\n", "line 1: duplicate label names for metric \"foo\""},
     {"foo{__name__=\"x\"} 1\n", "line 1: label name \"__name__\" is reserved"},
     {"foo{a=\"1\" b=\"2\"} 1\n", "line 1: unexpected end of label value \"1\""},
-    {"foo{a=\"\xff\"} 1\n", "line 1: invalid label value \"\xff\""},
+    {"foo{a=\"\xff\"} 1\n", "line 1: invalid label value \"\\xff\""},
     {"# TYPE foo gauge\n# TYPE foo counter\n",
      "line 2: second TYPE line for metric name \"foo\", or TYPE reported after samples"},
     {"foo 1\n# TYPE foo gauge\n",
@@ -259,6 +261,7 @@ TEST(ParseExpositionFuzz, RandomBytesAndMutationsNeverCrash) {
       ++accepted;
     } else {
       EXPECT_EQ(parsed.error().message.rfind("line ", 0), 0u);
+      EXPECT_TRUE(IsValidUtf8(parsed.error().message)) << parsed.error().message;
     }
   }
   EXPECT_LT(accepted, 5000u);  // garbage is mostly rejected
@@ -273,10 +276,95 @@ TEST(ParseExpositionFuzz, RandomBytesAndMutationsNeverCrash) {
   }
 }
 
+// Messages quote what the body held: as valid UTF-8 (they reach decisions and
+// JSON) and bounded (a 16 MiB token must not become a 16 MiB reason).
+TEST(ParseExposition, MessagesAreValidUtf8AndBounded) {
+  const std::string huge(1 << 20, 'x');
+  const std::pair<std::string, std::string> cases[] = {
+      {"foo \xff\xfe\n", "line 1: expected float as value, got \"\\xff\\xfe\""},
+      {"# TYPE foo caf\xe9\n", "line 1: unknown metric type \"caf\\xe9\""},
+      {"foo{a=\"ok \xc3\xbc \xe2\x9c\"} 1\n",
+       "line 1: invalid label value \"ok \xc3\xbc \\xe2\\x9c\""},  // ü kept, the cut ✓ escaped
+      {"foo 1 2 \x01\x7f\n", "line 1: spurious string after timestamp: \" \\x01\\x7f\""},
+      {"foo{a=\"\\\xff\"} 1\n", "line 1: invalid escape sequence '\\\\xff'"},
+      {"# HELP foo \\\xc3\xa9\n", "line 1: invalid escape sequence '\\\\xc3'"},
+      {"foo " + huge + "\n",
+       "line 1: expected float as value, got \"" + std::string(120, 'x') + "\"... (1048576 bytes)"},
+  };
+  for (const auto& [text, message] : cases) {
+    auto parsed = ParseExposition(text);
+    ASSERT_FALSE(parsed.ok()) << text.substr(0, 40);
+    EXPECT_EQ(parsed.error().message, message);
+    EXPECT_TRUE(IsValidUtf8(parsed.error().message));
+  }
+}
+
+TEST(QuoteForMessage, EscapesLikeGoAndCutsLongText) {
+  EXPECT_EQ(QuoteForMessage("a\"b\\c\n\t"), "\"a\\\"b\\\\c\\n\\t\"");
+  EXPECT_EQ(QuoteForMessage("\xf0\x9f\x98\x80 \xf0\x9f\x98"),
+            "\"\xf0\x9f\x98\x80 \\xf0\\x9f\\x98\"");
+  EXPECT_EQ(QuoteForMessage("\xc0\xaf"), "\"\\xc0\\xaf\"");  // overlong '/'
+  EXPECT_EQ(QuoteForMessage(std::string(121, 'y')),
+            "\"" + std::string(120, 'y') + "\"... (121 bytes)");
+}
+
+// A hostile endpoint cannot make the parser keep more than the limits: each is
+// accepted up to its value and refused one above, with the line that crossed it.
+TEST(ParseExposition, LimitsWhatOneBodyMayHold) {
+  std::string samples;
+  for (size_t i = 0; i < kMaxExpositionSamples; ++i) samples += "m " + std::to_string(i) + "\n";
+  auto at_limit = ParseExposition(samples);
+  ASSERT_TRUE(at_limit.ok()) << at_limit.error().ToString();
+  EXPECT_EQ(at_limit.value().size(), kMaxExpositionSamples);
+  auto over = ParseExposition(samples + "m 1\n");
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.error().ToString(),
+            "parse: line 100001: more than 100000 samples: too large for a scrape source, "
+            "which reads one series");
+
+  // 5 labels a sample: the label limit is reached at sample 50001.
+  std::string labelled;
+  for (size_t i = 0; i <= kMaxExpositionLabels / 5; ++i)
+    labelled += "m{a=\"" + std::to_string(i) + "\",b=\"\",c=\"\",d=\"\",e=\"\"} 1\n";
+  auto labels = ParseExposition(labelled);
+  ASSERT_FALSE(labels.ok());
+  EXPECT_EQ(labels.error().message,
+            "line 50001: more than 250000 labels: too large for a scrape source, which reads one "
+            "series");
+
+  // Families need no samples: TYPE lines alone count.
+  std::string families;
+  for (size_t i = 0; i <= kMaxExpositionFamilies; ++i)
+    families += "# TYPE m" + std::to_string(i) + " gauge\n";
+  auto typed = ParseExposition(families);
+  ASSERT_FALSE(typed.ok());
+  EXPECT_EQ(typed.error().message,
+            "line 100001: more than 100000 metric families: too large for a scrape source, which "
+            "reads one series");
+  // Samples of one family do not count as families.
+  std::string histogram = "# TYPE h histogram\n";
+  for (int i = 0; i < 1000; ++i) histogram += "h_bucket{le=\"" + std::to_string(i) + "\"} 1\n";
+  EXPECT_TRUE(ParseExposition(histogram + "h_sum 1\nh_count 1\n").ok());
+}
+
 std::vector<ExpositionSample> Samples(const std::string& text) {
   auto parsed = ParseExposition(text);
   EXPECT_TRUE(parsed.ok()) << parsed.error().ToString();
   return parsed.ok() ? parsed.value() : std::vector<ExpositionSample>{};
+}
+
+TEST(SelectSample, MessagesAboutHugeSeriesAreBounded) {
+  std::string labels;
+  for (int i = 0; i < 200; ++i) labels += "label_" + std::to_string(i) + "=\"v\",";
+  const std::string long_name(5000, 'n');
+  auto s = Samples("q{" + labels + "} 1\nq{" + labels + "x=\"\"} 2\n" + long_name + "{" +
+                   long_name + "=\"1\"} 3\n");
+  auto several = SelectSample(s, "q", {}, false);
+  ASSERT_FALSE(several.ok());
+  EXPECT_LT(several.error().message.size(), 1200u);
+  EXPECT_NE(several.error().message.find(",...}"), std::string::npos);
+  EXPECT_EQ(FormatSeries(long_name, {{long_name, "1"}}),
+            std::string(120, 'n') + "...{" + std::string(120, 'n') + "...=\"1\"}");
 }
 
 TEST(SelectSample, OneSeriesByNameAndLabels) {

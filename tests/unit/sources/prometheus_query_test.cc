@@ -79,6 +79,57 @@ TEST(ParsePrometheusQueryResponse, EveryErrorHasAReasonAndMessage) {
   }
 }
 
+// A hostile answer is refused before a tree is built for it.
+TEST(ParsePrometheusQueryResponse, RefusesDeepAndHugeAnswersCheaply) {
+  const size_t deep = 4 << 20;
+  EXPECT_EQ(ParsePrometheusQueryResponse(std::string(deep, '[') + std::string(deep, ']'))
+                .error()
+                .ToString(),
+            "bad_json: response is nested deeper than 32 levels");
+  // Brackets inside strings are text, not nesting.
+  const std::string in_string = R"({"status":"error","error":")" + std::string(100, '[') + "\"}";
+  EXPECT_EQ(ParsePrometheusQueryResponse(in_string).error().reason, "query_error");
+  // 32 levels are fine (and then rejected for what they are).
+  const std::string nested = std::string(31, '[') + std::string(31, ']');
+  EXPECT_EQ(ParsePrometheusQueryResponse(R"({"status":)" + nested + "}").error().ToString(),
+            "bad_json: response has no \"status\"");
+
+  std::string many = R"({"status":"success","data":{"resultType":"vector","result":[)";
+  for (size_t i = 0; i < kMaxJsonValues; ++i) many += "0,";
+  many += "0]}}";
+  EXPECT_EQ(ParsePrometheusQueryResponse(many).error().ToString(),
+            "response_too_large: response holds more than 100000 JSON values; a query for one "
+            "series answers with about ten (aggregate it, e.g. sum(...))");
+  // A realistic multi-series answer still gets the helpful message.
+  std::string series = R"({"status":"success","data":{"resultType":"vector","result":[)";
+  for (int i = 0; i < 1000; ++i)
+    series += R"({"metric":{"i":")" + std::to_string(i) + R"("},"value":[1,"1"]},)";
+  series.back() = ']';
+  series += "}}";
+  EXPECT_EQ(ParsePrometheusQueryResponse(series).error().reason, "multiple_series");
+}
+
+TEST(ParsePrometheusQueryResponse, QuotedTextIsCutAndValidUtf8) {
+  const std::string long_error(1 << 20, 'e');
+  auto r = ParsePrometheusQueryResponse(R"({"status":"error","errorType":"bad_data","error":")" +
+                                        long_error + "\"}");
+  EXPECT_EQ(r.error().ToString(),
+            "query_error: bad_data: " + std::string(120, 'e') + "... (1048576 bytes)");
+  // A cut never splits a character: 119 bytes of 'e' then a 3-byte one.
+  auto cut = ParsePrometheusQueryResponse(R"({"status":"error","error":")" + std::string(119, 'e') +
+                                          "\u2713" + "tail\"}");
+  EXPECT_EQ(cut.error().message, "query failed: " + std::string(119, 'e') + "... (126 bytes)");
+  EXPECT_EQ(ParsePrometheusQueryResponse(R"({"status":"success","data":{"resultType":"scalar",)"
+                                         R"("result":[1,")" +
+                                         std::string(500, '9') + "x\"]}}")
+                .error()
+                .message,
+            "sample value \"" + std::string(120, '9') + "\"... (501 bytes) is not a number");
+  // Invalid UTF-8 inside a JSON string makes the document invalid.
+  EXPECT_EQ(ParsePrometheusQueryResponse("{\"status\":\"caf\xe9\"}").error().ToString(),
+            "bad_json: response is not valid JSON");
+}
+
 TEST(ParsePrometheusQueryResponseFuzz, TruncationsAndRandomBytesNeverCrash) {
   const std::string good =
       R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"b"},"value":[1.5,"42"]}]}})";
