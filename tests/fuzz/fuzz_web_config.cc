@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -56,6 +57,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_file = std::filesystem::temp_directory_path() /
            ("virtscale-fuzz-web-" + std::to_string(getpid()) + ".yml");
   g_auth.emplace(std::map<std::string, std::string>{{kUser, Cost4Hash(kPassword)}});
+  std::atexit([] { std::filesystem::remove(g_file); });
   return 0;
 }
 

@@ -148,6 +148,8 @@ class Setup:
         self.agent = None
 
     def start_agent(self):
+        if self.agent:
+            self.agent.close()  # one that a case killed: keep nothing of it but the report
         self.agent = HostileAgent(BINARY, "--web.enable-lifecycle", config=self.config)
         self.agent.start()
         self.baseline = self.agent.groups()
@@ -171,8 +173,7 @@ class Setup:
 
     def stop(self):
         if self.agent:
-            self.agent.stop()
-            os.unlink(self.agent.log.name)
+            self.agent.close()
         self.work.cleanup()
 
 

@@ -136,8 +136,7 @@ class Fixture:
 
     def stop(self):
         if self.agent:
-            rc = self.agent.stop()
-            os.unlink(self.agent.log.name)
+            rc = self.agent.close()
             assert rc == 0, "agent exited %s on SIGTERM" % rc
         self.work.cleanup()
 
