@@ -10,7 +10,7 @@ packages=(
   qemu-system-x86 qemu-utils
   prometheus-cpp-dev libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-  libpugixml-dev libsystemd-dev libcrypt-dev
+  libpugixml-dev libsystemd-dev libcrypt-dev libboost1.81-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus prometheus-libvirt-exporter
   openssl wrk valgrind dpkg-dev systemd
