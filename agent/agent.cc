@@ -13,7 +13,7 @@
 #include <utility>
 
 #include "agent/config.h"
-#include "agent/decisions_query.h"
+#include "agent/endpoints.h"
 #include "agent/exposition.h"
 #include "agent/http_server.h"
 #include "agent/landing_page.h"
@@ -38,12 +38,6 @@ namespace {
 void LogWarnings(const Diagnostics& diags) {
   for (const auto& d : diags.list())
     if (d.warning) LogWarn("config warning", {{"problem", d.ToString()}});
-}
-
-// Strings are repaired where they enter (common/utf8.h); replacing here too
-// means one missed entry point can never turn an endpoint into a 500.
-std::string DumpJson(const nlohmann::json& body) {
-  return body.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void Notify(const char* state) {
@@ -74,16 +68,6 @@ autoscale::EngineOptions EngineOptionsFor(const AgentFlags& flags) {
   autoscale::EngineOptions options;
   options.dry_run = flags.dry_run;
   return options;
-}
-
-// Prometheus sends "Accept-Encoding: gzip"; "gzip;q=0" refuses it.
-bool AcceptsGzip(const httplib::Request& req) {
-  const std::string accept = req.get_header_value("Accept-Encoding");
-  const size_t at = accept.find("gzip");
-  if (at == std::string::npos) return false;
-  const size_t end = accept.find(',', at);
-  const std::string token = accept.substr(at, end == std::string::npos ? end : end - at);
-  return token.find("q=0") == std::string::npos || token.find("q=0.") != std::string::npos;
 }
 
 double UnixSeconds(std::chrono::system_clock::time_point t) {
@@ -154,7 +138,7 @@ class Agent {
       LogError("cannot start web server", {{"err", e.what()}});
       return 1;
     }
-    RegisterRoutes();
+    server_->Serve(std::make_shared<const Router>(MakeAgentRouter(Endpoints())));
     const std::string listen = flags_.listen_address.value_or(config_.web.listen_address);
     if (auto err = server_->Bind(listen)) {
       LogError("cannot listen", {{"address", listen}, {"err", *err}});
@@ -343,47 +327,18 @@ class Agent {
     return families;
   }
 
-  void RegisterRoutes() {
-    server_->Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
-      auto body = std::make_shared<const MetricsBody>(
-          exposition_.Render(sampler_.Latest(), DynamicFamilies(), AcceptsGzip(req)));
-      if (body->gzip) res.set_header("Content-Encoding", "gzip");
-      // A sized provider is sent as is: httplib neither copies nor re-compresses it.
-      res.set_content_provider(body->size(), "text/plain; version=0.0.4; charset=utf-8",
-                               [body](size_t offset, size_t length, httplib::DataSink& sink) {
-                                 std::string chunk;
-                                 body->CopyRange(offset, std::min<size_t>(length, 1 << 20), chunk);
-                                 return sink.write(chunk.data(), chunk.size());
-                               });
-    });
-    server_->Get("/-/healthy", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content("virtscale is Healthy.\n", "text/plain");
-    });
-    server_->Get("/-/ready", [this](const httplib::Request&, httplib::Response& res) {
-      if (sampler_.Latest()) {
-        res.set_content("virtscale is Ready.\n", "text/plain");
-      } else {
-        res.status = 503;
-        res.set_content("virtscale is not ready: no sample yet.\n", "text/plain");
-      }
-    });
-    server_->Get("/api/v1/groups", [this](const httplib::Request&, httplib::Response& res) {
-      nlohmann::json body = {{"status", "success"}, {"data", engine_.GroupsJson()}};
-      res.set_content(DumpJson(body), "application/json");
-    });
-    server_->Get("/api/v1/decisions", [this](const httplib::Request& req, httplib::Response& res) {
-      autoscale::DecisionFilter filter;
-      std::string error;
-      if (!ParseDecisionQuery(req.params, filter, error)) {
-        res.status = 400;
-        nlohmann::json body = {{"status", "error"}, {"errorType", "bad_data"}, {"error", error}};
-        res.set_content(DumpJson(body), "application/json");
-        return;
-      }
-      nlohmann::json body = {{"status", "success"}, {"data", engine_.DecisionsJson(filter)}};
-      res.set_content(DumpJson(body), "application/json");
-    });
-    server_->Get("/", [this](const httplib::Request&, httplib::Response& res) {
+  // The endpoints (agent/endpoints.h) over the agent's state.
+  EndpointCallbacks Endpoints() {
+    EndpointCallbacks cb;
+    cb.metrics = [this](bool gzip) {
+      return exposition_.Render(sampler_.Latest(), DynamicFamilies(), gzip);
+    };
+    cb.ready = [this] { return sampler_.Latest() != nullptr; };
+    cb.groups = [this] { return engine_.GroupsJson(); };
+    cb.decisions = [this](const autoscale::DecisionFilter& filter) {
+      return engine_.DecisionsJson(filter);
+    };
+    cb.landing_page = [this] {
       LandingPageData page;
       page.version = VIRTSCALE_VERSION;
       page.uri = connection_.uri();
@@ -398,24 +353,10 @@ class Agent {
       page.now = now.wall;
       page.sources = CurrentSources()->Readings(now);
       page.reload = CurrentReloadStatus();
-      res.set_content(RenderLandingPage(page), "text/html; charset=utf-8");
-    });
-    if (flags_.enable_lifecycle) {
-      server_->Post("/-/reload", [this](const httplib::Request&, httplib::Response& res) {
-        std::string error;
-        if (Reload(error)) {
-          res.set_content("config reloaded\n", "text/plain");
-        } else {
-          res.status = 500;
-          res.set_content("reload failed:\n" + error, "text/plain");
-        }
-      });
-    } else {
-      server_->Post("/-/reload", [](const httplib::Request&, httplib::Response& res) {
-        res.status = 403;
-        res.set_content("Lifecycle API is not enabled (--web.enable-lifecycle).\n", "text/plain");
-      });
-    }
+      return page;
+    };
+    if (flags_.enable_lifecycle) cb.reload = [this](std::string& error) { return Reload(error); };
+    return cb;
   }
 
   // Signals are blocked in every thread (see RunAgent) and taken here.

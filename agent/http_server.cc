@@ -30,7 +30,7 @@
 namespace virtscale {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 constexpr int kListenBacklog = 256;
 
 int PortOf(const sockaddr_storage& addr) {
@@ -178,7 +178,8 @@ class ConnectionPool : public httplib::TaskQueue {
   };
 
   static int64_t NowNs() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               SteadyClock::now().time_since_epoch())
         .count();
   }
 
@@ -330,7 +331,7 @@ thread_local ConnectionPool::Conn* ConnectionPool::current_ = nullptr;
 thread_local ConnectionPool* ConnectionPool::current_pool_ = nullptr;
 
 namespace {
-thread_local Clock::time_point request_start;
+thread_local SteadyClock::time_point request_start;
 }  // namespace
 
 std::optional<ListenAddress> ParseListenAddress(const std::string& text) {
@@ -402,7 +403,7 @@ HttpServer::HttpServer(HttpLimits limits, const WebConfig& web,
   server_->set_keep_alive_timeout(limits_.keep_alive_timeout.count());
   // Every request, routed or not, authenticates before routing.
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    request_start = Clock::now();
+    request_start = SteadyClock::now();
     if (auth_.enabled() && !auth_.Check(req.get_header_value("Authorization"))) {
       res.status = 401;
       res.set_header("WWW-Authenticate", "Basic realm=\"virtscale\"");
@@ -413,7 +414,8 @@ HttpServer::HttpServer(HttpLimits limits, const WebConfig& web,
   });
   // Runs for every response just before it is written.
   server_->set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    const double seconds = std::chrono::duration<double>(Clock::now() - request_start).count();
+    const double seconds =
+        std::chrono::duration<double>(SteadyClock::now() - request_start).count();
     Record(routes_.contains(req.path) ? req.path : "other", res.status == -1 ? 200 : res.status,
            seconds);
     if (ConnectionPool::OthersWaiting()) res.set_header("Connection", "close");
@@ -470,6 +472,43 @@ void HttpServer::Get(const std::string& path, Handler handler) {
 }
 void HttpServer::Post(const std::string& path, Handler handler) {
   Route("POST", path, std::move(handler));
+}
+
+void HttpServer::Serve(std::shared_ptr<const Router> router) {
+  for (const std::string& path : router->Paths()) {
+    Handler handler = [router](const httplib::Request& req, httplib::Response& res) {
+      HttpRequest request;
+      request.method = req.method;
+      request.path = req.path;
+      request.params = req.params;
+      for (const auto& [name, value] : req.headers) request.headers.emplace(name, value);
+      request.body = req.body;
+      HttpResponse out = router->Serve(request);
+      res.status = out.status;
+      std::string content_type = "text/plain";
+      for (const auto& [name, value] : out.headers) {
+        if (name == "Content-Type") {
+          content_type = value;
+        } else {
+          res.set_header(name, value);
+        }
+      }
+      if (!out.shared_body) {
+        res.set_content(std::move(out.body), content_type);
+        return;
+      }
+      // A sized provider is sent as is: httplib neither copies nor re-compresses it.
+      std::shared_ptr<const MetricsBody> body = std::move(out.shared_body);
+      res.set_content_provider(body->size(), content_type,
+                               [body](size_t offset, size_t length, httplib::DataSink& sink) {
+                                 std::string chunk;
+                                 body->CopyRange(offset, std::min<size_t>(length, 1 << 20), chunk);
+                                 return sink.write(chunk.data(), chunk.size());
+                               });
+    };
+    Get(path, handler);
+    Post(path, handler);
+  }
 }
 
 std::optional<std::string> HttpServer::Bind(const std::string& listen_address) {

@@ -37,6 +37,7 @@
 #include <string>
 #include <thread>
 
+#include "agent/endpoints.h"
 #include "agent/web_config.h"
 
 namespace virtscale {
@@ -73,6 +74,9 @@ class HttpServer {
   // `handler` label of the request metrics is `path`. Auth applies when configured.
   void Get(const std::string& path, Handler handler);
   void Post(const std::string& path, Handler handler);
+  // Serves every path of `router` (GET, HEAD and POST reach it; it answers 405
+  // for a method it does not have).
+  void Serve(std::shared_ptr<const Router> router);
 
   // Binds; returns an error message ("listen tcp :9177: address already in use").
   std::optional<std::string> Bind(const std::string& listen_address);
