@@ -506,8 +506,11 @@ void HttpServer::Serve(std::shared_ptr<const Router> router) {
                                  return sink.write(chunk.data(), chunk.size());
                                });
     };
-    Get(path, handler);
-    Post(path, handler);
+    // Only the router's own methods: another one stays a 404 here, as cpp-httplib
+    // answers it (the Beast server answers 405 with Allow).
+    const std::string allow = router->Allow(path);
+    if (allow.find("GET") != std::string::npos) Get(path, handler);
+    if (allow.find("POST") != std::string::npos) Post(path, handler);
   }
 }
 

@@ -74,8 +74,8 @@ class HttpServer {
   // `handler` label of the request metrics is `path`. Auth applies when configured.
   void Get(const std::string& path, Handler handler);
   void Post(const std::string& path, Handler handler);
-  // Serves every path of `router` (GET, HEAD and POST reach it; it answers 405
-  // for a method it does not have).
+  // Serves every path of `router` with the methods it has (HEAD with GET);
+  // another method is a 404, as before.
   void Serve(std::shared_ptr<const Router> router);
 
   // Binds; returns an error message ("listen tcp :9177: address already in use").
