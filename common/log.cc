@@ -117,19 +117,20 @@ std::string FormatLogLine(LogFormat format, std::string_view level, std::string_
     line["ts"] = Timestamp();
     line["level"] = level;
     line["msg"] = message;
-    for (const auto& [key, value] : fields) {
+    for (const LogField& field : fields) {
+      const std::string key(field.first);
       std::visit(
           [&](const auto& v) {
             // JSON has no NaN or infinity: those stay text.
             if constexpr (std::is_same_v<std::decay_t<decltype(v)>, double>) {
               if (!std::isfinite(v)) {
-                line[std::string(key)] = value.Text();
+                line[key] = field.second.Text();
                 return;
               }
             }
-            line[std::string(key)] = v;
+            line[key] = v;
           },
-          value.value());
+          field.second.value());
     }
     return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
