@@ -131,14 +131,14 @@ class Agent {
   }
 
   int Run() {
-    HttpLimits limits;
     try {
-      server_ = std::make_unique<HttpServer>(limits, web_, registry_);
+      server_ = std::make_unique<HttpServer>(
+          config_.web.limits, web_, std::make_shared<const Router>(MakeAgentRouter(Endpoints())),
+          registry_);
     } catch (const std::exception& e) {
       LogError("cannot start web server", {{"err", e.what()}});
       return 1;
     }
-    server_->Serve(std::make_shared<const Router>(MakeAgentRouter(Endpoints())));
     const std::string listen = flags_.listen_address.value_or(config_.web.listen_address);
     if (auto err = server_->Bind(listen)) {
       LogError("cannot listen", {{"address", listen}, {"err", *err}});
@@ -290,8 +290,9 @@ class Agent {
       return false;
     }
     if (next->libvirt.uri != config_.libvirt.uri ||
-        next->web.listen_address != config_.web.listen_address)
-      LogWarn("libvirt.uri and web.listen_address changes take effect at restart");
+        next->web.listen_address != config_.web.listen_address ||
+        !(next->web.limits == config_.web.limits))
+      LogWarn("libvirt.uri and web.* changes take effect at restart");
     sampler_.UpdateOptions(SamplerOptionsFrom(next->libvirt));
     sample_interval_.Set(Seconds(next->libvirt.sample_interval));
     auto sources = std::make_shared<SourceManager>(next->sources);

@@ -3,7 +3,6 @@
 #include <filesystem>
 #include <set>
 
-#include "agent/http_server.h"
 #include "common/file_reader.h"
 
 namespace virtscale {
@@ -27,6 +26,35 @@ void DecodeWeb(MapReader& r, const std::string& file, WebSettings& out) {
                                   "\" (want host:port, :port or [v6]:port, port 0 to 65535)");
   if (r.Read("config_file", out.config_file))
     out.config_file = ResolveRelative(file, out.config_file);
+  HttpServerLimits& limits = out.limits;
+  auto timeout = [&r](std::string_view key, std::chrono::milliseconds& value, Duration low,
+                      Duration high) {
+    Duration d = value;
+    if (!r.ReadDuration(key, d)) return;
+    if (d < low || d > high) {
+      r.Error(key, "must be between " + FormatDuration(low) + " and " + FormatDuration(high));
+      return;
+    }
+    value = std::chrono::duration_cast<std::chrono::milliseconds>(d);
+  };
+  using std::chrono::hours;
+  using std::chrono::milliseconds;
+  using std::chrono::minutes;
+  timeout("read_timeout", limits.request_deadline, milliseconds(100), minutes(10));
+  timeout("idle_timeout", limits.idle_timeout, milliseconds(100), hours(1));
+  timeout("write_timeout", limits.write_timeout, milliseconds(100), minutes(10));
+  auto count = [&r](std::string_view key, size_t& value, int64_t low, int64_t high) {
+    int64_t n = static_cast<int64_t>(value);
+    if (!r.Read(key, n)) return;
+    if (n < low || n > high) {
+      r.Error(key, "must be between " + std::to_string(low) + " and " + std::to_string(high));
+      return;
+    }
+    value = static_cast<size_t>(n);
+  };
+  count("max_connections", limits.max_connections, 1, 65536);
+  count("max_header_bytes", limits.header_limit, 1024, 1 << 20);
+  count("max_body_bytes", limits.body_limit, 1024, 16 << 20);
   r.Finish();
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/http_server.h"
 #include "autoscale/rule_loader.h"
 #include "autoscale/rules.h"
 #include "collectors/sources/source_config.h"
@@ -29,6 +30,9 @@ struct LibvirtSettings {
 struct WebSettings {
   std::string listen_address = ":9177";
   std::string config_file;  // exporter-toolkit web config; empty: plain HTTP, no auth
+  // read_timeout, idle_timeout, write_timeout, max_connections,
+  // max_header_bytes, max_body_bytes; read at start only.
+  HttpServerLimits limits;
 };
 
 struct AgentConfig {

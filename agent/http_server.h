@@ -1,105 +1,101 @@
 #pragma once
-// The agent's HTTP(S) server: cpp-httplib with exporter-toolkit TLS and basic
-// auth, request limits, and per-handler request metrics. Handlers are plain
-// functions; anything they throw becomes a 500 with the reason logged.
+// The agent's HTTP(S) server on Boost.Beast and Asio: event-driven, so a slow
+// or idle client costs a socket and a timer, never a thread. It only moves
+// bytes: requests become HttpRequest, the Router (agent/endpoints.h) answers.
 //
-//   HttpServer server(limits, web_config, registry);
-//   server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {...});
+//   HttpServer server(limits, web_config, router, registry);
 //   if (auto err = server.Bind("127.0.0.1:0")) { ...*err... }
-//   server.Start();  // serves on its own threads
+//   server.Start();   // io threads and handler threads
+//   ...
+//   server.Stop();    // graceful, within limits.stop_deadline
 //
-// Access control: when basic_auth_users is set, every request (known path or
-// not) needs valid credentials, else 401 before any routing. Unknown paths then
-// get 404, known paths with another method 404 too (as httplib does).
+// Per connection:
+//   - TLS (web config tls_server_config) is set up with ConfigureTlsContext on
+//     the asio::ssl context's SSL_CTX; the handshake must finish within
+//     `request_deadline` of the accept;
+//   - the first request must arrive whole (headers and body) within
+//     `request_deadline` of the accept (or of the handshake); a kept-alive
+//     connection may then wait `idle_timeout` for the first byte of its next
+//     request, which must arrive whole within `request_deadline` of that byte.
+//     Trickling bytes does not extend either;
+//   - headers above `header_limit` bytes are 431, bodies (chunked or not) above
+//     `body_limit` are 413, malformed framing (a negative or conflicting
+//     Content-Length, Content-Length with Transfer-Encoding) is 400; all are
+//     answered before anything more is buffered; what the client still sends
+//     is read and dropped for up to 1 s (so it sees the answer), then it closes;
+//   - pipelined requests are answered one after another, in order;
+//   - a POST without Content-Length has an empty body (RFC 9112 6.3).
+// Past `max_connections` open connections a new one gets a plain
+// "503 Service Unavailable" and is closed (over TLS it is closed at once: no
+// handshake is spent on a refusal).
+// Basic auth (web config basic_auth_users) is checked before routing, for known
+// and unknown paths alike, on a handler thread: bcrypt and the constant failure
+// time never block the io threads.
 //
-// Limits, so a slow or flooding client on the network cannot starve /metrics
-// (cpp-httplib 0.11 has only per-read timeouts and an unbounded queue):
-//   - `max_concurrent` worker threads serve connections;
-//   - at most `max_queued_connections` accepted connections wait for a worker;
-//     a new one beyond that pushes out the oldest waiting one (closed);
-//   - every connection must deliver a whole request within `request_deadline`
-//     of being accepted or of its previous response (slowloris: trickling one
-//     byte at a time does not extend it); while the pool is saturated and others
-//     wait, connections that have not delivered a request within
-//     `pressure_grace` are closed first;
-//   - request bodies above `max_request_bytes` get 413.
-// Closed connections are counted in virtscale_http_connections_closed_total{reason}.
-#include <httplib.h>
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/histogram.h>
+// Metrics: virtscale_http_requests_total{handler,code},
+// virtscale_http_request_duration_seconds{handler} and
+// virtscale_http_connections_closed_total{reason} with reason in
+// connection_limit, request_deadline, idle_timeout, bad_request.
 #include <prometheus/registry.h>
 
 #include <chrono>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
-#include <thread>
 
 #include "agent/endpoints.h"
 #include "agent/web_config.h"
 
 namespace virtscale {
 
-struct HttpLimits {
-  size_t max_concurrent = 16;          // worker threads serving connections
-  size_t max_queued_connections = 64;  // accepted, waiting for a worker
-  std::chrono::seconds read_timeout{5};
-  std::chrono::seconds write_timeout{10};
-  std::chrono::milliseconds request_deadline{5000};  // whole request, see above
-  std::chrono::milliseconds pressure_grace{1000};    // same, while saturated
-  size_t max_request_bytes = 64 * 1024;
-  size_t keep_alive_max_count = 100;
-  std::chrono::seconds keep_alive_timeout{2};
-};
-
 // "host:port", ":port" (all interfaces) or "[v6]:port". Port 0 picks a free one.
+// The host may be a name ("localhost"); Bind resolves it.
 struct ListenAddress {
   std::string host;
   int port = 0;
 };
 std::optional<ListenAddress> ParseListenAddress(const std::string& text);
 
-class ConnectionPool;  // http_server.cc
+// Defaults of the web.* keys in virtscale.yml (docs/configuration.md).
+struct HttpServerLimits {
+  std::chrono::milliseconds request_deadline{5000};  // whole request, see above
+  std::chrono::milliseconds idle_timeout{30000};     // kept-alive, between requests
+  std::chrono::milliseconds write_timeout{10000};    // one whole response
+  std::chrono::milliseconds stop_deadline{5000};     // Stop(): in-flight responses finish
+  size_t max_connections = 512;
+  size_t header_limit = 16 * 1024;  // request line and headers, bytes
+  size_t body_limit = 64 * 1024;    // request body, bytes, after de-chunking
+  size_t io_threads = 2;
+  size_t handler_threads = 4;  // auth and handlers run here
+
+  bool operator==(const HttpServerLimits&) const = default;
+};
+
+struct HttpServerState;  // http_server.cc
 
 class HttpServer {
  public:
-  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
-
   // Throws std::runtime_error when TLS files cannot be loaded.
-  HttpServer(HttpLimits limits, const WebConfig& web, prometheus::Registry& metrics_registry);
+  HttpServer(HttpServerLimits limits, const WebConfig& web, std::shared_ptr<const Router> router,
+             prometheus::Registry& metrics_registry);
   ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
 
-  // `handler` label of the request metrics is `path`. Auth applies when configured.
-  void Get(const std::string& path, Handler handler);
-  void Post(const std::string& path, Handler handler);
-  // Serves every path of `router` with the methods it has (HEAD with GET);
-  // another method is a 404, as before.
-  void Serve(std::shared_ptr<const Router> router);
-
-  // Binds; returns an error message ("listen tcp :9177: address already in use").
+  // "host:port", ":port", "[v6]:port" (ParseListenAddress); returns an error
+  // message ("listen tcp :9177: address already in use").
   std::optional<std::string> Bind(const std::string& listen_address);
-  int port() const { return port_; }
-  bool tls() const { return tls_; }
+  int port() const;
+  bool tls() const;
   void Start();
+  // Refuses new connections, closes idle ones, lets responses in flight finish
+  // until stop_deadline, then closes the rest. Idempotent.
   void Stop();
+  // Open connections right now (for tests and the connection cap).
+  size_t connections() const;
 
  private:
-  void Route(const std::string& method, const std::string& path, Handler handler);
-  void Record(const std::string& handler, int code, double seconds);
-
-  HttpLimits limits_;
-  bool tls_ = false;
-  std::unique_ptr<httplib::Server> server_;
-  BasicAuthenticator auth_;
-  std::set<std::string> routes_;  // registered paths; others count as "other"
-  prometheus::Family<prometheus::Counter>& requests_;
-  prometheus::Family<prometheus::Histogram>& durations_;
-  prometheus::Family<prometheus::Counter>& closed_;
-  int port_ = 0;
-  int listen_fd_ = -1;
-  std::thread thread_;
+  std::unique_ptr<HttpServerState> state_;
 };
 
 }  // namespace virtscale

@@ -37,14 +37,20 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http(url, method="GET", data=None, headers=None, timeout=10):
-    """Returns (status, body) without raising on HTTP errors."""
+def http_with_headers(url, method="GET", data=None, headers=None, timeout=10):
+    """Returns (status, response headers, body) without raising on HTTP errors."""
     req = urllib.request.Request(url, method=method, data=data, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read().decode()
+            return resp.status, resp.headers, resp.read().decode()
     except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+        return e.code, e.headers, e.read().decode()
+
+
+def http(url, method="GET", data=None, headers=None, timeout=10):
+    """Returns (status, body) without raising on HTTP errors."""
+    status, _, body = http_with_headers(url, method, data, headers, timeout)
+    return status, body
 
 
 SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)$')

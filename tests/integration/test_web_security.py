@@ -25,7 +25,7 @@ import urllib.request
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Agent, http, parse_metrics, run_tests, values  # noqa: E402
+from harness import Agent, http, http_with_headers, parse_metrics, run_tests, values  # noqa: E402
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -341,7 +341,8 @@ def test_reload_needs_lifecycle_flag_and_auth():
             assert http(agent.url + "/-/reload", method="POST", data=b"",
                         headers=headers)[0] == 401
         assert reload_stamp(agent.url, good) == before, "unauthenticated reload ran"
-        assert http(agent.url + "/-/reload", headers=good)[0] == 404  # GET is not routed
+        status, reply, _ = http_with_headers(agent.url + "/-/reload", headers=good)
+        assert (status, reply["Allow"]) == (405, "POST"), (status, reply["Allow"])  # GET is the wrong method
         status, body = http(agent.url + "/-/reload", method="POST", data=b"", headers=good)
         assert status == 200, (status, body)
         assert reload_stamp(agent.url, good) > before
@@ -363,12 +364,11 @@ def test_request_size_limit():
 
 
 # How long a scrape may take while slow or idle connections hold the server.
-# The agent closes a connection that has not sent a whole request within
-# request_deadline (5 s; 1 s pressure_grace while every worker is busy), so a
-# scrape waits about 1 s at worst (0.5-1.0 s measured on the 2-core machine);
-# a starved one would wait for its 60 s client timeout. 10 s is twice the
-# whole-request deadline: generous for a loaded 2-core CI machine, and still
-# far below starvation.
+# The server is event-driven: a slow connection holds a socket and a timer,
+# never a thread, and is closed when it has not sent a whole request within
+# web.read_timeout (5 s), so a scrape is answered at once; a starved one would
+# wait for its 60 s client timeout. 10 s is twice the whole-request deadline:
+# generous for a loaded 2-core CI machine, and still far below starvation.
 SCRAPE_BOUND_S = 10.0
 
 
@@ -408,13 +408,20 @@ def test_slowloris_does_not_starve_metrics():
             start_t = time.time()
             assert http(agent.url + "/metrics", timeout=60)[0] == 200
             latency2 = time.time() - start_t
-            closed = parse_metrics(agent.metrics())
-            by_reason = {l["reason"]: v for name, l, v in closed
-                         if name == "virtscale_http_connections_closed_total"}
+            # Every trickler is closed at the 5 s whole-request deadline, however
+            # often it sends a byte.
+            give_up = time.time() + SCRAPE_BOUND_S + 5
+            while True:
+                closed = parse_metrics(agent.metrics())
+                by_reason = {l["reason"]: v for name, l, v in closed
+                             if name == "virtscale_http_connections_closed_total"}
+                if by_reason.get("request_deadline", 0) >= n or time.time() > give_up:
+                    break
+                time.sleep(0.5)
             print("  %d slow connections (opened in %.2f s): /metrics answered in %.2f s, "
-                  "then %.2f s; closed by the server: %s" % (n, setup, latency, latency2,
-                                                             by_reason))
-            assert sum(by_reason.values()) > 0, by_reason
+                  "then %.2f s; closed by the server after %.1f s: %s" % (
+                      n, setup, latency, latency2, time.time() - start_t, by_reason))
+            assert by_reason.get("request_deadline", 0) >= n, by_reason
             assert latency < SCRAPE_BOUND_S and latency2 < SCRAPE_BOUND_S, \
                 "/metrics took %.2f s, then %.2f s under %d slow connections (bound %.0f s)" % (
                     latency, latency2, n, SCRAPE_BOUND_S)
@@ -462,10 +469,9 @@ def test_connection_flood_does_not_starve_metrics():
 
 
 def test_kept_alive_scrapers_take_turns():
-    """More kept-alive clients than workers: while others wait, responses close
-    their connection, so no client holds a worker for its next 100 requests."""
+    """Many kept-alive clients scraping as fast as they can are all served in turn."""
     with Agent(BINARY, "--libvirt.uri=test:///default") as agent:
-        clients = 20  # the server has 16 workers
+        clients = 20
         served = [0] * clients
         closes = [0] * clients
         errors = []
@@ -496,9 +502,10 @@ def test_kept_alive_scrapers_take_turns():
         print("  %d kept-alive clients: %d responses, %d with Connection: close, fewest per "
               "client %d, errors %d" % (clients, total, closed, min(served), len(errors)))
         assert not errors, errors[:3]
-        assert min(served) > 0, served
-        # keep_alive_max_count (100) alone would close one response in 100.
-        assert closed * 10 > total, (closed, total)
+        # Every client is served in turn: none gets less than a quarter of a
+        # fair share (an event loop takes connections in turn, no one holds a
+        # thread between its requests).
+        assert min(served) * 4 * clients > total, served
 
 
 def test_second_process_cannot_share_the_port():

@@ -27,6 +27,9 @@ TEST(AgentConfig, DefaultsMatchTheContract) {
   EXPECT_EQ(cfg.web.listen_address, ":9177");
   EXPECT_EQ(cfg.libvirt.sample_interval, std::chrono::seconds(5));
   EXPECT_EQ(cfg.libvirt.call_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(cfg.web.limits.request_deadline, std::chrono::seconds(5));
+  EXPECT_EQ(cfg.web.limits.idle_timeout, std::chrono::seconds(30));
+  EXPECT_EQ(cfg.web.limits.max_connections, 512u);
   EXPECT_TRUE(cfg.rules.groups.empty());
 }
 
@@ -79,6 +82,34 @@ TEST(AgentConfig, ReportsEachProblemWithFileLineAndKey) {
   auto syntax = Problems("libvirt:\n  uri: [\n");
   ASSERT_EQ(syntax.size(), 1u);
   EXPECT_NE(syntax[0].find("YAML syntax error"), std::string::npos);
+}
+
+TEST(AgentConfig, DecodesAndBoundsTheServerLimits) {
+  Diagnostics diags;
+  auto cfg = ParseAgentConfig(
+      "web:\n  read_timeout: 2s\n  idle_timeout: 1m\n  write_timeout: 3s\n"
+      "  max_connections: 64\n  max_header_bytes: 8192\n  max_body_bytes: 2048\n",
+      "/etc/virtscale/virtscale.yml", diags);
+  ASSERT_TRUE(cfg) << diags.ToString();
+  const HttpServerLimits& limits = cfg->web.limits;
+  EXPECT_EQ(limits.request_deadline, std::chrono::seconds(2));
+  EXPECT_EQ(limits.idle_timeout, std::chrono::minutes(1));
+  EXPECT_EQ(limits.write_timeout, std::chrono::seconds(3));
+  EXPECT_EQ(limits.max_connections, 64u);
+  EXPECT_EQ(limits.header_limit, 8192u);
+  EXPECT_EQ(limits.body_limit, 2048u);
+
+  const std::string file = "/etc/virtscale/virtscale.yml:2: web.";
+  EXPECT_EQ(Problems("web:\n  read_timeout: 0s\n"),
+            std::vector<std::string>{file + "read_timeout: must be between 100ms and 10m"});
+  EXPECT_EQ(Problems("web:\n  idle_timeout: 2h\n"),
+            std::vector<std::string>{file + "idle_timeout: must be between 100ms and 1h"});
+  EXPECT_EQ(Problems("web:\n  max_connections: 0\n"),
+            std::vector<std::string>{file + "max_connections: must be between 1 and 65536"});
+  EXPECT_EQ(Problems("web:\n  max_header_bytes: -1\n"),
+            std::vector<std::string>{file + "max_header_bytes: must be between 1024 and 1048576"});
+  EXPECT_EQ(Problems("web:\n  max_body_bytes: 1e9\n"),
+            std::vector<std::string>{file + "max_body_bytes: expected an integer, got \"1e9\""});
 }
 
 TEST(AgentConfig, ReportsSeveralProblemsAtOnce) {

@@ -1,4 +1,4 @@
-#include "agent/beast_server.h"
+#include "agent/http_server.h"
 
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
@@ -76,9 +76,9 @@ size_t Count(const std::string& text, std::string_view what) {
   return n;
 }
 
-class BeastServerTest : public ::testing::Test {
+class HttpServerTest : public ::testing::Test {
  protected:
-  void StartServer(BeastServerLimits limits = {}, WebConfig web = {}) {
+  void StartServer(HttpServerLimits limits = {}, WebConfig web = {}) {
     Router router;
     router.Add("GET", "/metrics", [](const HttpRequest&) {
       HttpResponse res;
@@ -100,7 +100,7 @@ class BeastServerTest : public ::testing::Test {
                      "text/plain");
       return res;
     });
-    server_ = std::make_unique<BeastServer>(
+    server_ = std::make_unique<HttpServer>(
         limits, web, std::make_shared<const Router>(std::move(router)), registry_);
     ASSERT_EQ(server_->Bind("127.0.0.1:0"), std::nullopt);
     ASSERT_GT(server_->port(), 0);
@@ -118,10 +118,10 @@ class BeastServerTest : public ::testing::Test {
   }
 
   prometheus::Registry registry_;
-  std::unique_ptr<BeastServer> server_;
+  std::unique_ptr<HttpServer> server_;
 };
 
-TEST_F(BeastServerTest, ServesTheSharedMetricsBody) {
+TEST_F(HttpServerTest, ServesTheSharedMetricsBody) {
   StartServer();
   const std::string res = Exchange("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_THAT(res, StartsWith("HTTP/1.1 200 OK\r\n"));
@@ -129,7 +129,7 @@ TEST_F(BeastServerTest, ServesTheSharedMetricsBody) {
   EXPECT_THAT(res, HasSubstr("\r\n\r\na 1\nb 2\n"));
 }
 
-TEST_F(BeastServerTest, HeadHasTheLengthButNoBody) {
+TEST_F(HttpServerTest, HeadHasTheLengthButNoBody) {
   StartServer();
   const std::string res =
       Exchange("HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -138,7 +138,7 @@ TEST_F(BeastServerTest, HeadHasTheLengthButNoBody) {
   EXPECT_EQ(res.substr(res.find("\r\n\r\n") + 4), "");
 }
 
-TEST_F(BeastServerTest, PostWithoutBodyAndWrongMethod) {
+TEST_F(HttpServerTest, PostWithoutBodyAndWrongMethod) {
   StartServer();
   std::string res = Exchange("POST /-/reload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_THAT(res, StartsWith("HTTP/1.1 200 OK\r\n"));
@@ -150,7 +150,7 @@ TEST_F(BeastServerTest, PostWithoutBodyAndWrongMethod) {
   EXPECT_THAT(res, StartsWith("HTTP/1.1 404 "));
 }
 
-TEST_F(BeastServerTest, AnswersPipelinedRequestsInOrder) {
+TEST_F(HttpServerTest, AnswersPipelinedRequestsInOrder) {
   StartServer();
   const std::string res = Exchange(
       "GET /echo?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -163,8 +163,8 @@ TEST_F(BeastServerTest, AnswersPipelinedRequestsInOrder) {
   EXPECT_LT(two, three);
 }
 
-TEST_F(BeastServerTest, LimitsHeadersAndBodiesBeforeBuffering) {
-  BeastServerLimits limits;
+TEST_F(HttpServerTest, LimitsHeadersAndBodiesBeforeBuffering) {
+  HttpServerLimits limits;
   limits.header_limit = 4096;
   limits.body_limit = 1024;
   StartServer(limits);
@@ -183,7 +183,7 @@ TEST_F(BeastServerTest, LimitsHeadersAndBodiesBeforeBuffering) {
               StartsWith("HTTP/1.1 413 "));
 }
 
-TEST_F(BeastServerTest, MalformedFramingIsABadRequestAtOnce) {
+TEST_F(HttpServerTest, MalformedFramingIsABadRequestAtOnce) {
   StartServer();
   const auto start = std::chrono::steady_clock::now();
   EXPECT_THAT(Exchange("POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"),
@@ -197,8 +197,8 @@ TEST_F(BeastServerTest, MalformedFramingIsABadRequestAtOnce) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
 }
 
-TEST_F(BeastServerTest, TricklingClientIsClosedAtTheRequestDeadline) {
-  BeastServerLimits limits;
+TEST_F(HttpServerTest, TricklingClientIsClosedAtTheRequestDeadline) {
+  HttpServerLimits limits;
   limits.request_deadline = 300ms;
   StartServer(limits);
   RawClient c(server_->port());
@@ -213,8 +213,8 @@ TEST_F(BeastServerTest, TricklingClientIsClosedAtTheRequestDeadline) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 800ms);
 }
 
-TEST_F(BeastServerTest, IdleKeptAliveConnectionIsClosed) {
-  BeastServerLimits limits;
+TEST_F(HttpServerTest, IdleKeptAliveConnectionIsClosed) {
+  HttpServerLimits limits;
   limits.idle_timeout = 200ms;
   StartServer(limits);
   RawClient c(server_->port());
@@ -225,8 +225,8 @@ TEST_F(BeastServerTest, IdleKeptAliveConnectionIsClosed) {
   EXPECT_TRUE(closed);
 }
 
-TEST_F(BeastServerTest, RefusesConnectionsPastTheCap) {
-  BeastServerLimits limits;
+TEST_F(HttpServerTest, RefusesConnectionsPastTheCap) {
+  HttpServerLimits limits;
   limits.max_connections = 2;
   StartServer(limits);
   RawClient a(server_->port()), b(server_->port());
@@ -237,7 +237,7 @@ TEST_F(BeastServerTest, RefusesConnectionsPastTheCap) {
   EXPECT_THAT(a.ReadAll(2s), StartsWith("HTTP/1.1 200 OK"));
 }
 
-TEST_F(BeastServerTest, StopClosesIdleConnectionsAndRefusesNewOnes) {
+TEST_F(HttpServerTest, StopClosesIdleConnectionsAndRefusesNewOnes) {
   StartServer();
   RawClient idle(server_->port());
   ASSERT_TRUE(idle.connected());
