@@ -1,7 +1,6 @@
 #include "agent/simulate_command.h"
 
 #include <fmt/format.h>
-#include <httplib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -14,6 +13,8 @@
 #include <sstream>
 
 #include "autoscale/svg_plot.h"
+#include "collectors/sources/prometheus_query.h"
+#include "common/http_client.h"
 #include "common/log.h"
 #include "common/rfc3339.h"
 
@@ -79,40 +80,47 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+// One query_range request, connect to last byte, redirects included: a day at
+// a 10s step is about 9000 samples a series, which Prometheus answers in well
+// under a second.
+constexpr Duration kPrometheusQueryTimeout = std::chrono::seconds(60);
+
 bool FetchPrometheus(const SimulateOptions& o, TimePoint start, TimePoint end, Duration step,
                      History& history, std::string& error) {
-  std::string base = o.prometheus_url;
-  std::string prefix;
-  const size_t scheme = base.find("://");
-  const size_t slash = base.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-  if (slash != std::string::npos) {
-    prefix = base.substr(slash);
-    base.resize(slash);
-    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-  }
-  httplib::Client client(base);
-  if (!client.is_valid()) {
-    error = "invalid --prometheus.url " + o.prometheus_url;
+  std::string why;
+  auto base = ParseHttpUrl(o.prometheus_url, why);
+  if (!base || base->path.find('?') != std::string::npos) {
+    error = "invalid --prometheus.url " + o.prometheus_url + ": " +
+            (base ? "must not carry a query string" : why);
     return false;
   }
-  client.set_connection_timeout(std::chrono::seconds(5));
-  client.set_read_timeout(std::chrono::seconds(60));
+  std::string prefix = base->path;
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+  HttpRequestOptions options;
+  options.timeout = kPrometheusQueryTimeout;
   auto unix = [](TimePoint t) {
     return fmt::format("{:.3f}", std::chrono::duration<double>(t.time_since_epoch()).count());
   };
   auto query = [&](const std::string& q, MetricKind kind, const std::string& source) {
-    httplib::Params params{{"query", q},
-                           {"start", unix(start)},
-                           {"end", unix(end)},
-                           {"step", fmt::format("{:.3f}", Seconds(step))}};
-    auto res = client.Get(prefix + "/api/v1/query_range", params, httplib::Headers{});
-    if (!res) {
-      error = fmt::format("query {}: {}", q, httplib::to_string(res.error()));
+    HttpUrl url = *base;
+    url.path = fmt::format("{}/api/v1/query_range?query={}&start={}&end={}&step={:.3f}", prefix,
+                           PercentEncode(q), unix(start), unix(end), Seconds(step));
+    auto answer = HttpGet(url, {{"Accept", "application/json"}}, options);
+    if (!answer.ok()) {
+      error = fmt::format("query {}: {}", q, answer.error().ToString());
       return false;
     }
+    const HttpResponse& res = answer.value();
     std::string perr;
-    if (!ParsePrometheusRange(res->body, kind, source, history, perr)) {
-      error = fmt::format("query {}: HTTP {}: {}", q, res->status, perr);
+    const bool parsed = ParsePrometheusRange(res.body, kind, source, history, perr);
+    const bool ok = res.status >= 200 && res.status < 300;
+    // Prometheus explains a bad query (400, 422) in a JSON error.
+    if (!ok && (parsed || !perr.starts_with(source_reason::kQueryError))) {
+      error = fmt::format("query {}: HTTP {} from {}", q, res.status, res.url);
+      return false;
+    }
+    if (!parsed) {
+      error = fmt::format("query {}: HTTP {}: {}", q, res.status, perr);
       return false;
     }
     return true;
@@ -264,48 +272,25 @@ bool ParseHistoryJson(std::string_view text, History& out, std::string& error) {
 
 bool ParsePrometheusRange(std::string_view body, MetricKind kind, const std::string& source,
                           History& out, std::string& error) {
-  using nlohmann::json;
-  const json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object()) {
-    error = "bad_json: not a Prometheus API answer";
+  auto parsed = ParsePrometheusRangeResponse(body);
+  if (!parsed.ok()) {
+    error = parsed.error().ToString();
     return false;
   }
-  if (doc.value("status", "") != "success") {
-    error = fmt::format("{}: {}", doc.value("errorType", "error"), doc.value("error", "?"));
-    return false;
-  }
-  const json& data = doc.contains("data") ? doc["data"] : json();
-  if (!data.is_object() || data.value("resultType", "") != "matrix" || !data.contains("result") ||
-      !data["result"].is_array()) {
-    error = "expected a matrix result";
-    return false;
-  }
-  const json& result = data["result"];
+  const std::vector<PrometheusSeries>& result = parsed.value();
   if (!source.empty() && result.size() != 1) {
     error = fmt::format("a source query must return one series, got {}", result.size());
     return false;
   }
   for (size_t i = 0; i < result.size(); ++i) {
-    const json& series = result[i];
-    std::string name = fmt::format("series-{}", i);
-    if (series.contains("metric") && series["metric"].is_object()) {
-      const json& labels = series["metric"];
-      if (labels.contains("domain") && labels["domain"].is_string()) {
-        name = labels["domain"].get<std::string>();
-      }
-    }
+    const auto domain = result[i].labels.find("domain");
+    const std::string name =
+        domain != result[i].labels.end() ? domain->second : fmt::format("series-{}", i);
     auto& points = source.empty() ? out.members[{kind, name}] : out.sources[source];
-    if (!series.contains("values") || !series["values"].is_array()) continue;
-    for (const json& pair : series["values"]) {
-      if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number() || !pair[1].is_string()) {
-        error = "bad sample pair";
-        return false;
-      }
-      bool ok = true;
-      const auto v = ParseValue(pair[1].get<std::string>(), ok);
+    for (const auto& [time, value] : result[i].samples) {
       points.push_back({TimePoint(std::chrono::duration_cast<TimePoint::duration>(
-                            std::chrono::duration<double>(pair[0].get<double>()))),
-                        ok ? v : std::nullopt});
+                            std::chrono::duration<double>(time))),
+                        std::isfinite(value) ? std::optional(value) : std::nullopt});
     }
   }
   return true;

@@ -21,6 +21,8 @@
 //   for --lookback (5m, as Prometheus) unless a newer one replaces it.
 // From Prometheus, every series of --query.cpu / --query.memory is a member
 // (named by its `domain` label) and --query.source.NAME gives source NAME.
+// Each query is one GET through common/http_client.h, complete within 60 s
+// and at most kMaxHttpBodyBytes (16 MiB).
 //
 // Load model (--load): the history was recorded with the group's real
 // membership, but the simulated group grows and shrinks. `shared` (default):
@@ -73,8 +75,10 @@ struct History {
 // Each returns false with `error` ("line 3: ...") on bad input; appends to `out`.
 [[nodiscard]] bool ParseHistoryCsv(std::string_view text, History& out, std::string& error);
 [[nodiscard]] bool ParseHistoryJson(std::string_view text, History& out, std::string& error);
-// A /api/v1/query_range answer: `source` empty -> each series is a member of
-// `kind`; else the single series is that source.
+// A /api/v1/query_range answer (decoded by ParsePrometheusRangeResponse,
+// collectors/sources/prometheus_query.h): `source` empty -> each series is a
+// member of `kind`; else the single series is that source. NaN and infinite
+// samples are gaps.
 [[nodiscard]] bool ParsePrometheusRange(std::string_view body, autoscale::MetricKind kind,
                                         const std::string& source, History& out,
                                         std::string& error);

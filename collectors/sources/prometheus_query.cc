@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <utility>
 
 #include "collectors/sources/exposition.h"
 
@@ -24,7 +25,8 @@ std::string Clip(std::string_view text) {
 // Nesting depth and (roughly, from above) the number of values of a JSON text:
 // every value but the root follows a '[', ',' or ':' outside strings. Malformed
 // text is left for the parser to reject.
-std::optional<SourceError> CheckShape(std::string_view body) {
+std::optional<SourceError> CheckShape(std::string_view body, size_t max_values,
+                                      std::string_view hint) {
   int depth = 0;
   size_t values = 1;
   bool in_string = false;
@@ -60,32 +62,42 @@ std::optional<SourceError> CheckShape(std::string_view body) {
         ++values;
         break;
     }
-    if (values > kMaxJsonValues) {
-      return SourceError{source_reason::kTooLarge,
-                         "response holds more than " + std::to_string(kMaxJsonValues) +
-                             " JSON values; a query for one series answers with about ten "
-                             "(aggregate it, e.g. sum(...))"};
+    if (values > max_values) {
+      return SourceError{source_reason::kTooLarge, "response holds more than " +
+                                                       std::to_string(max_values) +
+                                                       " JSON values; " + std::string(hint)};
     }
   }
   return std::nullopt;
 }
 
-// A sample value is [unix_time, "value"].
-SourceResult<double> SampleValue(const json& pair) {
+// A sample is [unix_time, "value"]; NaN and infinities are values here.
+SourceResult<std::pair<double, double>> Sample(const json& pair) {
   if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number() || !pair[1].is_string()) {
     return BadJson("sample value is not [timestamp, \"value\"]");
   }
   const auto& text = pair[1].get_ref<const std::string&>();
   auto value = ParsePrometheusFloat(text);
   if (!value) return BadJson("sample value " + QuoteForMessage(text) + " is not a number");
-  return CheckFinite(*value, "query result");
+  return std::pair{pair[0].get<double>(), *value};
 }
 
-}  // namespace
+SourceResult<double> SampleValue(const json& pair) {
+  auto sample = Sample(pair);
+  if (!sample.ok()) return sample.error();
+  return CheckFinite(sample.value().second, "query result");
+}
 
-SourceResult<double> ParsePrometheusQueryResponse(std::string_view body) {
-  if (auto error = CheckShape(body)) return *error;
-  const json doc = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+struct QueryData {
+  std::string result_type;
+  json result;
+};
+
+// The "data" of a query API answer with status "success", within the bounds.
+SourceResult<QueryData> DecodeAnswer(std::string_view body, size_t max_values,
+                                     std::string_view too_large_hint) {
+  if (auto error = CheckShape(body, max_values, too_large_hint)) return *error;
+  json doc = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return BadJson("response is not valid JSON");
   if (!doc.is_object()) return BadJson("response is not a JSON object");
   auto status = doc.find("status");
@@ -110,7 +122,18 @@ SourceResult<double> ParsePrometheusQueryResponse(std::string_view body) {
   if (type == data->end() || !type->is_string() || result == data->end()) {
     return BadJson("response data has no \"resultType\" and \"result\"");
   }
-  const auto& result_type = type->get_ref<const std::string&>();
+  return QueryData{type->get<std::string>(), std::move(*result)};
+}
+
+}  // namespace
+
+SourceResult<double> ParsePrometheusQueryResponse(std::string_view body) {
+  auto answer =
+      DecodeAnswer(body, kMaxJsonValues,
+                   "a query for one series answers with about ten (aggregate it, e.g. sum(...))");
+  if (!answer.ok()) return answer.error();
+  const std::string& result_type = answer.value().result_type;
+  const json* result = &answer.value().result;
   if (result_type == "scalar") return SampleValue(*result);
   if (result_type == "vector") {
     if (!result->is_array()) return BadJson("vector result is not an array");
@@ -132,6 +155,41 @@ SourceResult<double> ParsePrometheusQueryResponse(std::string_view body) {
                        "query returned a " + result_type + "; want a scalar or an instant vector"};
   }
   return BadJson("unknown resultType " + QuoteForMessage(result_type));
+}
+
+SourceResult<std::vector<PrometheusSeries>> ParsePrometheusRangeResponse(std::string_view body) {
+  auto answer = DecodeAnswer(body, kMaxRangeJsonValues,
+                             "ask for fewer series, a shorter range or a longer step");
+  if (!answer.ok()) return answer.error();
+  const std::string& result_type = answer.value().result_type;
+  const json& result = answer.value().result;
+  if (result_type == "vector" || result_type == "scalar" || result_type == "string") {
+    return SourceError{source_reason::kQueryError,
+                       "range query returned a " + result_type + "; want a matrix"};
+  }
+  if (result_type != "matrix") return BadJson("unknown resultType " + QuoteForMessage(result_type));
+  if (!result.is_array()) return BadJson("matrix result is not an array");
+  std::vector<PrometheusSeries> out;
+  out.reserve(result.size());
+  for (const json& series : result) {
+    if (!series.is_object()) return BadJson("matrix series is not an object");
+    PrometheusSeries& decoded = out.emplace_back();
+    if (auto metric = series.find("metric"); metric != series.end() && metric->is_object()) {
+      for (const auto& label : metric->items()) {
+        if (label.value().is_string()) decoded.labels.emplace(label.key(), label.value());
+      }
+    }
+    auto values = series.find("values");
+    if (values == series.end()) continue;
+    if (!values->is_array()) return BadJson("matrix series \"values\" is not an array");
+    decoded.samples.reserve(values->size());
+    for (const json& pair : *values) {
+      auto sample = Sample(pair);
+      if (!sample.ok()) return sample.error();
+      decoded.samples.push_back(sample.value());
+    }
+  }
+  return out;
 }
 
 }  // namespace virtscale

@@ -27,6 +27,7 @@
 #include <string_view>
 
 #include "common/duration.h"
+#include "common/http_url.h"
 #include "common/yaml_reader.h"
 
 namespace virtscale {
@@ -47,38 +48,10 @@ struct TlsConfig {
   bool operator==(const TlsConfig&) const = default;
 };
 
-// A URL split into what the HTTP client needs.
-struct SourceUrl {
-  std::string scheme;                  // "http" or "https"
-  std::string host;                    // without IPv6 brackets
-  int port = 0;                        // explicit, or 80/443
-  std::string path;                    // starts with '/', may carry "?query"; "/" when absent
-  std::string SchemeHostPort() const;  // "http://[::1]:9090"
-  bool operator==(const SourceUrl&) const = default;
-};
-
-// Returns std::nullopt and sets `error` (a short reason) when `text` is not an
-// absolute http(s) URL without credentials or fragment.
-[[nodiscard]] std::optional<SourceUrl> ParseSourceUrl(std::string_view text, std::string& error);
-
-// Where a redirect's Location header points, resolved against `base` (RFC 3986
-// section 5.2): an absolute URL, "//host/...", "/path", "?query" or a relative
-// path; dot segments removed, a fragment dropped. The result must be a URL
-// ParseSourceUrl accepts, or std::nullopt with `error` set.
-//
-//   base http://h:80/a/b, "../c?x" -> http://h:80/c?x;  "ftp://h/" -> error
-[[nodiscard]] std::optional<SourceUrl> ResolveLocation(const SourceUrl& base,
-                                                       std::string_view location,
-                                                       std::string& error);
-
-// Same scheme, host (case-insensitive) and port; ports are explicit after
-// parsing, so http://h and http://h:80 are one origin.
-bool SameOrigin(const SourceUrl& a, const SourceUrl& b);
-
 struct SourceConfig {
   std::string name;
   SourceType type = SourceType::kFile;
-  SourceUrl url;                              // prometheus, scrape
+  HttpUrl url;                                // prometheus, scrape
   std::string query;                          // prometheus: PromQL instant query
   std::string metric;                         // scrape: metric (sample) name
   std::map<std::string, std::string> labels;  // scrape: exact label matchers

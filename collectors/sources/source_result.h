@@ -8,8 +8,8 @@
 //   if (!r.ok()) LogWarn("source failed", {{"reason", r.error().reason}});
 //   else Use(r.value());
 #include <string>
-#include <utility>
-#include <variant>
+
+#include "common/result.h"
 
 namespace virtscale {
 
@@ -38,21 +38,6 @@ struct SourceError {
 };
 
 template <typename T>
-class [[nodiscard]] SourceResult {
- public:
-  SourceResult(T value) : v_(std::move(value)) {}            // NOLINT: implicit by design
-  SourceResult(SourceError error) : v_(std::move(error)) {}  // NOLINT
-  static SourceResult Error(std::string reason, std::string message) {
-    return SourceError{std::move(reason), std::move(message)};
-  }
-
-  bool ok() const { return std::holds_alternative<T>(v_); }
-  const T& value() const& { return std::get<T>(v_); }
-  T&& value() && { return std::get<T>(std::move(v_)); }
-  const SourceError& error() const { return std::get<SourceError>(v_); }
-
- private:
-  std::variant<T, SourceError> v_;
-};
+using SourceResult = Result<T, SourceError>;
 
 }  // namespace virtscale

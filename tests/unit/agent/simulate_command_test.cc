@@ -10,6 +10,8 @@
 #include <sstream>
 
 #include "agent/test_rules_command.h"
+#include "common/http_client.h"
+#include "tests/unit/support/test_server.h"
 
 namespace virtscale {
 namespace {
@@ -158,6 +160,49 @@ TEST(SimulateCommand, ReplaysACsvHistoryAndPlots) {
   o.group = "nope";
   EXPECT_EQ(SimulateCommand(o, out, err), 2);
   EXPECT_THAT(err.str(), HasSubstr("no group \"nope\""));
+}
+
+TEST(SimulateCommand, PrometheusFailuresNameTheQuery) {
+  testing::TestServer server;
+  server.server().Get("/down/api/v1/query_range",
+                      [](const httplib::Request&, httplib::Response& res) {
+                        res.status = 503;
+                        res.set_content("<html>Service Unavailable</html>", "text/html");
+                      });
+  server.server().Get(
+      "/bad/api/v1/query_range", [](const httplib::Request&, httplib::Response& res) {
+        res.status = 400;
+        res.set_content(R"({"status":"error","errorType":"bad_data","error":"parse error"})",
+                        "application/json");
+      });
+  server.server().Get("/big/api/v1/query_range",
+                      [](const httplib::Request&, httplib::Response& res) {
+                        res.set_content(std::string(kMaxHttpBodyBytes + 1, ' '), "text/plain");
+                      });
+  SimulateOptions o;
+  o.rules_file = std::string(VIRTSCALE_SOURCE_DIR) + "/config/rules/demo.yml";
+  o.group = "demo";
+  o.start = "1714521600";
+  o.end = "1714521660";
+  o.query_cpu = "up";
+  const std::pair<std::string, std::string> cases[] = {
+      {"/down", "query up: HTTP 503 from " + server.Url("/down/api/v1/query_range")},
+      {"/bad/", "query up: HTTP 400: query_error: bad_data: parse error"},
+      {"/big", "query up: too_large: response from " + server.Url("/big/api/v1/query_range") +
+                   " is larger than 16777216 bytes"},
+  };
+  for (const auto& [prefix, error] : cases) {
+    o.prometheus_url = server.Url(prefix);
+    std::ostringstream out;
+    std::ostringstream err;
+    EXPECT_EQ(SimulateCommand(o, out, err), 1) << prefix;
+    EXPECT_THAT(err.str(), HasSubstr(error)) << err.str();
+  }
+  o.prometheus_url = "127.0.0.1:9090";
+  std::ostringstream out;
+  std::ostringstream err;
+  EXPECT_EQ(SimulateCommand(o, out, err), 1);
+  EXPECT_THAT(err.str(), HasSubstr("invalid --prometheus.url 127.0.0.1:9090: want http://"));
 }
 
 TEST(TestRulesCommand, PassFailAndInvalidExitCodes) {

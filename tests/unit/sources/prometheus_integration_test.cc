@@ -18,7 +18,7 @@
 #include <fstream>
 
 #include "collectors/sources/source_manager.h"
-#include "tests/unit/sources/test_server.h"
+#include "tests/unit/support/test_server.h"
 
 extern char** environ;
 

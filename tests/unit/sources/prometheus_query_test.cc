@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <map>
 #include <random>
+#include <string>
+#include <utility>
 
 namespace virtscale {
 namespace {
@@ -107,6 +111,57 @@ TEST(ParsePrometheusQueryResponse, RefusesDeepAndHugeAnswersCheaply) {
   series.back() = ']';
   series += "}}";
   EXPECT_EQ(ParsePrometheusQueryResponse(series).error().reason, "multiple_series");
+}
+
+TEST(ParsePrometheusRangeResponse, MatrixSeriesWithLabelsAndSamples) {
+  auto r = ParsePrometheusRangeResponse(
+      R"({"status":"success","data":{"resultType":"matrix","result":[)"
+      R"({"metric":{"domain":"web-1","n":3},"values":[[1714521600,"0.5"],[1714521660.5,"NaN"]]},)"
+      R"({"metric":{},"values":[]},{"metric":{"domain":"web-2"}}]}})");
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  ASSERT_EQ(r.value().size(), 3u);
+  EXPECT_EQ(r.value()[0].labels, (std::map<std::string, std::string>{{"domain", "web-1"}}));
+  ASSERT_EQ(r.value()[0].samples.size(), 2u);
+  EXPECT_EQ(r.value()[0].samples[0], (std::pair<double, double>{1714521600, 0.5}));
+  EXPECT_EQ(r.value()[0].samples[1].first, 1714521660.5);
+  EXPECT_TRUE(std::isnan(r.value()[0].samples[1].second));  // a gap, not an error
+  EXPECT_TRUE(r.value()[1].samples.empty());
+  EXPECT_TRUE(r.value()[2].samples.empty());
+}
+
+TEST(ParsePrometheusRangeResponse, ErrorsShareTheInstantQueryDecoding) {
+  const std::pair<std::string, std::string> cases[] = {
+      {R"({"status":"error","errorType":"bad_data","error":"parse error"})",
+       "query_error: bad_data: parse error"},
+      {R"({"status":"success","data":{"resultType":"vector","result":[]}})",
+       "query_error: range query returned a vector; want a matrix"},
+      {R"({"status":"success","data":{"resultType":"matrix","result":{}}})",
+       "bad_json: matrix result is not an array"},
+      {R"({"status":"success","data":{"resultType":"matrix","result":[{"values":[[1,2]]}]}})",
+       "bad_json: sample value is not [timestamp, \"value\"]"},
+      {R"({"status":"success","data":{"resultType":"matrix","result":[{"values":[[1,"x"]]}]}})",
+       "bad_json: sample value \"x\" is not a number"},
+      {"[", "bad_json: response is not valid JSON"},
+      {std::string(40, '[') + std::string(40, ']'),
+       "bad_json: response is nested deeper than 32 levels"},
+  };
+  for (const auto& [body, error] : cases) {
+    auto r = ParsePrometheusRangeResponse(body);
+    ASSERT_FALSE(r.ok()) << body;
+    EXPECT_EQ(r.error().ToString(), error) << body;
+  }
+  // Many samples are fine where an instant query refuses them; the bound is higher.
+  std::string big = R"({"status":"success","data":{"resultType":"matrix","result":[{"values":[)";
+  for (int i = 0; i < 50000; ++i) big += "[" + std::to_string(i) + R"(,"1"],)";
+  big.back() = ']';
+  big += "}]}}";
+  auto r = ParsePrometheusRangeResponse(big);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r.value()[0].samples.size(), 50000u);
+  std::string huge = R"({"status":"success","data":{"resultType":"matrix","result":[)";
+  for (size_t i = 0; i <= kMaxRangeJsonValues; ++i) huge += "0,";
+  huge += "0]}}";
+  EXPECT_EQ(ParsePrometheusRangeResponse(huge).error().reason, "response_too_large");
 }
 
 TEST(ParsePrometheusQueryResponse, QuotedTextIsCutAndValidUtf8) {

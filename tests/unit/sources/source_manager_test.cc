@@ -11,12 +11,13 @@
 #include <fstream>
 
 #include "collectors/sources/poll.h"
-#include "tests/unit/sources/test_server.h"
+#include "tests/unit/support/test_server.h"
 
 namespace virtscale {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::BindLoopback;
 using testing::Gate;
 using testing::TestServer;
 using testing::WaitFor;
@@ -26,7 +27,7 @@ SourceConfig HttpSource(SourceType type, const std::string& url, Duration interv
   SourceConfig c;
   c.type = type;
   std::string why;
-  auto parsed = ParseSourceUrl(url, why);
+  auto parsed = ParseHttpUrl(url, why);
   EXPECT_TRUE(parsed) << url << ": " << why;
   if (parsed) c.url = *parsed;
   c.interval = interval;
@@ -116,13 +117,7 @@ class RefusingPort {
  public:
   RefusingPort() {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    port_ = BindLoopback(fd_);
   }
   ~RefusingPort() { close(fd_); }
   int port() const { return port_; }

@@ -1,7 +1,11 @@
 #pragma once
 // Test helpers: a cpp-httplib server on 127.0.0.1 (ephemeral port), a gate that
-// holds handlers until the test opens it, and a bounded wait.
+// holds handlers until the test opens it, a bounded wait, and the binding of a
+// raw socket to a loopback port.
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -20,6 +24,8 @@ class TestServer {
     if (port_ <= 0) throw std::runtime_error("cannot bind 127.0.0.1:0");
     // The socket already listens; connections queue until the loop runs.
     thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // stop() before the loop runs would be lost, and the destructor would hang.
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   ~TestServer() {
     server_.stop();
@@ -75,6 +81,19 @@ inline bool WaitFor(const std::function<bool()>& done,
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return true;
+}
+
+// Binds the TCP socket `fd` to 127.0.0.1 on an ephemeral port; returns the port.
+inline int BindLoopback(int fd) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    throw std::runtime_error("cannot bind 127.0.0.1:0");
+  }
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  return ntohs(addr.sin_port);
 }
 
 }  // namespace virtscale::testing
