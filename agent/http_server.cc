@@ -174,8 +174,10 @@ struct HttpServerState {
 
   std::optional<asio::ssl::context> ssl;
   asio::io_context ioc;
-  tcp::acceptor acceptor{ioc};
-  asio::steady_timer accept_backoff{ioc};
+  // The acceptor's handlers and Stop's close of it run here, one at a time.
+  asio::strand<asio::io_context::executor_type> accept_strand{asio::make_strand(ioc)};
+  tcp::acceptor acceptor{accept_strand};
+  asio::steady_timer accept_backoff{accept_strand};
   // After ioc: its queued jobs hold sessions, whose sockets need the io_context.
   asio::thread_pool handlers;
   std::vector<std::thread> io_threads;
@@ -525,7 +527,7 @@ void HttpServer::Stop() {
   // Refuse new connections before anything else: the close runs on the io
   // threads (the acceptor is theirs), and Stop waits for it.
   std::promise<void> acceptor_closed;
-  asio::post(s.ioc, [&s, &acceptor_closed] {
+  asio::post(s.accept_strand, [&s, &acceptor_closed] {
     beast::error_code ignored;
     s.acceptor.close(ignored);
     s.accept_backoff.cancel();
