@@ -10,6 +10,7 @@
 #include <map>
 
 #include "autoscale/domain_template.h"
+#include "common/utf8.h"
 
 namespace virtscale::autoscale {
 namespace {
@@ -356,7 +357,7 @@ std::optional<GroupRule> DecodeGroup(const YAML::Node& node, const std::string& 
     if (!valid_name) {
       r.Error("name", fmt::format("must match [A-Za-z0-9_.-]+ and be at most {} characters (it "
                                   "names the group's domains), got \"{}\"",
-                                  kMaxGroupName, g.name.substr(0, 80)));
+                                  kMaxGroupName, BoundedUtf8(g.name, 80)));
       ok = false;
     }
   } else {

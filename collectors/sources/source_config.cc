@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "common/file_reader.h"
+#include "common/utf8.h"
 
 namespace virtscale {
 namespace {
@@ -272,7 +273,7 @@ std::map<std::string, SourceConfig> DecodeSources(const YAML::Node& sources_node
     }
     const std::string name = entry.first.Scalar();
     if (!IsValidSourceName(name)) {
-      diags.Error(entry.first, "sources." + name.substr(0, 80) +
+      diags.Error(entry.first, "sources." + BoundedUtf8(name, 80) +
                                    ": invalid source name (letters, digits, _ . -; starting "
                                    "with a letter or _; at most " +
                                    std::to_string(kMaxSourceName) + " characters)");
