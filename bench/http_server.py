@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Before/after benchmark of the agent's HTTP server: cpp-httplib vs Boost.Beast.
 
-    bench/http_server.py                                  # about 3 minutes
-    bench/http_server.py --quick                          # about 1 minute
+    bench/http_server.py            # about 5 minutes on 2 cores
+    bench/http_server.py --quick    # about 2 minutes
     bench/http_server.py --json bench/results/http_server.json | tee bench/results/http_server.txt
 
 Runs two agent binaries on the same machine, one at a time (a fresh agent per
@@ -12,7 +12,8 @@ phase and binary, loopback, free ports), and prints a table with after/before:
      every 0.5 s (reopened when the server closes them); sequential /metrics
      scrapes meanwhile (test:///default): p50, p99, failed scrapes.
   2. wrk -t2 -cC -dDs --latency on /metrics of a 1000-domain test-driver node
-     (scripts/gen-test-node.py): p50, p99, requests/s, errors.
+     (scripts/gen-test-node.py): p50, p99, requests/s, errors; two rounds per
+     binary in the order before, after, after, before (means reported).
   3. peak and final RSS (VmHWM, VmRSS) of the agent of each phase.
   4. idle crowd: M connections that send nothing (reopened when closed); the
      agent's CPU seconds over a window with the crowd against the same window
@@ -302,6 +303,23 @@ def wrk_phase(binary, node, args, workdir, label):
     return r
 
 
+def merge_wrk_rounds(rounds):
+    """Rounds of one binary as one: mean p50, p99 and requests/s, summed
+    requests and errors, the highest RSS figures; the rounds themselves kept."""
+    def mean(key):
+        values = [r[key] for r in rounds if r.get(key) is not None]
+        return round(sum(values) / len(values), 3) if values else None
+    return {"p50_ms": mean("p50_ms"), "p99_ms": mean("p99_ms"),
+            "requests_per_s": mean("requests_per_s"),
+            "requests": sum(r["requests"] or 0 for r in rounds),
+            "errors": sum(r["errors"] for r in rounds),
+            "hwm_mib": max(r["hwm_mib"] for r in rounds),
+            "rss_mib": max(r["rss_mib"] for r in rounds),
+            "requests_per_s_rounds": [r["requests_per_s"] for r in rounds],
+            "p99_ms_rounds": [r.get("p99_ms") for r in rounds],
+            "rounds": rounds}
+
+
 # ---------------------------------------------------------------- lines of code
 
 
@@ -398,14 +416,19 @@ def report(res, args):
         compare=False)
     add("peak RSS MiB (VmHWM)", "slowloris", "hwm_mib")
     add("final RSS MiB (VmRSS)", "slowloris", "rss_mib")
-    rows.append("2. wrk -t2 -c%d -d%ds --latency /metrics, 1000 test domains" %
-                (args.connections, args.wrk_seconds))
+    rows.append("2. wrk -t2 -c%d -d%ds --latency /metrics, %d test domains, %d round(s)%s" %
+                (args.connections, args.wrk_seconds, args.domains, args.wrk_rounds,
+                 ", mean of the rounds" if args.wrk_rounds > 1 else ""))
     add("p50 ms", "wrk", "p50_ms")
     add("p99 ms", "wrk", "p99_ms")
     add("requests/s", "wrk", "requests_per_s")
+    if args.wrk_rounds > 1:
+        rows.append(("requests/s of each round", " / ".join(
+            "%.0f" % x for x in b["wrk"]["requests_per_s_rounds"]), " / ".join(
+            "%.0f" % x for x in a["wrk"]["requests_per_s_rounds"]), False))
     add("errors (socket + non-2xx/3xx)", "wrk", "errors")
-    add("peak RSS MiB (VmHWM)", "wrk", "hwm_mib")
-    add("final RSS MiB (VmRSS)", "wrk", "rss_mib")
+    add("peak RSS MiB (VmHWM), highest of the rounds", "wrk", "hwm_mib")
+    add("final RSS MiB (VmRSS), highest of the rounds", "wrk", "rss_mib")
     rows.append("4. %d idle connections (reopened when closed), %s" % (args.idle, DEFAULT_URI))
     add("agent CPU s in %gs, no crowd" % args.cpu_window, "idle", "cpu_s_without_crowd")
     add("agent CPU s in %gs, with the crowd" % args.cpu_window, "idle", "cpu_s_with_crowd")
@@ -478,7 +501,7 @@ def main():
     p.add_argument("--before-rev", default="bc3dfab", help="git revision of the old server")
     p.add_argument("--after-rev", default="HEAD", help="git revision of the new server")
     p.add_argument("--quick", action="store_true",
-                   help="30 scrapes, 3 s windows, 3 s of wrk (about 1 minute)")
+                   help="30 scrapes, 3 s windows, 3 s of wrk")
     p.add_argument("--scrapes", type=int, default=100, help="sequential scrapes per phase")
     p.add_argument("--scrape-gap", type=float, default=0.1,
                    help="seconds between scrapes (100 x 0.1 s outlasts the 5 s request deadline)")
@@ -487,6 +510,8 @@ def main():
     p.add_argument("--cpu-window", type=float, default=10, help="seconds of each CPU window")
     p.add_argument("--connections", type=int, default=20, help="wrk connections")
     p.add_argument("--wrk-seconds", type=int, default=10)
+    p.add_argument("--wrk-rounds", type=int, default=2,
+                   help="wrk runs per binary, in the order before, after, after, before, ...")
     p.add_argument("--domains", type=int, default=1000, help="test domains of the wrk phase")
     p.add_argument("--warmup", type=int, default=20, help="scrapes before each phase")
     p.add_argument("--sample-interval", default="5s", help="libvirt.sample_interval (the default)")
@@ -511,18 +536,24 @@ def main():
     cleanups.insert(0, lambda: shutil.rmtree(workdir, ignore_errors=True))
     node = gen_test_node(args.domains, os.path.join(workdir, "node-%d.xml" % args.domains))
 
-    # Phase by phase, each binary alone, the old one first.
-    phases = [("slowloris", lambda binary, label: slowloris_phase(binary, args, workdir, label)),
-              ("idle", lambda binary, label: idle_phase(binary, args, workdir, label)),
-              ("wrk", lambda binary, label: wrk_phase(binary, node, args, workdir, label))]
-    for phase, fn in phases:
-        for side in ("before", "after"):
-            label = "%s-%s" % (phase, side)
-            log("=== %s ===" % label)
-            r = fn(getattr(args, side), label)
-            r["loadavg"] = loadavg()
-            res[side][phase] = r
-            log("%s: %s" % (label, r))
+    # Phase by phase, each binary alone. Rounds alternate the order (before,
+    # after, after, before, ...) so a change of machine load weighs on both.
+    phases = [("slowloris", 1, lambda binary, label: slowloris_phase(binary, args, workdir, label)),
+              ("idle", 1, lambda binary, label: idle_phase(binary, args, workdir, label)),
+              ("wrk", args.wrk_rounds,
+               lambda binary, label: wrk_phase(binary, node, args, workdir, label))]
+    for phase, rounds, fn in phases:
+        runs = {"before": [], "after": []}
+        for i in range(rounds):
+            for side in ("before", "after") if i % 2 == 0 else ("after", "before"):
+                label = "%s-%s-%d" % (phase, side, i + 1)
+                log("=== %s ===" % label)
+                r = fn(getattr(args, side), label)
+                r["loadavg"] = loadavg()
+                runs[side].append(r)
+                log("%s: %s" % (label, r))
+        for side, got in runs.items():
+            res[side][phase] = got[0] if rounds == 1 else merge_wrk_rounds(got)
 
     res["environment"]["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     res["environment"]["runtime_s"] = round(time.time() - started, 1)
