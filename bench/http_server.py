@@ -465,8 +465,8 @@ def report(res, args):
         if len(c) == 1:
             out.append(c[0])
         else:
-            out.append("  " + c[0].ljust(width[0]) + "".join("  " + x.rjust(w) for x, w in
-                                                             zip(c[1:], width[1:])))
+            out.append(("  " + c[0].ljust(width[0]) + "".join(
+                "  " + x.rjust(w) for x, w in zip(c[1:], width[1:]))).rstrip())
     out.insert(1, "  " + "-" * (sum(width) + 6))
     env = res["environment"]
     out += ["",
