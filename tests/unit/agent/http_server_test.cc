@@ -205,12 +205,13 @@ TEST_F(HttpServerTest, TricklingClientIsClosedAtTheRequestDeadline) {
   ASSERT_TRUE(c.connected());
   const auto start = std::chrono::steady_clock::now();
   bool closed = false;
-  for (int i = 0; i < 20 && !closed; ++i) {
+  for (int i = 0; i < 100 && !closed; ++i) {  // 5 s of trickling, a byte per 50 ms
     c.Send("G");
     c.ReadAll(50ms, &closed);
   }
   EXPECT_TRUE(closed);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 800ms);
+  // Closed at the 300 ms deadline; the bound only leaves room for a loaded machine.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
 }
 
 TEST_F(HttpServerTest, IdleKeptAliveConnectionIsClosed) {
