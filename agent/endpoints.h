@@ -1,6 +1,6 @@
 #pragma once
 // The agent's HTTP endpoints as plain handlers: a request in, a response out,
-// independent of the transport (cpp-httplib today, Boost.Beast next). The
+// independent of the transport (agent/http_server.h on Boost.Beast). The
 // server parses bytes into an HttpRequest, authenticates, calls
 // Router::Serve and writes the HttpResponse; nothing here sees a socket.
 //
