@@ -285,6 +285,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (ec) return Close();
 
     auto& msg = parser_->get();
+    // Beast takes a request whose Transfer-Encoding does not end in chunked
+    // ("gzip", "chunked, chunked") for one without a body; its length cannot
+    // be known (RFC 9112 6.3), and its body would pass for the next request.
+    if (msg.count(http::field::transfer_encoding) > 0 && !parser_->chunked())
+      return Refuse(400, "bad request\n");
     HttpRequest req;
     req.method = Str(msg.method_string());
     ParseRequestTarget(Str(msg.target()), req.path, req.params);

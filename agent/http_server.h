@@ -20,7 +20,8 @@
 //     Trickling bytes does not extend either;
 //   - headers above `header_limit` bytes are 431, bodies (chunked or not) above
 //     `body_limit` are 413, malformed framing (a negative or conflicting
-//     Content-Length, Content-Length with Transfer-Encoding) is 400; all are
+//     Content-Length, Content-Length with Transfer-Encoding, a Transfer-Encoding
+//     whose last coding is not chunked) is 400; all are
 //     answered before anything more is buffered; what the client still sends
 //     is read and dropped for up to 1 s (so it sees the answer), then it closes;
 //   - pipelined requests are answered one after another, in order;

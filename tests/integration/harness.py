@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -37,11 +38,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http_with_headers(url, method="GET", data=None, headers=None, timeout=10):
-    """Returns (status, response headers, body) without raising on HTTP errors."""
+def http_with_headers(url, method="GET", data=None, headers=None, timeout=10, context=None):
+    """Returns (status, response headers, body) without raising on HTTP errors.
+    `context`: an ssl.SSLContext for https URLs."""
     req = urllib.request.Request(url, method=method, data=data, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return resp.status, resp.headers, resp.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read().decode()
@@ -78,8 +80,11 @@ def values(samples, name, **labels):
 class Agent:
     """A virtscale process; use as a context manager."""
 
-    def __init__(self, binary, *args, config=None, env=None):
+    def __init__(self, binary, *args, config=None, env=None, wrapper=None):
+        """`wrapper`: a command the binary runs under (["prlimit", "--nofile=64:64"]);
+        it must exec the binary, so that `proc.pid` is the agent's."""
         self.binary = binary
+        self.wrapper = list(wrapper or [])
         self.port = free_port()
         self.args = list(args)
         self.config = config
@@ -92,7 +97,8 @@ class Agent:
         return "http://127.0.0.1:%d" % self.port
 
     def start(self, wait_ready=True):
-        cmd = [self.binary, "--web.listen-address=127.0.0.1:%d" % self.port] + self.args
+        cmd = self.wrapper + [self.binary, "--web.listen-address=127.0.0.1:%d" % self.port]
+        cmd += self.args
         if self.config:
             cmd.append("--config.file=" + self.config)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
@@ -104,7 +110,8 @@ class Agent:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("agent exited with %d:\n%s" % (self.proc.returncode, self.logs()))
+                raise RuntimeError("agent exited with %d:\n%s" % (self.proc.returncode,
+                                                                  self.logs()))
             try:
                 status, _ = http(self.url + "/-/ready", timeout=2)
                 if status == 200:
@@ -161,6 +168,59 @@ class Agent:
     def __exit__(self, *exc):
         self.stop()
         os.unlink(self.log.name)
+
+
+def start_agent(binary, *args, wait, **kwargs):
+    """An Agent started without the plain-HTTP readiness wait: returns once
+    `wait(agent)` is true (for a TLS or authenticated listener), raises when the
+    agent exits or 30 s pass. `wait` may raise OSError or ssl.SSLError (not yet)."""
+    agent = Agent(binary, *args, **kwargs).start(wait_ready=False)
+    deadline = time.time() + 30
+    while True:
+        if agent.proc.poll() is not None:
+            raise RuntimeError("agent exited %d:\n%s" % (agent.proc.returncode, agent.logs()))
+        try:
+            if wait(agent):
+                return agent
+        except (OSError, ssl.SSLError):
+            pass
+        if time.time() > deadline:
+            agent.stop()
+            raise AssertionError("agent did not come up:\n" + agent.logs())
+        time.sleep(0.1)
+
+
+def make_pki(directory):
+    """Test certificates made with `openssl` in `directory`: ca.crt/ca.key and
+    rogue.crt/rogue.key (two CAs), server.crt/server.key (signed by ca, SAN
+    IP:127.0.0.1 and DNS:localhost), client.crt/client.key (signed by ca) and
+    intruder.crt/intruder.key (signed by rogue)."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+
+    for ca in ("ca", "rogue"):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                "/CN=virtscale test %s" % ca, "-keyout", ca + ".key", "-out", ca + ".crt")
+    with open(os.path.join(directory, "san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name, ca, ext in (("server", "ca", ["-extfile", "san.ext"]), ("client", "ca", []),
+                          ("intruder", "rogue", [])):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + name, "-keyout",
+                name + ".key", "-out", name + ".csr")
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
+                "-CAcreateserial", "-days", "2", "-out", name + ".crt", *ext)
+
+
+def tls_client_context(directory, cert=None, max_version=None):
+    """A client context trusting make_pki's ca.crt, presenting `cert` ("client",
+    "intruder") when given."""
+    ctx = ssl.create_default_context(cafile=os.path.join(directory, "ca.crt"))
+    if cert:
+        ctx.load_cert_chain(os.path.join(directory, cert + ".crt"),
+                            os.path.join(directory, cert + ".key"))
+    if max_version:
+        ctx.maximum_version = max_version
+    return ctx
 
 
 def run_tests(tests):

@@ -25,7 +25,8 @@ import urllib.request
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Agent, http, http_with_headers, parse_metrics, run_tests, values  # noqa: E402
+from harness import (Agent, http, http_with_headers, make_pki, parse_metrics,  # noqa: E402
+                     run_tests, start_agent, tls_client_context, values)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -34,25 +35,6 @@ with warnings.catch_warnings():
 BINARY = sys.argv[1]
 TMP = tempfile.mkdtemp(prefix="virtscale-websec-")
 PASSWORD = "correct horse"
-
-
-def openssl(*args):
-    subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=TMP)
-
-
-def make_pki():
-    """CA, server cert (SAN IP:127.0.0.1), client cert, and a rogue CA's client cert."""
-    for ca in ("ca", "rogue"):
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                "/CN=virtscale test %s" % ca, "-keyout", ca + ".key", "-out", ca + ".crt")
-    with open(os.path.join(TMP, "san.ext"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name, ca, ext in (("server", "ca", ["-extfile", "san.ext"]), ("client", "ca", []),
-                          ("intruder", "rogue", [])):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + name, "-keyout",
-                name + ".key", "-out", name + ".csr")
-        openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
-                "-CAcreateserial", "-days", "2", "-out", name + ".crt", *ext)
 
 
 def p(name):
@@ -71,12 +53,7 @@ def web_config(name, text):
 
 
 def client_context(cert=None, max_version=None):
-    ctx = ssl.create_default_context(cafile=p("ca.crt"))
-    if cert:
-        ctx.load_cert_chain(p(cert + ".crt"), p(cert + ".key"))
-    if max_version:
-        ctx.maximum_version = max_version
-    return ctx
+    return tls_client_context(TMP, cert, max_version)
 
 
 def get(url, ctx=None, headers=None, method="GET", data=None, timeout=10):
@@ -104,20 +81,7 @@ def basic(user, password):
 
 
 def start(*args, wait=lambda agent: None):
-    agent = Agent(BINARY, "--libvirt.uri=test:///default", *args).start(wait_ready=False)
-    deadline = time.time() + 30
-    while True:
-        if agent.proc.poll() is not None:
-            raise RuntimeError("agent exited %d:\n%s" % (agent.proc.returncode, agent.logs()))
-        try:
-            if wait(agent):
-                return agent
-        except (OSError, ssl.SSLError):
-            pass
-        if time.time() > deadline:
-            agent.stop()
-            raise AssertionError("agent did not come up:\n" + agent.logs())
-        time.sleep(0.1)
+    return start_agent(BINARY, "--libvirt.uri=test:///default", *args, wait=wait)
 
 
 def stop(agent):
@@ -522,7 +486,7 @@ def main():
         print("openssl not installed")
         return 1
     try:
-        make_pki()
+        make_pki(TMP)
         return run_tests([test_tls_serves_metrics_and_refuses_plain_http,
                           test_mutual_tls_requires_a_client_certificate_from_the_ca,
                           test_client_auth_types_other_than_require_and_verify,

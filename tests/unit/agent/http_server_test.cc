@@ -197,6 +197,23 @@ TEST_F(HttpServerTest, MalformedFramingIsABadRequestAtOnce) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
 }
 
+// RFC 9112 6.3: a request body's length is unknown unless chunked is the last
+// coding. Taken for bodiless, the body would be answered as a second request.
+TEST_F(HttpServerTest, TransferEncodingNotEndingInChunkedIsABadRequest) {
+  StartServer();
+  for (const char* coding : {"gzip", "chunked, chunked", "identity"}) {
+    const std::string res =
+        Exchange(std::string("POST /-/reload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ") + coding +
+                 "\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_THAT(res, StartsWith("HTTP/1.1 400 ")) << coding;
+    EXPECT_EQ(Count(res, "HTTP/1.1 "), 1u) << coding;
+  }
+  // Chunked last: served.
+  EXPECT_THAT(Exchange("POST /-/reload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked"
+                       "\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+              HasSubstr("reloaded 3\n"));
+}
+
 TEST_F(HttpServerTest, TricklingClientIsClosedAtTheRequestDeadline) {
   HttpServerLimits limits;
   limits.request_deadline = 300ms;
