@@ -215,6 +215,7 @@ Router MakeAgentRouter(EndpointCallbacks cb) {
     auto body = std::make_shared<const MetricsBody>(
         callbacks->metrics(AcceptsGzip(req.Header("Accept-Encoding"))));
     if (body->gzip) res.SetHeader("Content-Encoding", "gzip");
+    res.SetHeader("Vary", "Accept-Encoding");  // caches must not mix the two
     res.SetHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     res.shared_body = std::move(body);
     return res;

@@ -178,6 +178,8 @@ struct HttpServerState {
   asio::strand<asio::io_context::executor_type> accept_strand{asio::make_strand(ioc)};
   tcp::acceptor acceptor{accept_strand};
   asio::steady_timer accept_backoff{accept_strand};
+  SteadyClock::time_point last_accept_log;  // accept_strand, as the next
+  int64_t accept_failures = 0;
   // After ioc: its queued jobs hold sessions, whose sockets need the io_context.
   asio::thread_pool handlers;
   std::vector<std::thread> io_threads;
@@ -432,8 +434,16 @@ void HttpServerState::Accept() {
         session->Run();
       }
     } else {
-      // EMFILE and friends: log, and accept again shortly rather than spin.
-      LogWarn("accept failed", {{"err", ec.message()}});
+      // EMFILE and friends: accept again shortly rather than spin, and log at
+      // most every 10 s (with how many failed since), not 20 lines a second.
+      ++accept_failures;
+      const auto now = SteadyClock::now();
+      if (accept_failures == 1 || now - last_accept_log >= std::chrono::seconds(10)) {
+        LogWarn("accept failed; retrying every 50ms",
+                {{"err", ec.message()}, {"failures", accept_failures}});
+        last_accept_log = now;
+        accept_failures = 0;
+      }
       accept_backoff.expires_after(std::chrono::milliseconds(50));
       accept_backoff.async_wait([this](beast::error_code) {
         if (acceptor.is_open()) Accept();

@@ -167,6 +167,7 @@ TEST(AgentRouter, MetricsServesTheSharedBodyAndNegotiatesGzip) {
   res = router.Serve(req);
   EXPECT_EQ(agent.gzip_asked, true);
   EXPECT_EQ(res.headers.find("content-encoding")->second, "gzip");
+  EXPECT_EQ(res.headers.find("Vary")->second, "Accept-Encoding");
 
   req.headers.clear();
   req.headers.emplace("accept-encoding", "gzip;q=0");
