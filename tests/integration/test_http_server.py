@@ -669,8 +669,8 @@ def test_descriptor_pressure():
                   max(t for _, t in results["polls"]), cpu, wall, 100 * cpu / wall,
                   agent.logs().count('msg="accept failed')))
         print("  while descriptors were exhausted: agent CPU %.2f s in %.1f s (%.0f%%), "
-              "%d accept-failure log lines (at most one per 10 s)" % (window_cpu, window_wall, 100 * window_cpu / window_wall,
-                                     failed_accepts))
+              "%d accept-failure log lines (at most one per 10 s)" % (
+                  window_cpu, window_wall, 100 * window_cpu / window_wall, failed_accepts))
         assert agent.proc.poll() is None, "agent died:\n" + agent.logs()[-3000:]
         assert failed_accepts >= 1, "descriptors were never exhausted"
         assert window_cpu < 0.5 * window_wall, (window_cpu, window_wall)
