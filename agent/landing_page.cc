@@ -146,7 +146,8 @@ void Groups(const json& groups, std::string& html) {
     if (!g.is_object()) continue;
     html += "<tr class=\"group\" data-group=\"" + Field(g, "name") + "\"><td>" + Field(g, "name") +
             (g.value("dry_run", false) ? " <span class=\"warn\">(dry run)</span>" : "") +
-            "</td><td class=\"num\">" + Field(g, "active") + "</td><td class=\"num\">" +
+            "<br><span class=\"muted order\">scale-down order: " + Field(g, "scale_down_order") +
+            "</span>" + "</td><td class=\"num\">" + Field(g, "active") + "</td><td class=\"num\">" +
             Field(g, "min") + "</td><td class=\"num\">" + Field(g, "max") +
             "</td><td class=\"num\">" + Field(g, "desired") + "</td><td class=\"num\">" +
             Field(g, "running") + "</td><td class=\"num\">" + Field(g, "stopped") + "</td><td>" +

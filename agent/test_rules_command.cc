@@ -32,11 +32,13 @@ constexpr const char* kOutcomeNames[] = {"none", "scale_up", "scale_down", "held
 struct ExpectedAction {
   std::optional<Direction> direction;
   std::optional<Operation::Kind> kind;
+  std::optional<std::string> domain;
   int64_t count = 1;
   std::string ToString() const {
     std::string s;
     if (direction) s += DirectionName(*direction);
     if (kind) s += std::string(s.empty() ? "" : " ") + OperationKindName(*kind);
+    if (domain) s += std::string(s.empty() ? "" : " ") + *domain;
     if (s.empty()) s = "any";
     return fmt::format("{} x{}", s, count);
   }
@@ -121,7 +123,7 @@ void DecodeExpectation(const YAML::Node& node, const std::string& path, Duration
   if (r.Has("actions")) {
     YAML::Node list = r.Get("actions");
     if (!list.IsSequence()) {
-      r.Error("actions", "expected a list of {direction, kind, count}");
+      r.Error("actions", "expected a list of {direction, kind, domain, count}");
     } else {
       e.actions.emplace();
       for (size_t i = 0; i < list.size(); ++i) {
@@ -146,6 +148,7 @@ void DecodeExpectation(const YAML::Node& node, const std::string& path, Duration
           }
           if (!found) a.Error("kind", "expected start, create, stop or delete");
         }
+        if (a.Read("domain", s)) x.domain = s;
         if (a.Read("count", x.count) && x.count < 1) a.Error("count", "must be at least 1");
         a.Finish();
         e.actions->push_back(x);
@@ -320,16 +323,24 @@ std::vector<std::string> Check(const Expectation& e, const autoscale::Simulation
              d ? ListString(ConditionIds(*d, ConditionState::kFiring)) : "[]");
   }
   if (e.actions) {
-    std::vector<std::pair<Direction, Operation::Kind>> got;
+    struct Got {
+      Direction direction;
+      Operation::Kind kind;
+      std::string domain;  // the domain acted on (the new name for kCreate)
+    };
+    std::vector<Got> got;
     if (d != nullptr) {
-      for (const auto& a : d->actions) got.emplace_back(*d->direction, a.operation.kind);
+      for (const auto& a : d->actions)
+        got.push_back(
+            {*d->direction, a.operation.kind, a.domain.empty() ? a.operation.domain : a.domain});
     }
     bool ok = true;
     int64_t total = 0;
     for (const ExpectedAction& x : *e.actions) {
       total += x.count;
-      const auto n = std::count_if(got.begin(), got.end(), [&](const auto& g) {
-        return (!x.direction || g.first == *x.direction) && (!x.kind || g.second == *x.kind);
+      const auto n = std::count_if(got.begin(), got.end(), [&](const Got& g) {
+        return (!x.direction || g.direction == *x.direction) && (!x.kind || g.kind == *x.kind) &&
+               (!x.domain || g.domain == *x.domain);
       });
       ok = ok && n == x.count;
     }
@@ -338,8 +349,10 @@ std::vector<std::string> Check(const Expectation& e, const autoscale::Simulation
       std::vector<std::string> want_s;
       std::vector<std::string> got_s;
       for (const auto& x : *e.actions) want_s.push_back(x.ToString());
-      for (const auto& [dir, kind] : got)
-        got_s.push_back(fmt::format("{} {}", DirectionName(dir), OperationKindName(kind)));
+      for (const Got& g : got) {
+        got_s.push_back(fmt::format("{} {} {}", DirectionName(g.direction),
+                                    OperationKindName(g.kind), g.domain));
+      }
       diff.push_back(
           fmt::format("actions: expected {}, got {}", ListString(want_s), ListString(got_s)));
     }

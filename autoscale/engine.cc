@@ -336,6 +336,7 @@ nlohmann::json Engine::GroupsJson() const {
         {"on_missing_data", MissingDataPolicyName(r.on_missing_data)},
         {"dry_run", r.dry_run || options_.dry_run},
         {"scale_down_action", DownActionName(r.down_action)},
+        {"scale_down_order", DownOrderName(r.down_order)},
         {"members", members},
         {"running", g.membership.running},
         {"stopped", g.membership.stopped},

@@ -545,6 +545,7 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
   d.desired = is_up ? d.active + planned : d.active - planned;
   d.reason = fmt::format("{}: scale {} by {} ({} -> {} active){}", intent.why, DirectionName(dir),
                          planned, d.active, d.desired, guarded.note);
+  if (!is_up) d.reason += fmt::format("; scale_down.order: {}", DownOrderName(rule.down_order));
   if (!plan.shortfall.empty()) d.reason += "; " + plan.shortfall;
   const bool dry = in.dry_run || rule.dry_run;
   for (Operation& op : plan.operations) {

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "autoscale/evaluator.h"
+
 namespace virtscale::autoscale {
 
 MemberState MemberStateOf(DomainState s) {
@@ -98,20 +100,58 @@ std::vector<Membership> IndexMembers(const RuleSet& rules, const Snapshot* snaps
 
 namespace {
 
-// Owned first, newest created_at first; then adopted, by `adopted_less`.
-template <typename AdoptedLess>
+using MemberLess = bool (*)(const Member&, const Member&);
+
+// Newest created_at first; ties: name descending.
+bool Newer(const Member& a, const Member& b) {
+  if (a.created_at_unix != b.created_at_unix) return a.created_at_unix > b.created_at_unix;
+  return a.name > b.name;
+}
+
+// Oldest created_at first; ties: name ascending.
+bool Older(const Member& a, const Member& b) { return Newer(b, a); }
+
+// The member's cpu as the evaluator reads it: an absurd reading is no reading.
+std::optional<double> Cpu(const Member& m) {
+  if (!m.cpu || ImplausibleReading(*m.cpu, ReadingUse::kUtilization)) return std::nullopt;
+  return m.cpu;
+}
+
+// Lowest CPU utilisation first; members without a reading after those with
+// one; ties (equal or both missing): newest first.
+bool LessLoaded(const Member& a, const Member& b) {
+  const std::optional<double> ca = Cpu(a);
+  const std::optional<double> cb = Cpu(b);
+  if (ca.has_value() != cb.has_value()) return ca.has_value();
+  if (ca && *ca != *cb) return *ca < *cb;
+  return Newer(a, b);
+}
+
+MemberLess OwnedLess(DownOrder order) {
+  switch (order) {
+    case DownOrder::kNewest:
+      return &Newer;
+    case DownOrder::kOldest:
+      return &Older;
+    case DownOrder::kLeastLoaded:
+      return &LessLoaded;
+  }
+  return &Newer;
+}
+
+bool NameAscending(const Member& a, const Member& b) { return a.name < b.name; }
+bool NameDescending(const Member& a, const Member& b) { return a.name > b.name; }
+
+// The members `pick` selects: owned first, by `owned_less`; then adopted, by
+// `adopted_less`.
 std::vector<const Member*> Order(const Membership& members, bool (*pick)(const Member&),
-                                 AdoptedLess adopted_less) {
+                                 MemberLess owned_less, MemberLess adopted_less) {
   std::vector<const Member*> out;
   for (const Member& m : members.members)
     if (pick(m)) out.push_back(&m);
   std::stable_sort(out.begin(), out.end(), [&](const Member* a, const Member* b) {
     if (a->owned != b->owned) return a->owned;
-    if (a->owned) {
-      if (a->created_at_unix != b->created_at_unix) return a->created_at_unix > b->created_at_unix;
-      return a->name > b->name;
-    }
-    return adopted_less(*a, *b);
+    return a->owned ? owned_less(*a, *b) : adopted_less(*a, *b);
   });
   return out;
 }
@@ -133,8 +173,7 @@ Operation MakeOp(const GroupRule& rule, Operation::Kind kind, std::string domain
 
 Plan PlanScaleUp(const GroupRule& rule, const Membership& members, int64_t n) {
   Plan plan;
-  auto stopped =
-      Order(members, &IsStopped, [](const Member& a, const Member& b) { return a.name < b.name; });
+  auto stopped = Order(members, &IsStopped, &Newer, &NameAscending);
   for (const Member* m : stopped) {
     if (static_cast<int64_t>(plan.operations.size()) >= n) break;
     plan.operations.push_back(MakeOp(rule, Operation::Kind::kStart, m->name));
@@ -155,8 +194,7 @@ Plan PlanScaleUp(const GroupRule& rule, const Membership& members, int64_t n) {
 Plan PlanScaleDown(const GroupRule& rule, const Membership& members, int64_t n) {
   Plan plan;
   const bool del = rule.down_action == DownAction::kDelete;
-  auto running =
-      Order(members, &IsRunning, [](const Member& a, const Member& b) { return a.name > b.name; });
+  auto running = Order(members, &IsRunning, OwnedLess(rule.down_order), &NameDescending);
   for (const Member* m : running) {
     if (static_cast<int64_t>(plan.operations.size()) >= n) break;
     if (!m->owned && del) break;  // adopted domains are never deleted, nor stopped instead

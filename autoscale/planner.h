@@ -14,8 +14,10 @@
 // Scale up: start stopped members first (owned ones newest first, then adopted
 // ones by name), then kCreate from the template for the rest.
 //
-// Scale down: running members the group owns, newest created_at first (ties:
-// name descending), get kStop or kDelete per `scale_down.action`. Adopted
+// Scale down: running members the group owns, in `scale_down.order` (newest:
+// newest created_at first, ties name descending; oldest: the reverse;
+// least_loaded: lowest cpu first, members without a cpu reading last, ties
+// newest first), get kStop or kDelete per `scale_down.action`. Adopted
 // members are never deleted: with `action: delete` they are never touched;
 // with `action: stop` they may be stopped, but only after every running owned
 // member (by name, descending). Members in other states (paused, crashed, ...)

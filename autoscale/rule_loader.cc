@@ -257,6 +257,22 @@ bool DecodePolicy(const YAML::Node& node, const std::string& path, Direction dir
       ok = false;
     }
     if (r.Has("shutdown_timeout")) ok &= r.ReadDuration("shutdown_timeout", group.shutdown_timeout);
+    std::string order;
+    if (r.Read("order", order)) {
+      static constexpr DownOrder kOrders[] = {DownOrder::kNewest, DownOrder::kOldest,
+                                              DownOrder::kLeastLoaded};
+      const auto* found = std::find_if(std::begin(kOrders), std::end(kOrders),
+                                       [&](DownOrder o) { return order == DownOrderName(o); });
+      if (found == std::end(kOrders)) {
+        r.Error("order",
+                "expected newest, oldest or least_loaded, got \"" + BoundedUtf8(order, 80) + "\"");
+        ok = false;
+      } else {
+        group.down_order = *found;
+      }
+    } else if (r.Has("order")) {
+      ok = false;
+    }
   }
   YAML::Node when = r.Get("when");
   if (when.IsDefined() && !when.IsNull()) {

@@ -49,6 +49,18 @@ const char* MissingDataPolicyName(MissingDataPolicy p) {
 
 const char* DownActionName(DownAction a) { return a == DownAction::kDelete ? "delete" : "stop"; }
 
+const char* DownOrderName(DownOrder o) {
+  switch (o) {
+    case DownOrder::kNewest:
+      return "newest";
+    case DownOrder::kOldest:
+      return "oldest";
+    case DownOrder::kLeastLoaded:
+      return "least_loaded";
+  }
+  return "newest";
+}
+
 const char* DirectionName(Direction d) { return d == Direction::kUp ? "up" : "down"; }
 
 std::string MetricRef::Name() const {

@@ -32,12 +32,15 @@ enum class Aggregate { kAvg, kMax, kMin, kSum };
 enum class Comparison { kAbove, kBelow, kPerMemberAbove, kPerMemberBelow };
 enum class MissingDataPolicy { kHold, kScaleUp, kScaleDown };
 enum class DownAction { kStop, kDelete };
+// Which running owned member scale-down takes first (`scale_down.order`).
+enum class DownOrder { kNewest, kOldest, kLeastLoaded };
 enum class Direction { kUp, kDown };
 
 const char* AggregateName(Aggregate a);                  // "avg", ...
 const char* ComparisonName(Comparison c);                // "above", "per_member_below", ...
 const char* MissingDataPolicyName(MissingDataPolicy p);  // "hold", ...
 const char* DownActionName(DownAction a);                // "stop", "delete"
+const char* DownOrderName(DownOrder o);                  // "newest", "oldest", "least_loaded"
 const char* DirectionName(Direction d);                  // "up", "down"
 
 struct MetricRef {
@@ -125,6 +128,7 @@ struct GroupRule {
   ScalePolicy scale_up = DefaultScaleUp();
   ScalePolicy scale_down;
   DownAction down_action = DownAction::kStop;
+  DownOrder down_order = DownOrder::kNewest;            // scale_down.order
   Duration shutdown_timeout{std::chrono::seconds(60)};  // scale_down.shutdown_timeout
   std::optional<TargetTracking> target;
 

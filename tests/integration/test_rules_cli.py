@@ -173,6 +173,40 @@ def test_simulate_csv_history_timeline_and_plot():
         assert root.findall(SVG + "polyline[@class='members']")
 
 
+def test_scale_down_order_rule_tests_pass():
+    """tests/testdata/scale_down_order: newest, oldest and least_loaded each
+    choose the member their test names (`actions[].domain`)."""
+    path = os.path.join(SOURCE_DIR, "tests", "testdata", "scale_down_order", "order.test.yml")
+    rc, out = run("test", "rules", path)
+    assert rc == 0, out
+    assert "SUCCESS: 3 test(s)" in out, out
+
+
+def test_simulate_per_member_least_loaded_stops_the_idlest_member():
+    with tempfile.TemporaryDirectory() as d:
+        rules = write(d, "rules.yml", """groups:
+  - name: web
+    members: {name_prefix: "web-"}
+    min: 2
+    max: 3
+    scale_down:
+      order: least_loaded
+      when: [{metric: cpu, aggregate: avg, below: 0.3}]
+""")
+        t0 = 1714521600
+        rows = ["time,member,metric,value"]
+        for i in range(0, 5):
+            for m, load in (("web-1", 0.3), ("web-2", 0.02), ("web-3", 0.2)):
+                rows.append("%d,%s,cpu,%.2f" % (t0 + 60 * i, m, load))
+        members = write(d, "members.csv", "\n".join(rows) + "\n")
+        rc, out = run("simulate", "--rules", rules, "--group", "web", "--history", members,
+                      "--step", "1m", "--load", "per-member")
+        assert rc == 0, out
+        downs = [l for l in out.splitlines() if "scale_down 3 -> 2" in l]
+        assert len(downs) == 1 and "stop web-2 ok" in downs[0], out
+        assert "scale_down.order: least_loaded" in out, out
+
+
 def test_simulate_rejects_bad_input():
     with tempfile.TemporaryDirectory() as d:
         bad = write(d, "bad.csv", "time,member,metric,value\nsoon,web-1,cpu,1\n")
@@ -192,4 +226,6 @@ if __name__ == "__main__":
         test_invalid_file_exit_2_with_file_line,
         test_simulate_csv_history_timeline_and_plot,
         test_simulate_rejects_bad_input,
+        test_scale_down_order_rule_tests_pass,
+        test_simulate_per_member_least_loaded_stops_the_idlest_member,
     ]))

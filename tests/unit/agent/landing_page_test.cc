@@ -190,6 +190,8 @@ TEST_F(LandingPageWithEngine, RecentChangesAndEachGroupsLatestEvaluation) {
   EXPECT_THAT(RowWith(html, "class=\"change\""), HasSubstr(">scale_up<"));
   EXPECT_THAT(RowWith(html, "class=\"change\""), HasSubstr("start web-2: ok"));
   EXPECT_THAT(RowWith(html, "data-group=\"web\""), HasSubstr("<b>scale_up: ok</b>"));
+  EXPECT_THAT(RowWith(html, "data-group=\"web\""),
+              HasSubstr("<span class=\"muted order\">scale-down order: newest</span>"));
 
   // Idle evaluations replace the latest evaluation, not the recent changes.
   for (int s = 10; s <= 100; s += 10) {

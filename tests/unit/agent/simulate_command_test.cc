@@ -242,5 +242,24 @@ TEST(TestRulesCommand, PassFailAndInvalidExitCodes) {
   EXPECT_THAT(out.str(), HasSubstr("no group \"web\""));
 }
 
+// tests/testdata/scale_down_order: each scale_down.order picks its member, and
+// an expected action's `domain` names the member acted on.
+TEST(TestRulesCommand, ScaleDownOrderChoosesTheExpectedMember) {
+  const std::string dir = std::string(VIRTSCALE_TESTDATA) + "/scale_down_order/";
+  std::ostringstream out;
+  EXPECT_EQ(TestRulesCommand({dir + "order.test.yml"}, {}, out), 0) << out.str();
+  EXPECT_THAT(out.str(), HasSubstr("SUCCESS: 3 test(s)"));
+
+  out.str("");
+  const std::string wrong = WriteTemp(
+      "order-wrong.yml", "rule_files: [" + dir +
+                             "rules.yml]\ntests:\n  - group: oldest\n    initial_members: 3\n"
+                             "    members_series: [{metric: cpu, values: '0.1x5'}]\n"
+                             "    expect: [{at: 0s, actions: [{domain: oldest-3}]}]\n");
+  EXPECT_EQ(TestRulesCommand({wrong}, {}, out), 1);
+  EXPECT_THAT(out.str(), HasSubstr("actions: expected [oldest-3 x1], got [down stop oldest-1]"));
+  EXPECT_THAT(out.str(), HasSubstr("scale_down.order: oldest"));
+}
+
 }  // namespace
 }  // namespace virtscale

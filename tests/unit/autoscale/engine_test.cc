@@ -78,6 +78,8 @@ TEST_F(EngineTest, ExecutesPlannedOperationsAndRecordsResults) {
   EXPECT_EQ(groups[0]["last_decision"]["result"], "ok");
   EXPECT_EQ(groups[0]["last_outcome"], "scale_up: ok");
   EXPECT_EQ(groups[0]["desired"], 2);
+  EXPECT_EQ(groups[0]["scale_down_action"], "stop");
+  EXPECT_EQ(groups[0]["scale_down_order"], "newest");
 }
 
 // An actuator whose operations on group "web" block until released.

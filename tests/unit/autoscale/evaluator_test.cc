@@ -128,6 +128,22 @@ TEST(Evaluator, ScaleDownNeedsAllDownConditions) {
   EXPECT_EQ(e.decision.actions[0].operation.domain, "web-3");  // newest created_at
 }
 
+// least_loaded reads the same snapshot cpu as the conditions; the reason names the order.
+TEST(Evaluator, ScaleDownOrderChoosesFromTheSnapshotAndIsExplained) {
+  GroupRule r = CpuRule();
+  r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2)};
+  r.down_order = DownOrder::kLeastLoaded;
+  Harness h{r};
+  auto domains = Running(3, 0.15);
+  domains[0].cpu_utilization = 0.05;  // web-1, the oldest, is the idlest
+  auto e = h.StepAt(0, domains);
+  ASSERT_EQ(e.decision.outcome, Outcome::kScaleDown) << e.decision.reason;
+  ASSERT_EQ(e.decision.actions.size(), 1u);
+  EXPECT_EQ(e.decision.actions[0].operation.domain, "web-1");
+  EXPECT_NE(e.decision.reason.find("; scale_down.order: least_loaded"), std::string::npos)
+      << e.decision.reason;
+}
+
 TEST(Evaluator, NoRunningMembersIsMissingDataNotZero) {
   GroupRule r = CpuRule(0, 5);
   r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2)};

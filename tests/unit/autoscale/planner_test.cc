@@ -99,6 +99,75 @@ TEST(Planner, DeleteNeverTouchesAdoptedDomains) {
   EXPECT_TRUE(PlanScaleDown(r, only_adopted, 1).operations.empty());
 }
 
+// Owned running members with created_at and cpu; adopted, stopped and paused ones
+// that no order may choose ahead of (or, for delete, at all).
+std::vector<DomainStats> OrderFixture() {
+  return {Dom("web-1", DomainState::kRunning, 0.40, 100),
+          Dom("web-2", DomainState::kRunning, 0.10, 300),
+          Dom("web-3", DomainState::kRunning, {}, 500),  // no cpu reading
+          Dom("web-4", DomainState::kRunning, 0.10, 200),
+          Dom("web-5", DomainState::kRunning, 0.90, 400),
+          Dom("web-a", DomainState::kRunning, 0.01),  // adopted, idlest of all
+          Dom("web-p", DomainState::kPaused, {}, 50),
+          Dom("web-s", DomainState::kShutoff, {}, 10)};
+}
+
+TEST(Planner, ScaleDownOrderNewestIsTheDefault) {
+  GroupRule r = CpuRule();
+  EXPECT_EQ(r.down_order, DownOrder::kNewest);
+  EXPECT_EQ(Domains(PlanScaleDown(r, MembersOf(r, OrderFixture()), 6)),
+            (std::vector<std::string>{"stop:web-3", "stop:web-5", "stop:web-2", "stop:web-4",
+                                      "stop:web-1", "stop:web-a"}));
+}
+
+TEST(Planner, ScaleDownOrderOldestTakesTheFirstCreatedFirst) {
+  GroupRule r = CpuRule();
+  r.down_order = DownOrder::kOldest;
+  EXPECT_EQ(Domains(PlanScaleDown(r, MembersOf(r, OrderFixture()), 6)),
+            (std::vector<std::string>{"stop:web-1", "stop:web-4", "stop:web-2", "stop:web-5",
+                                      "stop:web-3", "stop:web-a"}));
+  // Equal created_at: name ascending (the mirror of newest's name descending).
+  auto tied = MembersOf(r, {Dom("web-x", DomainState::kRunning, 0.5, 100),
+                            Dom("web-y", DomainState::kRunning, 0.5, 100)});
+  EXPECT_EQ(Domains(PlanScaleDown(r, tied, 1)), (std::vector<std::string>{"stop:web-x"}));
+}
+
+TEST(Planner, ScaleDownOrderLeastLoadedTiesByNewestAndMissingCpuLast) {
+  GroupRule r = CpuRule();
+  r.down_order = DownOrder::kLeastLoaded;
+  // web-2 and web-4 tie at 0.10: web-2 is newer. web-3 has no reading: after
+  // every member with one. The adopted web-a, idlest of all, still comes last.
+  EXPECT_EQ(Domains(PlanScaleDown(r, MembersOf(r, OrderFixture()), 6)),
+            (std::vector<std::string>{"stop:web-2", "stop:web-4", "stop:web-1", "stop:web-5",
+                                      "stop:web-3", "stop:web-a"}));
+  // An absurd reading is no reading, as for the evaluator.
+  auto absurd = MembersOf(r, {Dom("web-1", DomainState::kRunning, 0.8, 100),
+                              Dom("web-2", DomainState::kRunning, 7.0, 200),
+                              Dom("web-3", DomainState::kRunning, {}, 50)});
+  EXPECT_EQ(Domains(PlanScaleDown(r, absurd, 3)),
+            (std::vector<std::string>{"stop:web-1", "stop:web-2", "stop:web-3"}));
+  // Without any reading every member ties: newest first.
+  auto none = MembersOf(r, {Dom("web-1", DomainState::kRunning, {}, 100),
+                            Dom("web-2", DomainState::kRunning, {}, 200)});
+  EXPECT_EQ(Domains(PlanScaleDown(r, none, 2)),
+            (std::vector<std::string>{"stop:web-2", "stop:web-1"}));
+}
+
+TEST(Planner, EveryScaleDownOrderDeletesOnlyOwnedRunningMembers) {
+  GroupRule r = CpuRule();
+  r.down_action = DownAction::kDelete;
+  for (DownOrder order : {DownOrder::kNewest, DownOrder::kOldest, DownOrder::kLeastLoaded}) {
+    r.down_order = order;
+    Plan p = PlanScaleDown(r, MembersOf(r, OrderFixture()), 8);
+    ASSERT_EQ(p.operations.size(), 5u) << DownOrderName(order);
+    for (const Operation& op : p.operations) {
+      EXPECT_EQ(op.kind, Operation::Kind::kDelete);
+      EXPECT_TRUE(op.domain >= "web-1" && op.domain <= "web-5") << op.domain;
+    }
+    EXPECT_NE(p.shortfall.find("5 of 8 planned"), std::string::npos) << p.shortfall;
+  }
+}
+
 TEST(Membership, EveryStateIsCountedAndOnlyStoppedIsInactive) {
   GroupRule r = CpuRule();
   auto m = MembersOf(

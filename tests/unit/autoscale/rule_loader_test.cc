@@ -75,6 +75,7 @@ TEST_F(RuleLoaderTest, DecodesEveryKey) {
       cooldown: 5m
       action: delete
       shutdown_timeout: 20s
+      order: least_loaded
       when:
         - {metric: memory, aggregate: max, below: 0.20, for: 2m}
         - {metric: source:jobs, per_member_below: 20}
@@ -105,6 +106,7 @@ TEST_F(RuleLoaderTest, DecodesEveryKey) {
   EXPECT_EQ(g.scale_down.cooldown, std::chrono::minutes(5));
   EXPECT_EQ(g.down_action, DownAction::kDelete);
   EXPECT_EQ(g.shutdown_timeout, std::chrono::seconds(20));
+  EXPECT_EQ(g.down_order, DownOrder::kLeastLoaded);
   EXPECT_EQ(g.scale_down.when[0].Describe(), "memory:max < 0.2 for 2m");
   EXPECT_EQ(g.scale_down.when[1].Describe(), "source:jobs:per_member < 20");
   const GroupRule& q = rs.groups[1];
@@ -112,6 +114,7 @@ TEST_F(RuleLoaderTest, DecodesEveryKey) {
   EXPECT_EQ(q.interval, std::chrono::seconds(5));  // the default interval
   EXPECT_EQ(q.on_missing_data, MissingDataPolicy::kHold);
   EXPECT_EQ(q.down_action, DownAction::kStop);
+  EXPECT_EQ(q.down_order, DownOrder::kNewest);
   ASSERT_TRUE(q.target);
   EXPECT_EQ(q.target->Describe(), "source:spool / 50 per member");
   EXPECT_DOUBLE_EQ(q.target->tolerance, 0.2);
@@ -245,6 +248,39 @@ TEST_F(RuleLoaderTest, SemanticChecks) {
                 "DIR/rules/b.yml:18: groups[1].name: must match [A-Za-z0-9_.-]+ and be at most 64 "
                 "characters (it names the group's domains), got \"bad name\"",
             }));
+}
+
+TEST_F(RuleLoaderTest, ScaleDownOrderValues) {
+  RuleSet rs = Load("rules/o.yml", R"(groups:
+  - name: a
+    max: 2
+    scale_down: {order: oldest}
+  - name: b
+    max: 2
+    scale_down:
+      order: random
+  - name: c
+    max: 2
+    scale_down: {order: [newest]}
+  - name: d
+    max: 2
+    scale_up: {order: newest}
+)");
+  ASSERT_FALSE(rs.groups.empty());
+  EXPECT_EQ(rs.groups[0].name, "a");
+  EXPECT_EQ(rs.groups[0].down_order, DownOrder::kOldest);
+  EXPECT_EQ(DownOrderName(DownOrder::kLeastLoaded), std::string("least_loaded"));
+  const std::vector<std::string> messages = Messages();
+  ASSERT_EQ(messages.size(), 3u) << ::testing::PrintToString(messages);
+  EXPECT_EQ(messages[0],
+            "DIR/rules/o.yml:8: groups[1].scale_down.order: expected newest, oldest or "
+            "least_loaded, got \"random\"");
+  EXPECT_NE(messages[1].find("DIR/rules/o.yml:11: groups[2].scale_down.order: "), std::string::npos)
+      << messages[1];
+  // Only scale-down has an order.
+  EXPECT_NE(messages[2].find("DIR/rules/o.yml:14: groups[3].scale_up.order: unknown key"),
+            std::string::npos)
+      << messages[2];
 }
 
 TEST_F(RuleLoaderTest, MissingKeysAndTargetConflicts) {
