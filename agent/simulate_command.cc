@@ -110,7 +110,7 @@ bool FetchPrometheus(const SimulateOptions& o, TimePoint start, TimePoint end, D
       error = fmt::format("query {}: {}", q, answer.error().ToString());
       return false;
     }
-    const HttpResponse& res = answer.value();
+    const HttpClientResponse& res = answer.value();
     std::string perr;
     const bool parsed = ParsePrometheusRange(res.body, kind, source, history, perr);
     const bool ok = res.status >= 200 && res.status < 300;

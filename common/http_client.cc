@@ -126,7 +126,7 @@ class Request {
     }
   }
 
-  HttpResult Run(const HttpHeaders& headers) {
+  HttpResult Run(const HttpClientHeaders& headers) {
     httplib::Headers sent(headers.begin(), headers.end());
     if (!sent.count("User-Agent")) sent.emplace("User-Agent", "virtscale");
     RequestCanceller* canceller = options_.canceller;
@@ -198,7 +198,7 @@ class Request {
       auto hop = GetOnce(url, headers, watchdog);
       if (!hop.ok()) return hop.error();
       if (!IsRedirect(hop.value().status)) {
-        return HttpResponse{hop.value().status, std::move(hop).value().body, Describe(url)};
+        return HttpClientResponse{hop.value().status, std::move(hop).value().body, Describe(url)};
       }
       const std::string from = Describe(url);
       const std::string& location = hop.value().location;
@@ -286,7 +286,7 @@ std::string HttpError::ToString() const {
   return std::string(HttpErrorKindName(kind)) + ": " + message;
 }
 
-HttpResult HttpGet(const HttpUrl& url, const HttpHeaders& headers,
+HttpResult HttpGet(const HttpUrl& url, const HttpClientHeaders& headers,
                    const HttpRequestOptions& options) {
   try {
     Request request(url, options);

@@ -85,9 +85,9 @@ struct HttpRequestOptions {
   RequestCanceller* canceller = nullptr;  // may be null
 };
 
-using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+using HttpClientHeaders = std::vector<std::pair<std::string, std::string>>;
 
-struct HttpResponse {
+struct HttpClientResponse {
   int status = 0;
   std::string body;
   std::string url;  // where the answer came from (after redirects), without the query
@@ -110,11 +110,11 @@ struct HttpError {
   std::string ToString() const;
 };
 
-using HttpResult = Result<HttpResponse, HttpError>;
+using HttpResult = Result<HttpClientResponse, HttpError>;
 
 // One GET of `url` (path and query included). Sends User-Agent: virtscale and
 // `headers`; never throws.
-[[nodiscard]] HttpResult HttpGet(const HttpUrl& url, const HttpHeaders& headers,
+[[nodiscard]] HttpResult HttpGet(const HttpUrl& url, const HttpClientHeaders& headers,
                                  const HttpRequestOptions& options);
 
 }  // namespace virtscale

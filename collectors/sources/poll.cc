@@ -38,8 +38,9 @@ SourceError ToSourceError(const HttpError& error) {
 }
 
 // GETs `path` on the source's origin with its credentials and TLS settings.
-SourceResult<HttpResponse> GetFromSource(const SourceConfig& cfg, const std::string& path,
-                                         const HttpHeaders& headers, RequestCanceller* canceller) {
+SourceResult<HttpClientResponse> GetFromSource(const SourceConfig& cfg, const std::string& path,
+                                               const HttpClientHeaders& headers,
+                                               RequestCanceller* canceller) {
   HttpRequestOptions options;
   options.timeout = cfg.timeout;
   options.canceller = canceller;
@@ -69,7 +70,7 @@ SourceResult<HttpResponse> GetFromSource(const SourceConfig& cfg, const std::str
   return std::move(answer).value();
 }
 
-SourceError HttpStatusError(const HttpResponse& answer) {
+SourceError HttpStatusError(const HttpClientResponse& answer) {
   return {source_reason::kHttpStatus,
           "HTTP " + std::to_string(answer.status) + " from " + answer.url};
 }
