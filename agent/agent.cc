@@ -64,9 +64,13 @@ autoscale::LibvirtActuatorOptions ActuatorOptionsFor(LibvirtConnection& connecti
   return options;
 }
 
-autoscale::EngineOptions EngineOptionsFor(const AgentFlags& flags) {
+autoscale::EngineOptions EngineOptionsFor(const AgentFlags& flags, Sampler& sampler) {
   autoscale::EngineOptions options;
   options.dry_run = flags.dry_run;
+  // Pause and protection are read back from libvirt at once.
+  options.on_metadata_written = [&sampler](const std::vector<std::string>& domains) {
+    sampler.RefreshDomains(domains);
+  };
   return options;
 }
 
@@ -87,7 +91,7 @@ class Agent {
         sampler_(connection_, SamplerOptionsFrom(config_.libvirt)),
         actuator_([this] { return connection_.Acquire(); },
                   ActuatorOptionsFor(connection_, config_.libvirt)),
-        engine_(actuator_, EngineOptionsFor(flags_)),
+        engine_(actuator_, EngineOptionsFor(flags_, sampler_)),
         build_info_(prometheus::BuildGauge()
                         .Name("virtscale_build_info")
                         .Help("A metric with a constant '1' value labeled by version and build.")
@@ -356,7 +360,16 @@ class Agent {
       page.reload = CurrentReloadStatus();
       return page;
     };
-    if (flags_.enable_lifecycle) cb.reload = [this](std::string& error) { return Reload(error); };
+    if (flags_.enable_lifecycle) {
+      cb.reload = [this](std::string& error) { return Reload(error); };
+      cb.set_paused = [this](const std::string& group, bool paused) {
+        return engine_.SetPaused(group, paused);
+      };
+      cb.set_protected = [this](const std::string& group, const std::string& domain,
+                                bool is_protected) {
+        return engine_.SetProtected(group, domain, is_protected);
+      };
+    }
     return cb;
   }
 

@@ -153,7 +153,54 @@ bool AcceptsGzip(std::string_view accept_encoding) {
 }
 
 void Router::Add(std::string method, std::string path, Handler handler) {
+  if (path.find('{') != std::string::npos && !routes_.contains(path)) patterns_.push_back(path);
   routes_[std::move(path)][std::move(method)] = std::move(handler);
+}
+
+namespace {
+
+std::vector<std::string_view> Segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    out.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<Router::Match> Router::Find(std::string_view path) const {
+  if (auto it = routes_.find(path); it != routes_.end()) return Match{&it->first, &it->second, {}};
+  const std::vector<std::string_view> have = Segments(path);
+  for (const std::string& pattern : patterns_) {
+    const std::vector<std::string_view> want = Segments(pattern);
+    if (want.size() != have.size()) continue;
+    Match match;
+    bool ok = true;
+    for (size_t i = 0; ok && i < want.size(); ++i) {
+      if (want[i].size() > 2 && want[i].front() == '{' && want[i].back() == '}') {
+        ok = !have[i].empty();
+        match.params.emplace(want[i].substr(1, want[i].size() - 2), have[i]);
+      } else {
+        ok = want[i] == have[i];
+      }
+    }
+    if (!ok) continue;
+    auto it = routes_.find(pattern);
+    match.route = &it->first;
+    match.methods = &it->second;
+    return match;
+  }
+  return std::nullopt;
+}
+
+std::string Router::RouteOf(std::string_view path) const {
+  std::optional<Match> match = Find(path);
+  return match ? *match->route : "";
 }
 
 std::vector<std::string> Router::Paths() const {
@@ -163,12 +210,12 @@ std::vector<std::string> Router::Paths() const {
 }
 
 std::string Router::Allow(std::string_view path) const {
-  auto it = routes_.find(path);
-  if (it == routes_.end()) return "";
+  std::optional<Match> match = Find(path);
+  if (!match) return "";
   std::vector<std::string> methods;
-  for (const auto& [method, handler] : it->second) {
+  for (const auto& [method, handler] : *match->methods) {
     methods.push_back(method);
-    if (method == "GET" && !it->second.contains("HEAD")) methods.push_back("HEAD");
+    if (method == "GET" && !match->methods->contains("HEAD")) methods.push_back("HEAD");
   }
   std::sort(methods.begin(), methods.end());
   std::string out;
@@ -177,19 +224,25 @@ std::string Router::Allow(std::string_view path) const {
 }
 
 HttpResponse Router::Serve(const HttpRequest& request) const {
-  auto route = routes_.find(request.path);
-  if (route == routes_.end()) return Text(404, "404 page not found\n");
+  std::optional<Match> route = Find(request.path);
+  if (!route) return Text(404, "404 page not found\n");
   const bool head = request.method == "HEAD";
-  auto handler = route->second.find(request.method);
-  if (handler == route->second.end() && head) handler = route->second.find("GET");
-  if (handler == route->second.end()) {
+  auto handler = route->methods->find(request.method);
+  if (handler == route->methods->end() && head) handler = route->methods->find("GET");
+  if (handler == route->methods->end()) {
     HttpResponse res = Text(405, "405 method not allowed\n");
     res.SetHeader("Allow", Allow(request.path));
     return res;
   }
   HttpResponse res;
   try {
-    res = handler->second(request);
+    if (route->params.empty()) {
+      res = handler->second(request);
+    } else {
+      HttpRequest with_params = request;
+      with_params.path_params = std::move(route->params);
+      res = handler->second(with_params);
+    }
   } catch (const std::exception& e) {
     LogError("HTTP handler failed", {{"path", request.path}, {"err", e.what()}});
     res = Text(500, "internal error\n");
@@ -206,6 +259,59 @@ std::string DumpJson(const nlohmann::json& body) {
   // means one missed entry point can never turn an endpoint into a 500.
   return body.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
+
+namespace {
+
+HttpResponse LifecycleResponse(const autoscale::LifecycleChange& change) {
+  using Status = autoscale::LifecycleChange::Status;
+  switch (change.status) {
+    case Status::kOk:
+      return Json(200, {{"status", "success"}, {"data", change.body}});
+    case Status::kNoGroup:
+      return Json(404, {{"status", "error"},
+                        {"errorType", "not_found"},
+                        {"error", "no group " + change.body.value("group", std::string())}});
+    case Status::kNoMember:
+      return Json(404, {{"status", "error"},
+                        {"errorType", "not_found"},
+                        {"error", change.body.value("domain", std::string()) +
+                                      " is not a member of group " +
+                                      change.body.value("group", std::string())}});
+    case Status::kNotStored:
+      return Json(500, {{"status", "error"},
+                        {"errorType", "internal"},
+                        {"error", change.body.value("note", std::string())},
+                        {"data", change.body}});
+  }
+  return Json(500, {{"status", "error"}, {"errorType", "internal"}, {"error", "unknown status"}});
+}
+
+HttpResponse LifecycleDisabled() {
+  return Text(403, "Lifecycle API is not enabled (--web.enable-lifecycle).\n");
+}
+
+void AddLifecycleRoutes(Router& router, std::shared_ptr<const EndpointCallbacks> callbacks) {
+  for (const bool paused : {true, false}) {
+    router.Add("POST", paused ? "/api/v1/groups/{group}/pause" : "/api/v1/groups/{group}/resume",
+               [callbacks, paused](const HttpRequest& req) {
+                 if (!callbacks->set_paused) return LifecycleDisabled();
+                 return LifecycleResponse(
+                     callbacks->set_paused(req.path_params.at("group"), paused));
+               });
+  }
+  for (const bool is_protected : {true, false}) {
+    router.Add("POST",
+               is_protected ? "/api/v1/groups/{group}/members/{domain}/protect"
+                            : "/api/v1/groups/{group}/members/{domain}/unprotect",
+               [callbacks, is_protected](const HttpRequest& req) {
+                 if (!callbacks->set_protected) return LifecycleDisabled();
+                 return LifecycleResponse(callbacks->set_protected(
+                     req.path_params.at("group"), req.path_params.at("domain"), is_protected));
+               });
+  }
+}
+
+}  // namespace
 
 Router MakeAgentRouter(EndpointCallbacks cb) {
   auto callbacks = std::make_shared<const EndpointCallbacks>(std::move(cb));
@@ -242,12 +348,12 @@ Router MakeAgentRouter(EndpointCallbacks cb) {
     return res;
   });
   router.Add("POST", "/-/reload", [callbacks](const HttpRequest&) {
-    if (!callbacks->reload)
-      return Text(403, "Lifecycle API is not enabled (--web.enable-lifecycle).\n");
+    if (!callbacks->reload) return LifecycleDisabled();
     std::string error;
     if (callbacks->reload(error)) return Text(200, "config reloaded\n");
     return Text(500, "reload failed:\n" + error);
   });
+  AddLifecycleRoutes(router, callbacks);
   return router;
 }
 

@@ -30,6 +30,7 @@
 #include "agent/exposition.h"
 #include "agent/landing_page.h"
 #include "autoscale/decision.h"
+#include "autoscale/engine.h"
 
 namespace virtscale {
 
@@ -47,6 +48,8 @@ struct HttpRequest {
   QueryParams params;  // decoded query parameters, in order
   HttpHeaders headers;
   std::string body;
+  // Values of a route's `{name}` segments (Router::Add), set by Router::Serve.
+  std::map<std::string, std::string, std::less<>> path_params;
 
   // The first value of header `name` (any case), or "" when absent.
   std::string Header(std::string_view name) const;
@@ -83,17 +86,29 @@ class Router {
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
   // One handler per (method, path); a second Add for the same pair replaces it.
+  // A path segment "{name}" matches any one non-empty segment, whose value the
+  // handler finds in HttpRequest::path_params; exact paths win over patterns.
   void Add(std::string method, std::string path, Handler handler);
   HttpResponse Serve(const HttpRequest& request) const;
 
-  // Whether `path` has any handler; the request metrics label others "other".
-  bool Known(std::string_view path) const { return routes_.find(path) != routes_.end(); }
+  // The route `path` is served by, as registered ("/api/v1/groups/{group}/pause"),
+  // or "" when none; the request metrics label by it, so their cardinality stays bounded.
+  std::string RouteOf(std::string_view path) const;
   std::vector<std::string> Paths() const;
   // "GET, HEAD" or "POST": what a 405 for `path` lists.
   std::string Allow(std::string_view path) const;
 
  private:
-  std::map<std::string, std::map<std::string, Handler>, std::less<>> routes_;  // path -> method
+  using Methods = std::map<std::string, Handler>;
+  struct Match {
+    const std::string* route = nullptr;
+    const Methods* methods = nullptr;
+    std::map<std::string, std::string, std::less<>> params;
+  };
+  std::optional<Match> Find(std::string_view path) const;
+
+  std::map<std::string, Methods, std::less<>> routes_;  // path -> method
+  std::vector<std::string> patterns_;                   // routes_ keys with "{", in order added
 };
 
 // What the agent provides to its endpoints. Every callback may run on any
@@ -112,10 +127,17 @@ struct EndpointCallbacks {
   // POST /-/reload; null when the lifecycle API is off (then 403). Returns
   // whether the config was reloaded, else sets `error`.
   std::function<bool(std::string& error)> reload;
+  // POST /api/v1/groups/{group}/pause|resume and
+  // /api/v1/groups/{group}/members/{domain}/protect|unprotect; null when the
+  // lifecycle API is off (then 403).
+  std::function<autoscale::LifecycleChange(const std::string& group, bool paused)> set_paused;
+  std::function<autoscale::LifecycleChange(const std::string& group, const std::string& domain,
+                                           bool is_protected)>
+      set_protected;
 };
 
 // The routes: /metrics, /-/healthy, /-/ready, /api/v1/groups,
-// /api/v1/decisions, / and /-/reload.
+// /api/v1/decisions, /, /-/reload and the lifecycle routes above.
 Router MakeAgentRouter(EndpointCallbacks callbacks);
 
 // JSON for responses: invalid UTF-8 is replaced, never a 500.

@@ -130,7 +130,8 @@ struct HttpServerState {
     } else {
       res = router->Serve(req);
     }
-    const std::string handler = router->Known(req.path) ? req.path : "other";
+    std::string handler = router->RouteOf(req.path);
+    if (handler.empty()) handler = "other";
     requests.Add({{"handler", handler}, {"code", std::to_string(res.status)}}).Increment();
     durations
         .Add({{"handler", handler}},

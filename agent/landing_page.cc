@@ -144,8 +144,13 @@ void Groups(const json& groups, std::string& html) {
       "<th>Desired</th><th>Running</th><th>Stopped</th><th>Latest evaluation</th></tr>";
   for (const json& g : groups) {
     if (!g.is_object()) continue;
-    html += "<tr class=\"group\" data-group=\"" + Field(g, "name") + "\"><td>" + Field(g, "name") +
+    const bool paused = g.value("paused", false);
+    html += "<tr class=\"group\" data-group=\"" + Field(g, "name") + "\" data-paused=\"" +
+            (paused ? "true" : "false") + "\"><td>" + Field(g, "name") +
             (g.value("dry_run", false) ? " <span class=\"warn\">(dry run)</span>" : "") +
+            (paused ? " <span class=\"warn paused\">paused since " + Field(g, "paused_since") +
+                          "</span>"
+                    : "") +
             "<br><span class=\"muted order\">scale-down order: " + Field(g, "scale_down_order") +
             "</span>" + "</td><td class=\"num\">" + Field(g, "active") + "</td><td class=\"num\">" +
             Field(g, "min") + "</td><td class=\"num\">" + Field(g, "max") +
@@ -165,10 +170,13 @@ void Members(const json& groups, std::string& html) {
       if (!m.is_object()) continue;
       const std::string state = Field(m, "state");
       // Owned members may be deleted; adopted ones only started and stopped.
-      rows += "<tr class=\"member\" data-state=\"" + state + "\"><td>" + Field(g, "name") +
-              "</td><td>" + Field(m, "name") + "</td><td class=\"state state-" + state + "\">" +
-              state + "</td><td>" + Field(m, "domain_state") + "</td><td>" +
-              (m.value("owned", false) ? "owned" : "adopted") + "</td></tr>";
+      const bool is_protected = m.value("protected", false);
+      rows += "<tr class=\"member\" data-state=\"" + state + "\" data-protected=\"" +
+              (is_protected ? "true" : "false") + "\"><td>" + Field(g, "name") + "</td><td>" +
+              Field(m, "name") + "</td><td class=\"state state-" + state + "\">" + state +
+              "</td><td>" + Field(m, "domain_state") + "</td><td>" +
+              (m.value("owned", false) ? "owned" : "adopted") + "</td><td class=\"protection\">" +
+              (is_protected ? "<span class=\"warn\">protected</span>" : "") + "</td></tr>";
     }
   }
   if (rows.empty()) {
@@ -177,7 +185,7 @@ void Members(const json& groups, std::string& html) {
   }
   html +=
       "<table id=\"members\"><tr><th>Group</th><th>Member</th><th>State</th>"
-      "<th>Domain state</th><th>Ownership</th></tr>" +
+      "<th>Domain state</th><th>Ownership</th><th>Scale-down</th></tr>" +
       rows + "</table>";
 }
 

@@ -9,8 +9,8 @@
 // Element ids and classes tests (and scrapers) may rely on:
 //   #dry-run-banner                 only in dry run (--dry-run or a group's dry_run)
 //   #reload-status[data-result]     "start", "success" or "failure"
-//   tr.group[data-group]            one per group
-//   tr.member[data-state]           one per member; td.state holds the state
+//   tr.group[data-group][data-paused]   one per group; data-paused "true" or "false"
+//   tr.member[data-state][data-protected] one per member; td.state holds the state
 //   tr.source[data-health]          one per source (SourceHealthName)
 //   tr.change                       one per recent change
 //

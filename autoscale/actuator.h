@@ -10,6 +10,7 @@
 
 #include "autoscale/domain_template.h"
 #include "autoscale/rules.h"
+#include "collectors/snapshot.h"
 
 namespace virtscale::autoscale {
 
@@ -55,6 +56,13 @@ class Actuator {
                                       const std::vector<std::string>& domains) {
     (void)group, (void)direction, (void)unix_seconds, (void)domains;
     return "";
+  }
+  // Writes the domain's lifecycle element (pause and protection, see
+  // collectors/domain_metadata.h) so they survive a restart. Returns "" or what
+  // failed.
+  virtual std::string RecordLifecycle(const std::string& domain, const LifecycleStamp& stamp) {
+    (void)domain, (void)stamp;
+    return "not supported by this actuator";
   }
   // Agent shutdown: running and later Execute calls give up as soon as they
   // safely can (rolling back what they made) instead of waiting out timeouts.

@@ -29,12 +29,17 @@ const char* OutcomeName(Outcome o) {
       return "scale_down";
     case Outcome::kHeld:
       return "held";
+    case Outcome::kPaused:
+      return "paused";
+    case Outcome::kResumed:
+      return "resumed";
   }
   return "none";
 }
 
 std::optional<Outcome> OutcomeFromName(std::string_view name) {
-  for (Outcome o : {Outcome::kNone, Outcome::kScaleUp, Outcome::kScaleDown, Outcome::kHeld})
+  for (Outcome o : {Outcome::kNone, Outcome::kScaleUp, Outcome::kScaleDown, Outcome::kHeld,
+                    Outcome::kPaused, Outcome::kResumed})
     if (name == OutcomeName(o)) return o;
   return std::nullopt;
 }
@@ -67,6 +72,8 @@ const char* HeldByName(HeldBy h) {
       return "stale_snapshot";
     case HeldBy::kRateLimit:
       return "rate_limit";
+    case HeldBy::kPaused:
+      return "paused";
   }
   return "";
 }

@@ -38,8 +38,9 @@ using TimePoint = WallTime;
 enum class ConditionState { kInactive = 0, kPending = 1, kFiring = 2 };
 const char* ConditionStateName(ConditionState s);  // "inactive", "pending", "firing"
 
-enum class Outcome { kNone, kScaleUp, kScaleDown, kHeld };
-const char* OutcomeName(Outcome o);  // "none", "scale_up", "scale_down", "held"
+// kPaused / kResumed: an operator paused or resumed the group (lifecycle API).
+enum class Outcome { kNone, kScaleUp, kScaleDown, kHeld, kPaused, kResumed };
+const char* OutcomeName(Outcome o);  // "none", "scale_up", "scale_down", "held", "paused", ...
 std::optional<Outcome> OutcomeFromName(std::string_view name);  // inverse of OutcomeName
 
 // What kept a group from acting although a direction was wanted (or, for
@@ -58,6 +59,7 @@ enum class HeldBy {
   kNoCandidate,       // nothing to start/create/stop/delete
   kStaleSnapshot,     // membership unknown: libvirt down, snapshot stale or before a reconnect
   kRateLimit,         // the direction's rate limit is used up for its period
+  kPaused,            // an operator paused the group (lifecycle API)
 };
 const char* HeldByName(HeldBy h);  // "cooldown", "bound_max", "missing_data", ...
 
@@ -126,7 +128,10 @@ struct Decision {
 
   // Planned actions, whether they ran, failed, were cancelled or were a dry
   // run: the records an operator looks for. Everything else is a no-op.
-  bool IsChange() const { return !actions.empty(); }
+  // A pause or resume is a change too.
+  bool IsChange() const {
+    return !actions.empty() || outcome == Outcome::kPaused || outcome == Outcome::kResumed;
+  }
   nlohmann::json ToJson() const;
 };
 

@@ -103,6 +103,7 @@ void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, In
     if (!due) continue;
     if (members.empty()) members = IndexMembers(rules_, snapshot.get());
     g.membership = std::move(members[i]);
+    ApplyOverrides(g);
     EvaluationInput in{.rule = g.rule,
                        .members = g.membership,
                        .snapshot = snapshot.get(),
@@ -157,6 +158,196 @@ void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, In
   ticked_ = true;
   lock.unlock();
   if (queued) work_cv_.notify_all();
+}
+
+void Engine::ApplyOverrides(Group& g) {
+  Membership& m = g.membership;
+  if (g.pause_override) {
+    if (m.paused_changed_ms >= g.pause_override->changed_ms) {
+      g.pause_override.reset();
+    } else {
+      m.paused = g.pause_override->value;
+      m.paused_changed_ms = g.pause_override->changed_ms;
+    }
+  }
+  for (Member& member : m.members) {
+    auto it = g.protect_overrides.find(member.name);
+    if (it == g.protect_overrides.end()) continue;
+    if (member.protected_changed_ms >= it->second.changed_ms) {
+      g.protect_overrides.erase(it);
+    } else {
+      member.is_protected = it->second.value;
+      member.protected_changed_ms = it->second.changed_ms;
+    }
+  }
+}
+
+int64_t Engine::NextChangeMs() {
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          options_.clock->Now().wall.time_since_epoch())
+                          .count();
+  last_change_ms_ = std::max(now, last_change_ms_ + 1);
+  return last_change_ms_;
+}
+
+DomainErrors Engine::StoreLifecycle(
+    const std::vector<std::pair<std::string, LifecycleStamp>>& stamps) {
+  DomainErrors errors;
+  std::vector<std::string> written;
+  for (const auto& [domain, stamp] : stamps) {
+    std::string error;
+    try {
+      error = actuator_.RecordLifecycle(domain, stamp);
+    } catch (const std::exception& e) {
+      error = std::string("exception: ") + e.what();
+    }
+    if (error.empty()) {
+      written.push_back(domain);
+    } else {
+      errors.emplace_back(domain, error);
+    }
+  }
+  if (!written.empty() && options_.on_metadata_written) options_.on_metadata_written(written);
+  return errors;
+}
+
+namespace {
+
+LifecycleStamp StampOf(const std::string& group, const Membership& m, const Member& member) {
+  LifecycleStamp stamp;
+  stamp.group = group;
+  stamp.paused = m.paused;
+  stamp.paused_changed_ms = m.paused_changed_ms;
+  stamp.is_protected = member.is_protected;
+  stamp.protected_changed_ms = member.protected_changed_ms;
+  return stamp;
+}
+
+nlohmann::json ErrorsJson(const DomainErrors& errors) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [domain, error] : errors) out[domain] = error;
+  return out;
+}
+
+}  // namespace
+
+LifecycleChange Engine::SetPaused(const std::string& group, bool paused) {
+  std::lock_guard serial(lifecycle_mu_);
+  std::vector<std::pair<std::string, LifecycleStamp>> stamps;
+  LifecycleChange change;
+  bool persist = false;
+  int64_t changed_ms = 0;
+  {
+    std::lock_guard lock(mu_);
+    Group* g = FindGroup(group);
+    if (g == nullptr) return {LifecycleChange::Status::kNoGroup, {{"group", group}}};
+    changed_ms = NextChangeMs();
+    Membership& m = g->membership;
+    m.paused = paused;
+    m.paused_changed_ms = changed_ms;
+    g->pause_override = Group::Override{paused, changed_ms};
+    persist = !options_.dry_run && !g->rule.dry_run;
+    if (persist)
+      for (const Member& member : m.members)
+        stamps.emplace_back(member.name, StampOf(group, m, member));
+  }
+  const DomainErrors errors = persist ? StoreLifecycle(stamps) : DomainErrors{};
+  const size_t stored = stamps.size() - errors.size();
+
+  std::string note;
+  if (!persist) {
+    note = "dry run: kept in memory only, not stored in libvirt";
+  } else if (stamps.empty()) {
+    note = "the group has no members to store it on: it lasts until the agent restarts";
+  } else if (stored == 0) {
+    note = "storing it failed on every member: it lasts until the agent restarts";
+    change.status = LifecycleChange::Status::kNotStored;
+  }
+  std::lock_guard lock(mu_);
+  Decision d;
+  d.group = group;
+  d.time = options_.clock->Now().wall;
+  d.outcome = paused ? Outcome::kPaused : Outcome::kResumed;
+  d.reason = fmt::format("{} through the lifecycle API; stored on {} of {} member(s){}{}",
+                         paused ? "paused" : "resumed", stored, stamps.size(),
+                         note.empty() ? "" : "; ", note);
+  for (const auto& [domain, error] : errors) d.reason += "; " + domain + ": " + error;
+  d.result = !persist            ? DecisionResult::kDryRun
+             : errors.empty()    ? DecisionResult::kOk
+             : stored == 0       ? DecisionResult::kError
+                                 : DecisionResult::kPartial;
+  if (Group* g = FindGroup(group)) {
+    d.min = g->rule.min;
+    d.max = g->rule.max;
+    d.running = g->membership.running;
+    d.stopped = g->membership.stopped;
+    d.active = g->membership.active();
+    d.desired = g->last_decision ? g->last_decision->desired : d.active;
+    std::copy(std::begin(g->membership.count), std::end(g->membership.count),
+              std::begin(d.by_state_count));
+    for (const Member& m : g->membership.members) d.member_states.emplace_back(m.name, m.state);
+  }
+  LogInfo(paused ? "group paused" : "group resumed", {{"group", group}, {"reason", d.reason}});
+  if (options_.on_decision) options_.on_decision(d);
+  change.body = {{"group", group},
+                 {"paused", paused},
+                 {"changed_at", FormatTime(WallTime{std::chrono::milliseconds(changed_ms)})},
+                 {"persisted", stored > 0},
+                 {"stored_on", stored},
+                 {"members", stamps.size()},
+                 {"errors", ErrorsJson(errors)}};
+  if (!note.empty()) change.body["note"] = note;
+  change.body["decision_id"] = log_.Add(std::move(d));
+  return change;
+}
+
+LifecycleChange Engine::SetProtected(const std::string& group, const std::string& domain,
+                                     bool is_protected) {
+  std::lock_guard serial(lifecycle_mu_);
+  std::optional<std::pair<std::string, LifecycleStamp>> stamp;
+  bool persist = false;
+  bool in_flight = false;
+  int64_t changed_ms = 0;
+  {
+    std::lock_guard lock(mu_);
+    Group* g = FindGroup(group);
+    if (g == nullptr) return {LifecycleChange::Status::kNoGroup, {{"group", group}}};
+    auto it = std::find_if(g->membership.members.begin(), g->membership.members.end(),
+                           [&](const Member& m) { return m.name == domain; });
+    if (it == g->membership.members.end())
+      return {LifecycleChange::Status::kNoMember, {{"group", group}, {"domain", domain}}};
+    changed_ms = NextChangeMs();
+    it->is_protected = is_protected;
+    it->protected_changed_ms = changed_ms;
+    g->protect_overrides[domain] = Group::Override{is_protected, changed_ms};
+    persist = !options_.dry_run && !g->rule.dry_run;
+    in_flight = g->state.in_flight;
+    if (persist) stamp.emplace(domain, StampOf(group, g->membership, *it));
+  }
+  DomainErrors errors;
+  if (stamp) errors = StoreLifecycle({*stamp});
+  LifecycleChange change;
+  std::string note;
+  if (!persist) {
+    note = "dry run: kept in memory only, not stored in libvirt";
+  } else if (!errors.empty()) {
+    note = "storing it failed: it lasts until the agent restarts";
+    change.status = LifecycleChange::Status::kNotStored;
+  }
+  if (in_flight && is_protected) {
+    note += std::string(note.empty() ? "" : "; ") +
+            "an action of the group already running is not affected";
+  }
+  LogInfo(is_protected ? "member protected" : "member unprotected",
+          {{"group", group}, {"domain", domain}, {"note", note}});
+  change.body = {{"group", group},
+                 {"domain", domain},
+                 {"protected", is_protected},
+                 {"changed_at", FormatTime(WallTime{std::chrono::milliseconds(changed_ms)})},
+                 {"persisted", persist && errors.empty()},
+                 {"errors", ErrorsJson(errors)}};
+  if (!note.empty()) change.body["note"] = note;
+  return change;
 }
 
 void Engine::WaitIdle() {
@@ -314,6 +505,7 @@ nlohmann::json Engine::GroupsJson() const {
               {"domain_state", DomainStateName(m.domain_state)},
               {"running", m.state == MemberState::kRunning},
               {"owned", m.owned},
+              {"protected", m.is_protected},
               {"created_by_virtscale", m.owned}};  // 0.1 name of "owned"
       if (m.owned) mj["created_at"] = m.created_at_unix;
       members.push_back(std::move(mj));
@@ -342,6 +534,11 @@ nlohmann::json Engine::GroupsJson() const {
         {"stopped", g.membership.stopped},
         {"active", g.membership.active()},
         {"in_flight", g.state.in_flight},
+        {"paused", g.membership.paused},
+        {"paused_since",
+         g.membership.paused
+             ? json(FormatTime(WallTime{std::chrono::milliseconds(g.membership.paused_changed_ms)}))
+             : json(nullptr)},
         {"consecutive_failures", g.state.consecutive_failures},
         {"last_evaluated", opt_mono(g.last_evaluated)},
         {"last_scale_up", opt_time(g.last_scale[0])},
@@ -412,9 +609,18 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
                      MetricType::Gauge);
   auto in_flight = Family("virtscale_group_action_in_flight",
                           "1 while the group's scale actions are running.", MetricType::Gauge);
+  auto paused = Family("virtscale_group_paused",
+                       "1 while the group is paused through the lifecycle API.", MetricType::Gauge);
+  auto protected_members =
+      Family("virtscale_member_protected",
+             "1 for a member protected from scale-down through the lifecycle API, else 0.",
+             MetricType::Gauge);
   for (const Group& g : groups_) {
     const std::string& name = g.rule.name;
     AddSample(min, {{"group", name}}, static_cast<double>(g.rule.min));
+    AddSample(paused, {{"group", name}}, g.membership.paused ? 1 : 0);
+    for (const Member& m : g.membership.members)
+      AddSample(protected_members, {{"group", name}, {"domain", m.name}}, m.is_protected ? 1 : 0);
     AddSample(max, {{"group", name}}, static_cast<double>(g.rule.max));
     AddSample(in_flight, {{"group", name}}, g.state.in_flight ? 1 : 0);
     for (const auto& [key, count] : g.actions_total)
@@ -455,7 +661,7 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
   // Without groups a tick evaluates nothing; the series would only say how fast nothing is.
   if (ticked_ && !groups_.empty()) AddSample(eval, {}, last_tick_seconds_);
   for (auto* f : {&members, &desired, &min, &max, &value, &state, &threshold, &actions, &decisions,
-                  &last, &in_flight, &eval}) {
+                  &last, &in_flight, &paused, &protected_members, &eval}) {
     if (!f->metric.empty()) out.push_back(std::move(*f));
   }
 }

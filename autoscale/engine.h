@@ -63,6 +63,26 @@ struct EngineOptions {
   // Called (under the engine's lock, with actions still "pending") with every
   // decision as it is made; the simulator records its timeline with it.
   std::function<void(const Decision&)> on_decision;
+  // Called (without the lock) with the domains whose lifecycle metadata the
+  // engine just wrote, so the sampler reads them again (Sampler::RefreshDomains).
+  std::function<void(const std::vector<std::string>&)> on_metadata_written;
+};
+
+// (domain, what failed) pairs.
+using DomainErrors = std::vector<std::pair<std::string, std::string>>;
+
+// What a lifecycle request (pause, resume, protect, unprotect) did. The
+// change takes effect at once in memory; `persisted` says whether it was also
+// stored in libvirt, so that it survives a restart.
+struct LifecycleChange {
+  enum class Status {
+    kOk,        // applied, and stored (or nothing could be: see `note`)
+    kNoGroup,   // no such group
+    kNoMember,  // the domain is not a member of the group
+    kNotStored  // applied in memory, but every write to libvirt failed
+  };
+  Status status = Status::kOk;
+  nlohmann::json body;  // the endpoint's `data`: what changed, where it is stored, errors
 };
 
 class Engine {
@@ -87,6 +107,14 @@ class Engine {
   // Blocks until no action is queued or running (tests, shutdown).
   void WaitIdle();
 
+  // The lifecycle API. A paused group evaluates as usual but every decision is
+  // held (held_by paused); pause and resume are decision records of their own.
+  // A protected member is never chosen for scale-down. Both are stored in each
+  // member's lifecycle metadata (Actuator::RecordLifecycle), except in dry run.
+  LifecycleChange SetPaused(const std::string& group, bool paused);
+  LifecycleChange SetProtected(const std::string& group, const std::string& domain,
+                               bool is_protected);
+
   // /api/v1/groups: one object per group (rule, members, state, last decision).
   nlohmann::json GroupsJson() const;
   // /api/v1/decisions: the records `filter` selects, newest first.
@@ -106,6 +134,14 @@ class Engine {
     std::map<std::pair<std::string, std::string>, double> actions_total;    // (direction, result)
     std::map<std::pair<std::string, std::string>, double> decisions_total;  // (outcome, held_by)
     std::optional<WallTime> last_scale[2];  // by Direction: when an action last ran
+    // Lifecycle changes made here and not yet seen in a snapshot (or never
+    // stored: dry run, no members); a stored change at least as new wins.
+    struct Override {
+      bool value = false;
+      int64_t changed_ms = 0;
+    };
+    std::optional<Override> pause_override;
+    std::map<std::string, Override> protect_overrides;  // by member name
   };
   struct Job {
     std::string group;
@@ -122,6 +158,13 @@ class Engine {
   void StampScaleTime(const Job& job, const std::vector<OperationResult>& results);
   void Finish(const Job& job, const std::vector<OperationResult>& results);
   Group* FindGroup(const std::string& name);
+  // Applies the group's overrides to its membership, dropping those a snapshot caught up with.
+  static void ApplyOverrides(Group& g);
+  // Unix ms for a lifecycle change: wall time, but always after the previous change.
+  int64_t NextChangeMs();
+  // Writes the stamps (unless persisting is off) and returns per-domain errors.
+  DomainErrors StoreLifecycle(
+      const std::vector<std::pair<std::string, LifecycleStamp>>& stamps);
 
   Actuator& actuator_;
   EngineOptions options_;
@@ -136,6 +179,8 @@ class Engine {
   size_t busy_ = 0;  // workers running a job
   bool stop_ = false;
   bool shut_down_ = false;
+  int64_t last_change_ms_ = 0;
+  std::mutex lifecycle_mu_;  // one lifecycle request at a time, so stored changes keep their order
   double last_tick_seconds_ = 0;
   bool ticked_ = false;
   std::vector<std::thread> workers_;  // last: start after everything above exists

@@ -514,6 +514,20 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
 
   // 2. What the data ask for.
   const Intent intent = ChooseIntent(rule, in.members, up, down, target);
+  // Paused: everything holds, bounds included (AWS "suspend processes"), but the
+  // decision still says what the data ask for.
+  if (in.members.paused) {
+    if (intent.direction) {
+      d.direction = intent.direction;
+      d.desired = intent.desired;
+    }
+    const WallTime since{std::chrono::milliseconds(in.members.paused_changed_ms)};
+    Hold(d, HeldBy::kPaused, intent.direction ? intent.why : intent.reason,
+         fmt::format("group paused since {} (lifecycle API); POST /api/v1/groups/{}/resume to "
+                     "resume",
+                     FormatTime(since), rule.name));
+    return e;
+  }
   if (!intent.direction) {
     if (intent.held_by != HeldBy::kNone) {
       Hold(d, intent.held_by, "", intent.reason);

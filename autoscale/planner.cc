@@ -1,6 +1,7 @@
 #include "autoscale/planner.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cctype>
@@ -86,6 +87,14 @@ std::vector<Membership> IndexMembers(const RuleSet& rules, const Snapshot* snaps
     if (d.scale_stamp && d.scale_stamp->group == rules.groups[*group].name) {
       member.last_scale_up_unix = d.scale_stamp->last_up_unix;
       member.last_scale_down_unix = d.scale_stamp->last_down_unix;
+    }
+    if (d.lifecycle && d.lifecycle->group == rules.groups[*group].name) {
+      member.is_protected = d.lifecycle->is_protected;
+      member.protected_changed_ms = d.lifecycle->protected_changed_ms;
+      if (d.lifecycle->paused_changed_ms > m.paused_changed_ms) {
+        m.paused = d.lifecycle->paused;
+        m.paused_changed_ms = d.lifecycle->paused_changed_ms;
+      }
     }
     member.cpu = d.cpu_utilization;
     member.memory = d.memory_utilization;
@@ -195,9 +204,14 @@ Plan PlanScaleDown(const GroupRule& rule, const Membership& members, int64_t n) 
   Plan plan;
   const bool del = rule.down_action == DownAction::kDelete;
   auto running = Order(members, &IsRunning, OwnedLess(rule.down_order), &NameDescending);
+  std::vector<std::string> skipped;  // protected
   for (const Member* m : running) {
     if (static_cast<int64_t>(plan.operations.size()) >= n) break;
     if (!m->owned && del) break;  // adopted domains are never deleted, nor stopped instead
+    if (m->is_protected) {
+      skipped.push_back(m->name);
+      continue;
+    }
     plan.operations.push_back(
         MakeOp(rule, del ? Operation::Kind::kDelete : Operation::Kind::kStop, m->name));
   }
@@ -209,6 +223,10 @@ Plan PlanScaleDown(const GroupRule& rule, const Membership& members, int64_t n) 
                   "(adopted domains and copies are never deleted)",
                   planned, n)
             : fmt::format("{} of {} planned: no running member left to stop", planned, n);
+  }
+  if (!skipped.empty()) {
+    plan.shortfall += fmt::format("{}protected, never chosen: {}", plan.shortfall.empty() ? "" : "; ",
+                                  fmt::join(skipped, ", "));
   }
   return plan;
 }

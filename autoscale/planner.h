@@ -21,7 +21,8 @@
 // members are never deleted: with `action: delete` they are never touched;
 // with `action: stop` they may be stopped, but only after every running owned
 // member (by name, descending). Members in other states (paused, crashed, ...)
-// are never chosen: someone else is handling them.
+// are never chosen: someone else is handling them. Protected members (the
+// lifecycle API) are never chosen either; the plan's shortfall names them.
 //
 //   auto members = IndexMembers(rules, snapshot);      // one pass for all groups
 //   Plan plan = PlanScaleUp(rule, members[i], 2);       // {start web-2, create}
@@ -46,6 +47,9 @@ struct Member {
   // The group's scale stamps found on this member (0: none); see ScaleStamp.
   int64_t last_scale_up_unix = 0;
   int64_t last_scale_down_unix = 0;
+  // Set through the lifecycle API: never chosen for scale-down.
+  bool is_protected = false;
+  int64_t protected_changed_ms = 0;  // unix ms of the stored change; 0: never
   std::optional<double> cpu;     // DomainStats::cpu_utilization
   std::optional<double> memory;  // DomainStats::memory_utilization
 };
@@ -59,6 +63,10 @@ struct Membership {
   int64_t running = 0;
   int64_t stopped = 0;
   int64_t count[kMemberStates] = {};  // by MemberState
+  // Paused through the lifecycle API: the newest stored change among the
+  // members (LifecycleStamp), or the engine's own newer one.
+  bool paused = false;
+  int64_t paused_changed_ms = 0;  // unix ms; 0: never
   int64_t active() const { return static_cast<int64_t>(members.size()) - stopped; }
 };
 

@@ -19,15 +19,26 @@ std::string_view LocalName(const pugi::xml_node& node) {
 // 9999-12-31T23:59:59Z: later values are garbage, not times.
 constexpr int64_t kMaxUnixSeconds = 253402300799;
 
-// A plain decimal count of seconds in [0, kMaxUnixSeconds], else 0.
-int64_t ParseUnixSeconds(std::string_view text) {
-  if (text.empty() || text.size() > 12) return 0;
+// A plain decimal count in [0, max], else 0.
+int64_t ParseCount(std::string_view text, int64_t max) {
+  if (text.empty() || text.size() > 15) return 0;
   int64_t value = 0;
   for (char c : text) {
     if (c < '0' || c > '9') return 0;
     value = value * 10 + (c - '0');
   }
-  return value <= kMaxUnixSeconds ? value : 0;
+  return value <= max ? value : 0;
+}
+
+int64_t ParseUnixSeconds(std::string_view text) { return ParseCount(text, kMaxUnixSeconds); }
+int64_t ParseUnixMillis(std::string_view text) {
+  return ParseCount(text, kMaxUnixSeconds * 1000 + 999);
+}
+
+std::string FormatElement(const pugi::xml_document& doc) {
+  std::ostringstream out;
+  doc.save(out, "", pugi::format_raw | pugi::format_no_declaration);
+  return out.str();
 }
 
 }  // namespace
@@ -53,9 +64,36 @@ std::string FormatScaleStamp(const ScaleStamp& stamp, bool bare) {
   root.append_attribute("up") = static_cast<long long>(std::max<int64_t>(stamp.last_up_unix, 0));
   root.append_attribute("down") =
       static_cast<long long>(std::max<int64_t>(stamp.last_down_unix, 0));
-  std::ostringstream out;
-  doc.save(out, "", pugi::format_raw | pugi::format_no_declaration);
-  return out.str();
+  return FormatElement(doc);
+}
+
+std::optional<LifecycleStamp> ParseLifecycleStamp(std::string_view xml) {
+  pugi::xml_document doc;
+  if (!doc.load_buffer(xml.data(), xml.size())) return std::nullopt;
+  pugi::xml_node root = doc.document_element();
+  if (LocalName(root) != "lifecycle") return std::nullopt;
+  LifecycleStamp stamp;
+  stamp.group = root.attribute("group").value();
+  if (stamp.group.empty()) return std::nullopt;
+  stamp.paused = std::string_view(root.attribute("paused").value()) == "true";
+  stamp.paused_changed_ms = ParseUnixMillis(root.attribute("paused-changed").value());
+  stamp.is_protected = std::string_view(root.attribute("protected").value()) == "true";
+  stamp.protected_changed_ms = ParseUnixMillis(root.attribute("protected-changed").value());
+  return stamp;
+}
+
+std::string FormatLifecycleStamp(const LifecycleStamp& stamp, bool bare) {
+  pugi::xml_document doc;
+  pugi::xml_node root = doc.append_child(bare ? "lifecycle" : "vsl:lifecycle");
+  if (!bare) root.append_attribute("xmlns:vsl") = kLifecycleNamespace;
+  root.append_attribute("group") = stamp.group.c_str();
+  root.append_attribute("paused") = stamp.paused ? "true" : "false";
+  root.append_attribute("paused-changed") =
+      static_cast<long long>(std::max<int64_t>(stamp.paused_changed_ms, 0));
+  root.append_attribute("protected") = stamp.is_protected ? "true" : "false";
+  root.append_attribute("protected-changed") =
+      static_cast<long long>(std::max<int64_t>(stamp.protected_changed_ms, 0));
+  return FormatElement(doc);
 }
 
 std::optional<VirtscaleMetadata> ParseVirtscaleMetadata(std::string_view xml) {
@@ -88,9 +126,7 @@ std::string FormatVirtscaleMetadata(const VirtscaleMetadata& meta) {
   root.append_child("virtscale:template").text() = meta.template_path.c_str();
   root.append_child("virtscale:created-at").text() = static_cast<long long>(meta.created_at_unix);
   if (!meta.uuid.empty()) root.append_child("virtscale:uuid").text() = meta.uuid.c_str();
-  std::ostringstream out;
-  doc.save(out, "", pugi::format_raw | pugi::format_no_declaration);
-  return out.str();
+  return FormatElement(doc);
 }
 
 }  // namespace virtscale

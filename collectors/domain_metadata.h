@@ -58,4 +58,17 @@ std::optional<ScaleStamp> ParseScaleStamp(std::string_view xml);
 // adds them from its key and uri arguments).
 std::string FormatScaleStamp(const ScaleStamp& stamp, bool bare = false);
 
+// Pause and protection (LifecycleStamp), one element per domain:
+//
+//   <vsl:lifecycle xmlns:vsl="http://virtscale.org/xmlns/lifecycle/1.0" group="web"
+//                  paused="true" paused-changed="1764194400123"
+//                  protected="false" protected-changed="0"/>
+inline constexpr const char* kLifecycleNamespace = "http://virtscale.org/xmlns/lifecycle/1.0";
+inline constexpr const char* kLifecyclePrefix = "vsl";
+
+// nullopt when not well-formed, not a <lifecycle> element or without group. A
+// flag other than "true" reads as false; a bad time as 0.
+std::optional<LifecycleStamp> ParseLifecycleStamp(std::string_view xml);
+std::string FormatLifecycleStamp(const LifecycleStamp& stamp, bool bare = false);
+
 }  // namespace virtscale

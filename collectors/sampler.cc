@@ -20,6 +20,7 @@ struct DomainIdentity {
   std::vector<std::string> interfaces;
   std::optional<VirtscaleMetadata> metadata;
   std::optional<ScaleStamp> scale_stamp;
+  std::optional<LifecycleStamp> lifecycle;
   std::chrono::steady_clock::time_point fetched_at;
 };
 
@@ -202,6 +203,21 @@ struct FallbackResult {
   Clock::time_point read_at;
 };
 
+// One of virtscale's metadata elements; nullopt when absent or unreadable
+// (the failure is recorded, and an unsupported call is not tried again).
+std::optional<std::string> ReadMetadataElement(virDomainPtr dom, const char* ns,
+                                               CallErrors& errs) {
+  if (errs.unsupported->load() & kNoMetadata) return std::nullopt;
+  char* xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, ns, VIR_DOMAIN_AFFECT_CURRENT);
+  if (xml == nullptr) {
+    if (LastLibvirtError().code != VIR_ERR_NO_DOMAIN_METADATA) errs.Fail("metadata", kNoMetadata);
+    return std::nullopt;
+  }
+  std::string text(xml);
+  free(xml);
+  return text;
+}
+
 std::shared_ptr<DomainIdentity> FetchIdentity(virDomainPtr dom, const std::string& name,
                                               CallErrors& errs) {
   auto id = std::make_shared<DomainIdentity>();
@@ -223,26 +239,12 @@ std::shared_ptr<DomainIdentity> FetchIdentity(virDomainPtr dom, const std::strin
     }
     free(xml);
   }
-  if (!(errs.unsupported->load() & kNoMetadata)) {
-    char* meta = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, kMetadataNamespace,
-                                      VIR_DOMAIN_AFFECT_CURRENT);
-    if (meta != nullptr) {
-      id->metadata = ParseVirtscaleMetadata(meta);
-      free(meta);
-    } else if (LastLibvirtError().code != VIR_ERR_NO_DOMAIN_METADATA) {
-      errs.Fail("metadata", kNoMetadata);
-    }
-  }
-  if (!(errs.unsupported->load() & kNoMetadata)) {
-    char* stamp = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, kScaleStampNamespace,
-                                       VIR_DOMAIN_AFFECT_CURRENT);
-    if (stamp != nullptr) {
-      id->scale_stamp = ParseScaleStamp(stamp);
-      free(stamp);
-    } else if (LastLibvirtError().code != VIR_ERR_NO_DOMAIN_METADATA) {
-      errs.Fail("metadata", kNoMetadata);
-    }
-  }
+  if (std::optional<std::string> xml = ReadMetadataElement(dom, kMetadataNamespace, errs))
+    id->metadata = ParseVirtscaleMetadata(*xml);
+  if (std::optional<std::string> xml = ReadMetadataElement(dom, kScaleStampNamespace, errs))
+    id->scale_stamp = ParseScaleStamp(*xml);
+  if (std::optional<std::string> xml = ReadMetadataElement(dom, kLifecycleNamespace, errs))
+    id->lifecycle = ParseLifecycleStamp(*xml);
   return id;
 }
 
@@ -545,8 +547,16 @@ void Sampler::OnDomainEvent(const std::string& event, const std::string& domain)
     ++counters_.domain_events_total[event];
   }
   if (event == "defined" || event == "undefined") {
+    RefreshDomains({domain});
+  } else {
+    RequestSample();
+  }
+}
+
+void Sampler::RefreshDomains(const std::vector<std::string>& domains) {
+  {
     std::lock_guard lock(invalidate_mu_);
-    invalidated_names_.push_back(domain);
+    invalidated_names_.insert(invalidated_names_.end(), domains.begin(), domains.end());
   }
   RequestSample();
 }
@@ -791,6 +801,7 @@ SnapshotPtr Sampler::SampleNow() {
         d.os_machine = identity->os_machine;
         d.metadata = identity->metadata;
         d.scale_stamp = identity->scale_stamp;
+        d.lifecycle = identity->lifecycle;
       }
       if (d.timed_out) {
         // Keep what is known from the last good sample so owners still see it.

@@ -91,6 +91,9 @@ class Sampler {
   // Lifecycle event hook: counts it, drops cached XML facts of the domain on
   // "defined"/"undefined", and requests a sample. Safe from any thread.
   void OnDomainEvent(const std::string& event, const std::string& domain);
+  // Drops the cached XML facts (metadata included) of `domains` and requests a
+  // sample, after virtscale itself changed their metadata. Safe from any thread.
+  void RefreshDomains(const std::vector<std::string>& domains);
   // Applies new options from the next sample on (config reload).
   void UpdateOptions(SamplerOptions options);
   SamplerOptions options() const;

@@ -48,6 +48,18 @@ struct ScaleStamp {
   int64_t last_down_unix = 0;
 };
 
+// Operator state set through the lifecycle API (pause, protect), in its own
+// metadata element on the group's members so it survives a restart. A pause
+// is stored on every member; the newest `paused_changed_ms` among a group's
+// members holds. Each change is stamped with unix milliseconds (0: never).
+struct LifecycleStamp {
+  std::string group;
+  bool paused = false;
+  int64_t paused_changed_ms = 0;
+  bool is_protected = false;
+  int64_t protected_changed_ms = 0;
+};
+
 struct VcpuStats {
   unsigned id = 0;
   std::optional<int> state;
@@ -104,6 +116,7 @@ struct DomainStats {
 
   std::optional<VirtscaleMetadata> metadata;
   std::optional<ScaleStamp> scale_stamp;
+  std::optional<LifecycleStamp> lifecycle;
 
   // Derived from this and the previous sample of the same UUID.
   std::optional<double> cpu_utilization;     // 0..1 of virtual_cpus

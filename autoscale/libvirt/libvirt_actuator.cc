@@ -714,6 +714,24 @@ class LibvirtActuator::Run {
     }
     int64_t& slot = direction == Direction::kUp ? stamp.last_up_unix : stamp.last_down_unix;
     slot = std::max(slot, unix_seconds);
+    return WriteMetadata(dom, FormatScaleStamp(stamp, /*bare=*/true), kScaleStampPrefix,
+                         kScaleStampNamespace, "write scale stamp");
+  }
+
+  // Returns "" or what failed.
+  std::string WriteLifecycle(const std::string& name, const LifecycleStamp& stamp) {
+    std::string error;
+    DomainRef dom = Lookup(name, error);
+    if (!dom) return error;
+    return WriteMetadata(dom, FormatLifecycleStamp(stamp, /*bare=*/true), kLifecyclePrefix,
+                         kLifecycleNamespace, "write lifecycle stamp");
+  }
+
+  // Sets one of virtscale's metadata elements (`xml` bare, see domain_metadata.h)
+  // in the persistent config, and in the live definition of a running (or
+  // transient) domain. Returns "" or what failed.
+  std::string WriteMetadata(const DomainRef& dom, std::string xml, const char* prefix,
+                            const char* ns, const char* what) {
     auto flags = Call("state", [dom] {
       int active = virDomainIsActive(dom.get());
       int persistent = virDomainIsPersistent(dom.get());
@@ -724,12 +742,12 @@ class LibvirtActuator::Run {
       return static_cast<int>(f);
     });
     if (!flags.value || *flags.value < 0) return Why("state", flags);
-    std::string xml = FormatScaleStamp(stamp, /*bare=*/true);
-    auto written = Call("write scale stamp", [dom, xml, f = static_cast<unsigned>(*flags.value)] {
-      return virDomainSetMetadata(dom.get(), VIR_DOMAIN_METADATA_ELEMENT, xml.c_str(),
-                                  kScaleStampPrefix, kScaleStampNamespace, f);
+    auto written = Call(what, [dom, xml = std::move(xml), prefix, ns,
+                               f = static_cast<unsigned>(*flags.value)] {
+      return virDomainSetMetadata(dom.get(), VIR_DOMAIN_METADATA_ELEMENT, xml.c_str(), prefix, ns,
+                                  f);
     });
-    if (!written.value || *written.value < 0) return Why("write scale stamp", written);
+    if (!written.value || *written.value < 0) return Why(what, written);
     return "";
   }
 
@@ -947,6 +965,15 @@ std::string LibvirtActuator::RecordScaleTime(const std::string& group, Direction
              {"error", out}});
   }
   return out;
+}
+
+std::string LibvirtActuator::RecordLifecycle(const std::string& domain,
+                                             const LifecycleStamp& stamp) {
+  std::lock_guard lock(stamp_mu_);
+  ConnectionRef conn = provider_ ? provider_() : nullptr;
+  if (!conn) return "libvirt down";
+  Run run(*this, conn);
+  return run.WriteLifecycle(domain, stamp);
 }
 
 LeftoverCleanup LibvirtActuator::CleanupLeftovers(const RuleSet& rules) {

@@ -121,6 +121,9 @@ class LibvirtActuator : public Actuator {
   std::string RecordScaleTime(const std::string& group, Direction direction, int64_t unix_seconds,
                               const std::vector<std::string>& domains) override;
 
+  // Writes `stamp` as the domain's lifecycle element, in the same places.
+  std::string RecordLifecycle(const std::string& domain, const LifecycleStamp& stamp) override;
+
   // Idempotent; see the top of this file.
   void Cancel() override;
 

@@ -123,8 +123,8 @@ TEST(Router, UnknownPathIs404AndWrongMethodIs405WithAllow) {
   EXPECT_EQ(res.headers.find("Allow")->second, "POST");
   EXPECT_EQ(router.Serve(Request("HEAD", "/b")).status, 405);
   EXPECT_EQ(router.Serve(Request("DELETE", "/a")).status, 405);
-  EXPECT_TRUE(router.Known("/a"));
-  EXPECT_FALSE(router.Known("/c"));
+  EXPECT_EQ(router.RouteOf("/a"), "/a");
+  EXPECT_EQ(router.RouteOf("/c"), "");
 }
 
 TEST(Router, HeadIsGetWithoutBody) {
