@@ -292,12 +292,12 @@ HttpResponse LifecycleDisabled() {
 
 void AddLifecycleRoutes(Router& router, std::shared_ptr<const EndpointCallbacks> callbacks) {
   for (const bool paused : {true, false}) {
-    router.Add("POST", paused ? "/api/v1/groups/{group}/pause" : "/api/v1/groups/{group}/resume",
-               [callbacks, paused](const HttpRequest& req) {
-                 if (!callbacks->set_paused) return LifecycleDisabled();
-                 return LifecycleResponse(
-                     callbacks->set_paused(req.path_params.at("group"), paused));
-               });
+    router.Add(
+        "POST", paused ? "/api/v1/groups/{group}/pause" : "/api/v1/groups/{group}/resume",
+        [callbacks, paused](const HttpRequest& req) {
+          if (!callbacks->set_paused) return LifecycleDisabled();
+          return LifecycleResponse(callbacks->set_paused(req.path_params.at("group"), paused));
+        });
   }
   for (const bool is_protected : {true, false}) {
     router.Add("POST",

@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
                  "Address to listen on; overrides web.listen_address (default :9177).");
   app.add_option("--web.config.file", flags.web_config_file,
                  "Exporter-toolkit web config for TLS and basic auth.");
-  app.add_flag("--web.enable-lifecycle", flags.enable_lifecycle, "Enable POST /-/reload and the pause, resume, protect and unprotect endpoints.");
+  app.add_flag("--web.enable-lifecycle", flags.enable_lifecycle,
+               "Enable POST /-/reload and the pause, resume, protect and unprotect endpoints.");
   app.add_flag("--dry-run", flags.dry_run,
                "Compute, log and export scaling decisions without changing any VM.");
   app.add_option("--log.level", flags.log_level, "debug, info, warn or error.")

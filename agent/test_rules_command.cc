@@ -23,11 +23,22 @@ using autoscale::Operation;
 using autoscale::SimulationSpec;
 using autoscale::TimePoint;
 
-constexpr const char* kHeldByNames[] = {
-    "none",         "no_snapshot",    "missing_data",     "cooldown",          "bound_min",
-    "bound_max",    "dry_run",        "action_in_flight", "awaiting_snapshot", "backoff",
-    "no_candidate", "stale_snapshot", "rate_limit",       "paused"};
-constexpr const char* kOutcomeNames[] = {"none", "scale_up", "scale_down", "held", "paused", "resumed"};
+constexpr const char* kHeldByNames[] = {"none",
+                                        "no_snapshot",
+                                        "missing_data",
+                                        "cooldown",
+                                        "bound_min",
+                                        "bound_max",
+                                        "dry_run",
+                                        "action_in_flight",
+                                        "awaiting_snapshot",
+                                        "backoff",
+                                        "no_candidate",
+                                        "stale_snapshot",
+                                        "rate_limit",
+                                        "paused"};
+constexpr const char* kOutcomeNames[] = {"none", "scale_up", "scale_down",
+                                         "held", "paused",   "resumed"};
 
 struct ExpectedAction {
   std::optional<Direction> direction;

@@ -272,10 +272,10 @@ LifecycleChange Engine::SetPaused(const std::string& group, bool paused) {
                          paused ? "paused" : "resumed", stored, stamps.size(),
                          note.empty() ? "" : "; ", note);
   for (const auto& [domain, error] : errors) d.reason += "; " + domain + ": " + error;
-  d.result = !persist            ? DecisionResult::kDryRun
-             : errors.empty()    ? DecisionResult::kOk
-             : stored == 0       ? DecisionResult::kError
-                                 : DecisionResult::kPartial;
+  d.result = !persist         ? DecisionResult::kDryRun
+             : errors.empty() ? DecisionResult::kOk
+             : stored == 0    ? DecisionResult::kError
+                              : DecisionResult::kPartial;
   if (Group* g = FindGroup(group)) {
     d.min = g->rule.min;
     d.max = g->rule.max;

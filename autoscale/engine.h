@@ -163,8 +163,7 @@ class Engine {
   // Unix ms for a lifecycle change: wall time, but always after the previous change.
   int64_t NextChangeMs();
   // Writes the stamps (unless persisting is off) and returns per-domain errors.
-  DomainErrors StoreLifecycle(
-      const std::vector<std::pair<std::string, LifecycleStamp>>& stamps);
+  DomainErrors StoreLifecycle(const std::vector<std::pair<std::string, LifecycleStamp>>& stamps);
 
   Actuator& actuator_;
   EngineOptions options_;

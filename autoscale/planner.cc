@@ -225,8 +225,8 @@ Plan PlanScaleDown(const GroupRule& rule, const Membership& members, int64_t n) 
             : fmt::format("{} of {} planned: no running member left to stop", planned, n);
   }
   if (!skipped.empty()) {
-    plan.shortfall += fmt::format("{}protected, never chosen: {}", plan.shortfall.empty() ? "" : "; ",
-                                  fmt::join(skipped, ", "));
+    plan.shortfall += fmt::format("{}protected, never chosen: {}",
+                                  plan.shortfall.empty() ? "" : "; ", fmt::join(skipped, ", "));
   }
   return plan;
 }

@@ -50,8 +50,8 @@ struct Member {
   // Set through the lifecycle API: never chosen for scale-down.
   bool is_protected = false;
   int64_t protected_changed_ms = 0;  // unix ms of the stored change; 0: never
-  std::optional<double> cpu;     // DomainStats::cpu_utilization
-  std::optional<double> memory;  // DomainStats::memory_utilization
+  std::optional<double> cpu;         // DomainStats::cpu_utilization
+  std::optional<double> memory;      // DomainStats::memory_utilization
 };
 
 // running: running; paused: paused; stopped: shut off; other: blocked, shutting

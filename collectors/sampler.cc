@@ -205,8 +205,7 @@ struct FallbackResult {
 
 // One of virtscale's metadata elements; nullopt when absent or unreadable
 // (the failure is recorded, and an unsupported call is not tried again).
-std::optional<std::string> ReadMetadataElement(virDomainPtr dom, const char* ns,
-                                               CallErrors& errs) {
+std::optional<std::string> ReadMetadataElement(virDomainPtr dom, const char* ns, CallErrors& errs) {
   if (errs.unsupported->load() & kNoMetadata) return std::nullopt;
   char* xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, ns, VIR_DOMAIN_AFFECT_CURRENT);
   if (xml == nullptr) {

@@ -742,11 +742,11 @@ class LibvirtActuator::Run {
       return static_cast<int>(f);
     });
     if (!flags.value || *flags.value < 0) return Why("state", flags);
-    auto written = Call(what, [dom, xml = std::move(xml), prefix, ns,
-                               f = static_cast<unsigned>(*flags.value)] {
-      return virDomainSetMetadata(dom.get(), VIR_DOMAIN_METADATA_ELEMENT, xml.c_str(), prefix, ns,
-                                  f);
-    });
+    auto written = Call(
+        what, [dom, xml = std::move(xml), prefix, ns, f = static_cast<unsigned>(*flags.value)] {
+          return virDomainSetMetadata(dom.get(), VIR_DOMAIN_METADATA_ELEMENT, xml.c_str(), prefix,
+                                      ns, f);
+        });
     if (!written.value || *written.value < 0) return Why(what, written);
     return "";
   }

@@ -27,6 +27,7 @@ struct FakeAgent {
   int reloads = 0;
   std::optional<bool> gzip_asked;
   autoscale::DecisionFilter last_filter;
+  std::vector<std::string> lifecycle_calls;
 
   EndpointCallbacks Callbacks() {
     EndpointCallbacks cb;
@@ -49,12 +50,30 @@ struct FakeAgent {
       page.version = "9.9.9";
       return page;
     };
-    if (lifecycle)
+    if (lifecycle) {
       cb.reload = [this](std::string& error) {
         ++reloads;
         if (!reload_ok) error = "bad config";
         return reload_ok;
       };
+      cb.set_paused = [this](const std::string& group, bool paused) {
+        lifecycle_calls.push_back(group + (paused ? " pause" : " resume"));
+        autoscale::LifecycleChange c;
+        if (group != "web") c.status = autoscale::LifecycleChange::Status::kNoGroup;
+        c.body = {{"group", group}, {"paused", paused}};
+        return c;
+      };
+      cb.set_protected = [this](const std::string& group, const std::string& domain,
+                                bool is_protected) {
+        lifecycle_calls.push_back(group + " " + domain +
+                                  (is_protected ? " protect" : " unprotect"));
+        autoscale::LifecycleChange c;
+        if (domain == "gone") c.status = autoscale::LifecycleChange::Status::kNoMember;
+        if (domain == "readonly") c.status = autoscale::LifecycleChange::Status::kNotStored;
+        c.body = {{"group", group}, {"domain", domain}, {"note", "storing it failed"}};
+        return c;
+      };
+    }
     return cb;
   }
 };
@@ -245,6 +264,66 @@ TEST(AgentRouter, ReloadIsPostOnlyAndNeedsTheLifecycleApi) {
   res = router.Serve(Request("POST", "/-/reload"));
   EXPECT_EQ(res.status, 403);
   EXPECT_THAT(res.body, HasSubstr("--web.enable-lifecycle"));
+}
+
+TEST(Router, PatternSegmentsMatchOneSegmentAndExactPathsWin) {
+  Router router;
+  router.Add("GET", "/g/{group}/x", [](const HttpRequest& req) {
+    HttpResponse res;
+    res.body = "pattern " + req.path_params.at("group");
+    return res;
+  });
+  router.Add("GET", "/g/all/x", [](const HttpRequest&) {
+    HttpResponse res;
+    res.body = "exact";
+    return res;
+  });
+  EXPECT_EQ(router.Serve(Request("GET", "/g/web/x")).body, "pattern web");
+  EXPECT_EQ(router.Serve(Request("GET", "/g/we%20b/x")).body, "pattern we b");
+  EXPECT_EQ(router.Serve(Request("GET", "/g/all/x")).body, "exact");
+  EXPECT_EQ(router.Serve(Request("GET", "/g//x")).status, 404);
+  EXPECT_EQ(router.Serve(Request("GET", "/g/a/b/x")).status, 404);
+  EXPECT_EQ(router.Serve(Request("GET", "/g/web/x/")).status, 404);
+  EXPECT_EQ(router.Serve(Request("POST", "/g/web/x")).status, 405);
+  EXPECT_EQ(router.RouteOf("/g/web/x"), "/g/{group}/x");
+  EXPECT_EQ(router.RouteOf("/g/web/y"), "");
+}
+
+TEST(AgentRouter, LifecycleEndpointsArePostOnlyAndMapStatuses) {
+  FakeAgent agent;
+  Router router = MakeAgentRouter(agent.Callbacks());
+  EXPECT_EQ(router.Serve(Request("GET", "/api/v1/groups/web/pause")).status, 405);
+  HttpResponse res = router.Serve(Request("POST", "/api/v1/groups/web/pause"));
+  EXPECT_EQ(res.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(res.body)["data"]["paused"], true);
+  EXPECT_EQ(router.Serve(Request("POST", "/api/v1/groups/web/resume")).status, 200);
+  res = router.Serve(Request("POST", "/api/v1/groups/db/pause"));
+  EXPECT_EQ(res.status, 404);
+  EXPECT_EQ(nlohmann::json::parse(res.body)["error"], "no group db");
+  EXPECT_EQ(router.Serve(Request("POST", "/api/v1/groups/web/members/web-1/protect")).status, 200);
+  EXPECT_EQ(router.Serve(Request("POST", "/api/v1/groups/web/members/web-1/unprotect")).status,
+            200);
+  res = router.Serve(Request("POST", "/api/v1/groups/web/members/gone/protect"));
+  EXPECT_EQ(res.status, 404);
+  EXPECT_EQ(nlohmann::json::parse(res.body)["error"], "gone is not a member of group web");
+  res = router.Serve(Request("POST", "/api/v1/groups/web/members/readonly/protect"));
+  EXPECT_EQ(res.status, 500);
+  EXPECT_EQ(nlohmann::json::parse(res.body)["error"], "storing it failed");
+  EXPECT_THAT(agent.lifecycle_calls,
+              ElementsAre("web pause", "web resume", "db pause", "web web-1 protect",
+                          "web web-1 unprotect", "web gone protect", "web readonly protect"));
+
+  FakeAgent off;
+  off.lifecycle = false;
+  router = MakeAgentRouter(off.Callbacks());
+  for (const char* path :
+       {"/api/v1/groups/web/pause", "/api/v1/groups/web/resume",
+        "/api/v1/groups/web/members/web-1/protect", "/api/v1/groups/web/members/web-1/unprotect"}) {
+    res = router.Serve(Request("POST", path));
+    EXPECT_EQ(res.status, 403) << path;
+    EXPECT_THAT(res.body, HasSubstr("--web.enable-lifecycle")) << path;
+  }
+  EXPECT_TRUE(off.lifecycle_calls.empty());
 }
 
 }  // namespace

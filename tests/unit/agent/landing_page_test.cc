@@ -183,6 +183,24 @@ TEST_F(LandingPageWithEngine, MembersWithTheirStates) {
   EXPECT_THAT(RowWith(html, ">web-4<"), HasSubstr("data-state=\"paused\""));
 }
 
+TEST_F(LandingPageWithEngine, PausedGroupsAndProtectedMembersAreMarked) {
+  std::string html = RenderLandingPage(EnginePage());
+  EXPECT_THAT(RowWith(html, "data-group=\"web\""), HasSubstr("data-paused=\"false\""));
+  EXPECT_THAT(RowWith(html, ">web-1<"), HasSubstr("data-protected=\"false\""));
+
+  ASSERT_EQ(engine->SetPaused("web", true).status, autoscale::LifecycleChange::Status::kOk);
+  ASSERT_EQ(engine->SetProtected("web", "web-1", true).status,
+            autoscale::LifecycleChange::Status::kOk);
+  html = RenderLandingPage(EnginePage());
+  EXPECT_THAT(RowWith(html, "data-group=\"web\""), HasSubstr("data-paused=\"true\""));
+  EXPECT_THAT(RowWith(html, "data-group=\"web\""), HasSubstr("paused since "));
+  EXPECT_THAT(RowWith(html, ">web-1<"), HasSubstr("data-protected=\"true\""));
+  EXPECT_THAT(RowWith(html, ">web-1<"), HasSubstr(">protected<"));
+  EXPECT_THAT(RowWith(html, ">web-3<"), HasSubstr("data-protected=\"false\""));
+  // The pause is among the recent changes.
+  EXPECT_THAT(html, HasSubstr("paused through the lifecycle API"));
+}
+
 TEST_F(LandingPageWithEngine, RecentChangesAndEachGroupsLatestEvaluation) {
   std::string html = RenderLandingPage(EnginePage());
   // The scale-up started the warm-pool member.

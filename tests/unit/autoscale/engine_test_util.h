@@ -4,8 +4,10 @@
 // that records every call.
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -117,7 +119,23 @@ class FakeActuator : public Actuator {
     stamps_.push_back({group, direction, unix_seconds, domains});
     return "";
   }
+  std::string RecordLifecycle(const std::string& domain, const LifecycleStamp& stamp) override {
+    std::lock_guard lock(mu_);
+    if (lifecycle_failing_.count(domain)) return "injected lifecycle failure";
+    lifecycle_[domain] = stamp;
+    return "";
+  }
   void Cancel() override { cancels_.fetch_add(1); }
+
+  // The lifecycle stamps written so far, by domain.
+  std::map<std::string, LifecycleStamp> lifecycle() const {
+    std::lock_guard lock(mu_);
+    return lifecycle_;
+  }
+  void fail_lifecycle_on(std::set<std::string> domains) {
+    std::lock_guard lock(mu_);
+    lifecycle_failing_ = std::move(domains);
+  }
 
   struct Stamp {
     std::string group;
@@ -143,6 +161,8 @@ class FakeActuator : public Actuator {
   mutable std::mutex mu_;
   std::vector<Operation> calls_;
   std::vector<Stamp> stamps_;
+  std::map<std::string, LifecycleStamp> lifecycle_;
+  std::set<std::string> lifecycle_failing_;
   std::atomic<int> cancels_{0};
   bool fail_ = false;
 };

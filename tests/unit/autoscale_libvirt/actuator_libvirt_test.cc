@@ -236,15 +236,24 @@ class LibvirtActuatorTest : public ::testing::Test {
     virDomainFree(defined);
   }
   // The scale stamp as libvirt stores it (flags: VIR_DOMAIN_AFFECT_*).
-  std::optional<ScaleStamp> Stamp(const std::string& name, unsigned int flags = 0) {
+  // A metadata element of `name`, as libvirt returns it.
+  std::optional<std::string> Element(const std::string& name, const char* ns, unsigned int flags) {
     virDomainPtr dom = virDomainLookupByName(conn_.get(), name.c_str());
     if (!dom) return std::nullopt;
-    char* xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, kScaleStampNamespace, flags);
+    char* xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, ns, flags);
     virDomainFree(dom);
     if (!xml) return std::nullopt;
-    std::optional<ScaleStamp> stamp = ParseScaleStamp(xml);
+    std::string text(xml);
     free(xml);
-    return stamp;
+    return text;
+  }
+  std::optional<ScaleStamp> Stamp(const std::string& name, unsigned int flags = 0) {
+    std::optional<std::string> xml = Element(name, kScaleStampNamespace, flags);
+    return xml ? ParseScaleStamp(*xml) : std::nullopt;
+  }
+  std::optional<LifecycleStamp> Lifecycle(const std::string& name, unsigned int flags = 0) {
+    std::optional<std::string> xml = Element(name, kLifecycleNamespace, flags);
+    return xml ? ParseLifecycleStamp(*xml) : std::nullopt;
   }
   void CreateVolume(const std::string& name) {
     virStoragePoolPtr pool = virStoragePoolLookupByName(conn_.get(), "default-pool");
@@ -727,6 +736,31 @@ TEST_F(LibvirtActuatorTest, ScaleTimesRoundTripAndKeepTheOtherDirection) {
 
   EXPECT_THAT(actuator.RecordScaleTime("web", Direction::kUp, 5, {"web-99"}),
               StartsWith("web-99: lookup web-99: "));
+}
+
+TEST_F(LibvirtActuatorTest, LifecycleStampsAreStoredInTheConfigOfRunningAndStoppedMembers) {
+  LibvirtActuator actuator = MakeActuator();
+  OperationResult r = actuator.Execute(Create(demo_template_));
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_TRUE(actuator.Execute(On(Operation::Kind::kStop, "web-1")).ok);
+  const LifecycleStamp paused{"web", true, 1764194400123, false, 0};
+  const LifecycleStamp guarded{"web", true, 1764194400123, true, 1764194400200};
+  EXPECT_EQ(actuator.RecordLifecycle(r.domain, guarded), "");
+  EXPECT_EQ(actuator.RecordLifecycle("web-1", paused), "");
+  for (unsigned flags : {0u, static_cast<unsigned>(VIR_DOMAIN_AFFECT_CONFIG)}) {
+    std::optional<LifecycleStamp> running = Lifecycle(r.domain, flags);
+    ASSERT_TRUE(running.has_value()) << flags;
+    EXPECT_TRUE(running->paused);
+    EXPECT_TRUE(running->is_protected);
+    EXPECT_EQ(running->protected_changed_ms, 1764194400200);
+  }
+  std::optional<LifecycleStamp> stopped = Lifecycle("web-1", VIR_DOMAIN_AFFECT_CONFIG);
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_TRUE(stopped->paused);
+  EXPECT_FALSE(stopped->is_protected);
+  // Ownership and scale stamps are other elements and stay as they were.
+  EXPECT_EQ(ParseVirtscaleMetadata(Metadata(r.domain).value_or(""))->uuid, Uuid(r.domain));
+  EXPECT_THAT(actuator.RecordLifecycle("web-99", paused), StartsWith("lookup web-99: "));
 }
 
 // A shutdown request that never returns until the test lets it.

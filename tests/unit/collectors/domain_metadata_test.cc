@@ -1,5 +1,6 @@
 #include "collectors/domain_metadata.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 namespace virtscale {
@@ -72,6 +73,41 @@ TEST(ScaleStamp, RejectsMalformedOrGrouplessElements) {
   EXPECT_FALSE(ParseScaleStamp("<scale up=\"5\"/>"));
   EXPECT_FALSE(ParseScaleStamp("<instance group=\"web\"/>"));
   EXPECT_FALSE(ParseScaleStamp(""));
+}
+
+TEST(LifecycleStamp, RoundTripsWithAndWithoutPrefix) {
+  LifecycleStamp stamp{"web<&>", true, 1764194400123, true, 1764194400456};
+  for (bool bare : {false, true}) {
+    const std::string xml = FormatLifecycleStamp(stamp, bare);
+    auto parsed = ParseLifecycleStamp(xml);
+    ASSERT_TRUE(parsed) << xml;
+    EXPECT_EQ(parsed->group, "web<&>");
+    EXPECT_TRUE(parsed->paused);
+    EXPECT_EQ(parsed->paused_changed_ms, 1764194400123);
+    EXPECT_TRUE(parsed->is_protected);
+    EXPECT_EQ(parsed->protected_changed_ms, 1764194400456);
+  }
+  EXPECT_THAT(FormatLifecycleStamp(stamp), ::testing::HasSubstr(kLifecycleNamespace));
+}
+
+TEST(LifecycleStamp, AnythingButTrueIsFalseAndAbsurdTimesAreNever) {
+  for (const char* bad : {"-5", "1e9", "12abc", "", "253402300800000", "99999999999999999999"}) {
+    auto parsed = ParseLifecycleStamp(std::string("<x:lifecycle group=\"web\" paused=\"yes\" "
+                                                  "paused-changed=\"") +
+                                      bad + "\" protected=\"TRUE\"/>");
+    ASSERT_TRUE(parsed) << bad;
+    EXPECT_FALSE(parsed->paused);
+    EXPECT_FALSE(parsed->is_protected);
+    EXPECT_EQ(parsed->paused_changed_ms, 0) << bad;
+    EXPECT_EQ(parsed->protected_changed_ms, 0);
+  }
+}
+
+TEST(LifecycleStamp, RejectsMalformedOrGrouplessElements) {
+  EXPECT_FALSE(ParseLifecycleStamp("<lifecycle group=\"web\""));
+  EXPECT_FALSE(ParseLifecycleStamp("<lifecycle paused=\"true\"/>"));
+  EXPECT_FALSE(ParseLifecycleStamp("<scale group=\"web\"/>"));
+  EXPECT_FALSE(ParseLifecycleStamp(""));
 }
 
 }  // namespace
