@@ -3,6 +3,7 @@ port, readiness wait, /metrics parsing, clean shutdown. Stdlib only."""
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -168,6 +169,39 @@ class Agent:
     def __exit__(self, *exc):
         self.stop()
         os.unlink(self.log.name)
+
+
+class Workdir:
+    """A temp dir for one test's config, rules and source files; removed on exit."""
+
+    def __init__(self, prefix="virtscale-it-"):
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def write(self, name, text):
+        """Writes atomically, so an agent polling the file never sees half of it."""
+        path = self.path(name)
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+        return path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.dir)
+
+
+def post(url):
+    """(status, parsed JSON body or text) of a POST without a body."""
+    status, body = http(url, method="POST", data=b"")
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body
 
 
 def start_agent(binary, *args, wait, **kwargs):

@@ -6,47 +6,37 @@ create, start, stop and delete through the agent, observed via /api/v1/groups,
   test_autoscale.py BINARY
 """
 import os
-import shutil
 import signal
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import SOURCE_DIR, Agent, http, run_tests, values  # noqa: E402
 
 BINARY = sys.argv[1]
 TEMPLATE = os.path.join(SOURCE_DIR, "config", "templates", "demo.xml")
 
 
-class Workdir:
-    """A temp dir holding virtscale.yml, rules.yml and a queue file."""
+class Workdir(harness.Workdir):
+    """virtscale.yml, rules.yml and a queue file."""
 
     def __init__(self, rules, interval="1s"):
-        self.dir = tempfile.mkdtemp(prefix="virtscale-it-")
-        self.queue = os.path.join(self.dir, "queue")
-        self.rules = os.path.join(self.dir, "rules.yml")
-        self.config = os.path.join(self.dir, "virtscale.yml")
-        with open(self.config, "w") as f:
-            f.write("libvirt:\n  uri: test:///default\n  sample_interval: %s\n"
-                    "rule_files: [rules.yml]\n"
-                    "sources:\n  queue:\n    type: file\n    path: queue\n    interval: 500ms\n"
-                    % interval)
+        super().__init__()
+        self.queue = self.path("queue")
+        self.rules = self.path("rules.yml")
+        self.config = self.write(
+            "virtscale.yml",
+            "libvirt:\n  uri: test:///default\n  sample_interval: %s\n"
+            "rule_files: [rules.yml]\n"
+            "sources:\n  queue:\n    type: file\n    path: queue\n    interval: 500ms\n"
+            % interval)
         self.write_rules(rules)
 
     def write_rules(self, rules):
-        with open(self.rules, "w") as f:
-            f.write(rules.replace("TEMPLATE", TEMPLATE))
+        self.write("rules.yml", rules.replace("TEMPLATE", TEMPLATE))
 
     def set_queue(self, value):
-        with open(self.queue + ".tmp", "w") as f:
-            f.write(str(value))
-        os.replace(self.queue + ".tmp", self.queue)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        shutil.rmtree(self.dir)
+        self.write("queue", str(value))
 
 
 QUEUE_RULES = """
