@@ -197,6 +197,28 @@ void DecodeTest(const YAML::Node& node, const std::string& path, Duration eval,
   }
   r.Read("dry_run", t.spec.dry_run);
   t.spec.step = eval;
+  std::vector<std::string> protected_members;
+  if (r.ReadStringList("protected_members", protected_members))
+    t.spec.protected_members.insert(protected_members.begin(), protected_members.end());
+  YAML::Node pauses = r.Get("pauses");
+  if (pauses.IsDefined() && !pauses.IsNull() && !pauses.IsSequence()) {
+    r.Error("pauses", "expected a list of {from, until}");
+  } else if (pauses.IsSequence()) {
+    for (size_t i = 0; i < pauses.size(); ++i) {
+      MapReader m(pauses[i], fmt::format("{}.pauses[{}]", path, i), diags);
+      if (!m.valid()) continue;
+      autoscale::PauseWindow w;
+      Duration until{0};
+      if (m.Require("from") && m.ReadDuration("from", w.from) && w.from < Duration(0))
+        m.Error("from", "must not be negative");
+      if (m.ReadDuration("until", until)) {
+        if (until <= w.from) m.Error("until", "must be after `from`");
+        w.until = until;
+      }
+      t.spec.pauses.push_back(w);
+      m.Finish();
+    }
+  }
 
   YAML::Node members = r.Get("members_series");
   if (members.IsDefined() && !members.IsNull() && !members.IsSequence()) {

@@ -97,6 +97,7 @@ struct World {
     std::string name;
     bool running = true;
     int64_t created_at_unix = 0;
+    std::optional<LifecycleStamp> lifecycle;  // written by SimActuator::RecordLifecycle
   };
   std::mutex mu;
   std::vector<Domain> domains;
@@ -129,7 +130,7 @@ class SimActuator : public Actuator {
     switch (op.kind) {
       case Operation::Kind::kCreate:
         r.domain = world_.NewName();
-        world_.domains.push_back({r.domain, true, now_unix_.load()});
+        world_.domains.push_back({r.domain, true, now_unix_.load(), std::nullopt});
         r.ok = true;
         break;
       case Operation::Kind::kStart:
@@ -152,6 +153,16 @@ class SimActuator : public Actuator {
     }
     executed.push_back(r);
     return r;
+  }
+
+  std::string RecordLifecycle(const std::string& domain, const LifecycleStamp& stamp) override {
+    std::lock_guard lock(world_.mu);
+    for (World::Domain& d : world_.domains) {
+      if (d.name != domain) continue;
+      d.lifecycle = stamp;
+      return "";
+    }
+    return "no such domain";
   }
 
   std::vector<OperationResult> executed;  // since the last clear; read after WaitIdle
@@ -203,6 +214,12 @@ SnapshotPtr TakeSnapshot(World& world, const SimulationSpec& spec, TimePoint t, 
     s.uuid = "sim-" + d.name;  // recorded below too: the simulated members are owned
     s.metadata =
         VirtscaleMetadata{spec.rule.name, spec.rule.template_path, d.created_at_unix, s.uuid};
+    s.lifecycle = d.lifecycle;
+    if (spec.protected_members.count(d.name) && !(s.lifecycle && s.lifecycle->is_protected)) {
+      if (!s.lifecycle) s.lifecycle = LifecycleStamp{spec.rule.name, false, 0, false, 0};
+      s.lifecycle->is_protected = true;
+      s.lifecycle->protected_changed_ms = 1;  // before any change the simulation makes
+    }
     if (d.running) {
       s.cpu_utilization = MemberValue(spec, MetricKind::kCpu, d.name, running, t);
       s.memory_utilization = MemberValue(spec, MetricKind::kMemory, d.name, running, t);
@@ -227,6 +244,20 @@ SourceReadings ReadSources(const SimulationSpec& spec, TimePoint t) {
     out.emplace(name, std::move(r));
   }
   return out;
+}
+
+// Whether a pause window of `spec` opens (true) or closes (false) within the
+// step that begins at `t`.
+std::optional<bool> PauseEdge(const SimulationSpec& spec, TimePoint t, Duration step) {
+  auto within = [&](Duration offset) {
+    const TimePoint edge = spec.start + offset;
+    return edge <= t && t < edge + step;
+  };
+  for (const PauseWindow& w : spec.pauses) {
+    if (w.until && within(*w.until)) return false;
+    if (within(w.from)) return true;
+  }
+  return std::nullopt;
 }
 
 std::string FormatValue(const std::optional<double>& v) {
@@ -327,8 +358,8 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
   for (int64_t i = 0; i < initial; ++i) {
     // Older members first (the newest initial member is the first to go on
     // scale-down), created days before the window so no cooldown runs from them.
-    world.domains.push_back(
-        {world.NewName(), i < spec.initial_running, start_unix - 86400 * (initial - i)});
+    world.domains.push_back({world.NewName(), i < spec.initial_running,
+                             start_unix - 86400 * (initial - i), std::nullopt});
   }
 
   std::atomic<int64_t> now_unix{start_unix};
@@ -363,6 +394,12 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
       SimulationStep s;
       s.time = now;
       s.running_before = world.Running();
+      if (std::optional<bool> paused = PauseEdge(spec, now, step)) {
+        last.reset();
+        engine.SetPaused(spec.rule.name, *paused);
+        s.lifecycle = std::move(last);
+        snap = TakeSnapshot(world, spec, now, ++seq);  // with the stored pause
+      }
       last.reset();
       actuator.executed.clear();
       engine.Tick(snap, ReadSources(spec, now), instant(now));
@@ -418,6 +455,10 @@ std::string FormatTimeline(const SimulationResult& result, const SimulationSpec&
   for (const SimulationStep& s : result.steps) {
     lo = std::min({lo, s.running, s.running_before});
     hi = std::max({hi, s.running, s.running_before});
+    if (s.lifecycle) {
+      out += fmt::format("{}  {}: {}\n", stamp(s.time), OutcomeName(s.lifecycle->outcome),
+                         s.lifecycle->reason);
+    }
     if (!s.decision) continue;
     const Decision& d = *s.decision;
     ++evaluations;

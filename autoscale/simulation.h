@@ -29,6 +29,7 @@
 // a missing sample, or none recent enough, reads as missing data, never 0.
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,6 +78,13 @@ struct MemberInput {
   Series series;
 };
 
+// The group is paused (as through POST .../pause) from `from` until `until`,
+// offsets from the start; without `until` to the end.
+struct PauseWindow {
+  Duration from{0};
+  std::optional<Duration> until;
+};
+
 struct SimulationSpec {
   GroupRule rule;
   TimePoint start{};
@@ -87,6 +95,10 @@ struct SimulationSpec {
   std::vector<MemberInput> member_inputs;
   std::map<std::string, Series> sources;  // by source name
   bool dry_run = false;                   // decisions only: the membership never changes
+  std::vector<PauseWindow> pauses;        // Engine::SetPaused at each window's edges
+  // Members (by name, also ones created later) protected from scale-down, as
+  // if stored through POST .../protect before the start.
+  std::set<std::string> protected_members;
 };
 
 // One engine tick.
@@ -95,7 +107,8 @@ struct SimulationStep {
   int64_t running_before = 0;  // in the snapshot the tick saw
   int64_t running = 0;         // after the tick's actions
   int64_t stopped = 0;
-  std::optional<Decision> decision;  // absent when the group's interval had not elapsed
+  std::optional<Decision> decision;   // absent when the group's interval had not elapsed
+  std::optional<Decision> lifecycle;  // a pause or resume made just before the tick
 };
 
 struct SimulationResult {

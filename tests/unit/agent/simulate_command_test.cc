@@ -261,5 +261,32 @@ TEST(TestRulesCommand, ScaleDownOrderChoosesTheExpectedMember) {
   EXPECT_THAT(out.str(), HasSubstr("scale_down.order: oldest"));
 }
 
+// tests/testdata/lifecycle: test files model pauses and protected members.
+TEST(TestRulesCommand, PausesAndProtectedMembersAreModelled) {
+  const std::string dir = std::string(VIRTSCALE_TESTDATA) + "/lifecycle/";
+  std::ostringstream out;
+  EXPECT_EQ(TestRulesCommand({dir + "lifecycle.test.yml"}, {}, out), 0) << out.str();
+  EXPECT_THAT(out.str(), HasSubstr("SUCCESS: 4 test(s)"));
+
+  // A test that forgets the pause fails where the pause would have held.
+  out.str("");
+  const std::string unpaused =
+      WriteTemp("unpaused.yml", "rule_files: [" + dir +
+                                    "rules.yml]\ntests:\n  - initial_members: 2\n"
+                                    "    members_series: [{metric: cpu, values: '0.9x3'}]\n"
+                                    "    expect: [{at: 0s, held_by: paused}]\n");
+  EXPECT_EQ(TestRulesCommand({unpaused}, {}, out), 1);
+  EXPECT_THAT(out.str(), HasSubstr("held_by"));
+
+  out.str("");
+  const std::string bad = WriteTemp(
+      "badpause.yml", "rule_files: [" + dir +
+                          "rules.yml]\ntests:\n  - pauses: [{from: 20s, until: 10s}, {until: 5s}]\n"
+                          "    expect: [{at: 0s, members: 0}]\n");
+  EXPECT_EQ(TestRulesCommand({bad}, {}, out), 2);
+  EXPECT_THAT(out.str(), HasSubstr("until: must be after `from`"));
+  EXPECT_THAT(out.str(), HasSubstr("from"));
+}
+
 }  // namespace
 }  // namespace virtscale
