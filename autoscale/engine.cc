@@ -248,6 +248,12 @@ void Engine::WorkerLoop() {
     StampScaleTime(job, results);
     lock.lock();
     Finish(job, results);
+    if (const Decision* d = log_.Find(job.decision_id); d && options_.on_change_finished) {
+      const Decision finished = *d;
+      lock.unlock();
+      options_.on_change_finished(finished);
+      lock.lock();
+    }
     --busy_;
     if (queue_.empty() && busy_ == 0) idle_cv_.notify_all();
   }

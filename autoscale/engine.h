@@ -63,6 +63,10 @@ struct EngineOptions {
   // Called (under the engine's lock, with actions still "pending") with every
   // decision as it is made; the simulator records its timeline with it.
   std::function<void(const Decision&)> on_decision;
+  // Called (outside the lock, on the worker) with a copy of every decision whose
+  // actions finished, results included; notifications hang on it. WaitIdle
+  // waits for it.
+  std::function<void(const Decision&)> on_change_finished;
 };
 
 class Engine {
