@@ -23,6 +23,7 @@ std::string EventList() {
 
 std::optional<NotificationTarget> DecodeTarget(const YAML::Node& node, const std::string& path,
                                                Diagnostics& diags) {
+  const size_t errors = diags.errors();
   MapReader r(node, path, diags);
   if (!r.valid()) return std::nullopt;
   NotificationTarget t;
@@ -71,7 +72,8 @@ std::optional<NotificationTarget> DecodeTarget(const YAML::Node& node, const std
     ok = false;
   }
   r.Finish();
-  return ok && r.valid() ? std::optional(std::move(t)) : std::nullopt;
+  // Finish's unknown keys count too: a typo must not pass as a working target.
+  return ok && diags.errors() == errors ? std::optional(std::move(t)) : std::nullopt;
 }
 
 }  // namespace

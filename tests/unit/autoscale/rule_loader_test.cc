@@ -137,7 +137,7 @@ TEST_F(RuleLoaderTest, GroupNotifications) {
 )");
   ASSERT_EQ(rs.groups.size(), 1u);  // "bad" is rejected
   ASSERT_EQ(rs.groups[0].notifications.size(), 1u);
-  EXPECT_EQ(rs.groups[0].notifications[0].Label(), "https://hooks.example.org/x");
+  EXPECT_EQ(rs.groups[0].notifications[0].Label(), "https://hooks.example.org:443/x");
   EXPECT_EQ(rs.groups[0].notifications[0].timeout, std::chrono::seconds(3));
   const auto errors = Messages();
   ASSERT_EQ(errors.size(), 1u) << diags_.ToString();
