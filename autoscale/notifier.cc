@@ -58,8 +58,8 @@ void Notifier::Notify(const std::vector<NotificationEvent>& events, const std::s
       if (e == events.end()) continue;
       nlohmann::json body = record;
       body["event"] = NotificationEventName(*e);
-      batch.push_back(
-          Pending{t, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+      batch.push_back(Pending{t, group, *e,
+                              body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
     }
   };
   add(targets->global);
@@ -123,8 +123,11 @@ void Notifier::Deliver(Pending p, std::unique_lock<std::mutex>& lock) {
   if (stop_) return;
   if (p.attempts >= options_.max_attempts) {
     ++c.failed;
-    LogWarn("notification failed",
-            {{"url", p.target.Label()}, {"attempts", p.attempts}, {"error", why}});
+    LogWarn("notification failed", {{"url", p.target.Label()},
+                                    {"group", p.group},
+                                    {"event", NotificationEventName(p.event)},
+                                    {"attempts", p.attempts},
+                                    {"error", why}});
     return;
   }
   const int shift = std::min(p.attempts - 1, 16);

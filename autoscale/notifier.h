@@ -81,6 +81,8 @@ class Notifier {
   };
   struct Pending {
     NotificationTarget target;
+    std::string group;  // for logs
+    NotificationEvent event = NotificationEvent::kScaleUp;
     std::string body;
     int attempts = 0;
   };
