@@ -20,6 +20,7 @@
 #include "agent/web_config.h"
 #include "autoscale/engine.h"
 #include "autoscale/libvirt/libvirt_actuator.h"
+#include "autoscale/notifier.h"
 #include "collectors/exposition.h"
 #include "collectors/libvirt_connection.h"
 #include "collectors/sampler.h"
@@ -64,12 +65,16 @@ autoscale::LibvirtActuatorOptions ActuatorOptionsFor(LibvirtConnection& connecti
   return options;
 }
 
-autoscale::EngineOptions EngineOptionsFor(const AgentFlags& flags, Sampler& sampler) {
+autoscale::EngineOptions EngineOptionsFor(const AgentFlags& flags, Sampler& sampler,
+                                          autoscale::Notifier& notifier) {
   autoscale::EngineOptions options;
   options.dry_run = flags.dry_run;
   // Pause and protection are read back from libvirt at once.
   options.on_metadata_written = [&sampler](const std::vector<std::string>& domains) {
     sampler.RefreshDomains(domains);
+  };
+  options.on_change_finished = [&notifier](const autoscale::Decision& d) {
+    notifier.NotifyDecision(d);
   };
   return options;
 }
@@ -91,7 +96,7 @@ class Agent {
         sampler_(connection_, SamplerOptionsFrom(config_.libvirt)),
         actuator_([this] { return connection_.Acquire(); },
                   ActuatorOptionsFor(connection_, config_.libvirt)),
-        engine_(actuator_, EngineOptionsFor(flags_, sampler_)),
+        engine_(actuator_, EngineOptionsFor(flags_, sampler_, notifier_)),
         build_info_(prometheus::BuildGauge()
                         .Name("virtscale_build_info")
                         .Help("A metric with a constant '1' value labeled by version and build.")
@@ -118,6 +123,7 @@ class Agent {
     reload_status_.config_file = flags_.config_file;
     reload_status_.loaded_at = std::chrono::system_clock::now();
     sources_ = std::make_shared<SourceManager>(config_.sources);
+    notifier_.SetTargets(config_.notifications, autoscale::GroupTargets(config_.rules));
     engine_.SetRules(config_.rules);
     cleanup_rules_ = std::make_shared<autoscale::RuleSet>(config_.rules);
     connection_.SetDomainEventListener([this](const std::string& event, const std::string& domain) {
@@ -307,6 +313,7 @@ class Agent {
       old = std::exchange(sources_, sources);
     }
     old->Stop();
+    notifier_.SetTargets(next->notifications, autoscale::GroupTargets(next->rules));
     engine_.SetRules(next->rules);
     {
       std::lock_guard clock(cleanup_mu_);
@@ -329,6 +336,7 @@ class Agent {
                           families);
     CurrentSources()->AppendFamilies(families);
     engine_.AppendFamilies(families);
+    notifier_.AppendFamilies(families);
     return families;
   }
 
@@ -403,6 +411,7 @@ class Agent {
   autoscale::LibvirtActuator actuator_;
   std::mutex cleanup_mu_;
   std::shared_ptr<const autoscale::RuleSet> cleanup_rules_;  // pending cleanup; cleanup_mu_
+  autoscale::Notifier notifier_;  // before engine_: its workers notify until they are joined
   autoscale::Engine engine_;
   prometheus::Family<prometheus::Gauge>& build_info_;
   prometheus::Gauge& reload_ok_;

@@ -86,6 +86,8 @@ std::optional<AgentConfig> ParseAgentConfig(const std::string& text, const std::
       for (const YAML::Node& glob : top.Get("rule_files")) rule_file_lines.push_back(LineOf(glob));
     const std::string base_dir = std::filesystem::absolute(path).parent_path().string();
     if (top.Has("sources")) cfg.sources = DecodeSources(top.Get("sources"), base_dir, local);
+    cfg.notifications =
+        autoscale::DecodeNotifications(top.Get("notifications"), "notifications", local);
     top.Finish();
 
     std::set<std::string> source_names;

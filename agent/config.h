@@ -42,6 +42,7 @@ struct AgentConfig {
   std::vector<std::string> rule_files;
   std::map<std::string, SourceConfig> sources;
   autoscale::RuleSet rules;
+  std::vector<autoscale::NotificationTarget> notifications;  // top level; groups have their own
 };
 
 // The built-in defaults, used when no --config.file is given.

@@ -263,7 +263,7 @@ LifecycleChange Engine::SetPaused(const std::string& group, bool paused) {
     note = "storing it failed on every member: it lasts until the agent restarts";
     change.status = LifecycleChange::Status::kNotStored;
   }
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   Decision d;
   d.group = group;
   d.time = options_.clock->Now().wall;
@@ -297,7 +297,10 @@ LifecycleChange Engine::SetPaused(const std::string& group, bool paused) {
                  {"members", stamps.size()},
                  {"errors", ErrorsJson(errors)}};
   if (!note.empty()) change.body["note"] = note;
-  change.body["decision_id"] = log_.Add(std::move(d));
+  d.id = log_.Add(d);
+  change.body["decision_id"] = d.id;
+  lock.unlock();
+  if (options_.on_change_finished) options_.on_change_finished(d);
   return change;
 }
 
@@ -439,6 +442,12 @@ void Engine::WorkerLoop() {
     StampScaleTime(job, results);
     lock.lock();
     Finish(job, results);
+    if (const Decision* d = log_.Find(job.decision_id); d && options_.on_change_finished) {
+      const Decision finished = *d;
+      lock.unlock();
+      options_.on_change_finished(finished);
+      lock.lock();
+    }
     --busy_;
     if (queue_.empty() && busy_ == 0) idle_cv_.notify_all();
   }

@@ -66,6 +66,10 @@ struct EngineOptions {
   // Called (without the lock) with the domains whose lifecycle metadata the
   // engine just wrote, so the sampler reads them again (Sampler::RefreshDomains).
   std::function<void(const std::vector<std::string>&)> on_metadata_written;
+  // Called (outside the lock, on the worker) with a copy of every decision whose
+  // actions finished, results included; notifications hang on it. WaitIdle
+  // waits for it.
+  std::function<void(const Decision&)> on_change_finished;
 };
 
 // (domain, what failed) pairs.

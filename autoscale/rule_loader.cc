@@ -472,6 +472,9 @@ std::optional<GroupRule> DecodeGroup(const YAML::Node& node, const std::string& 
   } else {
     r.Get("target");
   }
+  const size_t errors = ctx.diags.errors();
+  g.notifications = DecodeNotifications(r.Get("notifications"), path + ".notifications", ctx.diags);
+  ok &= ctx.diags.errors() == errors;
   r.Finish();
   if (ok) WarnIfInert(g, node, path, ctx);
   return ok ? std::optional<GroupRule>(std::move(g)) : std::nullopt;

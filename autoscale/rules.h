@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "autoscale/notification_target.h"
 #include "common/duration.h"
 
 namespace virtscale::autoscale {
@@ -131,6 +132,7 @@ struct GroupRule {
   DownOrder down_order = DownOrder::kNewest;            // scale_down.order
   Duration shutdown_timeout{std::chrono::seconds(60)};  // scale_down.shutdown_timeout
   std::optional<TargetTracking> target;
+  std::vector<NotificationTarget> notifications;  // besides the top-level ones
 
   const ScalePolicy& policy(Direction d) const {
     return d == Direction::kUp ? scale_up : scale_down;

@@ -110,11 +110,20 @@ struct Hop {
   std::string location;
 };
 
-// One HttpGet: the client on the URL's origin, its one deadline, the hops.
+// What differs between HttpGet and HttpPost; everything else is one path.
+struct Method {
+  const char* name;          // "GET", "POST"
+  const std::string* body;   // POST only
+  std::string content_type;  // POST only
+  bool follow_redirects;
+};
+
+// One request: the client on the URL's origin, its one deadline, the hops.
 class Request {
  public:
-  Request(const HttpUrl& url, const HttpRequestOptions& options)
+  Request(const HttpUrl& url, const Method& method, const HttpRequestOptions& options)
       : origin_(url),
+        method_(method),
         options_(options),
         deadline_(Clock::now() + options.timeout),
         client_(url.SchemeHostPort()) {
@@ -135,6 +144,8 @@ class Request {
   HttpResult Run(const HttpClientHeaders& headers) {
     httplib::Headers sent(headers.begin(), headers.end());
     if (!sent.count("User-Agent")) sent.emplace("User-Agent", "virtscale");
+    if (!method_.content_type.empty() && !sent.count("Content-Type"))
+      sent.emplace("Content-Type", method_.content_type);
     RequestCanceller* canceller = options_.canceller;
     if (canceller && !canceller->Attach(&client_)) return Cancelled();
     struct Detach {
@@ -156,8 +167,8 @@ class Request {
   }
   bool cancelled() const { return options_.canceller && options_.canceller->cancelled(); }
 
-  Result<Hop, HttpError> GetOnce(const HttpUrl& url, const httplib::Headers& headers,
-                                 const Watchdog& watchdog) {
+  Result<Hop, HttpError> SendOnce(const HttpUrl& url, const httplib::Headers& headers,
+                                  const Watchdog& watchdog) {
     // A Cancel() between two hops found no socket to shut down.
     if (cancelled()) return Cancelled();
     // Rounded up: httplib waits whole milliseconds, and a socket timeout that
@@ -171,12 +182,18 @@ class Request {
     bool too_large = false;
     bool late = false;
     std::string body;
-    httplib::Result result = client_.Get(url.path, headers, [&](const char* data, size_t length) {
+    httplib::Request req;
+    req.method = method_.name;
+    req.path = url.path;
+    req.headers = headers;
+    if (method_.body) req.body = *method_.body;
+    req.content_receiver = [&](const char* data, size_t length, uint64_t, uint64_t) {
       if (Clock::now() > deadline_) return !(late = true);
       if (body.size() + length > options_.max_body_bytes) return !(too_large = true);
       body.append(data, length);
       return true;
-    });
+    };
+    httplib::Result result = client_.send(req);
     if (cancelled()) return Cancelled();
     if (too_large) {
       return HttpError{HttpErrorKind::kTooLarge,
@@ -201,9 +218,9 @@ class Request {
     HttpUrl url = origin_;
     std::set<std::string> visited = {url.path};
     for (int redirects = 0;; ++redirects) {
-      auto hop = GetOnce(url, headers, watchdog);
+      auto hop = SendOnce(url, headers, watchdog);
       if (!hop.ok()) return hop.error();
-      if (!IsRedirect(hop.value().status)) {
+      if (!method_.follow_redirects || !IsRedirect(hop.value().status)) {
         return HttpClientResponse{hop.value().status, std::move(hop).value().body, Describe(url)};
       }
       const std::string from = Describe(url);
@@ -242,6 +259,7 @@ class Request {
   }
 
   const HttpUrl origin_;  // the URL asked for
+  const Method& method_;
   const HttpRequestOptions& options_;
   const Clock::time_point deadline_;  // of every hop
   httplib::Client client_;
@@ -252,7 +270,7 @@ class Request {
 void RequestCanceller::Cancel() {
   std::lock_guard lock(mu_);
   cancelled_ = true;
-  if (client_) client_->stop();  // shuts the socket down under the request's feet
+  if (client_) StopHttplibClient(*client_);  // shuts the socket down under the request's feet
 }
 
 bool RequestCanceller::cancelled() const {
@@ -292,15 +310,29 @@ std::string HttpError::ToString() const {
   return std::string(HttpErrorKindName(kind)) + ": " + message;
 }
 
-HttpResult HttpGet(const HttpUrl& url, const HttpClientHeaders& headers,
-                   const HttpRequestOptions& options) {
+namespace {
+
+HttpResult Send(const HttpUrl& url, const Method& method, const HttpClientHeaders& headers,
+                const HttpRequestOptions& options) {
   try {
-    Request request(url, options);
+    Request request(url, method, options);
     return request.Run(headers);
   } catch (const std::exception& e) {  // httplib and std can throw (bad_alloc, system_error, ...)
     return HttpError{HttpErrorKind::kConnection,
                      "request to " + Describe(url) + " failed: unexpected error: " + e.what()};
   }
+}
+
+}  // namespace
+
+HttpResult HttpGet(const HttpUrl& url, const HttpClientHeaders& headers,
+                   const HttpRequestOptions& options) {
+  return Send(url, Method{"GET", nullptr, "", true}, headers, options);
+}
+
+HttpResult HttpPost(const HttpUrl& url, const HttpClientHeaders& headers, const std::string& body,
+                    const std::string& content_type, const HttpRequestOptions& options) {
+  return Send(url, Method{"POST", &body, content_type, false}, headers, options);
 }
 
 }  // namespace virtscale

@@ -1,6 +1,6 @@
 #pragma once
-// The agent's one HTTP client (sources, simulate), over cpp-httplib. HttpGet
-// is blocking and bounded:
+// The agent's one HTTP client (sources, simulate, notifications), over
+// cpp-httplib. HttpGet and HttpPost are blocking and bounded:
 // - `timeout` is a total deadline: connecting, every redirect hop, the headers
 //   and the body. cpp-httplib's own timeouts apply per read, so a server that
 //   trickles its answer a byte at a time would hold a request for ever; a
@@ -10,7 +10,9 @@
 // - Redirects (301, 302, 303, 307, 308) are followed only within the origin of
 //   the URL (scheme, host, port), at most kMaxHttpRedirects, all within the one
 //   deadline, so credentials never reach another origin. Any other redirect
-//   ends the request with http_status and says why.
+//   ends the request with http_status and says why. HttpPost follows no
+//   redirect: a 3xx is a response like any other (re-sending a body to another
+//   place is the caller's decision, and a webhook that moved should be fixed).
 // - Any other status, 4xx and 5xx included, is a response: the caller decides
 //   (Prometheus explains a bad query in the body of a 400).
 // Messages name URLs without their query string (it may carry secrets).
@@ -58,7 +60,7 @@ class RequestCanceller {
   void Cancel();
   bool cancelled() const;
 
-  // Used by HttpGet around a request: Attach returns false once cancelled.
+  // Used by HttpGet and HttpPost around a request: Attach returns false once cancelled.
   bool Attach(httplib::Client* client);
   void Detach();
 
@@ -116,5 +118,12 @@ using HttpResult = Result<HttpClientResponse, HttpError>;
 // `headers`; never throws.
 [[nodiscard]] HttpResult HttpGet(const HttpUrl& url, const HttpClientHeaders& headers,
                                  const HttpRequestOptions& options);
+
+// One POST of `body` to `url`, with Content-Type `content_type` (unless
+// `headers` has one), the same deadline, cap, canceller and credential rules,
+// and no redirects followed (see above); never throws.
+[[nodiscard]] HttpResult HttpPost(const HttpUrl& url, const HttpClientHeaders& headers,
+                                  const std::string& body, const std::string& content_type,
+                                  const HttpRequestOptions& options);
 
 }  // namespace virtscale

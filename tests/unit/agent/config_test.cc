@@ -40,6 +40,21 @@ TEST(AgentConfig, EmptyFileGivesDefaults) {
   EXPECT_EQ(cfg->libvirt.uri, "qemu:///system");
 }
 
+TEST(AgentConfig, DecodesTopLevelNotifications) {
+  Diagnostics diags;
+  auto cfg = ParseAgentConfig(
+      "notifications:\n  - {url: \"http://127.0.0.1:9000/hook\", events: [failed]}\n",
+      "/etc/virtscale/virtscale.yml", diags);
+  ASSERT_TRUE(cfg) << diags.ToString();
+  ASSERT_EQ(cfg->notifications.size(), 1u);
+  EXPECT_EQ(cfg->notifications[0].Label(), "http://127.0.0.1:9000/hook");
+  EXPECT_EQ(Problems("notifications:\n  - url: http://h/\n    events: [scale_sideways]\n"),
+            std::vector<std::string>{
+                "/etc/virtscale/virtscale.yml:3: notifications[0].events: unknown event "
+                "\"scale_sideways\" (expected scale_up, scale_down, replace, failed, paused, "
+                "resumed)"});
+}
+
 TEST(AgentConfig, DecodesEveryAgentKey) {
   Diagnostics diags;
   auto cfg = ParseAgentConfig(

@@ -252,6 +252,28 @@ TEST_F(EngineTest, FailedActionsBackOffAndAreCounted) {
   EXPECT_EQ(by_result["ok"], 1);
 }
 
+TEST_F(EngineTest, OnChangeFinishedGetsTheDecisionWithItsResults) {
+  std::mutex mu;
+  std::vector<Decision> finished;
+  EngineOptions options = Options();
+  options.on_change_finished = [&](const Decision& d) {
+    std::lock_guard lock(mu);
+    finished.push_back(d);
+  };
+  Engine engine(actuator, options);
+  engine.SetRules(Rules({FastRule()}));
+  actuator.set_fail(true);
+  TickAt(engine, 0, Running(1, 0.95));  // WaitIdle waits for the callback too
+  TickAt(engine, 5, Running(1, 0.5));   // no change: no callback
+  std::lock_guard lock(mu);
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0].outcome, Outcome::kScaleUp);
+  EXPECT_EQ(finished[0].result, DecisionResult::kError);
+  ASSERT_EQ(finished[0].actions.size(), 1u);
+  EXPECT_EQ(finished[0].actions[0].result, ActionResult::kError);
+  EXPECT_EQ(finished[0].actions[0].error, "injected failure");
+}
+
 TEST_F(EngineTest, ReloadKeepsStateOfGroupsThatPersist) {
   Engine engine(actuator, Options());
   GroupRule r = FastRule();

@@ -48,6 +48,10 @@ struct LifecycleTest : ::testing::Test {
     o.on_metadata_written = [this](const std::vector<std::string>& domains) {
       refreshed.insert(refreshed.end(), domains.begin(), domains.end());
     };
+    o.on_change_finished = [this](const Decision& d) {
+      if (d.outcome == Outcome::kPaused || d.outcome == Outcome::kResumed)
+        finished.push_back(OutcomeName(d.outcome));
+    };
     return o;
   }
   void TickAt(Engine& e, int64_t s, std::vector<DomainStats> doms) {
@@ -56,6 +60,7 @@ struct LifecycleTest : ::testing::Test {
     e.WaitIdle();
   }
   std::vector<std::string> refreshed;
+  std::vector<std::string> finished;  // pauses and resumes handed on (notifications)
 };
 
 TEST_F(LifecycleTest, PausedGroupHoldsEveryDecisionAndResumeActsAgain) {
@@ -96,6 +101,7 @@ TEST_F(LifecycleTest, PausedGroupHoldsEveryDecisionAndResumeActsAgain) {
 
   ASSERT_EQ(engine.SetPaused("web", false).status, Status::kOk);
   EXPECT_FALSE(actuator.lifecycle()["web-1"].paused);
+  EXPECT_EQ(finished, (std::vector<std::string>{"paused", "resumed"}));
   TickAt(engine, 20, WithStoredStamps(Running(2, 0.95), actuator));
   ASSERT_EQ(actuator.calls().size(), 1u);
   EXPECT_EQ(actuator.calls()[0].kind, Operation::Kind::kCreate);

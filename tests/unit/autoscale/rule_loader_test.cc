@@ -120,6 +120,32 @@ TEST_F(RuleLoaderTest, DecodesEveryKey) {
   EXPECT_DOUBLE_EQ(q.target->tolerance, 0.2);
 }
 
+TEST_F(RuleLoaderTest, GroupNotifications) {
+  RuleSet rs = Load("rules/web.yml", R"(groups:
+  - name: web
+    members: {name_prefix: "web-"}
+    max: 2
+    scale_up: {when: [{metric: cpu, above: 0.8}]}
+    notifications:
+      - {url: "https://hooks.example.org/x?key=k", events: [failed], timeout: 3s}
+  - name: bad
+    members: {name_prefix: "bad-"}
+    max: 2
+    scale_up: {when: [{metric: cpu, above: 0.8}]}
+    notifications:
+      - {events: [failed]}
+)");
+  ASSERT_EQ(rs.groups.size(), 1u);  // "bad" is rejected
+  ASSERT_EQ(rs.groups[0].notifications.size(), 1u);
+  EXPECT_EQ(rs.groups[0].notifications[0].Label(), "https://hooks.example.org:443/x");
+  EXPECT_EQ(rs.groups[0].notifications[0].timeout, std::chrono::seconds(3));
+  const auto errors = Messages();
+  ASSERT_EQ(errors.size(), 1u) << diags_.ToString();
+  EXPECT_NE(errors[0].find("DIR/rules/web.yml:13: groups[1].notifications[0]"), std::string::npos)
+      << errors[0];
+  EXPECT_NE(errors[0].find("url"), std::string::npos) << errors[0];
+}
+
 TEST_F(RuleLoaderTest, UnknownKeysWrongTypesAndBadDurations) {
   Load("rules/a.yml", R"(groups:
   - name: web

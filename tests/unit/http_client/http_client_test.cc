@@ -234,5 +234,62 @@ TEST(HttpGet, SlowHandlerWithinTheDeadlineAnswers) {
   EXPECT_EQ(result.value().body, "virtscale");
 }
 
+TEST(HttpPost, SendsTheBodyWithItsContentTypeAndUserAgent) {
+  TestServer server;
+  std::mutex mu;
+  std::string seen;
+  server.server().Post("/hook", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(mu);
+    seen = req.get_header_value("Content-Type") + " " + req.get_header_value("User-Agent") + " " +
+           req.body;
+    res.status = 202;
+    res.set_content("queued", "text/plain");
+  });
+  const auto result =
+      HttpPost(UrlOf(server, "/hook?k=v"), {}, R"({"a":1})", "application/json", WithTimeout(10s));
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  EXPECT_EQ(result.value().status, 202);
+  EXPECT_EQ(result.value().body, "queued");
+  std::lock_guard lock(mu);
+  EXPECT_EQ(seen, R"(application/json virtscale {"a":1})");
+}
+
+TEST(HttpPost, RedirectIsAResponseAndNotFollowed) {
+  TestServer server;
+  std::atomic<int> followed{0};
+  server.server().Post("/old", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_redirect("/new", 307);
+  });
+  server.server().Post("/new", [&](const httplib::Request&, httplib::Response&) { ++followed; });
+  const auto result = HttpPost(UrlOf(server, "/old"), {}, "x", "text/plain", WithTimeout(10s));
+  ASSERT_TRUE(result.ok()) << result.error().ToString();
+  EXPECT_EQ(result.value().status, 307);
+  EXPECT_EQ(followed.load(), 0);
+}
+
+TEST(HttpPost, TrickledAnswerEndsAtTheDeadline) {
+  TricklingServer server("", SlowHeaders(), 20ms);
+  const auto result = HttpPost(server.Url(), {}, "{}", "application/json", WithTimeout(500ms));
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().kind, HttpErrorKind::kTimeout) << result.error().ToString();
+}
+
+TEST(HttpPost, BodyCapAndCancelApply) {
+  TestServer server;
+  server.server().Post("/big", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(std::string(2000, 'a'), "text/plain");
+  });
+  auto options = WithTimeout(10s);
+  options.max_body_bytes = 1000;
+  const auto big = HttpPost(UrlOf(server, "/big"), {}, "", "text/plain", options);
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().kind, HttpErrorKind::kTooLarge);
+  RequestCanceller canceller;
+  canceller.Cancel();
+  options.canceller = &canceller;
+  EXPECT_EQ(HttpPost(UrlOf(server, "/big"), {}, "", "text/plain", options).error().kind,
+            HttpErrorKind::kCancelled);
+}
+
 }  // namespace
 }  // namespace virtscale
