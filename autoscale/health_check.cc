@@ -121,11 +121,11 @@ ProbeResult ProbeLibvirt(const MemberProbeInput& in) {
 ProbeResult ProbeExec(const HealthCheck& check, const MemberProbeInput& in,
                       ProbeCanceller* canceller) {
   const PlaceholderValues values = ValuesOf(in);
-  std::vector<std::string> argv;
-  for (const std::string& arg : check.command) {
-    if (in.address.empty() && UsesPlaceholder(arg, "address")) return AddressUnknown();
-    argv.push_back(SubstitutePlaceholders(arg, values));
-  }
+  const bool needs_address =
+      std::any_of(check.command.begin(), check.command.end(),
+                  [](const auto& a) { return UsesPlaceholder(a, "address"); });
+  if (in.address.empty() && needs_address) return AddressUnknown();
+  const std::vector<std::string> argv = SubstituteArgv(check.command, values);
   SubprocessOptions options;
   options.timeout = check.timeout;
   options.env = PlaceholderEnvironment(values);

@@ -69,6 +69,14 @@ std::string SubstitutePlaceholders(std::string_view text, const PlaceholderValue
   return out;
 }
 
+std::vector<std::string> SubstituteArgv(const std::vector<std::string>& argv,
+                                        const PlaceholderValues& values) {
+  std::vector<std::string> out;
+  out.reserve(argv.size());
+  for (const std::string& arg : argv) out.push_back(SubstitutePlaceholders(arg, values));
+  return out;
+}
+
 std::vector<std::pair<std::string, std::string>> PlaceholderEnvironment(
     const PlaceholderValues& values) {
   return {{"VIRTSCALE_DOMAIN", values.domain},

@@ -44,6 +44,10 @@ struct PlaceholderValues {
                                                  const PlaceholderValues& values,
                                                  std::string (*escape)(std::string_view) = nullptr);
 
+// SubstitutePlaceholders (no escaping) of each argv element.
+[[nodiscard]] std::vector<std::string> SubstituteArgv(const std::vector<std::string>& argv,
+                                                      const PlaceholderValues& values);
+
 // VIRTSCALE_DOMAIN, VIRTSCALE_GROUP, VIRTSCALE_ADDRESS (empty when unknown),
 // for SubprocessOptions::env.
 [[nodiscard]] std::vector<std::pair<std::string, std::string>> PlaceholderEnvironment(

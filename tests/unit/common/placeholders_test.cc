@@ -40,6 +40,11 @@ TEST(Placeholders, UsesPlaceholder) {
   EXPECT_FALSE(UsesPlaceholder("address", "address"));
 }
 
+TEST(Placeholders, Argv) {
+  EXPECT_EQ(SubstituteArgv({"/bin/drain", "{domain}", "--group={group}"}, kValues),
+            (std::vector<std::string>{"/bin/drain", "web 1", "--group=web"}));
+}
+
 TEST(Placeholders, Environment) {
   auto env = PlaceholderEnvironment(kValues);
   ASSERT_EQ(env.size(), 3u);
