@@ -73,7 +73,8 @@ struct SubprocessResult {
 };
 
 // Runs `argv` (argv[0] without a '/' is looked up in PATH) and waits for it.
-// Blocking; never throws. An empty argv is a kSpawnError.
+// Blocking; never throws. An empty argv is a kSpawnError. Thread-safe, but it
+// copies `environ`: no thread may setenv meanwhile (the agent never does).
 [[nodiscard]] SubprocessResult RunSubprocess(const std::vector<std::string>& argv,
                                              const SubprocessOptions& options);
 
