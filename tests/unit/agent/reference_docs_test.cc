@@ -49,27 +49,13 @@ TEST(ReferenceDocs, EveryKeyTheLoadersAcceptIsDocumented) {
   // one fails here instead of passing on fewer keys.
   std::set<std::string> paths;
   for (const auto& [path, key] : SeenKeys()) paths.insert(path);
-  for (const char* expected : {"",
-                               "libvirt",
-                               "web",
-                               "sources.*",
-                               "sources.*.basic_auth",
-                               "sources.*.tls_config",
-                               "groups",
-                               "groups.members",
-                               "tls_server_config",
-                               "groups.scale_up",
-                               "groups.scale_up.rate_limit",
-                               "groups.scale_up.when",
-                               "groups.scale_down",
-                               "groups.target",
-                               "groups.health",
-                               "groups.health.checks",
-                               "groups.hooks",
-                               "groups.hooks.before_scale_down",
-                               "groups.hooks.after_scale_up",
-                               "tests",
-                               "tests.expect"})
+  for (const char* expected :
+       {"", "libvirt", "web", "sources.*", "sources.*.basic_auth", "sources.*.tls_config", "groups",
+        "groups.members", "tls_server_config", "groups.scale_up", "groups.scale_up.rate_limit",
+        "groups.scale_up.when", "groups.scale_down", "groups.target", "tests", "tests.expect"})
+    EXPECT_TRUE(paths.contains(expected)) << "no key looked up under \"" << expected << "\"";
+  for (const char* expected : {"groups.health", "groups.health.checks", "groups.hooks",
+                               "groups.hooks.before_scale_down", "groups.hooks.after_scale_up"})
     EXPECT_TRUE(paths.contains(expected)) << "no key looked up under \"" << expected << "\"";
 
   const std::string docs = ReadAll(std::string(VIRTSCALE_SOURCE_DIR) + "/docs/configuration.md");
