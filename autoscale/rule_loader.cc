@@ -10,6 +10,8 @@
 #include <map>
 
 #include "autoscale/domain_template.h"
+#include "common/http_url.h"
+#include "common/placeholders.h"
 #include "common/utf8.h"
 
 namespace virtscale::autoscale {
@@ -333,6 +335,235 @@ bool DecodeTarget(const YAML::Node& node, const std::string& path, GroupRule& gr
   return ok;
 }
 
+// health: and hooks: (DESIGN.md "Lifecycle keys"). The bounds are those of
+// docs/configuration.md "health" and "hooks".
+constexpr size_t kMaxCommandArgs = 64;
+constexpr size_t kMaxHealthChecks = 16;
+constexpr Duration kMinCheckTimeout = std::chrono::milliseconds(100);
+constexpr Duration kMaxCheckTimeout = std::chrono::minutes(5);
+
+// Reads an optional duration within [lo, hi]; absent keeps `out`.
+bool ReadDurationIn(MapReader& r, std::string_view key, Duration lo, Duration hi, Duration& out) {
+  if (!r.Has(key)) return true;
+  Duration d{0};
+  if (!r.ReadDuration(key, d)) return false;
+  if (d < lo || d > hi) {
+    r.Error(key, fmt::format("must be from {} to {}, got {}", FormatDuration(lo),
+                             FormatDuration(hi), FormatDuration(d)));
+    return false;
+  }
+  out = d;
+  return true;
+}
+
+// Reads an optional integer within [lo, hi]; absent keeps `out`.
+bool ReadIntegerIn(MapReader& r, std::string_view key, int64_t lo, int64_t hi, int64_t& out) {
+  if (!r.Has(key)) return true;
+  int64_t v = 0;
+  if (!r.Read(key, v)) return false;
+  if (v < lo || v > hi) {
+    r.Error(key, fmt::format("must be an integer from {} to {}, got {}", lo, hi, v));
+    return false;
+  }
+  out = v;
+  return true;
+}
+
+// Reports a placeholder other than {domain}, {group}, {address} in `text`.
+bool CheckPlaceholdersOf(MapReader& r, std::string_view key, std::string_view text) {
+  std::string why;
+  if (CheckPlaceholders(text, why)) return true;
+  r.Error(key, why);
+  return false;
+}
+
+// `command`: a required argv (no shell) of 1..kMaxCommandArgs strings.
+bool ReadCommand(MapReader& r, std::vector<std::string>& out) {
+  if (!r.Require("command")) return false;
+  std::vector<std::string> argv;
+  if (!r.ReadStringList("command", argv)) {
+    if (r.Get("command").IsNull()) r.Error("command", "expected a list of strings (an argv)");
+    return false;
+  }
+  if (argv.empty() || argv.size() > kMaxCommandArgs || argv[0].empty()) {
+    r.Error("command", fmt::format("expected an argv of 1 to {} strings, the first not empty "
+                                   "(no shell: [\"/bin/sh\", \"-c\", \"...\"] for one)",
+                                   kMaxCommandArgs));
+    return false;
+  }
+  for (const std::string& arg : argv) {
+    if (!CheckPlaceholdersOf(r, "command", arg)) return false;
+  }
+  out = std::move(argv);
+  return true;
+}
+
+// A health check's `url` after substitution must be an http(s) URL the client accepts.
+bool ReadCheckUrl(MapReader& r, std::string& out) {
+  if (!r.Require("url") || !r.Read("url", out)) return false;
+  if (!CheckPlaceholdersOf(r, "url", out)) return false;
+  const PlaceholderValues sample{.domain = "d", .group = "g", .address = "192.0.2.1"};
+  std::string why;
+  const std::string url = SubstitutePlaceholders(out, sample, PercentEncode);
+  if (!(url.starts_with("http://") || url.starts_with("https://")) || !ParseHttpUrl(url, why)) {
+    r.Error("url", fmt::format("expected an http:// or https:// URL, got \"{}\"{}",
+                               BoundedUtf8(out, 120), why.empty() ? "" : " (" + why + ")"));
+    return false;
+  }
+  return true;
+}
+
+std::optional<HealthCheck> DecodeHealthCheck(const YAML::Node& node, const std::string& path,
+                                             const Context& ctx) {
+  MapReader r(node, path, ctx.diags);
+  if (!r.valid()) return std::nullopt;
+  HealthCheck check;
+  check.line = LineOf(node);
+  std::string type;
+  bool ok = r.Require("type") && r.Read("type", type);
+  if (ok) {
+    static constexpr HealthCheckType kTypes[] = {HealthCheckType::kLibvirt, HealthCheckType::kExec,
+                                                 HealthCheckType::kHttp, HealthCheckType::kTcp};
+    const auto* found = std::find_if(std::begin(kTypes), std::end(kTypes), [&](HealthCheckType t) {
+      return type == HealthCheckTypeName(t);
+    });
+    if (found == std::end(kTypes)) {
+      r.Error("type", "expected libvirt, exec, http or tcp, got \"" + BoundedUtf8(type, 80) + "\"");
+      ok = false;
+    } else {
+      check.type = *found;
+    }
+  }
+  if (ok) {
+    // Each type has its own keys; one written for another type is named as such.
+    const struct {
+      const char* key;
+      HealthCheckType type;
+    } kTypeKeys[] = {{"command", HealthCheckType::kExec},
+                     {"url", HealthCheckType::kHttp},
+                     {"port", HealthCheckType::kTcp}};
+    for (const auto& k : kTypeKeys) {
+      if (check.type == k.type) continue;
+      if (r.Has(k.key)) {
+        r.Error(k.key, fmt::format("applies only to type {}", HealthCheckTypeName(k.type)));
+        ok = false;
+      }
+      r.Get(k.key);
+    }
+    switch (check.type) {
+      case HealthCheckType::kLibvirt:
+        if (r.Has("timeout")) {
+          r.Error("timeout", "does not apply to type libvirt (it reads the state the agent has)");
+          ok = false;
+        }
+        r.Get("timeout");
+        break;
+      case HealthCheckType::kExec:
+        ok &= ReadCommand(r, check.command);
+        check.timeout = std::chrono::seconds(5);
+        break;
+      case HealthCheckType::kHttp:
+        ok &= ReadCheckUrl(r, check.url);
+        break;
+      case HealthCheckType::kTcp: {
+        int64_t port = 0;
+        if (r.Require("port") && ReadIntegerIn(r, "port", 1, 65535, port)) {
+          check.port = static_cast<int>(port);
+        } else {
+          ok = false;
+        }
+        break;
+      }
+    }
+    if (check.type != HealthCheckType::kLibvirt)
+      ok &= ReadDurationIn(r, "timeout", kMinCheckTimeout, kMaxCheckTimeout, check.timeout);
+  } else {
+    // Without a type the other keys cannot be judged: not "unknown" either.
+    for (const char* key : {"command", "url", "port", "timeout"}) r.Get(key);
+  }
+  r.Finish();
+  return ok ? std::optional<HealthCheck>(std::move(check)) : std::nullopt;
+}
+
+bool DecodeHealth(const YAML::Node& node, const std::string& path, GroupRule& group,
+                  const Context& ctx) {
+  MapReader r(node, path, ctx.diags);
+  if (!r.valid()) return false;
+  HealthPolicy health;
+  bool ok =
+      ReadDurationIn(r, "grace_period", Duration(0), std::chrono::hours(1), health.grace_period);
+  ok &= ReadDurationIn(r, "interval", std::chrono::seconds(1), std::chrono::hours(1),
+                       health.interval);
+  ok &= ReadIntegerIn(r, "unhealthy_after", 1, 100, health.unhealthy_after);
+  if (r.Has("replace") && !r.Read("replace", health.replace)) ok = false;
+  YAML::Node checks = r.Get("checks");
+  if (!r.Require("checks")) {
+    ok = false;
+  } else if (!checks.IsSequence() || checks.size() == 0 || checks.size() > kMaxHealthChecks) {
+    r.Error("checks", fmt::format("expected a list of 1 to {} checks", kMaxHealthChecks));
+    ok = false;
+  } else {
+    for (size_t i = 0; i < checks.size(); ++i) {
+      auto check = DecodeHealthCheck(checks[i], fmt::format("{}.checks[{}]", path, i), ctx);
+      if (check) {
+        health.checks.push_back(std::move(*check));
+      } else {
+        ok = false;
+      }
+    }
+  }
+  r.Finish();
+  if (ok) group.health = std::move(health);
+  return ok;
+}
+
+bool DecodeHook(const YAML::Node& node, const std::string& path, HookFailure default_failure,
+                std::optional<Hook>& out, const Context& ctx) {
+  MapReader r(node, path, ctx.diags);
+  if (!r.valid()) return false;
+  Hook hook;
+  hook.line = LineOf(node);
+  hook.on_failure = default_failure;
+  bool ok = ReadCommand(r, hook.command);
+  ok &= ReadDurationIn(r, "timeout", std::chrono::seconds(1), std::chrono::hours(1), hook.timeout);
+  std::string on_failure;
+  if (r.Read("on_failure", on_failure)) {
+    if (on_failure == HookFailureName(HookFailure::kAbandon)) {
+      hook.on_failure = HookFailure::kAbandon;
+    } else if (on_failure == HookFailureName(HookFailure::kContinue)) {
+      hook.on_failure = HookFailure::kContinue;
+    } else {
+      r.Error("on_failure",
+              "expected abandon or continue, got \"" + BoundedUtf8(on_failure, 80) + "\"");
+      ok = false;
+    }
+  } else if (r.Has("on_failure")) {
+    ok = false;
+  }
+  r.Finish();
+  if (ok) out = std::move(hook);
+  return ok;
+}
+
+bool DecodeHooks(const YAML::Node& node, const std::string& path, GroupRule& group,
+                 const Context& ctx) {
+  MapReader r(node, path, ctx.diags);
+  if (!r.valid()) return false;
+  HookPolicy hooks;
+  bool ok = true;
+  // Before a scale-down the safe default keeps the member; after a scale-up
+  // the member is already serving, so a failed enlist keeps it too.
+  if (YAML::Node n = r.Get("before_scale_down"); n.IsDefined())
+    ok &= DecodeHook(n, path + ".before_scale_down", HookFailure::kAbandon, hooks.before_scale_down,
+                     ctx);
+  if (YAML::Node n = r.Get("after_scale_up"); n.IsDefined())
+    ok &=
+        DecodeHook(n, path + ".after_scale_up", HookFailure::kContinue, hooks.after_scale_up, ctx);
+  r.Finish();
+  if (ok) group.hooks = std::move(hooks);
+  return ok;
+}
+
 // A group that loads but can never act is most likely a mistake; it is a
 // warning (`check config --strict` fails on it), not an error.
 void WarnIfInert(const GroupRule& g, const YAML::Node& node, const std::string& path,
@@ -475,6 +706,10 @@ std::optional<GroupRule> DecodeGroup(const YAML::Node& node, const std::string& 
   const size_t errors = ctx.diags.errors();
   g.notifications = DecodeNotifications(r.Get("notifications"), path + ".notifications", ctx.diags);
   ok &= ctx.diags.errors() == errors;
+  if (YAML::Node health = r.Get("health"); health.IsDefined())
+    ok &= DecodeHealth(health, path + ".health", g, ctx);
+  if (YAML::Node hooks = r.Get("hooks"); hooks.IsDefined())
+    ok &= DecodeHooks(hooks, path + ".hooks", g, ctx);
   r.Finish();
   if (ok) WarnIfInert(g, node, path, ctx);
   return ok ? std::optional<GroupRule>(std::move(g)) : std::nullopt;

@@ -135,4 +135,36 @@ std::string TargetTracking::Describe() const {
   return fmt::format("{} / {} per member", MetricKey(), per_member_target);
 }
 
+const char* HealthCheckTypeName(HealthCheckType t) {
+  switch (t) {
+    case HealthCheckType::kLibvirt:
+      return "libvirt";
+    case HealthCheckType::kExec:
+      return "exec";
+    case HealthCheckType::kHttp:
+      return "http";
+    case HealthCheckType::kTcp:
+      return "tcp";
+  }
+  return "unknown";
+}
+
+const char* HookFailureName(HookFailure f) {
+  return f == HookFailure::kAbandon ? "abandon" : "continue";
+}
+
+std::string HealthCheck::Describe() const {
+  switch (type) {
+    case HealthCheckType::kLibvirt:
+      return "libvirt";
+    case HealthCheckType::kExec:
+      return command.empty() ? "exec" : "exec " + command[0];
+    case HealthCheckType::kHttp:
+      return "http " + url;
+    case HealthCheckType::kTcp:
+      return fmt::format("tcp {}", port);
+  }
+  return "unknown";
+}
+
 }  // namespace virtscale::autoscale

@@ -114,6 +114,51 @@ struct TargetTracking {
   std::string Describe() const;   // "source:jobs / 50 per member"
 };
 
+// `health:` (DESIGN.md "Lifecycle keys"): how a member is checked. A member
+// is healthy when ALL checks pass; HealthTracker (health_check.h) turns
+// results into a state. Commands and URLs may hold {domain}, {group},
+// {address} (common/placeholders.h), checked at load.
+enum class HealthCheckType { kLibvirt, kExec, kHttp, kTcp };
+const char* HealthCheckTypeName(HealthCheckType t);  // "libvirt", "exec", "http", "tcp"
+
+struct HealthCheck {
+  HealthCheckType type = HealthCheckType::kLibvirt;
+  std::vector<std::string> command;           // exec: argv, 1..64 elements
+  std::string url;                            // http: http:// or https://
+  int port = 0;                               // tcp: 1..65535, on {address}
+  Duration timeout{std::chrono::seconds(2)};  // default 5s for exec, 2s for http and tcp
+  int line = 0;                               // in the rule file, for messages
+  // "libvirt", "exec /usr/local/bin/check-web", "http http://{address}:8080/healthz", "tcp 22".
+  std::string Describe() const;
+};
+
+struct HealthPolicy {
+  Duration grace_period{std::chrono::minutes(2)};  // no checks this long after a member starts
+  Duration interval{std::chrono::seconds(10)};
+  int64_t unhealthy_after = 3;  // consecutive failed rounds
+  std::vector<HealthCheck> checks;
+  bool replace = false;  // replace unhealthy members: a new one up, then the old one removed
+};
+
+// `hooks:`: commands run around scaling, with the same placeholders, also
+// given as VIRTSCALE_DOMAIN, VIRTSCALE_GROUP, VIRTSCALE_ADDRESS.
+enum class HookFailure { kAbandon, kContinue };
+const char* HookFailureName(HookFailure f);  // "abandon", "continue"
+
+struct Hook {
+  std::vector<std::string> command;  // argv, 1..64 elements
+  Duration timeout{std::chrono::minutes(5)};
+  HookFailure on_failure = HookFailure::kAbandon;
+  int line = 0;
+};
+
+struct HookPolicy {
+  // Default on_failure: abandon (the member is kept).
+  std::optional<Hook> before_scale_down;
+  // Default on_failure: continue (the member stays).
+  std::optional<Hook> after_scale_up;
+};
+
 struct GroupRule {
   std::string name;
   std::string file;  // the rule file it came from
@@ -133,6 +178,8 @@ struct GroupRule {
   Duration shutdown_timeout{std::chrono::seconds(60)};  // scale_down.shutdown_timeout
   std::optional<TargetTracking> target;
   std::vector<NotificationTarget> notifications;  // besides the top-level ones
+  std::optional<HealthPolicy> health;  // `health:`; none: members are not checked
+  std::optional<HookPolicy> hooks;     // `hooks:`
 
   const ScalePolicy& policy(Direction d) const {
     return d == Direction::kUp ? scale_up : scale_down;

@@ -1,0 +1,28 @@
+#include "autoscale/hook_runner.h"
+
+namespace virtscale::autoscale {
+
+// Enough of the hook's output to say why it failed in one decision record.
+constexpr size_t kMaxHookOutputBytes = 256;
+
+std::string HookRun::Describe() const {
+  if (result.ok()) return "hook " + command + ": ok";
+  const std::string line = result.FirstLines(1, kMaxHookOutputBytes);
+  return "hook " + command + ": " + result.Describe() + (line.empty() ? "" : ": " + line);
+}
+
+HookRun RunHook(const Hook& hook, const PlaceholderValues& values, Canceller* canceller) {
+  const std::vector<std::string> argv = SubstituteArgv(hook.command, values);
+  SubprocessOptions options;
+  options.timeout = hook.timeout;
+  options.env = PlaceholderEnvironment(values);
+  options.canceller = canceller;
+  HookRun run;
+  run.command = argv.empty() ? "" : argv[0];
+  run.result = RunSubprocess(argv, options);
+  run.proceed = run.result.ok() || (run.result.outcome != SubprocessOutcome::kCancelled &&
+                                    hook.on_failure == HookFailure::kContinue);
+  return run;
+}
+
+}  // namespace virtscale::autoscale
