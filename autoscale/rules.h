@@ -178,8 +178,8 @@ struct GroupRule {
   Duration shutdown_timeout{std::chrono::seconds(60)};  // scale_down.shutdown_timeout
   std::optional<TargetTracking> target;
   std::vector<NotificationTarget> notifications;  // besides the top-level ones
-  std::optional<HealthPolicy> health;  // `health:`; none: members are not checked
-  std::optional<HookPolicy> hooks;     // `hooks:`
+  std::optional<HealthPolicy> health;             // `health:`; none: members are not checked
+  std::optional<HookPolicy> hooks;                // `hooks:`
 
   const ScalePolicy& policy(Direction d) const {
     return d == Direction::kUp ? scale_up : scale_down;
