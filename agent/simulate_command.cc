@@ -442,6 +442,17 @@ int SimulateCommand(const SimulateOptions& o, std::ostream& out, std::ostream& e
   spec.end = end.value_or(*last);
   ApplyHistory(history, o, *lookback, spec);
 
+  for (const std::string& text : o.pauses) {
+    std::string error;
+    std::optional<autoscale::PauseWindow> window = ParsePauseWindow(text, error);
+    if (!window) {
+      err << "simulate: --pause " << text << ": " << error << "\n";
+      return 2;
+    }
+    spec.pauses.push_back(*window);
+  }
+  spec.protected_members.insert(o.protected_members.begin(), o.protected_members.end());
+
   const autoscale::SimulationResult result = autoscale::RunSimulation(spec);
   out << fmt::format(
       "virtscale simulate: group {} ({}), {} .. {}, step {}, {} initial running member(s), load "
@@ -459,6 +470,36 @@ int SimulateCommand(const SimulateOptions& o, std::ostream& out, std::ostream& e
     out << "plot: " << o.plot_file << "\n";
   }
   return 0;
+}
+
+std::optional<autoscale::PauseWindow> ParsePauseWindow(std::string_view text, std::string& error) {
+  const size_t dots = text.find("..");
+  if (dots == std::string_view::npos) {
+    error = "expected FROM..UNTIL or FROM.. (durations from the start, e.g. 10m..30m)";
+    return std::nullopt;
+  }
+  autoscale::PauseWindow window;
+  std::string why;
+  std::optional<Duration> from = ParseDuration(text.substr(0, dots), &why);
+  if (!from) {
+    error = "FROM: " + why;
+    return std::nullopt;
+  }
+  window.from = *from;
+  const std::string_view until = text.substr(dots + 2);
+  if (!until.empty()) {
+    std::optional<Duration> end = ParseDuration(until, &why);
+    if (!end) {
+      error = "UNTIL: " + why;
+      return std::nullopt;
+    }
+    if (*end <= *from) {
+      error = "UNTIL must be after FROM";
+      return std::nullopt;
+    }
+    window.until = *end;
+  }
+  return window;
 }
 
 std::function<std::optional<int>()> AddSimulateCommand(CLI::App& app) {
@@ -485,6 +526,11 @@ std::function<std::optional<int>()> AddSimulateCommand(CLI::App& app) {
                   "Running members at the start (default: as in the history).");
   sim->add_option("--plot", o->plot_file, "Write an SVG chart of the run.");
   sim->add_flag("--absolute-times", o->absolute_times, "Print RFC 3339 times too.");
+  sim->add_option("--pause", o->pauses,
+                  "Pause the group FROM..UNTIL after the start (e.g. 10m..30m; 10m.. to the end), "
+                  "as POST .../pause and .../resume would. Repeatable.");
+  sim->add_option("--protect", o->protected_members,
+                  "Protect the simulated member NAME ({group}-{n}) from scale-down. Repeatable.");
   // One option per source name, so CLI11 cannot declare it; listed here instead.
   sim->footer(
       "Per source:\n  --query.source.NAME QUERY   PromQL giving source NAME's value over time "

@@ -60,7 +60,14 @@ struct SimulateOptions {
   int64_t initial_members = -1;  // default: members with a sample at start, else the group's min
   std::string plot_file;
   bool absolute_times = false;
+  std::vector<std::string> pauses;  // --pause FROM..UNTIL (offsets from the start; UNTIL optional)
+  std::vector<std::string> protected_members;  // --protect NAME
 };
+
+// "10m..30m" -> paused from 10m to 30m after the start; "10m.." -> to the end.
+// nullopt with `error` on bad input.
+[[nodiscard]] std::optional<autoscale::PauseWindow> ParsePauseWindow(std::string_view text,
+                                                                     std::string& error);
 
 // Samples by (metric kind, member) and by source name.
 struct History {

@@ -162,6 +162,40 @@ TEST(SimulateCommand, ReplaysACsvHistoryAndPlots) {
   EXPECT_THAT(err.str(), HasSubstr("no group \"nope\""));
 }
 
+TEST(SimulateCommand, PausesAndProtectionAreModelled) {
+  std::string csv = "time,member,metric,value\n";
+  for (int i = 0; i <= 30; ++i) csv += fmt::format("{},demo-1,cpu,0.95\n", 1714521600 + 2 * i);
+  SimulateOptions o;
+  o.rules_file = std::string(VIRTSCALE_SOURCE_DIR) + "/config/rules/demo.yml";
+  o.group = "demo";
+  o.history_files = {WriteTemp("busy.csv", csv)};
+  o.pauses = {"0s..10s"};
+  std::ostringstream out;
+  std::ostringstream err;
+  ASSERT_EQ(SimulateCommand(o, out, err), 0) << err.str();
+  EXPECT_THAT(out.str(), HasSubstr("+0s  paused: paused through the lifecycle API"));
+  EXPECT_THAT(out.str(), HasSubstr("held (paused)"));
+  EXPECT_THAT(out.str(), HasSubstr("+10s  resumed: resumed through the lifecycle API"));
+  // Nothing is created while paused: the first scale-up comes after the resume.
+  const std::string timeline = out.str();
+  const size_t resumed = timeline.find("resumed:");
+  const size_t created = timeline.find("create demo-2");
+  ASSERT_NE(created, std::string::npos) << timeline;
+  EXPECT_GT(created, resumed);
+
+  for (const char* bad : {"10m", "x..1m", "5m..1m", "1m..y"}) {
+    o.pauses = {bad};
+    std::ostringstream bad_err;
+    EXPECT_EQ(SimulateCommand(o, out, bad_err), 2) << bad;
+    EXPECT_THAT(bad_err.str(), HasSubstr(std::string("--pause ") + bad)) << bad;
+  }
+  std::string error;
+  auto open = ParsePauseWindow("1h..", error);
+  ASSERT_TRUE(open) << error;
+  EXPECT_EQ(open->from, std::chrono::hours(1));
+  EXPECT_FALSE(open->until);
+}
+
 TEST(SimulateCommand, PrometheusFailuresNameTheQuery) {
   testing::TestServer server;
   server.server().Get("/down/api/v1/query_range",
