@@ -299,9 +299,9 @@ class Agent {
                {{"config", config_.file}, {"groups", next->rules.groups.size()}, {"err", error}});
       return false;
     }
-    if (next->libvirt.uri != config_.libvirt.uri ||
-        next->web.listen_address != config_.web.listen_address ||
-        !(next->web.limits == config_.web.limits))
+    if (next->libvirt.uri != started_uri_ ||
+        next->web.listen_address != started_web_.listen_address ||
+        !(next->web.limits == started_web_.limits))
       LogWarn("libvirt.uri and web.* changes take effect at restart");
     sampler_.UpdateOptions(SamplerOptionsFrom(next->libvirt));
     sample_interval_.Set(Seconds(next->libvirt.sample_interval));
@@ -403,6 +403,10 @@ class Agent {
 
   AgentFlags flags_;
   AgentConfig config_;
+  // What the connection and the server were started with: a reload cannot
+  // change them, so it warns while the loaded config differs from these.
+  const std::string started_uri_ = config_.libvirt.uri;
+  const WebSettings started_web_ = config_.web;
   WebConfig web_;
   prometheus::Registry registry_;
   const bool read_only_;

@@ -184,6 +184,24 @@ def test_reload_rejects_bad_rules_and_keeps_running_ones():
             assert values(agent.samples(), "virtscale_config_last_reload_successful") == [1.0]
 
 
+def test_every_reload_warns_while_a_restart_only_key_differs():
+    with Workdir(QUEUE_RULES % "stop") as w:
+        with open(w.config) as f:
+            started = f.read()
+        with Agent(BINARY, "--web.enable-lifecycle", config=w.config) as agent:
+            warning = "changes take effect at restart"
+            w.write("virtscale.yml", started + "web: {read_timeout: 7s}\n")
+            for reloads in (1, 2):  # the second reload keeps the change: it still is not in force
+                status, body = http(agent.url + "/-/reload", method="POST", data=b"")
+                assert status == 200, body
+                agent.wait_for(lambda: agent.logs().count(warning) == reloads, timeout=10,
+                               what="warning %d" % reloads)
+            w.write("virtscale.yml", started)  # back to what the server runs: no warning
+            status, body = http(agent.url + "/-/reload", method="POST", data=b"")
+            assert status == 200, body
+            assert agent.logs().count(warning) == 2, agent.logs()
+
+
 LEFTOVER_NODE = """<node>
   <domain type='test'>
     <name>q-1</name>
@@ -258,4 +276,5 @@ if __name__ == "__main__":
                         test_stop_action_keeps_a_warm_pool_that_is_started_first,
                         test_dry_run_changes_nothing,
                         test_reload_rejects_bad_rules_and_keeps_running_ones,
+        test_every_reload_warns_while_a_restart_only_key_differs,
                         test_leftover_volumes_of_a_killed_create_are_cleaned_at_start]))
