@@ -276,5 +276,5 @@ if __name__ == "__main__":
                         test_stop_action_keeps_a_warm_pool_that_is_started_first,
                         test_dry_run_changes_nothing,
                         test_reload_rejects_bad_rules_and_keeps_running_ones,
-        test_every_reload_warns_while_a_restart_only_key_differs,
+                        test_every_reload_warns_while_a_restart_only_key_differs,
                         test_leftover_volumes_of_a_killed_create_are_cleaned_at_start]))
