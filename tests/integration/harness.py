@@ -78,6 +78,22 @@ def values(samples, name, **labels):
     return [v for n, l, v in samples if n == name and all(l.get(k) == w for k, w in labels.items())]
 
 
+def wait_http_ok(url, timeout, each_try=None):
+    """Polls `url` until it answers 200 (True) or `timeout` seconds pass (False);
+    `each_try()` runs before every attempt and may raise to give up."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if each_try:
+            each_try()
+        try:
+            if http(url, timeout=2)[0] == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 class Agent:
     """A virtscale process; use as a context manager."""
 
@@ -108,19 +124,12 @@ class Agent:
         return self
 
     def wait_ready(self, timeout=30):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        def exited():
             if self.proc.poll() is not None:
                 raise RuntimeError("agent exited with %d:\n%s" % (self.proc.returncode,
                                                                   self.logs()))
-            try:
-                status, _ = http(self.url + "/-/ready", timeout=2)
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("agent not ready after %ds:\n%s" % (timeout, self.logs()))
+        if not wait_http_ok(self.url + "/-/ready", timeout, each_try=exited):
+            raise RuntimeError("agent not ready after %ds:\n%s" % (timeout, self.logs()))
 
     def metrics(self):
         status, body = http(self.url + "/metrics")

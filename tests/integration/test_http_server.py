@@ -27,7 +27,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Agent, http, http_with_headers, make_pki, parse_metrics,  # noqa: E402
-                     run_tests, start_agent, tls_client_context, values)
+                     run_tests, start_agent, tls_client_context, values, wait_http_ok)
 
 BINARY = sys.argv[1]
 TMP = tempfile.mkdtemp(prefix="virtscale-httpserver-")
@@ -545,16 +545,7 @@ def test_connection_cap():
         finally:
             for c in idle:
                 c.close()
-        deadline = time.time() + 5
-        while True:
-            try:
-                status, _ = http(agent.url + "/metrics", timeout=5)
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            assert time.time() < deadline, "/metrics not served after the 20 closed"
-            time.sleep(0.1)
+        assert wait_http_ok(agent.url + "/metrics", 5), "/metrics not served after the 20 closed"
         reasons = closed_by_reason(agent)
         print("  after closing the 20: /metrics 200; closed connections %s" % reasons)
         assert reasons.get("connection_limit", 0) >= 1, reasons
