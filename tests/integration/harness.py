@@ -201,7 +201,7 @@ class Workdir:
         return self
 
     def __exit__(self, *exc):
-        shutil.rmtree(self.dir)
+        shutil.rmtree(self.dir, ignore_errors=True)  # an agent may still be writing
 
 
 def post(url):

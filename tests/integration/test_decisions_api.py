@@ -9,12 +9,11 @@ for dry-run actions. libvirt's test driver, loopback only.
 import datetime
 import json
 import os
-import shutil
 import sys
-import tempfile
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import SOURCE_DIR, Agent, http, run_tests, values  # noqa: E402
 
 BINARY = sys.argv[1]
@@ -45,19 +44,12 @@ groups:
 """ % TEMPLATE
 
 
-class Workdir:
+class Workdir(harness.Workdir):
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="virtscale-decisions-")
-        self.config = os.path.join(self.dir, "virtscale.yml")
+        super().__init__(prefix="virtscale-decisions-")
         for name, text in (("virtscale.yml", CONFIG), ("rules.yml", RULES), ("queue", "250\n")):
-            with open(os.path.join(self.dir, name), "w") as f:
-                f.write(text)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        shutil.rmtree(self.dir)
+            self.write(name, text)
+        self.config = self.path("virtscale.yml")
 
 
 def query(agent, params):

@@ -18,15 +18,13 @@ checked on the real binary (libvirt's test driver, loopback HTTP):
 """
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SOURCE_DIR, Agent, free_port, http, run_tests, values  # noqa: E402
+from harness import SOURCE_DIR, Agent, Workdir, free_port, http, run_tests, values  # noqa: E402
 
 BINARY = sys.argv[1]
 CONFIG_DIR = os.path.join(SOURCE_DIR, "config")
@@ -42,24 +40,6 @@ def start_line(agent):
     lines = [l for l in agent.logs().splitlines() if 'msg="starting virtscale"' in l]
     assert len(lines) == 1, agent.logs()
     return lines[0]
-
-
-class Workdir:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="virtscale-promises-")
-
-    def write(self, name, text):
-        path = os.path.join(self.dir, name)
-        with open(path + ".tmp", "w") as f:
-            f.write(text)
-        os.replace(path + ".tmp", path)
-        return path
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 INVALID_FLAGS = [

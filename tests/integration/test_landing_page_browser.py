@@ -16,13 +16,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import SOURCE_DIR, Agent, http, run_tests, skip  # noqa: E402
 
 parser = argparse.ArgumentParser()
@@ -74,15 +74,15 @@ groups:
 """
 
 
-class Workdir:
+class Workdir(harness.Workdir):
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="virtscale-page-")
+        super().__init__(prefix="virtscale-page-")
         self.node = self.path("node.xml")
         self.rules = self.path("rules.yml")
         self.config = self.path("virtscale.yml")
-        self.write(self.node, node_xml())
-        self.write(self.path("queue"), "250\n")
-        self.write(self.config,
+        self.write("node.xml", node_xml())
+        self.write("queue", "250\n")
+        self.write("virtscale.yml",
                    "libvirt:\n  uri: test://%s\n  sample_interval: 1s\n"
                    "rule_files: [rules.yml]\n"
                    "sources:\n"
@@ -90,26 +90,11 @@ class Workdir:
                    "  spool: {type: file, path: no-such-spool, interval: 500ms}\n" % self.node)
         self.write_rules()
 
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    @staticmethod
-    def write(path, text):
-        with open(path + ".tmp", "w") as f:
-            f.write(text)
-        os.replace(path + ".tmp", path)
-
     def write_rules(self, web_dry_run=False, broken=False):
         text = RULES % {"template": TEMPLATE, "web_dry_run": "dry_run: true" if web_dry_run else ""}
         if broken:
             text = text.replace("max: 6", "max: six")
-        self.write(self.rules, text)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        shutil.rmtree(self.dir)
+        self.write("rules.yml", text)
 
 
 class Element:
