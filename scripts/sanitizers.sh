@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds and runs the unit and integration tests under AddressSanitizer +
 # UndefinedBehaviorSanitizer (preset asan) and ThreadSanitizer (preset tsan),
-# and prints how long each phase took.
+# and prints how long each phase took. To keep CI in budget the tsan test
+# preset leaves out integration tests of single-threaded CLI paths, the browser,
+# and those whose threads the others already drive (web security, queue source).
 #
 #   scripts/sanitizers.sh            # both
 #   scripts/sanitizers.sh asan       # one
