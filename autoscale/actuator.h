@@ -64,6 +64,12 @@ class Actuator {
     (void)domain, (void)stamp;
     return "not supported by this actuator";
   }
+  // The member's first IPv4 address ({address} of health checks and hooks),
+  // "" when not known. Called from health-check workers.
+  virtual std::string MemberAddress(const std::string& domain) {
+    (void)domain;
+    return "";
+  }
   // Agent shutdown: running and later Execute calls give up as soon as they
   // safely can (rolling back what they made) instead of waiting out timeouts.
   virtual void Cancel() {}

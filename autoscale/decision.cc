@@ -154,6 +154,11 @@ nlohmann::json Decision::ToJson() const {
   for (const auto& [name, state] : member_states) by_state[MemberStateName(state)].push_back(name);
   members["active"] = active;
   members["by_state"] = std::move(by_state);
+  if (!health_failures.empty()) {
+    json failing = json::object();
+    for (const auto& [name, why] : health_failures) failing[name] = why;
+    members["health_failures"] = std::move(failing);
+  }
   j["members"] = std::move(members);
   j["min"] = min;
   j["max"] = max;

@@ -114,6 +114,8 @@ struct Decision {
   int64_t active = 0;                                              // every state but stopped
   int64_t by_state_count[kMemberStates] = {};                      // by MemberState
   std::vector<std::pair<std::string, MemberState>> member_states;  // by name
+  // Members whose health checks fail (failing or unhealthy): name -> "health: check: output".
+  std::vector<std::pair<std::string, std::string>> health_failures;
   int64_t min = 0;
   int64_t max = 0;
   int64_t desired = 0;  // what the group should have after this decision

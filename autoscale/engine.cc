@@ -43,13 +43,19 @@ void AddSample(MetricFamily& f, std::vector<ClientMetric::Label> labels, double 
   f.metric.push_back(std::move(m));
 }
 
+EngineOptions WithClock(EngineOptions options) {
+  if (options.clock == nullptr) options.clock = &SystemClock();
+  return options;
+}
+
 }  // namespace
 
 Engine::Engine(Actuator& actuator, EngineOptions options)
     : actuator_(actuator),
-      options_(std::move(options)),
-      log_(options_.change_history, options_.evaluation_history) {
-  if (options_.clock == nullptr) options_.clock = &SystemClock();
+      options_(WithClock(std::move(options))),
+      log_(options_.change_history, options_.evaluation_history),
+      health_([&actuator](const std::string& domain) { return actuator.MemberAddress(domain); },
+              *options_.clock) {
   for (size_t i = 0; i < std::max<size_t>(1, options_.action_workers); ++i)
     workers_.emplace_back([this] { WorkerLoop(); });
 }
@@ -64,6 +70,7 @@ void Engine::Shutdown() {
     stop_ = true;
   }
   actuator_.Cancel();
+  health_.Shutdown();
   work_cv_.notify_all();
   for (std::thread& t : workers_) t.join();
 }
@@ -89,6 +96,10 @@ void Engine::SetRules(RuleSet rules) {
   }
   groups_ = std::move(groups);
   rules_ = std::move(rules);
+  std::set<std::string> checked;
+  for (const Group& g : groups_)
+    if (g.rule.health) checked.insert(g.rule.name);
+  health_.RetainGroups(checked);
 }
 
 void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, Instant now,
@@ -104,6 +115,7 @@ void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, In
     if (members.empty()) members = IndexMembers(rules_, snapshot.get());
     g.membership = std::move(members[i]);
     ApplyOverrides(g);
+    if (g.rule.health) ApplyHealth(g, now.mono);
     EvaluationInput in{.rule = g.rule,
                        .members = g.membership,
                        .snapshot = snapshot.get(),
@@ -179,6 +191,42 @@ void Engine::ApplyOverrides(Group& g) {
       member.is_protected = it->second.value;
       member.protected_changed_ms = it->second.changed_ms;
     }
+  }
+}
+
+void Engine::ApplyHealth(Group& g, MonoTime now) {
+  Membership& m = g.membership;
+  std::vector<HealthSubject> subjects;
+  std::set<std::string> present;
+  for (const Member& member : m.members) {
+    present.insert(member.name);
+    const bool stopped = member.state == MemberState::kStopped;
+    if (!stopped) g.running_since.try_emplace(member.name, now);
+    auto since = g.running_since.find(member.name);
+    // A stopped member is checked only when it ran here and the group did not stop it:
+    // someone else stopped it, and the libvirt check says so.
+    if (since == g.running_since.end() || (stopped && g.stopped_by_group.count(member.name)))
+      continue;
+    subjects.push_back({member.name, member.domain_state, member.state_reason, since->second,
+                        !g.stopped_by_group.count(member.name)});
+  }
+  std::erase_if(g.running_since, [&](const auto& kv) { return !present.count(kv.first); });
+  std::erase_if(g.stopped_by_group, [&](const std::string& n) { return !present.count(n); });
+  health_.Update(g.rule.name, *g.rule.health, subjects, now);
+  const auto statuses = health_.Health(g.rule.name, subjects, now);
+  for (Member& member : m.members) {
+    auto it = statuses.find(member.name);
+    if (it == statuses.end()) continue;
+    const MemberHealthStatus& s = it->second;
+    member.health = MemberHealthName(s.state);
+    if (s.state == MemberHealth::kFailing || s.state == MemberHealth::kUnhealthy)
+      member.health_output = s.failed_check + ": " + s.output;
+    if (s.state != MemberHealth::kUnhealthy || member.state == MemberState::kUnhealthy) continue;
+    --m.count[static_cast<int>(member.state)];
+    if (member.state == MemberState::kRunning) --m.running;
+    if (member.state == MemberState::kStopped) --m.stopped;
+    member.state = MemberState::kUnhealthy;
+    ++m.count[static_cast<int>(MemberState::kUnhealthy)];
   }
 }
 
@@ -354,8 +402,11 @@ LifecycleChange Engine::SetProtected(const std::string& group, const std::string
 }
 
 void Engine::WaitIdle() {
-  std::unique_lock lock(mu_);
-  idle_cv_.wait(lock, [this] { return queue_.empty() && busy_ == 0; });
+  {
+    std::unique_lock lock(mu_);
+    idle_cv_.wait(lock, [this] { return queue_.empty() && busy_ == 0; });
+  }
+  health_.WaitIdle();
 }
 
 std::vector<OperationResult> Engine::RunOperations(const Job& job) {
@@ -486,6 +537,25 @@ void Engine::Finish(const Job& job, const std::vector<OperationResult>& results)
   g->actions_total[{dir, "ok"}] += static_cast<double>(results.size() - failed);
   g->actions_total[{dir, "error"}] += static_cast<double>(failed);
   g->last_scale[static_cast<int>(job.direction)] = done.wall;
+  for (size_t i = 0; i < results.size() && i < job.operations.size(); ++i) {
+    if (!results[i].ok) continue;
+    const std::string& domain = results[i].domain;
+    switch (job.operations[i].kind) {
+      case Operation::Kind::kStop:
+        g->stopped_by_group.insert(domain);
+        g->running_since.erase(domain);
+        break;
+      case Operation::Kind::kStart:
+      case Operation::Kind::kCreate:
+        g->stopped_by_group.erase(domain);
+        g->running_since.erase(domain);  // started now: its grace period begins at the next look
+        break;
+      case Operation::Kind::kDelete:
+        g->stopped_by_group.erase(domain);
+        g->running_since.erase(domain);
+        break;
+    }
+  }
   GroupState& s = g->state;
   s.in_flight = false;
   s.settle_after = done.mono;
@@ -515,6 +585,8 @@ nlohmann::json Engine::GroupsJson() const {
               {"running", m.state == MemberState::kRunning},
               {"owned", m.owned},
               {"protected", m.is_protected},
+              {"health", m.health.empty() ? json(nullptr) : json(m.health)},
+              {"health_output", m.health_output},
               {"created_by_virtscale", m.owned}};  // 0.1 name of "owned"
       if (m.owned) mj["created_at"] = m.created_at_unix;
       members.push_back(std::move(mj));

@@ -32,12 +32,14 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 #include <vector>
 
 #include "autoscale/actuator.h"
 #include "autoscale/decision.h"
 #include "autoscale/evaluator.h"
+#include "autoscale/health_monitor.h"
 #include "autoscale/rules.h"
 #include "collectors/snapshot.h"
 #include "collectors/sources/reading.h"
@@ -108,7 +110,7 @@ class Engine {
   // Cancels the actuator's running operations (they roll back and return
   // promptly), records queued ones as skipped, and joins the workers. Idempotent.
   void Shutdown();
-  // Blocks until no action is queued or running (tests, shutdown).
+  // Blocks until no action or health check is queued or running (tests, simulations).
   void WaitIdle();
 
   // The lifecycle API. A paused group evaluates as usual but every decision is
@@ -146,6 +148,11 @@ class Engine {
     };
     std::optional<Override> pause_override;
     std::map<std::string, Override> protect_overrides;  // by member name
+    // For health checks: when each member was first seen active since it last
+    // started (its grace period runs from then), and the members this group
+    // stopped itself (warm pool), which are not expected to run.
+    std::map<std::string, MonoTime> running_since;
+    std::set<std::string> stopped_by_group;
   };
   struct Job {
     std::string group;
@@ -164,6 +171,8 @@ class Engine {
   Group* FindGroup(const std::string& name);
   // Applies the group's overrides to its membership, dropping those a snapshot caught up with.
   static void ApplyOverrides(Group& g);
+  // Queues the group's due health checks and marks its unhealthy members.
+  void ApplyHealth(Group& g, MonoTime now);
   // Unix ms for a lifecycle change: wall time, but always after the previous change.
   int64_t NextChangeMs();
   // Writes the stamps (unless persisting is off) and returns per-domain errors.
@@ -186,6 +195,7 @@ class Engine {
   std::mutex lifecycle_mu_;  // one lifecycle request at a time, so stored changes keep their order
   double last_tick_seconds_ = 0;
   bool ticked_ = false;
+  HealthMonitor health_;              // its workers run the groups' health checks
   std::vector<std::thread> workers_;  // last: start after everything above exists
 };
 

@@ -416,7 +416,11 @@ void DescribeMembers(const Membership& members, Decision& d) {
   d.active = members.active();
   std::copy(std::begin(members.count), std::end(members.count), std::begin(d.by_state_count));
   d.member_states.reserve(members.members.size());
-  for (const Member& m : members.members) d.member_states.emplace_back(m.name, m.state);
+  for (const Member& m : members.members) {
+    d.member_states.emplace_back(m.name, m.state);
+    if (!m.health_output.empty())
+      d.health_failures.emplace_back(m.name, m.health + ": " + m.health_output);
+  }
 }
 
 }  // namespace

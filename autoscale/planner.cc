@@ -81,6 +81,7 @@ std::vector<Membership> IndexMembers(const RuleSet& rules, const Snapshot* snaps
     Member member;
     member.name = d.name;
     member.domain_state = d.state;
+    member.state_reason = d.state_reason;
     member.state = MemberStateOf(d.state);
     member.owned = by_metadata && SameUuid(d.metadata->uuid, d.uuid);
     if (member.owned) member.created_at_unix = d.metadata->created_at_unix;

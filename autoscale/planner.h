@@ -41,6 +41,7 @@ namespace virtscale::autoscale {
 struct Member {
   std::string name;
   DomainState domain_state = DomainState::kNoState;
+  int state_reason = 0;  // libvirt's reason for domain_state
   MemberState state = MemberState::kOther;
   bool owned = false;           // created for this group: its metadata records its own UUID
   int64_t created_at_unix = 0;  // owned members only
@@ -50,8 +51,12 @@ struct Member {
   // Set through the lifecycle API: never chosen for scale-down.
   bool is_protected = false;
   int64_t protected_changed_ms = 0;  // unix ms of the stored change; 0: never
-  std::optional<double> cpu;         // DomainStats::cpu_utilization
-  std::optional<double> memory;      // DomainStats::memory_utilization
+  // With `health:` checks: MemberHealthName ("grace", "healthy", "unhealthy", ...);
+  // "" without. A member unhealthy_after rounds in a row failing has state kUnhealthy.
+  std::string health;
+  std::string health_output;     // while failing or unhealthy: "check: output"
+  std::optional<double> cpu;     // DomainStats::cpu_utilization
+  std::optional<double> memory;  // DomainStats::memory_utilization
 };
 
 // running: running; paused: paused; stopped: shut off; other: blocked, shutting

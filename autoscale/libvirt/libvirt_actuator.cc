@@ -718,6 +718,36 @@ class LibvirtActuator::Run {
                          kScaleStampNamespace, "write scale stamp");
   }
 
+  // The first IPv4 address libvirt knows for the domain: from DHCP leases,
+  // else the guest agent, else the host's ARP table; "" when none.
+  std::string FirstIPv4(const std::string& name) {
+    std::string error;
+    DomainRef dom = Lookup(name, error);
+    if (!dom) return "";
+    for (unsigned source :
+         {VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
+          VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP}) {
+      auto found = Call("interface addresses", [dom, source] {
+        virDomainInterfacePtr* ifaces = nullptr;
+        const int n = virDomainInterfaceAddresses(dom.get(), &ifaces, source, 0);
+        std::string address;
+        for (int i = 0; i < n; ++i) {
+          for (unsigned j = 0; address.empty() && j < ifaces[i]->naddrs; ++j) {
+            const virDomainIPAddress& a = ifaces[i]->addrs[j];
+            if (a.type == VIR_IP_ADDR_TYPE_IPV4 && a.addr != nullptr &&
+                std::string_view(a.addr).substr(0, 4) != "127.")
+              address = a.addr;
+          }
+          virDomainInterfaceFree(ifaces[i]);
+        }
+        free(ifaces);
+        return address;
+      });
+      if (found.value && !found.value->empty()) return *found.value;
+    }
+    return "";
+  }
+
   // Returns "" or what failed.
   std::string WriteLifecycle(const std::string& name, const LifecycleStamp& stamp) {
     std::string error;
@@ -965,6 +995,13 @@ std::string LibvirtActuator::RecordScaleTime(const std::string& group, Direction
              {"error", out}});
   }
   return out;
+}
+
+std::string LibvirtActuator::MemberAddress(const std::string& domain) {
+  ConnectionRef conn = provider_ ? provider_() : nullptr;
+  if (!conn) return "";
+  Run run(*this, conn);
+  return run.FirstIPv4(domain);
 }
 
 std::string LibvirtActuator::RecordLifecycle(const std::string& domain,

@@ -121,6 +121,9 @@ class LibvirtActuator : public Actuator {
   std::string RecordScaleTime(const std::string& group, Direction direction, int64_t unix_seconds,
                               const std::vector<std::string>& domains) override;
 
+  // Lease, then guest agent, then ARP (DESIGN.md "Lifecycle keys").
+  std::string MemberAddress(const std::string& domain) override;
+
   // Writes `stamp` as the domain's lifecycle element, in the same places.
   std::string RecordLifecycle(const std::string& domain, const LifecycleStamp& stamp) override;
 
