@@ -65,6 +65,7 @@ struct Expectation {
   std::optional<std::string> outcome;
   std::optional<std::vector<std::string>> pending;
   std::optional<std::vector<std::string>> firing;
+  std::optional<std::vector<std::string>> unhealthy;  // members in state unhealthy
 };
 
 struct RuleTest {
@@ -118,6 +119,8 @@ void DecodeExpectation(const YAML::Node& node, const std::string& path, Duration
   int64_t n = 0;
   if (r.Read("members", n)) e.members = n;
   if (r.Read("stopped", n)) e.stopped = n;
+  std::vector<std::string> names;
+  if (r.ReadStringList("unhealthy", names)) e.unhealthy = names;
   std::string s;
   if (r.Read("held_by", s)) {
     if (std::find(std::begin(kHeldByNames), std::end(kHeldByNames), s) == std::end(kHeldByNames))
@@ -242,6 +245,20 @@ void DecodeTest(const YAML::Node& node, const std::string& path, Duration eval,
       m.Finish();
     }
   }
+  YAML::Node health = r.Get("health_series");
+  if (health.IsDefined() && !health.IsNull() && !health.IsSequence()) {
+    r.Error("health_series", "expected a list of {member, values}");
+  } else if (health.IsSequence()) {
+    for (size_t i = 0; i < health.size(); ++i) {
+      MapReader m(health[i], fmt::format("{}.health_series[{}]", path, i), diags);
+      if (!m.valid()) continue;
+      std::string member;
+      autoscale::Series series;
+      if (m.Require("member") && m.Read("member", member) && ParseSeries(m, "values", step, series))
+        t.spec.health[member] = std::move(series);
+      m.Finish();
+    }
+  }
   YAML::Node sources = r.Get("sources");
   if (sources.IsDefined() && !sources.IsNull() && !sources.IsSequence()) {
     r.Error("sources", "expected a list of {source, values}");
@@ -354,6 +371,16 @@ std::vector<std::string> Check(const Expectation& e, const autoscale::Simulation
   if (e.firing) {
     mismatch("firing", ListString(*e.firing),
              d ? ListString(ConditionIds(*d, ConditionState::kFiring)) : "[]");
+  }
+  if (e.unhealthy) {
+    std::vector<std::string> got;
+    if (d)
+      for (const auto& [name, state] : d->member_states)
+        if (state == autoscale::MemberState::kUnhealthy) got.push_back(name);
+    std::vector<std::string> want = *e.unhealthy;
+    std::sort(want.begin(), want.end());
+    mismatch("unhealthy", ListString(want),
+             d ? ListString(got) : std::string("(no evaluation at this time)"));
   }
   if (e.actions) {
     struct Got {

@@ -55,7 +55,7 @@ Engine::Engine(Actuator& actuator, EngineOptions options)
       options_(WithClock(std::move(options))),
       log_(options_.change_history, options_.evaluation_history),
       health_([&actuator](const std::string& domain) { return actuator.MemberAddress(domain); },
-              *options_.clock) {
+              *options_.clock, 2, options_.health_probe) {
   for (size_t i = 0; i < std::max<size_t>(1, options_.action_workers); ++i)
     workers_.emplace_back([this] { WorkerLoop(); });
 }

@@ -72,6 +72,8 @@ struct EngineOptions {
   // actions finished, results included; notifications hang on it. WaitIdle
   // waits for it.
   std::function<void(const Decision&)> on_change_finished;
+  // Replaces the real health checks (simulations model their results).
+  HealthMonitor::Probe health_probe;
 };
 
 // (domain, what failed) pairs.

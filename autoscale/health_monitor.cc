@@ -30,8 +30,9 @@ std::string HealthPolicySignature(const HealthPolicy& policy) {
   return out;
 }
 
-HealthMonitor::HealthMonitor(AddressLookup lookup, const Clock& clock, size_t workers)
-    : lookup_(std::move(lookup)), clock_(clock) {
+HealthMonitor::HealthMonitor(AddressLookup lookup, const Clock& clock, size_t workers, Probe probe)
+    : lookup_(std::move(lookup)), clock_(clock), probe_(std::move(probe)) {
+  if (!probe_) probe_ = &RunChecks;
   for (size_t i = 0; i < std::max<size_t>(workers, 1); ++i)
     cancellers_.push_back(std::make_unique<ProbeCanceller>());
   for (auto& canceller : cancellers_)
@@ -62,9 +63,11 @@ void HealthMonitor::Update(const std::string& group, const HealthPolicy& policy,
   auto it = groups_.find(group);
   if (it == groups_.end() || it->second.signature != signature) {
     // Rounds of the old policy still running are recorded nowhere (their signature differs).
-    it = groups_.insert_or_assign(group, GroupHealth{signature,
-                                                     std::make_shared<const HealthPolicy>(policy),
-                                                     HealthTracker(policy), {}})
+    it = groups_
+             .insert_or_assign(group, GroupHealth{signature,
+                                                  std::make_shared<const HealthPolicy>(policy),
+                                                  HealthTracker(policy),
+                                                  {}})
              .first;
   }
   GroupHealth& g = it->second;
@@ -132,13 +135,14 @@ void HealthMonitor::RunRound(const Round& round, ProbeCanceller& canceller) {
       LogDebug("member address lookup failed", {{"domain", in.domain}, {"err", e.what()}});
     }
   }
-  std::vector<ProbeResult> results = RunChecks(*round.policy, in, &canceller);
+  std::vector<ProbeResult> results = probe_(*round.policy, in, &canceller);
   const MonoTime done = clock_.Now().mono;
   std::lock_guard lock(mu_);
   auto it = groups_.find(round.group);
   if (it == groups_.end() || it->second.signature != round.signature) return;
   it->second.in_flight.erase(in.domain);
-  const MemberHealthStatus before = it->second.tracker.Status(in.domain, round.subject.started, done);
+  const MemberHealthStatus before =
+      it->second.tracker.Status(in.domain, round.subject.started, done);
   const MemberHealthStatus& after =
       it->second.tracker.Record(in.domain, round.subject.started, done, results);
   // Logged when a member becomes unhealthy or recovers, not every round.

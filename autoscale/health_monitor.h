@@ -43,8 +43,11 @@ struct HealthSubject {
 class HealthMonitor {
  public:
   using AddressLookup = std::function<std::string(const std::string& domain)>;
+  // Runs one member's round; RunChecks unless a simulation models the results.
+  using Probe = std::function<std::vector<ProbeResult>(const HealthPolicy&, const MemberProbeInput&,
+                                                       ProbeCanceller*)>;
 
-  HealthMonitor(AddressLookup lookup, const Clock& clock, size_t workers = 2);
+  HealthMonitor(AddressLookup lookup, const Clock& clock, size_t workers = 2, Probe probe = {});
   ~HealthMonitor();  // Shutdown()
   HealthMonitor(const HealthMonitor&) = delete;
   HealthMonitor& operator=(const HealthMonitor&) = delete;
@@ -83,6 +86,7 @@ class HealthMonitor {
 
   AddressLookup lookup_;
   const Clock& clock_;
+  Probe probe_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   mutable std::condition_variable idle_cv_;

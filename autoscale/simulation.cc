@@ -378,6 +378,18 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
   options.clock = &clock;
   options.operations_per_job = 1;  // `executed` then lists results in the decision's order
   options.on_decision = [&last](const Decision& d) { last = d; };
+  // Rounds run while the loop below waits in WaitIdle, so reading `now` is ordered.
+  options.health_probe = [&spec, &now](const HealthPolicy& policy, const MemberProbeInput& in,
+                                       ProbeCanceller*) {
+    ProbeResult r{ProbeStatus::kPass, "simulated pass"};
+    if (auto it = spec.health.find(in.domain); it != spec.health.end()) {
+      const std::optional<double> v = it->second.At(now);
+      r = !v       ? ProbeResult{ProbeStatus::kUnknown, "no simulated result at this time"}
+          : *v > 0 ? ProbeResult{ProbeStatus::kPass, "simulated pass"}
+                   : ProbeResult{ProbeStatus::kFail, "simulated failure"};
+    }
+    return std::vector<ProbeResult>(policy.checks.size(), r);
+  };
 
   SimulationResult result;
   {
@@ -448,6 +460,7 @@ std::string FormatTimeline(const SimulationResult& result, const SimulationSpec&
   };
   std::map<std::pair<int, size_t>, ConditionState> prev;
   HeldBy prev_held = HeldBy::kNone;
+  std::map<std::string, std::string> prev_failing;  // member -> "failing: check: output"
   int64_t evaluations = 0;
   std::map<std::string, int64_t> holds;
   int64_t lo = INT64_MAX;
@@ -463,6 +476,13 @@ std::string FormatTimeline(const SimulationResult& result, const SimulationSpec&
     const Decision& d = *s.decision;
     ++evaluations;
     const std::string at = stamp(s.time);
+    std::map<std::string, std::string> failing(d.health_failures.begin(), d.health_failures.end());
+    for (const auto& [member, why] : failing)
+      if (prev_failing[member] != why) out += fmt::format("{}  {} {}\n", at, member, why);
+    for (const auto& [member, why] : prev_failing)
+      if (!failing.count(member))
+        out += fmt::format("{}  {} passes its checks again\n", at, member);
+    prev_failing = std::move(failing);
     for (const ConditionReport& c : d.conditions) {
       const auto key = std::make_pair(static_cast<int>(c.direction), c.index);
       const ConditionState before = prev.count(key) ? prev[key] : ConditionState::kInactive;

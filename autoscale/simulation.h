@@ -99,6 +99,10 @@ struct SimulationSpec {
   // Members (by name, also ones created later) protected from scale-down, as
   // if stored through POST .../protect before the start.
   std::set<std::string> protected_members;
+  // Modelled health-check results by member: 1 passes, 0 fails, a missing
+  // sample is unknown; members without a series pass. Used only by groups with
+  // `health:` (each round gives every check the same result).
+  std::map<std::string, Series> health;
 };
 
 // One engine tick.

@@ -1,12 +1,11 @@
 #include "autoscale/health_monitor.h"
 
-#include "autoscale/engine.h"
-
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <thread>
 
+#include "autoscale/engine.h"
 #include "engine_test_util.h"
 
 namespace virtscale::autoscale {
