@@ -176,7 +176,12 @@ void Members(const json& groups, std::string& html) {
               Field(m, "name") + "</td><td class=\"state state-" + state + "\">" + state +
               "</td><td>" + Field(m, "domain_state") + "</td><td>" +
               (m.value("owned", false) ? "owned" : "adopted") + "</td><td class=\"protection\">" +
-              (is_protected ? "<span class=\"warn\">protected</span>" : "") + "</td></tr>";
+              (is_protected ? "<span class=\"warn\">protected</span>" : "") +
+              "</td><td class=\"health\">" + Field(m, "health") +
+              (Field(m, "health_output").empty()
+                   ? ""
+                   : "<br><span class=\"muted\">" + Field(m, "health_output") + "</span>") +
+              "</td></tr>";
     }
   }
   if (rows.empty()) {
@@ -185,7 +190,7 @@ void Members(const json& groups, std::string& html) {
   }
   html +=
       "<table id=\"members\"><tr><th>Group</th><th>Member</th><th>State</th>"
-      "<th>Domain state</th><th>Ownership</th><th>Scale-down</th></tr>" +
+      "<th>Domain state</th><th>Ownership</th><th>Scale-down</th><th>Health</th></tr>" +
       rows + "</table>";
 }
 
