@@ -193,6 +193,7 @@ nlohmann::json Decision::ToJson() const {
   j["direction"] = direction ? json(DirectionName(*direction)) : json(nullptr);
   if (held_by != HeldBy::kNone) j["held_by"] = HeldByName(held_by);
   j["reason"] = reason;
+  if (!replacing.empty()) j["replacing"] = replacing;
   json acts = json::array();
   for (const ActionRecord& a : actions) {
     json aj{{"kind", OperationKindName(a.operation.kind)},

@@ -116,6 +116,8 @@ struct Decision {
   std::vector<std::pair<std::string, MemberState>> member_states;  // by name
   // Members whose health checks fail (failing or unhealthy): name -> "health: check: output".
   std::vector<std::pair<std::string, std::string>> health_failures;
+  // health.replace: the unhealthy member this decision's actions replace.
+  std::string replacing;
   int64_t min = 0;
   int64_t max = 0;
   int64_t desired = 0;  // what the group should have after this decision

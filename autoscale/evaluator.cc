@@ -349,6 +349,29 @@ struct Guarded {
   std::string note;     // why fewer than wanted, for the reason
 };
 
+// What holds any action while the last one is unsettled: still running, newer
+// than the snapshot, or failed and backing off.
+Guarded ActionUnsettled(const EvaluationInput& in, const GroupState& state) {
+  Guarded g;
+  auto held = [&](HeldBy by, std::string reason) {
+    g.held_by = by;
+    g.reason = std::move(reason);
+    return g;
+  };
+  if (state.in_flight) return held(HeldBy::kInFlight, "the previous action is still running");
+  if (state.settle_after && in.snapshot->taken_at_steady <= *state.settle_after) {
+    return held(HeldBy::kAwaitingSnapshot,
+                "waiting for a snapshot taken after the last action finished at " +
+                    FormatTime(in.now.WallOf(*state.settle_after)));
+  }
+  if (state.retry_after && in.now.mono < *state.retry_after) {
+    return held(HeldBy::kBackoff, fmt::format("{} failed action(s) in a row; retry after {}",
+                                              state.consecutive_failures,
+                                              FormatTime(in.now.WallOf(*state.retry_after))));
+  }
+  return g;
+}
+
 Guarded ApplyGuards(const EvaluationInput& in, const GroupState& state, const Intent& intent) {
   const GroupRule& rule = in.rule;
   const Direction dir = *intent.direction;
@@ -364,17 +387,8 @@ Guarded ApplyGuards(const EvaluationInput& in, const GroupState& state, const In
     return held(HeldBy::kBoundMax, fmt::format("at max {} ({} active)", rule.max, active));
   if (!is_up && active <= rule.min)
     return held(HeldBy::kBoundMin, fmt::format("at min {} ({} active)", rule.min, active));
-  if (state.in_flight) return held(HeldBy::kInFlight, "the previous action is still running");
-  if (state.settle_after && in.snapshot->taken_at_steady <= *state.settle_after) {
-    return held(HeldBy::kAwaitingSnapshot,
-                "waiting for a snapshot taken after the last action finished at " +
-                    FormatTime(in.now.WallOf(*state.settle_after)));
-  }
-  if (state.retry_after && in.now.mono < *state.retry_after) {
-    return held(HeldBy::kBackoff, fmt::format("{} failed action(s) in a row; retry after {}",
-                                              state.consecutive_failures,
-                                              FormatTime(in.now.WallOf(*state.retry_after))));
-  }
+  if (Guarded unsettled = ActionUnsettled(in, state); unsettled.held_by != HeldBy::kNone)
+    return unsettled;
   if (!intent.restoring_bounds) {
     const Duration cooldown = rule.policy(dir).cooldown;
     const std::optional<MonoTime> from = CooldownStart(in, state, dir);
@@ -408,6 +422,111 @@ void Hold(Decision& d, HeldBy by, const std::string& why, const std::string& rea
   d.outcome = Outcome::kHeld;
   d.held_by = by;
   d.reason = why.empty() ? reason : why + "; held: " + reason;
+}
+
+// Turns planned operations into the decision's actions: pending, or skipped
+// in dry run. Returns whether they will run.
+bool TakeActions(const EvaluationInput& in, Plan plan, Direction dir, Decision& d,
+                 GroupState& next) {
+  const bool dry = in.dry_run || in.rule.dry_run;
+  for (Operation& op : plan.operations) {
+    ActionRecord a;
+    a.operation = std::move(op);
+    a.result = dry ? ActionResult::kDryRun : ActionResult::kPending;
+    d.actions.push_back(std::move(a));
+  }
+  if (dry) {
+    d.outcome = Outcome::kHeld;
+    d.held_by = HeldBy::kDryRun;
+    d.result = DecisionResult::kDryRun;
+    d.reason += in.dry_run ? "; dry run (--dry-run): nothing changed"
+                           : "; dry run (group dry_run): nothing changed";
+  } else {
+    d.outcome = dir == Direction::kUp ? Outcome::kScaleUp : Outcome::kScaleDown;
+    d.result = DecisionResult::kPending;
+    next.in_flight = true;
+  }
+  return !dry;
+}
+
+// health.replace: brings a replacement up for the first unhealthy member (at
+// most max + 1 active during the swap), then, once more members run than
+// before, removes the unhealthy one (deleted only when owned and the group
+// deletes, else stopped). One replacement at a time. Returns false when
+// there is nothing to replace, so the group scales as usual.
+bool Replace(const EvaluationInput& in, GroupState& next, Decision& d) {
+  const GroupRule& rule = in.rule;
+  const Membership& m = in.members;
+  auto find = [&](const std::string& name) -> const Member* {
+    for (const Member& member : m.members)
+      if (member.name == name) return &member;
+    return nullptr;
+  };
+  if (next.replacing) {
+    const Member* old = find(*next.replacing);
+    if (old == nullptr || old->state != MemberState::kUnhealthy) next.replacing.reset();
+  }
+  const Member* unhealthy = next.replacing ? find(*next.replacing) : nullptr;
+  if (unhealthy == nullptr) {
+    for (const Member& member : m.members)
+      if (member.state == MemberState::kUnhealthy && !member.is_protected) {
+        unhealthy = &member;
+        break;
+      }
+  }
+  if (unhealthy == nullptr) return false;
+  const std::string why =
+      fmt::format("replace unhealthy {} ({})", unhealthy->name, unhealthy->health_output);
+  if (Guarded unsettled = ActionUnsettled(in, next); unsettled.held_by != HeldBy::kNone) {
+    Hold(d, unsettled.held_by, why, unsettled.reason);
+    return true;
+  }
+  const int64_t active = m.active();
+  if (!next.replacing) {
+    if (active >= rule.max + 1) {
+      Hold(d, HeldBy::kBoundMax, why,
+           fmt::format("{} active: no room for a replacement even at max + 1", active));
+      return true;
+    }
+    Plan plan = PlanScaleUp(rule, m, 1);
+    if (plan.operations.empty()) {
+      Hold(d, HeldBy::kNoCandidate, why, plan.shortfall);
+      return true;
+    }
+    d.direction = Direction::kUp;
+    d.desired = active + 1;
+    d.reason = fmt::format(
+        "{}: bring up a replacement first ({} -> {} active, at most max + 1 "
+        "during the swap)",
+        why, active, active + 1);
+    d.replacing = unhealthy->name;
+    if (TakeActions(in, std::move(plan), Direction::kUp, d, next)) {
+      next.replacing = unhealthy->name;
+      next.replace_running_before = m.running;
+    }
+    return true;
+  }
+  if (m.running <= next.replace_running_before) {
+    d.reason = why + ": waiting for the replacement to run";
+    return true;
+  }
+  const bool del = unhealthy->owned && rule.down_action == DownAction::kDelete;
+  Plan plan;
+  Operation op;
+  op.kind = del ? Operation::Kind::kDelete : Operation::Kind::kStop;
+  op.group = rule.name;
+  op.domain = unhealthy->name;
+  op.shutdown_timeout = rule.shutdown_timeout;
+  plan.operations.push_back(std::move(op));
+  d.direction = Direction::kDown;
+  d.desired = active - 1;
+  d.reason = fmt::format("{}: its replacement runs ({} running, {} before); {} it", why, m.running,
+                         next.replace_running_before, del ? "delete" : "stop");
+  d.replacing = unhealthy->name;
+  // `replacing` stays until the member is gone or stopped, so a failed removal is retried
+  // instead of bringing up a second replacement.
+  TakeActions(in, std::move(plan), Direction::kDown, d, next);
+  return true;
 }
 
 void DescribeMembers(const Membership& members, Decision& d) {
@@ -532,6 +651,7 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
                      FormatTime(since), rule.name));
     return e;
   }
+  if (rule.health && rule.health->replace && Replace(in, next, d)) return e;
   if (!intent.direction) {
     if (intent.held_by != HeldBy::kNone) {
       Hold(d, intent.held_by, "", intent.reason);
@@ -565,28 +685,11 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
                          planned, d.active, d.desired, guarded.note);
   if (!is_up) d.reason += fmt::format("; scale_down.order: {}", DownOrderName(rule.down_order));
   if (!plan.shortfall.empty()) d.reason += "; " + plan.shortfall;
-  const bool dry = in.dry_run || rule.dry_run;
-  for (Operation& op : plan.operations) {
-    ActionRecord a;
-    a.operation = std::move(op);
-    a.result = dry ? ActionResult::kDryRun : ActionResult::kPending;
-    d.actions.push_back(std::move(a));
-  }
   // Dry run starts the cooldown and uses the rate limit too, so its decisions
   // show what would happen.
   (is_up ? next.last_scale_up : next.last_scale_down) = in.now.mono;
   next.changes[static_cast<int>(dir)].push_back({in.now.mono, planned});
-  if (dry) {
-    d.outcome = Outcome::kHeld;
-    d.held_by = HeldBy::kDryRun;
-    d.result = DecisionResult::kDryRun;
-    d.reason += in.dry_run ? "; dry run (--dry-run): nothing changed"
-                           : "; dry run (group dry_run): nothing changed";
-  } else {
-    d.outcome = is_up ? Outcome::kScaleUp : Outcome::kScaleDown;
-    d.result = DecisionResult::kPending;
-    next.in_flight = true;
-  }
+  TakeActions(in, std::move(plan), dir, d, next);
   return e;
 }
 

@@ -76,6 +76,10 @@ struct GroupState {
     int64_t members = 0;
   };
   std::vector<Change> changes[2];
+  // Replacing an unhealthy member (health.replace): its name, and the running
+  // members when its replacement was planned; it is removed once more run.
+  std::optional<std::string> replacing;
+  int64_t replace_running_before = 0;
 };
 
 struct EvaluationInput {

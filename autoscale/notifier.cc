@@ -17,6 +17,7 @@ std::vector<NotificationEvent> EventsOf(const Decision& d) {
   std::vector<NotificationEvent> events;
   if (d.result == DecisionResult::kError || d.result == DecisionResult::kPartial)
     events.push_back(NotificationEvent::kFailed);
+  if (!d.replacing.empty()) events.push_back(NotificationEvent::kReplace);
   if (d.outcome == Outcome::kScaleUp) events.push_back(NotificationEvent::kScaleUp);
   if (d.outcome == Outcome::kScaleDown) events.push_back(NotificationEvent::kScaleDown);
   return events;

@@ -206,3 +206,77 @@ TEST_F(EngineHealthTest, AMemberStoppedByTheGroupIsNotCheckedButOneStoppedByOthe
 
 }  // namespace
 }  // namespace virtscale::autoscale
+
+namespace virtscale::autoscale {
+namespace {
+
+using namespace testing;  // NOLINT: test builders
+
+// health.replace through the real engine: web-2 fails its checks for good.
+struct ReplaceTest : EngineHealthTest {
+  GroupRule ReplaceRule(int64_t max) {
+    GroupRule r = Rule();
+    r.max = max;
+    r.health->unhealthy_after = 1;
+    r.health->replace = true;
+    r.down_action = DownAction::kDelete;
+    return r;
+  }
+};
+
+TEST_F(ReplaceTest, ANewMemberComesUpBeforeTheUnhealthyOneIsDeletedEvenAtMax) {
+  EngineOptions o;
+  o.clock = &clock;
+  Engine engine(actuator, o);
+  RuleSet rules;
+  rules.groups.push_back(ReplaceRule(/*max=*/3));
+  engine.SetRules(rules);
+  TickAt(engine, 0, Running(3, 0.5));
+  TickAt(engine, 10, Running(3, 0.5));  // web-2 unhealthy: the replacement is created
+  auto calls = actuator.calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].kind, Operation::Kind::kCreate);
+  auto d = engine.GroupsJson()[0]["last_decision"];
+  EXPECT_EQ(d["replacing"], "web-2");
+  EXPECT_EQ(d["desired"], 4);  // max + 1 during the swap
+  EXPECT_NE(d["reason"].get<std::string>().find("replace unhealthy web-2"), std::string::npos);
+
+  // The new member (web-4) runs: web-2 is deleted, and nothing else.
+  std::vector<DomainStats> doms = Running(4, 0.5);
+  TickAt(engine, 20, doms);
+  calls = actuator.calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[1].kind, Operation::Kind::kDelete);
+  EXPECT_EQ(calls[1].domain, "web-2");
+  d = engine.GroupsJson()[0]["last_decision"];
+  EXPECT_EQ(d["replacing"], "web-2");
+  EXPECT_EQ(d["outcome"], "scale_down");
+
+  // web-2 gone: three members, no further replacement.
+  doms.erase(doms.begin() + 1);
+  TickAt(engine, 30, doms);
+  TickAt(engine, 40, doms);
+  EXPECT_EQ(actuator.calls().size(), 2u);
+}
+
+TEST_F(ReplaceTest, NoReplacementWithoutRoomAtMaxPlusOne) {
+  EngineOptions o;
+  o.clock = &clock;
+  Engine engine(actuator, o);
+  RuleSet rules;
+  rules.groups.push_back(ReplaceRule(/*max=*/2));
+  engine.SetRules(rules);
+  // Three adopted members at max 2: never deleted, so the group stays above max.
+  std::vector<DomainStats> adopted;
+  for (const char* name : {"web-1", "web-2", "web-3"})
+    adopted.push_back(Dom(name, DomainState::kRunning, 0.5));
+  TickAt(engine, 0, adopted);
+  TickAt(engine, 10, adopted);  // 3 active at max 2: no room even for the swap
+  EXPECT_TRUE(actuator.calls().empty());
+  auto d = engine.GroupsJson()[0]["last_decision"];
+  EXPECT_EQ(d["held_by"], "bound_max");
+  EXPECT_NE(d["reason"].get<std::string>().find("no room for a replacement"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace virtscale::autoscale
