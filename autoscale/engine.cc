@@ -212,8 +212,10 @@ void Engine::ApplyHealth(Group& g, MonoTime now) {
   }
   std::erase_if(g.running_since, [&](const auto& kv) { return !present.count(kv.first); });
   std::erase_if(g.stopped_by_group, [&](const std::string& n) { return !present.count(n); });
-  health_.Update(g.rule.name, *g.rule.health, subjects, now);
+  // Read before queueing this evaluation's rounds: a round counts from the next
+  // evaluation on, however fast it finishes (simulations stay deterministic).
   const auto statuses = health_.Health(g.rule.name, subjects, now);
+  health_.Update(g.rule.name, *g.rule.health, subjects, now);
   for (Member& member : m.members) {
     auto it = statuses.find(member.name);
     if (it == statuses.end()) continue;

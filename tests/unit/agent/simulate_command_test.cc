@@ -327,13 +327,13 @@ TEST(TestRulesCommand, HealthSeriesMakeMembersUnhealthy) {
   const std::string dir = std::string(VIRTSCALE_TESTDATA) + "/health/";
   std::ostringstream out;
   EXPECT_EQ(TestRulesCommand({dir + "health.test.yml"}, {}, out), 0) << out.str();
-  EXPECT_THAT(out.str(), HasSubstr("SUCCESS: 2 test(s)"));
+  EXPECT_THAT(out.str(), HasSubstr("SUCCESS: 3 test(s)"));
   out.str("");
-  const std::string wrong =
-      WriteTemp("health-wrong.yml", "rule_files: [" + dir +
-                                        "rules.yml]\ntests:\n  - initial_members: 2\n"
-                                        "    health_series: [{member: web-1, values: '0x9'}]\n"
-                                        "    expect: [{at: 40s, unhealthy: [web-2]}]\n");
+  const std::string wrong = WriteTemp(
+      "health-wrong.yml", "rule_files: [" + dir +
+                              "rules.yml]\ntests:\n  - group: web\n    initial_members: 2\n"
+                              "    health_series: [{member: web-1, values: '0x9'}]\n"
+                              "    expect: [{at: 40s, unhealthy: [web-2]}]\n");
   EXPECT_EQ(TestRulesCommand({wrong}, {}, out), 1);
   EXPECT_THAT(out.str(), HasSubstr("unhealthy: expected [web-2], got [web-1]"));
 }
