@@ -200,6 +200,7 @@ nlohmann::json Decision::ToJson() const {
             {"domain", a.domain.empty() ? a.operation.domain : a.domain},
             {"result", ActionResultName(a.result)}};
     if (!a.error.empty()) aj["error"] = a.error;
+    if (!a.detail.empty()) aj["detail"] = a.detail;
     if (a.result == ActionResult::kOk || a.result == ActionResult::kError)
       aj["duration_seconds"] = a.duration_seconds;
     acts.push_back(std::move(aj));

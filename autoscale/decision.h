@@ -95,6 +95,7 @@ struct ActionRecord {
   ActionResult result = ActionResult::kPending;
   std::string domain;  // the domain acted on (new name for kCreate)
   std::string error;
+  std::string detail;  // on success, e.g. hook output: "before_scale_down hook /bin/drain: ok"
   double duration_seconds = 0;
 };
 

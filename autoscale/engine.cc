@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 
+#include "autoscale/hook_runner.h"
 #include "common/log.h"
 
 namespace virtscale::autoscale {
@@ -70,6 +71,7 @@ void Engine::Shutdown() {
     stop_ = true;
   }
   actuator_.Cancel();
+  hooks_cancel_.Cancel();
   health_.Shutdown();
   work_cv_.notify_all();
   for (std::thread& t : workers_) t.join();
@@ -145,7 +147,7 @@ void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, In
                    {"reason", d.reason}});
         }
       } else {
-        Job job{g.rule.name, 0, dir, {}, {}};
+        Job job{g.rule.name, 0, dir, {}, {}, g.rule.hooks};
         for (const ActionRecord& a : d.actions) job.operations.push_back(a.operation);
         for (const Member& m : g.membership.members) job.members.push_back(m.name);
         d.id = log_.Add(d);
@@ -411,6 +413,51 @@ void Engine::WaitIdle() {
   health_.WaitIdle();
 }
 
+OperationResult Engine::ExecuteWithHooks(const Job& job, const Operation& op) {
+  using Kind = Operation::Kind;
+  const bool removes = op.kind == Kind::kStop || op.kind == Kind::kDelete;
+  const Hook* before = job.hooks && job.hooks->before_scale_down && removes
+                           ? &*job.hooks->before_scale_down
+                           : nullptr;
+  const Hook* after =
+      job.hooks && job.hooks->after_scale_up && !removes ? &*job.hooks->after_scale_up : nullptr;
+  auto run_hook = [&](const char* name, const Hook& hook, const std::string& domain) {
+    HookRun h = RunHook(
+        hook, {.domain = domain, .group = op.group, .address = actuator_.MemberAddress(domain)},
+        &hooks_cancel_);
+    return std::make_pair(h.proceed, std::string(name) + " " + h.Describe());
+  };
+  std::string hook_note;
+  if (before != nullptr) {
+    auto [proceed, note] = run_hook("before_scale_down", *before, op.domain);
+    hook_note = note;
+    if (!proceed) {
+      OperationResult kept;
+      kept.domain = op.domain;
+      kept.error = note + "; the member keeps running (on_failure: abandon)";
+      return kept;
+    }
+  }
+  OperationResult r = actuator_.Execute(op);
+  if (r.ok && after != nullptr) {
+    const std::string domain = r.domain.empty() ? op.domain : r.domain;
+    auto [proceed, note] = run_hook("after_scale_up", *after, domain);
+    hook_note = note;
+    if (!proceed) {
+      // Abandoned: what was brought up goes again (a created member is ours to delete).
+      Operation undo = op;
+      undo.kind = op.kind == Kind::kCreate ? Kind::kDelete : Kind::kStop;
+      undo.domain = domain;
+      const OperationResult removed = actuator_.Execute(undo);
+      r.ok = false;
+      r.error = note + "; " + OperationKindName(undo.kind) + " " + domain +
+                " again: " + (removed.ok ? "ok" : removed.error);
+    }
+  }
+  if (!hook_note.empty()) r.detail = r.detail.empty() ? hook_note : r.detail + "; " + hook_note;
+  return r;
+}
+
 std::vector<OperationResult> Engine::RunOperations(const Job& job) {
   std::vector<OperationResult> results(job.operations.size());
   std::atomic<size_t> next{0};
@@ -420,7 +467,7 @@ std::vector<OperationResult> Engine::RunOperations(const Job& job) {
       const auto started = std::chrono::steady_clock::now();
       OperationResult& r = results[i];
       try {
-        r = actuator_.Execute(op);
+        r = ExecuteWithHooks(job, op);
       } catch (const std::exception& e) {
         r.ok = false;
         r.error = std::string("exception: ") + e.what();
@@ -526,6 +573,7 @@ void Engine::Finish(const Job& job, const std::vector<OperationResult>& results)
       d.actions[i].result = results[i].ok ? ActionResult::kOk : ActionResult::kError;
       d.actions[i].domain = results[i].domain;
       d.actions[i].error = results[i].error;
+      d.actions[i].detail = results[i].detail;
       d.actions[i].duration_seconds = results[i].duration_seconds;
     }
     d.result = result;

@@ -162,9 +162,14 @@ class Engine {
     Direction direction = Direction::kUp;
     std::vector<Operation> operations;
     std::vector<std::string> members;  // the group's members when it was decided
+    std::optional<HookPolicy> hooks;   // the group's, when it was decided
   };
 
   void WorkerLoop();
+  // One operation with the group's hooks around it: before_scale_down before a
+  // stop or delete (abandon keeps the member), after_scale_up after a start or
+  // create (abandon removes the member again). Hook output goes to the result.
+  OperationResult ExecuteWithHooks(const Job& job, const Operation& op);
   // Runs a job's operations, up to operations_per_job at once; results in order.
   std::vector<OperationResult> RunOperations(const Job& job);
   // Stamps the job's time on the members the group has after it.
@@ -198,6 +203,7 @@ class Engine {
   double last_tick_seconds_ = 0;
   bool ticked_ = false;
   HealthMonitor health_;              // its workers run the groups' health checks
+  Canceller hooks_cancel_;            // Shutdown stops the hooks that run
   std::vector<std::thread> workers_;  // last: start after everything above exists
 };
 

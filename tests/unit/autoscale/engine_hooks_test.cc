@@ -1,0 +1,96 @@
+// before_scale_down and after_scale_up around the engine's operations.
+#include <gtest/gtest.h>
+
+#include "autoscale/engine.h"
+#include "engine_test_util.h"
+
+namespace virtscale::autoscale {
+namespace {
+
+using namespace testing;  // NOLINT: test builders
+
+Hook Sh(std::string script, HookFailure on_failure) {
+  Hook h;
+  h.command = {"/bin/sh", "-c", std::move(script)};
+  h.timeout = seconds(30);
+  h.on_failure = on_failure;
+  return h;
+}
+
+struct EngineHooksTest : ::testing::Test {
+  FakeActuator actuator;
+  FakeClock clock{At(0)};
+  GroupRule Rule(HookPolicy hooks) {
+    GroupRule r = CpuRule(1, 5);
+    r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
+    r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2)};
+    r.scale_up.cooldown = r.scale_down.cooldown = seconds(0);
+    r.hooks = std::move(hooks);
+    return r;
+  }
+  nlohmann::json RunOnce(HookPolicy hooks, double cpu) {
+    EngineOptions o;
+    o.clock = &clock;
+    Engine engine(actuator, o);
+    RuleSet rules;
+    rules.groups.push_back(Rule(std::move(hooks)));
+    engine.SetRules(rules);
+    engine.Tick(Snap(At(0), Running(2, cpu)), {}, At(0));
+    engine.WaitIdle();
+    return engine.DecisionsJson(1)[0];
+  }
+};
+
+TEST_F(EngineHooksTest, AFailedDrainWithAbandonKeepsTheMember) {
+  HookPolicy hooks;
+  hooks.before_scale_down = Sh("echo still busy on {domain}; exit 1", HookFailure::kAbandon);
+  auto d = RunOnce(hooks, 0.1);
+  EXPECT_TRUE(actuator.calls().empty());  // never stopped
+  EXPECT_EQ(d["result"], "error");
+  const std::string error = d["actions"][0]["error"];
+  EXPECT_NE(error.find("still busy on web-2"), std::string::npos) << error;
+  EXPECT_NE(error.find("keeps running (on_failure: abandon)"), std::string::npos) << error;
+}
+
+TEST_F(EngineHooksTest, AFailedDrainWithContinueStopsAnyway) {
+  HookPolicy hooks;
+  hooks.before_scale_down = Sh("exit 1", HookFailure::kContinue);
+  auto d = RunOnce(hooks, 0.1);
+  ASSERT_EQ(actuator.calls().size(), 1u);
+  EXPECT_EQ(actuator.calls()[0].kind, Operation::Kind::kStop);
+  EXPECT_EQ(d["result"], "ok");
+  EXPECT_NE(d["actions"][0]["detail"].get<std::string>().find("before_scale_down"),
+            std::string::npos);
+}
+
+TEST_F(EngineHooksTest, ADrainThatSucceedsRunsBeforeTheStop) {
+  HookPolicy hooks;
+  hooks.before_scale_down = Sh("test \"$VIRTSCALE_DOMAIN\" = web-2", HookFailure::kAbandon);
+  auto d = RunOnce(hooks, 0.1);
+  ASSERT_EQ(actuator.calls().size(), 1u);
+  EXPECT_EQ(d["result"], "ok");
+}
+
+TEST_F(EngineHooksTest, AFailedEnlistWithAbandonRemovesTheNewMemberAgain) {
+  HookPolicy hooks;
+  hooks.after_scale_up = Sh("echo not ready; exit 2", HookFailure::kAbandon);
+  auto d = RunOnce(hooks, 0.95);
+  auto calls = actuator.calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].kind, Operation::Kind::kCreate);
+  EXPECT_EQ(calls[1].kind, Operation::Kind::kDelete);
+  EXPECT_EQ(calls[1].domain, "web-new1");
+  EXPECT_EQ(d["result"], "error");
+  EXPECT_NE(d["actions"][0]["error"].get<std::string>().find("not ready"), std::string::npos);
+}
+
+TEST_F(EngineHooksTest, AFailedEnlistWithContinueKeepsTheNewMember) {
+  HookPolicy hooks;
+  hooks.after_scale_up = Sh("exit 2", HookFailure::kContinue);
+  auto d = RunOnce(hooks, 0.95);
+  ASSERT_EQ(actuator.calls().size(), 1u);
+  EXPECT_EQ(d["result"], "ok");
+}
+
+}  // namespace
+}  // namespace virtscale::autoscale
