@@ -331,13 +331,8 @@ LifecycleChange Engine::SetPaused(const std::string& group, bool paused) {
   if (Group* g = FindGroup(group)) {
     d.min = g->rule.min;
     d.max = g->rule.max;
-    d.running = g->membership.running;
-    d.stopped = g->membership.stopped;
-    d.active = g->membership.active();
+    DescribeMembers(g->membership, d);
     d.desired = g->last_decision ? g->last_decision->desired : d.active;
-    std::copy(std::begin(g->membership.count), std::end(g->membership.count),
-              std::begin(d.by_state_count));
-    for (const Member& m : g->membership.members) d.member_states.emplace_back(m.name, m.state);
   }
   LogInfo(paused ? "group paused" : "group resumed", {{"group", group}, {"reason", d.reason}});
   if (options_.on_decision) options_.on_decision(d);

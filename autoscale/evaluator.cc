@@ -529,6 +529,8 @@ bool Replace(const EvaluationInput& in, GroupState& next, Decision& d) {
   return true;
 }
 
+}  // namespace
+
 void DescribeMembers(const Membership& members, Decision& d) {
   d.running = members.running;
   d.stopped = members.stopped;
@@ -541,8 +543,6 @@ void DescribeMembers(const Membership& members, Decision& d) {
       d.health_failures.emplace_back(m.name, m.health + ": " + m.health_output);
   }
 }
-
-}  // namespace
 
 int64_t ClampedSize(double wanted, int64_t lo, int64_t hi) {
   if (std::isnan(wanted)) return lo;

@@ -106,6 +106,9 @@ std::string ConditionSignature(const GroupRule& rule);
 
 // Helpers of Evaluate's steps, exposed for their own tests.
 
+// Copies the membership's counts and member states (and health failures) into `d`.
+void DescribeMembers(const Membership& members, Decision& d);
+
 // Why the membership cannot be trusted (libvirt down, stale, before the latest
 // reconnect), or "" when it can.
 std::string MembershipDoubt(const EvaluationInput& in);

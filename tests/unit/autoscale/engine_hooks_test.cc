@@ -21,10 +21,7 @@ struct EngineHooksTest : ::testing::Test {
   FakeActuator actuator;
   FakeClock clock{At(0)};
   GroupRule Rule(HookPolicy hooks) {
-    GroupRule r = CpuRule(1, 5);
-    r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
-    r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2)};
-    r.scale_up.cooldown = r.scale_down.cooldown = seconds(0);
+    GroupRule r = FastRule(1, 5);
     r.hooks = std::move(hooks);
     return r;
   }

@@ -15,21 +15,6 @@ namespace {
 
 using namespace testing;  // NOLINT: test builders
 
-// A rule that scales up at once while avg cpu > 0.8 and down while < 0.2.
-GroupRule FastRule(int64_t min = 1, int64_t max = 4) {
-  GroupRule r = CpuRule(min, max);
-  r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
-  r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2)};
-  r.scale_up.cooldown = r.scale_down.cooldown = seconds(0);
-  return r;
-}
-
-RuleSet Rules(std::vector<GroupRule> groups) {
-  RuleSet rs;
-  rs.groups = std::move(groups);
-  return rs;
-}
-
 struct EngineTest : ::testing::Test {
   FakeActuator actuator;
   FakeClock clock{At(0)};

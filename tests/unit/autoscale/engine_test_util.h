@@ -91,6 +91,21 @@ inline GroupRule CpuRule(int64_t min = 1, int64_t max = 5) {
   return r;
 }
 
+// CpuRule, acting at once: up while avg cpu > 0.8, down while < 0.2, no cooldowns.
+inline GroupRule FastRule(int64_t min = 1, int64_t max = 4) {
+  GroupRule r = CpuRule(min, max);
+  r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
+  r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2)};
+  r.scale_up.cooldown = r.scale_down.cooldown = seconds(0);
+  return r;
+}
+
+inline RuleSet Rules(std::vector<GroupRule> groups) {
+  RuleSet rs;
+  rs.groups = std::move(groups);
+  return rs;
+}
+
 inline std::vector<DomainStats> Running(int n, double cpu) {
   std::vector<DomainStats> out;
   for (int i = 1; i <= n; ++i)

@@ -14,20 +14,6 @@ namespace {
 using namespace testing;  // NOLINT: test builders
 using Status = LifecycleChange::Status;
 
-GroupRule FastRule(int64_t min = 1, int64_t max = 4) {
-  GroupRule r = CpuRule(min, max);
-  r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
-  r.scale_down.when = {Cond(MetricKind::kCpu, Comparison::kBelow, 0.2)};
-  r.scale_up.cooldown = r.scale_down.cooldown = seconds(0);
-  return r;
-}
-
-RuleSet Rules(GroupRule rule) {
-  RuleSet rs;
-  rs.groups.push_back(std::move(rule));
-  return rs;
-}
-
 // `doms` with the lifecycle stamps `actuator` has written so far, as the next
 // sample would read them from libvirt.
 std::vector<DomainStats> WithStoredStamps(std::vector<DomainStats> doms,
@@ -65,7 +51,7 @@ struct LifecycleTest : ::testing::Test {
 
 TEST_F(LifecycleTest, PausedGroupHoldsEveryDecisionAndResumeActsAgain) {
   Engine engine(actuator, Options());
-  engine.SetRules(Rules(FastRule()));
+  engine.SetRules(Rules({FastRule()}));
   TickAt(engine, 0, Running(2, 0.5));
 
   LifecycleChange change = engine.SetPaused("web", true);
@@ -109,7 +95,7 @@ TEST_F(LifecycleTest, PausedGroupHoldsEveryDecisionAndResumeActsAgain) {
 
 TEST_F(LifecycleTest, PauseHoldsEvenARestoreOfTheBounds) {
   Engine engine(actuator, Options());
-  engine.SetRules(Rules(FastRule(/*min=*/3, /*max=*/4)));
+  engine.SetRules(Rules({FastRule(/*min=*/3, /*max=*/4)}));
   TickAt(engine, 0, Running(3, 0.5));
   ASSERT_EQ(engine.SetPaused("web", true).status, Status::kOk);
   TickAt(engine, 10, WithStoredStamps(Running(1, 0.5), actuator));  // below min
@@ -120,12 +106,12 @@ TEST_F(LifecycleTest, PauseHoldsEvenARestoreOfTheBounds) {
 TEST_F(LifecycleTest, ARestartedEngineReadsThePauseFromTheMembers) {
   {
     Engine engine(actuator, Options());
-    engine.SetRules(Rules(FastRule()));
+    engine.SetRules(Rules({FastRule()}));
     TickAt(engine, 0, Running(2, 0.5));
     ASSERT_EQ(engine.SetPaused("web", true).status, Status::kOk);
   }
   Engine restarted(actuator, Options());
-  restarted.SetRules(Rules(FastRule()));
+  restarted.SetRules(Rules({FastRule()}));
   TickAt(restarted, 30, WithStoredStamps(Running(2, 0.95), actuator));
   EXPECT_TRUE(actuator.calls().empty());
   EXPECT_EQ(restarted.GroupsJson()[0]["paused"], true);
@@ -138,21 +124,21 @@ TEST_F(LifecycleTest, TheNewestStoredChangeWinsWhenMembersDisagree) {
   doms[0].lifecycle = LifecycleStamp{"web", true, 1000, false, 0};
   doms[1].lifecycle = LifecycleStamp{"web", false, 2000, false, 0};
   Engine engine(actuator, Options());
-  engine.SetRules(Rules(FastRule()));
+  engine.SetRules(Rules({FastRule()}));
   TickAt(engine, 0, doms);
   EXPECT_EQ(engine.GroupsJson()[0]["paused"], false);
   EXPECT_EQ(actuator.calls().size(), 1u);
   // A stamp naming another group is not this group's.
   doms[1].lifecycle = LifecycleStamp{"other", false, 3000, false, 0};
   Engine other(actuator, Options());
-  other.SetRules(Rules(FastRule()));
+  other.SetRules(Rules({FastRule()}));
   TickAt(other, 0, doms);
   EXPECT_EQ(other.GroupsJson()[0]["paused"], true);
 }
 
 TEST_F(LifecycleTest, AStoredChangeOlderThanTheEnginesOwnDoesNotUndoIt) {
   Engine engine(actuator, Options());
-  engine.SetRules(Rules(FastRule()));
+  engine.SetRules(Rules({FastRule()}));
   TickAt(engine, 0, Running(2, 0.5));
   ASSERT_EQ(engine.SetPaused("web", true).status, Status::kOk);
   // A snapshot taken before the write landed still shows no pause.
@@ -163,7 +149,7 @@ TEST_F(LifecycleTest, AStoredChangeOlderThanTheEnginesOwnDoesNotUndoIt) {
 
 TEST_F(LifecycleTest, FailedWritesAreReportedAndThePauseStillHolds) {
   Engine engine(actuator, Options());
-  engine.SetRules(Rules(FastRule()));
+  engine.SetRules(Rules({FastRule()}));
   TickAt(engine, 0, Running(2, 0.5));
 
   actuator.fail_lifecycle_on({"web-1"});
@@ -188,7 +174,7 @@ TEST_F(LifecycleTest, FailedWritesAreReportedAndThePauseStillHolds) {
 
 TEST_F(LifecycleTest, DryRunKeepsThePauseInMemoryAndWritesNothing) {
   Engine engine(actuator, Options(/*dry_run=*/true));
-  engine.SetRules(Rules(FastRule()));
+  engine.SetRules(Rules({FastRule()}));
   TickAt(engine, 0, Running(2, 0.5));
   LifecycleChange change = engine.SetPaused("web", true);
   EXPECT_EQ(change.status, Status::kOk);
@@ -202,7 +188,7 @@ TEST_F(LifecycleTest, DryRunKeepsThePauseInMemoryAndWritesNothing) {
 
 TEST_F(LifecycleTest, AGroupWithoutMembersIsPausedInMemoryOnly) {
   Engine engine(actuator, Options());
-  engine.SetRules(Rules(FastRule(/*min=*/0)));
+  engine.SetRules(Rules({FastRule(/*min=*/0)}));
   TickAt(engine, 0, {});
   LifecycleChange change = engine.SetPaused("web", true);
   EXPECT_EQ(change.status, Status::kOk);
@@ -215,7 +201,7 @@ TEST_F(LifecycleTest, AGroupWithoutMembersIsPausedInMemoryOnly) {
 
 TEST_F(LifecycleTest, UnknownGroupsAndMembersAreNotFound) {
   Engine engine(actuator, Options());
-  engine.SetRules(Rules(FastRule()));
+  engine.SetRules(Rules({FastRule()}));
   TickAt(engine, 0, Running(2, 0.5));
   EXPECT_EQ(engine.SetPaused("nope", true).status, Status::kNoGroup);
   EXPECT_EQ(engine.SetProtected("nope", "web-1", true).status, Status::kNoGroup);
@@ -225,7 +211,7 @@ TEST_F(LifecycleTest, UnknownGroupsAndMembersAreNotFound) {
 
 TEST_F(LifecycleTest, AProtectedMemberIsNeverChosenForScaleDown) {
   Engine engine(actuator, Options());
-  engine.SetRules(Rules(FastRule()));
+  engine.SetRules(Rules({FastRule()}));
   TickAt(engine, 0, Running(3, 0.5));
   // Newest first would pick web-3.
   LifecycleChange change = engine.SetProtected("web", "web-3", true);
@@ -247,7 +233,7 @@ TEST_F(LifecycleTest, AProtectedMemberIsNeverChosenForScaleDown) {
 
 TEST_F(LifecycleTest, ProtectingAMemberKeepsTheGroupsPauseInItsStamp) {
   Engine engine(actuator, Options());
-  engine.SetRules(Rules(FastRule()));
+  engine.SetRules(Rules({FastRule()}));
   TickAt(engine, 0, Running(2, 0.5));
   ASSERT_EQ(engine.SetPaused("web", true).status, Status::kOk);
   ASSERT_EQ(engine.SetProtected("web", "web-1", true).status, Status::kOk);
@@ -259,7 +245,7 @@ TEST_F(LifecycleTest, ProtectingAMemberKeepsTheGroupsPauseInItsStamp) {
 
 TEST_F(LifecycleTest, PauseAndProtectionAreExported) {
   Engine engine(actuator, Options());
-  engine.SetRules(Rules(FastRule()));
+  engine.SetRules(Rules({FastRule()}));
   TickAt(engine, 0, Running(2, 0.5));
   ASSERT_EQ(engine.SetPaused("web", true).status, Status::kOk);
   ASSERT_EQ(engine.SetProtected("web", "web-2", true).status, Status::kOk);
