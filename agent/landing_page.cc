@@ -171,9 +171,13 @@ void Members(const json& groups, std::string& html) {
       const std::string state = Field(m, "state");
       // Owned members may be deleted; adopted ones only started and stopped.
       const bool is_protected = m.value("protected", false);
+      const bool in_service = m.value("in_service", true);
       rows += "<tr class=\"member\" data-state=\"" + state + "\" data-protected=\"" +
               (is_protected ? "true" : "false") + "\"><td>" + Field(g, "name") + "</td><td>" +
               Field(m, "name") + "</td><td class=\"state state-" + state + "\">" + state +
+              (in_service ? ""
+                          : "<br><span class=\"warn entering\">not in service: after_scale_up "
+                            "hook running</span>") +
               "</td><td>" + Field(m, "domain_state") + "</td><td>" +
               (m.value("owned", false) ? "owned" : "adopted") + "</td><td class=\"protection\">" +
               (is_protected ? "<span class=\"warn\">protected</span>" : "") +

@@ -436,7 +436,9 @@ OperationResult Engine::ExecuteWithHooks(const Job& job, const Operation& op) {
   OperationResult r = actuator_.Execute(op);
   if (r.ok && after != nullptr) {
     const std::string domain = r.domain.empty() ? op.domain : r.domain;
+    SetEnteringService(domain, true);
     auto [proceed, note] = run_hook("after_scale_up", *after, domain);
+    SetEnteringService(domain, false);
     hook_note = note;
     if (!proceed) {
       // Abandoned: what was brought up goes again (a created member is ours to delete).
@@ -451,6 +453,15 @@ OperationResult Engine::ExecuteWithHooks(const Job& job, const Operation& op) {
   }
   if (!hook_note.empty()) r.detail = r.detail.empty() ? hook_note : r.detail + "; " + hook_note;
   return r;
+}
+
+void Engine::SetEnteringService(const std::string& domain, bool entering) {
+  std::lock_guard lock(mu_);
+  if (entering) {
+    entering_service_.insert(domain);
+  } else {
+    entering_service_.erase(domain);
+  }
 }
 
 std::vector<OperationResult> Engine::RunOperations(const Job& job) {
@@ -630,6 +641,7 @@ nlohmann::json Engine::GroupsJson() const {
               {"running", m.state == MemberState::kRunning},
               {"owned", m.owned},
               {"protected", m.is_protected},
+              {"in_service", !entering_service_.count(m.name)},
               {"health", m.health.empty() ? json(nullptr) : json(m.health)},
               {"health_output", m.health_output},
               {"created_by_virtscale", m.owned}};  // 0.1 name of "owned"

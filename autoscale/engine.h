@@ -170,6 +170,7 @@ class Engine {
   // stop or delete (abandon keeps the member), after_scale_up after a start or
   // create (abandon removes the member again). Hook output goes to the result.
   OperationResult ExecuteWithHooks(const Job& job, const Operation& op);
+  void SetEnteringService(const std::string& domain, bool entering);
   // Runs a job's operations, up to operations_per_job at once; results in order.
   std::vector<OperationResult> RunOperations(const Job& job);
   // Stamps the job's time on the members the group has after it.
@@ -202,6 +203,8 @@ class Engine {
   std::mutex lifecycle_mu_;  // one lifecycle request at a time, so stored changes keep their order
   double last_tick_seconds_ = 0;
   bool ticked_ = false;
+  // Members whose after_scale_up hook runs: active, but not in service yet.
+  std::set<std::string> entering_service_;
   HealthMonitor health_;              // its workers run the groups' health checks
   Canceller hooks_cancel_;            // Shutdown stops the hooks that run
   std::vector<std::thread> workers_;  // last: start after everything above exists

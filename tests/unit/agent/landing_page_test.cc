@@ -183,6 +183,14 @@ TEST_F(LandingPageWithEngine, MembersWithTheirStates) {
   EXPECT_THAT(RowWith(html, ">web-4<"), HasSubstr("data-state=\"paused\""));
 }
 
+TEST_F(LandingPageWithEngine, AMemberWhoseEnlistHookRunsIsMarkedNotInService) {
+  LandingPageData p = EnginePage();
+  p.groups[0]["members"][0]["in_service"] = false;
+  const std::string html = RenderLandingPage(p);
+  EXPECT_THAT(RowWith(html, ">web-1<"), HasSubstr("not in service: after_scale_up hook running"));
+  EXPECT_THAT(RowWith(html, ">web-3<"), Not(HasSubstr("not in service")));
+}
+
 TEST_F(LandingPageWithEngine, PausedGroupsAndProtectedMembersAreMarked) {
   std::string html = RenderLandingPage(EnginePage());
   EXPECT_THAT(RowWith(html, "data-group=\"web\""), HasSubstr("data-paused=\"false\""));

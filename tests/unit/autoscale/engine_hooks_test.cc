@@ -1,5 +1,11 @@
 // before_scale_down and after_scale_up around the engine's operations.
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
 
 #include "autoscale/engine.h"
 #include "engine_test_util.h"
@@ -87,6 +93,43 @@ TEST_F(EngineHooksTest, AFailedEnlistWithContinueKeepsTheNewMember) {
   auto d = RunOnce(hooks, 0.95);
   ASSERT_EQ(actuator.calls().size(), 1u);
   EXPECT_EQ(d["result"], "ok");
+}
+
+TEST_F(EngineHooksTest, ANewMemberIsActiveButNotInServiceUntilItsEnlistHookEnds) {
+  char dir[] = "/tmp/virtscale-hook-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string release = std::string(dir) + "/release";
+  HookPolicy hooks;
+  hooks.after_scale_up =
+      Sh("while [ ! -e " + release + " ]; do sleep 0.05; done", HookFailure::kAbandon);
+  EngineOptions o;
+  o.clock = &clock;
+  Engine engine(actuator, o);
+  engine.SetRules(Rules({Rule(hooks)}));
+  engine.Tick(Snap(At(0), Running(2, 0.95)), {}, At(0));
+  auto in_service = [&](const std::string& name) -> nlohmann::json {
+    const nlohmann::json groups = engine.GroupsJson();
+    for (const auto& m : groups[0]["members"])
+      if (m["name"] == name) return m["in_service"];
+    return nullptr;
+  };
+  // The hook runs: a snapshot with the new member shows it not in service yet.
+  std::vector<DomainStats> three = Running(2, 0.95);
+  three.push_back(Dom("web-new1", DomainState::kRunning, 0.95, 1003));
+  for (int i = 0; i < 200 && actuator.calls().empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(actuator.calls().size(), 1u);
+  engine.Tick(Snap(At(10), three), {}, At(10));
+  EXPECT_EQ(in_service("web-new1"), false);
+  EXPECT_EQ(in_service("web-1"), true);
+  EXPECT_EQ(engine.GroupsJson()[0]["active"], 3);  // counted for the bounds
+  EXPECT_EQ(engine.DecisionsJson(1)[0]["held_by"], "action_in_flight");
+  std::fclose(std::fopen(release.c_str(), "w"));
+  engine.WaitIdle();
+  EXPECT_EQ(in_service("web-new1"), true);
+  EXPECT_EQ(actuator.calls().size(), 1u);  // the hook passed: nothing undone
+  std::remove(release.c_str());
+  rmdir(dir);
 }
 
 }  // namespace
