@@ -334,6 +334,43 @@ void ApplyHistory(const History& history, const SimulateOptions& options, Durati
                                                       : spec.rule.min;
 }
 
+namespace {
+
+// --failing NAME@FROM..UNTIL: the member's health checks fail in the window
+// and pass outside it.
+bool AddFailingChecks(const std::vector<std::string>& flags, autoscale::SimulationSpec& spec,
+                      std::ostream& err) {
+  using Point = autoscale::Series::Point;
+  std::map<std::string, std::vector<Point>> points;
+  for (const std::string& text : flags) {
+    const size_t at = text.find('@');
+    std::string error = "expected NAME@FROM..UNTIL (e.g. demo-2@5m..20m)";
+    std::optional<autoscale::PauseWindow> window;
+    if (at != std::string::npos && at > 0)
+      window = ParsePauseWindow(std::string_view(text).substr(at + 1), error);
+    if (!spec.rule.health) error = "group " + spec.rule.name + " has no health checks";
+    if (!window || !spec.rule.health) {
+      err << "simulate: --failing " << text << ": " << error << "\n";
+      return false;
+    }
+    std::vector<Point>& p = points[text.substr(0, at)];
+    if (p.empty()) p.push_back({spec.start, 1.0});
+    p.push_back({spec.start + window->from, 0.0});
+    if (window->until) p.push_back({spec.start + *window->until, 1.0});
+  }
+  // The latest change holds to the end: the lookback spans the whole run.
+  const Duration lookback =
+      std::chrono::duration_cast<Duration>(spec.end - spec.start) + std::chrono::hours(1);
+  for (auto& [member, p] : points) {
+    std::stable_sort(p.begin(), p.end(),
+                     [](const Point& a, const Point& b) { return a.time < b.time; });
+    spec.health[member] = autoscale::Series(std::move(p), lookback);
+  }
+  return true;
+}
+
+}  // namespace
+
 int SimulateCommand(const SimulateOptions& o, std::ostream& out, std::ostream& err) {
   if (o.rules_file.empty() || o.group.empty()) {
     err << "simulate: --rules and --group are required\n";
@@ -452,6 +489,7 @@ int SimulateCommand(const SimulateOptions& o, std::ostream& out, std::ostream& e
     spec.pauses.push_back(*window);
   }
   spec.protected_members.insert(o.protected_members.begin(), o.protected_members.end());
+  if (!AddFailingChecks(o.failing, spec, err)) return 2;
 
   const autoscale::SimulationResult result = autoscale::RunSimulation(spec);
   out << fmt::format(
@@ -531,6 +569,9 @@ std::function<std::optional<int>()> AddSimulateCommand(CLI::App& app) {
                   "as POST .../pause and .../resume would. Repeatable.");
   sim->add_option("--protect", o->protected_members,
                   "Protect the simulated member NAME ({group}-{n}) from scale-down. Repeatable.");
+  sim->add_option("--failing", o->failing,
+                  "The simulated member NAME's health checks fail FROM..UNTIL after the start "
+                  "(e.g. demo-2@5m..20m) and pass otherwise. Repeatable.");
   // One option per source name, so CLI11 cannot declare it; listed here instead.
   sim->footer(
       "Per source:\n  --query.source.NAME QUERY   PromQL giving source NAME's value over time "
@@ -538,7 +579,8 @@ std::function<std::optional<int>()> AddSimulateCommand(CLI::App& app) {
   sim->allow_extras();
   return [o, sim]() -> std::optional<int> {
     if (!sim->parsed()) return std::nullopt;
-    SetupLogging("warn", "logfmt");  // the engine logs every simulated action at info
+    // The engine logs every simulated action and health result; the report says it all.
+    SetupLogging("error", "logfmt");
     const std::vector<std::string> extras = sim->remaining();
     constexpr std::string_view kPrefix = "--query.source.";
     for (size_t i = 0; i < extras.size(); ++i) {

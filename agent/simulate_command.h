@@ -62,6 +62,7 @@ struct SimulateOptions {
   bool absolute_times = false;
   std::vector<std::string> pauses;  // --pause FROM..UNTIL (offsets from the start; UNTIL optional)
   std::vector<std::string> protected_members;  // --protect NAME
+  std::vector<std::string> failing;            // --failing NAME@FROM..UNTIL
 };
 
 // "10m..30m" -> paused from 10m to 30m after the start; "10m.." -> to the end.

@@ -514,7 +514,8 @@ std::function<std::optional<int>()> AddTestRulesCommand(CLI::App& app) {
   rules->add_flag("--timeline", state->options.timeline, "Print every test's decision timeline.");
   return [state, rules]() -> std::optional<int> {
     if (!rules->parsed()) return std::nullopt;
-    SetupLogging("warn", "logfmt");  // the engine logs every simulated action at info
+    // The engine logs every simulated action and health result; the report says it all.
+    SetupLogging("error", "logfmt");
     return TestRulesCommand(state->files, state->options, std::cout);
   };
 }

@@ -578,10 +578,17 @@ void WarnIfInert(const GroupRule& g, const YAML::Node& node, const std::string& 
                    path +
                        ".scale_down.action: delete removes only members created from a "
                        "template, and this group has none");
+  const bool replaces = g.health && g.health->replace;
   if (!g.target && g.scale_up.when.empty() && g.scale_down.when.empty())
     ctx.diags.Warn(node["name"], path +
                                      ": no scale_up.when, scale_down.when or target: the "
-                                     "group only restores min and max");
+                                     "group only restores min and max" +
+                                     (replaces ? " and replaces unhealthy members" : ""));
+  if (replaces && g.template_path.empty())
+    ctx.diags.Warn(node["health"]["replace"],
+                   path +
+                       ".health.replace: the group has no template, so a replacement can only "
+                       "be a stopped member it starts");
 }
 
 std::optional<GroupRule> DecodeGroup(const YAML::Node& node, const std::string& path,

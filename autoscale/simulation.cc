@@ -479,8 +479,12 @@ std::string FormatTimeline(const SimulationResult& result, const SimulationSpec&
     std::map<std::string, std::string> failing(d.health_failures.begin(), d.health_failures.end());
     for (const auto& [member, why] : failing)
       if (prev_failing[member] != why) out += fmt::format("{}  {} {}\n", at, member, why);
+    auto present = [&d](const std::string& member) {
+      return std::any_of(d.member_states.begin(), d.member_states.end(),
+                         [&](const auto& ms) { return ms.first == member; });
+    };
     for (const auto& [member, why] : prev_failing)
-      if (!failing.count(member))
+      if (!failing.count(member) && present(member))
         out += fmt::format("{}  {} passes its checks again\n", at, member);
     prev_failing = std::move(failing);
     for (const ConditionReport& c : d.conditions) {
@@ -509,7 +513,7 @@ std::string FormatTimeline(const SimulationResult& result, const SimulationSpec&
                            domain.empty() ? "(new)" : domain, ActionResultName(a.result));
       }
       out += fmt::format("{}  scale_{} {} -> {}: {}\n{}      because {}\n", at,
-                         d.direction ? DirectionName(*d.direction) : "?", d.running, d.desired, ops,
+                         d.direction ? DirectionName(*d.direction) : "?", d.active, d.desired, ops,
                          std::string(at.size(), ' '), d.reason);
     }
     if (d.held_by != HeldBy::kNone) ++holds[HeldByName(d.held_by)];

@@ -20,6 +20,7 @@ using autoscale::MetricKind;
 using autoscale::TimePoint;
 using std::chrono::seconds;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::Optional;
 
 TimePoint Unix(int64_t s) { return TimePoint(seconds(s)); }
@@ -194,6 +195,41 @@ TEST(SimulateCommand, PausesAndProtectionAreModelled) {
   ASSERT_TRUE(open) << error;
   EXPECT_EQ(open->from, std::chrono::hours(1));
   EXPECT_FALSE(open->until);
+}
+
+TEST(SimulateCommand, FailingChecksAreReplaced) {
+  std::string csv = "time,member,metric,value\n";
+  for (int i = 0; i <= 20; ++i) csv += fmt::format("{},repl-1,cpu,0.5\n", 1714521600 + 30 * i);
+  SimulateOptions o;
+  o.rules_file = std::string(VIRTSCALE_SOURCE_DIR) + "/tests/testdata/health/rules.yml";
+  o.group = "repl";
+  o.step = "30s";
+  o.initial_members = 2;
+  o.history_files = {WriteTemp("repl.csv", csv)};
+  o.failing = {"repl-2@2m..5m"};
+  std::ostringstream out;
+  std::ostringstream err;
+  ASSERT_EQ(SimulateCommand(o, out, err), 0) << err.str();
+  const std::string timeline = out.str();
+  // The replacement runs before the unhealthy member goes; max 2 + 1 during the swap.
+  EXPECT_THAT(timeline, HasSubstr("+2m30s  repl-2 unhealthy: libvirt: simulated failure"));
+  EXPECT_THAT(timeline, HasSubstr("+2m30s  scale_up 2 -> 3: create repl-3 ok"));
+  EXPECT_THAT(timeline, HasSubstr("+3m  scale_down 3 -> 2: delete repl-2 ok"));
+  EXPECT_THAT(timeline, HasSubstr("running 2..3, final 2"));
+  EXPECT_THAT(timeline, Not(HasSubstr("passes its checks again")));  // repl-2 is gone
+
+  for (const char* bad : {"repl-2", "@1m..", "repl-2@x..", "repl-2@5m..1m"}) {
+    o.failing = {bad};
+    std::ostringstream bad_err;
+    EXPECT_EQ(SimulateCommand(o, out, bad_err), 2) << bad;
+    EXPECT_THAT(bad_err.str(), HasSubstr(std::string("--failing ") + bad)) << bad;
+  }
+  o.rules_file = std::string(VIRTSCALE_SOURCE_DIR) + "/config/rules/demo.yml";
+  o.group = "demo";
+  o.failing = {"demo-1@1m.."};
+  std::ostringstream no_health;
+  EXPECT_EQ(SimulateCommand(o, out, no_health), 2);
+  EXPECT_THAT(no_health.str(), HasSubstr("group demo has no health checks"));
 }
 
 TEST(SimulateCommand, PrometheusFailuresNameTheQuery) {

@@ -211,6 +211,24 @@ TEST_F(RuleLoaderTest, GroupsThatCanNeverActAreWarnings) {
                 "target: the group only restores min and max"}));
 }
 
+TEST_F(RuleLoaderTest, AReplacingGroupWithoutTemplateIsWarnedAbout) {
+  RuleSet rules = Load("rules/r.yml", R"(groups:
+  - name: pool
+    members: {name_prefix: "pool-"}
+    max: 2
+    health:
+      replace: true
+      checks: [{type: libvirt}]
+)");
+  EXPECT_EQ(rules.groups.size(), 1u);
+  EXPECT_EQ(Messages(/*warnings=*/true),
+            (std::vector<std::string>{
+                "DIR/rules/r.yml:2: warning: groups[0]: no scale_up.when, scale_down.when or "
+                "target: the group only restores min and max and replaces unhealthy members",
+                "DIR/rules/r.yml:6: warning: groups[0].health.replace: the group has no "
+                "template, so a replacement can only be a stopped member it starts"}));
+}
+
 TEST_F(RuleLoaderTest, AtMostAThousandGroupsInAll) {
   std::string a = "groups:\n", b = "groups:\n";
   for (int i = 0; i < 600; ++i) {
