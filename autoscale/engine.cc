@@ -283,6 +283,19 @@ nlohmann::json ErrorsJson(const DomainErrors& errors) {
 
 }  // namespace
 
+namespace {
+
+LifecycleChange Unchanged(nlohmann::json body, int64_t changed_ms) {
+  body["changed_at"] =
+      changed_ms > 0 ? nlohmann::json(FormatTime(WallTime{std::chrono::milliseconds(changed_ms)}))
+                     : nlohmann::json(nullptr);
+  body["unchanged"] = true;
+  body["note"] = "already so: nothing changed";
+  return {LifecycleChange::Status::kOk, std::move(body)};
+}
+
+}  // namespace
+
 LifecycleChange Engine::SetPaused(const std::string& group, bool paused) {
   std::lock_guard serial(lifecycle_mu_);
   std::vector<std::pair<std::string, LifecycleStamp>> stamps;
@@ -293,8 +306,11 @@ LifecycleChange Engine::SetPaused(const std::string& group, bool paused) {
     std::lock_guard lock(mu_);
     Group* g = FindGroup(group);
     if (g == nullptr) return {LifecycleChange::Status::kNoGroup, {{"group", group}}};
-    changed_ms = NextChangeMs();
     Membership& m = g->membership;
+    // A repeated request changes nothing: no record, no write, no notification.
+    if (m.paused == paused && (!g->pause_override || g->pause_override->stored))
+      return Unchanged({{"group", group}, {"paused", paused}}, m.paused_changed_ms);
+    changed_ms = NextChangeMs();
     m.paused = paused;
     m.paused_changed_ms = changed_ms;
     g->pause_override = Group::Override{paused, changed_ms};
@@ -329,6 +345,8 @@ LifecycleChange Engine::SetPaused(const std::string& group, bool paused) {
              : stored == 0    ? DecisionResult::kError
                               : DecisionResult::kPartial;
   if (Group* g = FindGroup(group)) {
+    if (g->pause_override && change.status == LifecycleChange::Status::kNotStored)
+      g->pause_override->stored = false;
     d.min = g->rule.min;
     d.max = g->rule.max;
     DescribeMembers(g->membership, d);
@@ -366,6 +384,11 @@ LifecycleChange Engine::SetProtected(const std::string& group, const std::string
                            [&](const Member& m) { return m.name == domain; });
     if (it == g->membership.members.end())
       return {LifecycleChange::Status::kNoMember, {{"group", group}, {"domain", domain}}};
+    auto override = g->protect_overrides.find(domain);
+    if (it->is_protected == is_protected &&
+        (override == g->protect_overrides.end() || override->second.stored))
+      return Unchanged({{"group", group}, {"domain", domain}, {"protected", is_protected}},
+                       it->protected_changed_ms);
     changed_ms = NextChangeMs();
     it->is_protected = is_protected;
     it->protected_changed_ms = changed_ms;
@@ -383,6 +406,9 @@ LifecycleChange Engine::SetProtected(const std::string& group, const std::string
   } else if (!errors.empty()) {
     note = "storing it failed: it lasts until the agent restarts";
     change.status = LifecycleChange::Status::kNotStored;
+    std::lock_guard lock(mu_);
+    if (Group* g = FindGroup(group); g && g->protect_overrides.count(domain))
+      g->protect_overrides[domain].stored = false;
   }
   if (in_flight && is_protected) {
     note += std::string(note.empty() ? "" : "; ") +

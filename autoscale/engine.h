@@ -147,6 +147,7 @@ class Engine {
     struct Override {
       bool value = false;
       int64_t changed_ms = 0;
+      bool stored = true;  // false: every write failed, so a repeated request writes again
     };
     std::optional<Override> pause_override;
     std::map<std::string, Override> protect_overrides;  // by member name

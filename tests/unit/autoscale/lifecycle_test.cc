@@ -152,22 +152,29 @@ TEST_F(LifecycleTest, FailedWritesAreReportedAndThePauseStillHolds) {
   engine.SetRules(Rules({FastRule()}));
   TickAt(engine, 0, Running(2, 0.5));
 
+  actuator.fail_lifecycle_on({"web-1", "web-2"});
+  LifecycleChange failed = engine.SetPaused("web", true);
+  EXPECT_EQ(failed.status, Status::kNotStored);
+  EXPECT_EQ(failed.body["persisted"], false);
+
+  // Nothing was stored, so asking again writes again.
   actuator.fail_lifecycle_on({"web-1"});
   LifecycleChange partial = engine.SetPaused("web", true);
   EXPECT_EQ(partial.status, Status::kOk);  // one stored change is enough to survive a restart
   EXPECT_EQ(partial.body["stored_on"], 1);
   EXPECT_EQ(partial.body["errors"]["web-1"], "injected lifecycle failure");
 
-  actuator.fail_lifecycle_on({"web-1", "web-2"});
-  LifecycleChange failed = engine.SetPaused("web", true);
-  EXPECT_EQ(failed.status, Status::kNotStored);
-  EXPECT_EQ(failed.body["persisted"], false);
+  // Stored: a third request changes nothing and leaves no record.
+  LifecycleChange again = engine.SetPaused("web", true);
+  EXPECT_EQ(again.status, Status::kOk);
+  EXPECT_EQ(again.body["unchanged"], true);
+  EXPECT_EQ(again.body["changed_at"], partial.body["changed_at"]);
   DecisionFilter paused;
   paused.outcomes = {Outcome::kPaused};
   auto records = engine.DecisionsJson(paused);
   ASSERT_EQ(records.size(), 2u);
-  EXPECT_EQ(records[0]["result"], "error");
-  EXPECT_EQ(records[1]["result"], "partial");
+  EXPECT_EQ(records[0]["result"], "partial");
+  EXPECT_EQ(records[1]["result"], "error");
   TickAt(engine, 10, Running(2, 0.95));
   EXPECT_TRUE(actuator.calls().empty());
 }
