@@ -211,11 +211,12 @@ struct SimHooks {
     cv.notify_all();
     cv.wait(lock, [&] { return wake >= end || released; });
     running.erase(it);
-    HookEvent ev{.which = which,
-                 .domain = values.domain,
-                 .started = started,
-                 .ended = now,
-                 .result = model.result};
+    HookEvent ev;
+    ev.which = which;
+    ev.domain = values.domain;
+    ev.started = started;
+    ev.ended = now;
+    ev.result = model.result;
     SubprocessResult& r = run.result;
     if (wake < end) {
       r.outcome = SubprocessOutcome::kCancelled;

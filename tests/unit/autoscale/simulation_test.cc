@@ -228,7 +228,9 @@ TEST(SimulatedHooks, ADrainTakesSimulatedTimeWhileTheMemberRuns) {
     EXPECT_THAT(s->running_hooks,
                 ElementsAre(std::make_pair(std::string("before_scale_down"), std::string("web-3"))))
         << t;
-    if (t > 30) EXPECT_EQ(s->decision->held_by, HeldBy::kActionInFlight) << t;
+    if (t > 30) {
+      EXPECT_EQ(s->decision->held_by, HeldBy::kInFlight) << t;
+    }
   }
   s = r.At(spec.start + seconds(60));
   EXPECT_EQ(s->running, 2);
@@ -262,7 +264,7 @@ TEST(SimulatedHooks, AFailedDrainKeepsTheMemberOrRemovesItAnyway) {
               HasSubstr("hook /usr/local/bin/drain: exit status 1: simulated failure; the member "
                         "keeps running (on_failure: abandon)"));
   EXPECT_EQ(s->running, 3);
-  EXPECT_EQ(r.At(spec.start + seconds(60))->decision->held_by, HeldBy::kBackoff);
+  EXPECT_EQ(r.At(spec.start + seconds(60))->decision->held_by, HeldBy::kCooldown);
   EXPECT_EQ(r.members_removed, 0);
   EXPECT_THAT(FormatTimeline(r, spec),
               HasSubstr("+50s  hook before_scale_down web-3 failed after 20s (exit status 1): "
