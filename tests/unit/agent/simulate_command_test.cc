@@ -432,7 +432,7 @@ TEST(TestRulesCommand, HooksTakeSimulatedTimeOrFail) {
     const std::string bad = WriteTemp(
         "hooks-bad.yml", head + "    hooks: " + hooks + "\n    expect: [{at: 0s, members: 3}]\n");
     EXPECT_EQ(TestRulesCommand({bad}, {}, out), 2) << hooks;
-    EXPECT_THAT(out.str(), HasSubstr(bad + ":7: ")) << hooks << "\n" << out.str();
+    EXPECT_THAT(out.str(), HasSubstr(bad + ":6: ")) << hooks << "\n" << out.str();
     EXPECT_THAT(out.str(), HasSubstr(why)) << hooks << "\n" << out.str();
   }
   out.str("");
