@@ -491,6 +491,21 @@ int SimulateCommand(const SimulateOptions& o, std::ostream& out, std::ostream& e
   spec.protected_members.insert(o.protected_members.begin(), o.protected_members.end());
   if (!AddFailingChecks(o.failing, spec, err)) return 2;
 
+  for (const std::string& text : o.hooks) {
+    std::string which;
+    autoscale::HookModel model;
+    std::string error;
+    if (ParseHookFlag(text, which, model, error))
+      error = autoscale::CheckHookModel(spec.rule, which, model);
+    auto& slot = which == "before_scale_down" ? spec.before_scale_down : spec.after_scale_up;
+    if (error.empty() && slot) error = "given twice for " + which;
+    if (!error.empty()) {
+      err << "simulate: --hook " << text << ": " << error << "\n";
+      return 2;
+    }
+    slot = autoscale::SimulatedHook{model, {}};
+  }
+
   const autoscale::SimulationResult result = autoscale::RunSimulation(spec);
   out << fmt::format(
       "virtscale simulate: group {} ({}), {} .. {}, step {}, {} initial running member(s), load "
@@ -508,6 +523,46 @@ int SimulateCommand(const SimulateOptions& o, std::ostream& out, std::ostream& e
     out << "plot: " << o.plot_file << "\n";
   }
   return 0;
+}
+
+bool ParseHookFlag(std::string_view text, std::string& which, autoscale::HookModel& model,
+                   std::string& error) {
+  const size_t eq = text.find('=');
+  if (eq == std::string_view::npos) {
+    error = "expected WHICH=SPEC (before_scale_down=30s, after_scale_up=10s:fail)";
+    return false;
+  }
+  which = std::string(text.substr(0, eq));
+  if (which != "before_scale_down" && which != "after_scale_up") {
+    error = "WHICH must be before_scale_down or after_scale_up, not \"" + which + "\"";
+    return false;
+  }
+  std::string_view spec = text.substr(eq + 1);
+  model = autoscale::HookModel{};
+  if (auto outcome = autoscale::ParseHookOutcome(spec)) {
+    model.result = *outcome;
+    return true;
+  }
+  std::string_view duration = spec;
+  if (const size_t colon = spec.find(':'); colon != std::string_view::npos) {
+    duration = spec.substr(0, colon);
+    const std::string_view result = spec.substr(colon + 1);
+    auto outcome = autoscale::ParseHookOutcome(result);
+    if (!outcome || *outcome == autoscale::HookOutcome::kTimeout) {
+      error = outcome ? "timeout takes no duration (a run that times out takes the hook's timeout)"
+                      : "RESULT must be ok or fail, not \"" + std::string(result) + "\"";
+      return false;
+    }
+    model.result = *outcome;
+  }
+  std::string why;
+  const std::optional<Duration> takes = ParseDuration(duration, &why);
+  if (!takes) {
+    error = "DURATION \"" + std::string(duration) + "\": " + why;
+    return false;
+  }
+  model.takes = *takes;
+  return true;
 }
 
 std::optional<autoscale::PauseWindow> ParsePauseWindow(std::string_view text, std::string& error) {
@@ -572,6 +627,11 @@ std::function<std::optional<int>()> AddSimulateCommand(CLI::App& app) {
   sim->add_option("--failing", o->failing,
                   "The simulated member NAME's health checks fail FROM..UNTIL after the start "
                   "(e.g. demo-2@5m..20m) and pass otherwise. Repeatable.");
+  sim->add_option("--hook", o->hooks,
+                  "Model the group's hook WHICH (before_scale_down, after_scale_up): "
+                  "WHICH=DURATION[:ok|fail] or WHICH=timeout, e.g. before_scale_down=30s, "
+                  "after_scale_up=10s:fail. Hook commands never run in a simulation; without "
+                  "--hook a hook succeeds at once.");
   // One option per source name, so CLI11 cannot declare it; listed here instead.
   sim->footer(
       "Per source:\n  --query.source.NAME QUERY   PromQL giving source NAME's value over time "

@@ -63,7 +63,14 @@ struct SimulateOptions {
   std::vector<std::string> pauses;  // --pause FROM..UNTIL (offsets from the start; UNTIL optional)
   std::vector<std::string> protected_members;  // --protect NAME
   std::vector<std::string> failing;            // --failing NAME@FROM..UNTIL
+  std::vector<std::string> hooks;              // --hook WHICH=SPEC
 };
+
+// --hook: "before_scale_down=30s", "after_scale_up=10s:fail", "before_scale_down=timeout",
+// "after_scale_up=fail" (at once). WHICH is before_scale_down or after_scale_up;
+// SPEC is DURATION[:ok|fail], ok, fail or timeout. False with `error` on bad input.
+[[nodiscard]] bool ParseHookFlag(std::string_view text, std::string& which,
+                                 autoscale::HookModel& model, std::string& error);
 
 // "10m..30m" -> paused from 10m to 30m after the start; "10m.." -> to the end.
 // nullopt with `error` on bad input.

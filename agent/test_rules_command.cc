@@ -44,12 +44,14 @@ struct ExpectedAction {
   std::optional<Direction> direction;
   std::optional<Operation::Kind> kind;
   std::optional<std::string> domain;
+  std::optional<autoscale::ActionResult> result;
   int64_t count = 1;
   std::string ToString() const {
     std::string s;
     if (direction) s += DirectionName(*direction);
     if (kind) s += std::string(s.empty() ? "" : " ") + OperationKindName(*kind);
     if (domain) s += std::string(s.empty() ? "" : " ") + *domain;
+    if (result) s += std::string(s.empty() ? "" : " ") + ActionResultName(*result);
     if (s.empty()) s = "any";
     return fmt::format("{} x{}", s, count);
   }
@@ -61,6 +63,8 @@ struct Expectation {
   std::optional<int64_t> members;
   std::optional<int64_t> stopped;
   std::optional<std::vector<ExpectedAction>> actions;
+  std::optional<std::vector<ExpectedAction>> finished;  // actions that finished in the step
+  std::optional<std::vector<std::string>> draining;     // members in a before_scale_down hook
   std::optional<std::string> held_by;
   std::optional<std::string> outcome;
   std::optional<std::vector<std::string>> pending;
@@ -73,6 +77,14 @@ struct RuleTest {
   int line = 0;
   std::string group;
   SimulationSpec spec;  // all but the rule and end
+  // Hook models to check against the group once the rules are loaded.
+  struct HookAt {
+    std::string path;  // "tests[0].hooks.before_scale_down"
+    int line = 0;
+    std::string which;
+    autoscale::HookModel model;
+  };
+  std::vector<HookAt> hooks;
   std::optional<Duration> duration;
   std::vector<Expectation> expect;
 };
@@ -106,6 +118,56 @@ std::optional<std::vector<std::string>> ReadIdList(MapReader& r, const char* key
   return ids;
 }
 
+// `key`: a list of {direction, kind, domain, result, count}.
+std::optional<std::vector<ExpectedAction>> ReadActions(MapReader& r, const char* key,
+                                                       const std::string& path,
+                                                       Diagnostics& diags) {
+  if (!r.Has(key)) return std::nullopt;
+  YAML::Node list = r.Get(key);
+  if (!list.IsSequence()) {
+    r.Error(key, "expected a list of {direction, kind, domain, result, count}");
+    return std::nullopt;
+  }
+  std::vector<ExpectedAction> out;
+  std::string s;
+  for (size_t i = 0; i < list.size(); ++i) {
+    MapReader a(list[i], fmt::format("{}.{}[{}]", path, key, i), diags);
+    if (!a.valid()) continue;
+    ExpectedAction x;
+    if (a.Read("direction", s)) {
+      if (s == "up" || s == "down") {
+        x.direction = s == "up" ? Direction::kUp : Direction::kDown;
+      } else {
+        a.Error("direction", "expected up or down");
+      }
+    }
+    if (a.Read("kind", s)) {
+      bool found = false;
+      for (auto k : {Operation::Kind::kStart, Operation::Kind::kCreate, Operation::Kind::kStop,
+                     Operation::Kind::kDelete}) {
+        if (s == OperationKindName(k)) {
+          x.kind = k;
+          found = true;
+        }
+      }
+      if (!found) a.Error("kind", "expected start, create, stop or delete");
+    }
+    if (a.Read("domain", s)) x.domain = s;
+    if (a.Read("result", s)) {
+      for (auto res : {autoscale::ActionResult::kPending, autoscale::ActionResult::kOk,
+                       autoscale::ActionResult::kError, autoscale::ActionResult::kDryRun,
+                       autoscale::ActionResult::kCancelled}) {
+        if (s == ActionResultName(res)) x.result = res;
+      }
+      if (!x.result) a.Error("result", "expected ok, error, pending, dry_run or cancelled");
+    }
+    if (a.Read("count", x.count) && x.count < 1) a.Error("count", "must be at least 1");
+    a.Finish();
+    out.push_back(x);
+  }
+  return out;
+}
+
 void DecodeExpectation(const YAML::Node& node, const std::string& path, Duration eval,
                        std::vector<Expectation>& out, Diagnostics& diags) {
   MapReader r(node, path, diags);
@@ -134,41 +196,9 @@ void DecodeExpectation(const YAML::Node& node, const std::string& path, Duration
   }
   e.pending = ReadIdList(r, "pending");
   e.firing = ReadIdList(r, "firing");
-  if (r.Has("actions")) {
-    YAML::Node list = r.Get("actions");
-    if (!list.IsSequence()) {
-      r.Error("actions", "expected a list of {direction, kind, domain, count}");
-    } else {
-      e.actions.emplace();
-      for (size_t i = 0; i < list.size(); ++i) {
-        MapReader a(list[i], fmt::format("{}.actions[{}]", path, i), diags);
-        if (!a.valid()) continue;
-        ExpectedAction x;
-        if (a.Read("direction", s)) {
-          if (s == "up" || s == "down") {
-            x.direction = s == "up" ? Direction::kUp : Direction::kDown;
-          } else {
-            a.Error("direction", "expected up or down");
-          }
-        }
-        if (a.Read("kind", s)) {
-          bool found = false;
-          for (auto k : {Operation::Kind::kStart, Operation::Kind::kCreate, Operation::Kind::kStop,
-                         Operation::Kind::kDelete}) {
-            if (s == OperationKindName(k)) {
-              x.kind = k;
-              found = true;
-            }
-          }
-          if (!found) a.Error("kind", "expected start, create, stop or delete");
-        }
-        if (a.Read("domain", s)) x.domain = s;
-        if (a.Read("count", x.count) && x.count < 1) a.Error("count", "must be at least 1");
-        a.Finish();
-        e.actions->push_back(x);
-      }
-    }
-  }
+  e.actions = ReadActions(r, "actions", path, diags);
+  e.finished = ReadActions(r, "finished", path, diags);
+  e.draining = ReadIdList(r, "draining");
   r.Finish();
   out.push_back(std::move(e));
 }
@@ -221,6 +251,62 @@ void DecodeTest(const YAML::Node& node, const std::string& path, Duration eval,
       t.spec.pauses.push_back(w);
       m.Finish();
     }
+  }
+
+  YAML::Node hooks = r.Get("hooks");
+  if (hooks.IsDefined() && !hooks.IsNull() && !hooks.IsMap()) {
+    r.Error("hooks", "expected a mapping {before_scale_down, after_scale_up}");
+  } else if (hooks.IsMap()) {
+    MapReader h(hooks, path + ".hooks", diags);
+    for (const char* which : {"before_scale_down", "after_scale_up"}) {
+      if (!h.Has(which)) continue;
+      const std::string hpath = h.PathOf(which);
+      YAML::Node node = h.Get(which);
+      MapReader m(node, hpath, diags);
+      if (!m.valid()) continue;
+      autoscale::SimulatedHook sim;
+      auto decode_model = [&](MapReader& mr, const std::string& mpath, int line,
+                              autoscale::HookModel& model) {
+        std::string result;
+        if (mr.Read("result", result)) {
+          if (auto o = autoscale::ParseHookOutcome(result)) {
+            model.result = *o;
+          } else {
+            mr.Error("result", "expected ok, fail or timeout, got \"" + result + "\"");
+          }
+        }
+        if (mr.ReadDuration("takes", model.takes) &&
+            model.result == autoscale::HookOutcome::kTimeout) {
+          mr.Error("takes",
+                   "not with result: timeout (a run that times out takes the hook's timeout)");
+        }
+        t.hooks.push_back({mpath, line, which, model});
+      };
+      decode_model(m, hpath, LineOf(node), sim.model);
+      YAML::Node per_member = m.Get("members");
+      if (per_member.IsDefined() && !per_member.IsNull() && !per_member.IsMap()) {
+        m.Error("members", "expected a mapping of member name to {takes, result}");
+      } else if (per_member.IsMap()) {
+        for (const auto& kv : per_member) {
+          const std::string name = kv.first.IsScalar() ? kv.first.Scalar() : "";
+          const std::string mpath = hpath + ".members." + name;
+          if (name.empty()) {
+            diags.Add(diags.file(), LineOf(kv.first), mpath + ": expected a member name");
+            continue;
+          }
+          MapReader mm(kv.second, mpath, diags);
+          if (!mm.valid()) continue;
+          autoscale::HookModel model;
+          decode_model(mm, mpath, LineOf(kv.second), model);
+          sim.members[name] = model;
+          mm.Finish();
+        }
+      }
+      m.Finish();
+      (std::string_view(which) == "before_scale_down" ? t.spec.before_scale_down
+                                                      : t.spec.after_scale_up) = std::move(sim);
+    }
+    h.Finish();
   }
 
   YAML::Node members = r.Get("members_series");
@@ -326,6 +412,15 @@ std::optional<TestFile> LoadTestFile(const std::string& file, Diagnostics& diags
               : fmt::format("test \"{}\": no group \"{}\" in the rule files", t.name, t.group));
     }
   }
+  for (const RuleTest& t : tf.tests) {
+    auto group = std::find_if(tf.rules.groups.begin(), tf.rules.groups.end(),
+                              [&](const auto& g) { return g.name == t.group; });
+    if (group == tf.rules.groups.end()) continue;
+    for (const RuleTest::HookAt& h : t.hooks) {
+      const std::string error = autoscale::CheckHookModel(*group, h.which, h.model);
+      if (!error.empty()) diags.Add(file, h.line, h.path + ": " + error);
+    }
+  }
   if (!diags.ok()) return std::nullopt;
   return tf;
 }
@@ -382,25 +477,28 @@ std::vector<std::string> Check(const Expectation& e, const autoscale::Simulation
     mismatch("unhealthy", ListString(want),
              d ? ListString(got) : std::string("(no evaluation at this time)"));
   }
-  if (e.actions) {
+  // Exactly `want` (each entry `count` times, and nothing else) among `got`.
+  auto check_actions = [&](const char* what, const std::vector<ExpectedAction>& want,
+                           const std::vector<const Decision*>& decisions) {
     struct Got {
       Direction direction;
       Operation::Kind kind;
       std::string domain;  // the domain acted on (the new name for kCreate)
+      autoscale::ActionResult result;
     };
     std::vector<Got> got;
-    if (d != nullptr) {
-      for (const auto& a : d->actions)
-        got.push_back(
-            {*d->direction, a.operation.kind, a.domain.empty() ? a.operation.domain : a.domain});
+    for (const Decision* from : decisions) {
+      for (const auto& a : from->actions)
+        got.push_back({*from->direction, a.operation.kind,
+                       a.domain.empty() ? a.operation.domain : a.domain, a.result});
     }
     bool ok = true;
     int64_t total = 0;
-    for (const ExpectedAction& x : *e.actions) {
+    for (const ExpectedAction& x : want) {
       total += x.count;
       const auto n = std::count_if(got.begin(), got.end(), [&](const Got& g) {
         return (!x.direction || g.direction == *x.direction) && (!x.kind || g.kind == *x.kind) &&
-               (!x.domain || g.domain == *x.domain);
+               (!x.domain || g.domain == *x.domain) && (!x.result || g.result == *x.result);
       });
       ok = ok && n == x.count;
     }
@@ -408,14 +506,37 @@ std::vector<std::string> Check(const Expectation& e, const autoscale::Simulation
     if (!ok) {
       std::vector<std::string> want_s;
       std::vector<std::string> got_s;
-      for (const auto& x : *e.actions) want_s.push_back(x.ToString());
+      for (const auto& x : want) want_s.push_back(x.ToString());
+      // Results are shown when asked for (and always for finished actions).
+      const bool results = std::string_view(what) == "finished" ||
+                           std::any_of(want.begin(), want.end(), [](const ExpectedAction& x) {
+                             return x.result.has_value();
+                           });
       for (const Got& g : got) {
-        got_s.push_back(fmt::format("{} {} {}", DirectionName(g.direction),
-                                    OperationKindName(g.kind), g.domain));
+        got_s.push_back(fmt::format("{} {} {}{}", DirectionName(g.direction),
+                                    OperationKindName(g.kind), g.domain,
+                                    results ? std::string(" ") + ActionResultName(g.result) : ""));
       }
       diff.push_back(
-          fmt::format("actions: expected {}, got {}", ListString(want_s), ListString(got_s)));
+          fmt::format("{}: expected {}, got {}", what, ListString(want_s), ListString(got_s)));
     }
+  };
+  if (e.actions) {
+    std::vector<const Decision*> decisions;
+    if (d != nullptr) decisions.push_back(d);
+    check_actions("actions", *e.actions, decisions);
+  }
+  if (e.finished) {
+    std::vector<const Decision*> decisions;
+    for (const Decision& f : step->finished) decisions.push_back(&f);
+    check_actions("finished", *e.finished, decisions);
+  }
+  if (e.draining) {
+    std::vector<std::string> got;
+    for (const auto& [which, member] : step->running_hooks)
+      if (which == "before_scale_down") got.push_back(member);
+    std::sort(got.begin(), got.end());
+    mismatch("draining", ListString(*e.draining), ListString(got));
   }
   if (!diff.empty()) {
     if (d != nullptr) {

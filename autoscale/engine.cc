@@ -443,9 +443,10 @@ OperationResult Engine::ExecuteWithHooks(const Job& job, const Operation& op) {
   const Hook* after =
       job.hooks && job.hooks->after_scale_up && !removes ? &*job.hooks->after_scale_up : nullptr;
   auto run_hook = [&](const char* name, const Hook& hook, const std::string& domain) {
-    HookRun h = RunHook(
-        hook, {.domain = domain, .group = op.group, .address = actuator_.MemberAddress(domain)},
-        &hooks_cancel_);
+    const PlaceholderValues values{
+        .domain = domain, .group = op.group, .address = actuator_.MemberAddress(domain)};
+    HookRun h = options_.hook_runner ? options_.hook_runner(name, hook, values, &hooks_cancel_)
+                                     : RunHook(hook, values, &hooks_cancel_);
     return std::make_pair(h.proceed, std::string(name) + " " + h.Describe());
   };
   std::string hook_note;

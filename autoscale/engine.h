@@ -40,6 +40,7 @@
 #include "autoscale/decision.h"
 #include "autoscale/evaluator.h"
 #include "autoscale/health_monitor.h"
+#include "autoscale/hook_runner.h"
 #include "autoscale/rules.h"
 #include "collectors/snapshot.h"
 #include "collectors/sources/reading.h"
@@ -74,6 +75,13 @@ struct EngineOptions {
   std::function<void(const Decision&)> on_change_finished;
   // Replaces the real health checks (simulations model their results).
   HealthMonitor::Probe health_probe;
+  // Replaces RunHook for the groups' lifecycle hooks (simulations model them):
+  // called on a worker with the hook's name ("before_scale_down",
+  // "after_scale_up"), the hook, its placeholder values and the engine's
+  // shutdown canceller. Null: RunHook.
+  std::function<HookRun(const char* which, const Hook& hook, const PlaceholderValues& values,
+                        Canceller* canceller)>
+      hook_runner;
 };
 
 // (domain, what failed) pairs.
@@ -114,6 +122,13 @@ class Engine {
   void Shutdown();
   // Blocks until no action or health check is queued or running (tests, simulations).
   void WaitIdle();
+  // Action jobs queued or running now (a job holds one decision's operations).
+  size_t ActiveJobs() const {
+    std::lock_guard lock(mu_);
+    return queue_.size() + busy_;
+  }
+  // Blocks until no health check is queued or running; actions may still run.
+  void WaitHealthIdle() { health_.WaitIdle(); }
 
   // The lifecycle API. A paused group evaluates as usual but every decision is
   // held (held_by paused); pause and resume are decision records of their own.

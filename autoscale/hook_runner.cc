@@ -11,6 +11,11 @@ std::string HookRun::Describe() const {
   return "hook " + command + ": " + result.Describe() + (line.empty() ? "" : ": " + line);
 }
 
+bool HookProceeds(const Hook& hook, const SubprocessResult& result) {
+  return result.ok() || (result.outcome != SubprocessOutcome::kCancelled &&
+                         hook.on_failure == HookFailure::kContinue);
+}
+
 HookRun RunHook(const Hook& hook, const PlaceholderValues& values, Canceller* canceller) {
   const std::vector<std::string> argv = SubstituteArgv(hook.command, values);
   SubprocessOptions options;
@@ -20,8 +25,7 @@ HookRun RunHook(const Hook& hook, const PlaceholderValues& values, Canceller* ca
   HookRun run;
   run.command = argv.empty() ? "" : argv[0];
   run.result = RunSubprocess(argv, options);
-  run.proceed = run.result.ok() || (run.result.outcome != SubprocessOutcome::kCancelled &&
-                                    hook.on_failure == HookFailure::kContinue);
+  run.proceed = HookProceeds(hook, run.result);
   return run;
 }
 

@@ -32,6 +32,10 @@ struct HookRun {
   std::string Describe() const;
 };
 
+// Whether an action may go on after its hook ended with `result`: it
+// succeeded, or it failed (not cancelled) with on_failure: continue.
+[[nodiscard]] bool HookProceeds(const Hook& hook, const SubprocessResult& result);
+
 [[nodiscard]] HookRun RunHook(const Hook& hook, const PlaceholderValues& values,
                               Canceller* canceller);
 

@@ -7,14 +7,17 @@
 #include <atomic>
 #include <cerrno>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <sstream>
 
 #include "autoscale/engine.h"
+#include "autoscale/hook_runner.h"
 #include "autoscale/rule_loader.h"
 #include "collectors/snapshot.h"
 #include "collectors/sources/reading.h"
@@ -151,7 +154,6 @@ class SimActuator : public Actuator {
         }
         break;
     }
-    executed.push_back(r);
     return r;
   }
 
@@ -165,11 +167,75 @@ class SimActuator : public Actuator {
     return "no such domain";
   }
 
-  std::vector<OperationResult> executed;  // since the last clear; read after WaitIdle
-
  private:
   World& world_;
   std::atomic<int64_t>& now_unix_;
+};
+
+// The modelled hooks: each run blocks its worker until the simulated time
+// reaches its end, so it takes simulated time while the engine goes on.
+struct SimHooks {
+  std::mutex mu;
+  std::condition_variable cv;
+  TimePoint now{};        // the current step (set before its tick): when a hook starts
+  TimePoint wake{};       // hooks that end at or before it return (set after the tick)
+  bool released = false;  // the simulation ended: every hook returns, cancelled
+  struct Running {
+    std::string which;
+    std::string domain;
+    TimePoint end;
+  };
+  std::list<Running> running;
+  std::vector<HookEvent> ended;    // since the loop last took them
+  std::vector<Decision> finished;  // on_change_finished, since the loop last took them
+
+  // Hook runs waiting for a later step (the jobs they hold are not going to finish now).
+  size_t Parked() const {
+    return static_cast<size_t>(std::count_if(running.begin(), running.end(),
+                                             [&](const Running& r) { return r.end > wake; }));
+  }
+
+  HookRun Run(const SimulationSpec& spec, const char* which, const Hook& hook,
+              const PlaceholderValues& values) {
+    const bool before = std::string_view(which) == "before_scale_down";
+    const std::optional<SimulatedHook>& sim = before ? spec.before_scale_down : spec.after_scale_up;
+    const HookModel model = sim ? sim->For(values.domain) : HookModel{};
+    const Duration takes = model.result == HookOutcome::kTimeout ? hook.timeout : model.takes;
+    HookRun run;
+    const std::vector<std::string> argv = SubstituteArgv(hook.command, values);
+    run.command = argv.empty() ? "" : argv[0];
+    std::unique_lock lock(mu);
+    const TimePoint started = now;
+    const TimePoint end = started + std::max(takes, Duration(0));
+    auto it = running.insert(running.end(), Running{which, values.domain, end});
+    cv.notify_all();
+    cv.wait(lock, [&] { return wake >= end || released; });
+    running.erase(it);
+    HookEvent ev;
+    ev.which = which;
+    ev.domain = values.domain;
+    ev.started = started;
+    ev.ended = now;
+    ev.result = model.result;
+    SubprocessResult& r = run.result;
+    if (wake < end) {
+      r.outcome = SubprocessOutcome::kCancelled;
+      ev.finished = false;
+    } else if (model.result == HookOutcome::kTimeout) {
+      r.outcome = SubprocessOutcome::kTimedOut;
+      r.timeout = hook.timeout;
+    } else {
+      r.outcome = SubprocessOutcome::kExited;
+      r.exit_code = model.result == HookOutcome::kOk ? 0 : 1;
+      if (model.result == HookOutcome::kFail) r.output = "simulated failure\n";
+    }
+    run.proceed = HookProceeds(hook, r);
+    ev.proceed = run.proceed;
+    ev.outcome = r.Describe();
+    ev.described = run.Describe();
+    ended.push_back(std::move(ev));
+    return run;
+  }
 };
 
 int64_t UnixSeconds(TimePoint t) {
@@ -318,6 +384,47 @@ std::optional<std::vector<std::optional<double>>> ParseSeriesValues(std::string_
   return out;
 }
 
+const char* HookOutcomeName(HookOutcome o) {
+  switch (o) {
+    case HookOutcome::kOk:
+      return "ok";
+    case HookOutcome::kFail:
+      return "fail";
+    case HookOutcome::kTimeout:
+      return "timeout";
+  }
+  return "?";
+}
+
+std::optional<HookOutcome> ParseHookOutcome(std::string_view text) {
+  for (HookOutcome o : {HookOutcome::kOk, HookOutcome::kFail, HookOutcome::kTimeout})
+    if (text == HookOutcomeName(o)) return o;
+  return std::nullopt;
+}
+
+const HookModel& SimulatedHook::For(const std::string& member) const {
+  auto it = members.find(member);
+  return it == members.end() ? model : it->second;
+}
+
+std::string CheckHookModel(const GroupRule& rule, std::string_view which, const HookModel& model) {
+  const bool before = which == "before_scale_down";
+  if (!before && which != "after_scale_up")
+    return fmt::format("unknown hook \"{}\" (before_scale_down, after_scale_up)", which);
+  const std::optional<Hook>* hook = nullptr;
+  if (rule.hooks) hook = before ? &rule.hooks->before_scale_down : &rule.hooks->after_scale_up;
+  if (hook == nullptr || !hook->has_value())
+    return fmt::format("group {} has no hooks.{} to model", rule.name, which);
+  if (model.takes < Duration(0)) return "takes must not be negative";
+  if (model.result != HookOutcome::kTimeout && model.takes >= (*hook)->timeout) {
+    return fmt::format(
+        "takes {} is not less than the hook's timeout {}: a run that long times out (result: "
+        "timeout)",
+        FormatDuration(model.takes), FormatDuration((*hook)->timeout));
+  }
+  return "";
+}
+
 Series::Series(std::vector<Point> points, Duration lookback)
     : points_(std::move(points)), lookback_(lookback) {
   std::stable_sort(points_.begin(), points_.end(),
@@ -366,9 +473,14 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
   TimePoint now = spec.start;
   std::optional<Decision> last;
   SimActuator actuator(world, now_unix);
+  SimHooks hooks;
+  hooks.now = hooks.wake = spec.start;
   EngineOptions options;
   options.dry_run = spec.dry_run;
-  options.change_history = options.evaluation_history = 1;
+  // Enough records that a decision whose hooks take long is still in the log
+  // when it finishes (on_change_finished reports it from there).
+  options.change_history = 16;
+  options.evaluation_history = 1;
   // The simulated time drives both clocks: nothing in a simulation steps the wall clock.
   FakeClock clock;
   auto instant = [](TimePoint t) {
@@ -376,8 +488,16 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
                    t};
   };
   options.clock = &clock;
-  options.operations_per_job = 1;  // `executed` then lists results in the decision's order
+  options.operations_per_job = 1;  // one operation (and hook) at a time, in the decision's order
   options.on_decision = [&last](const Decision& d) { last = d; };
+  options.on_change_finished = [&hooks](const Decision& d) {
+    std::lock_guard lock(hooks.mu);
+    hooks.finished.push_back(d);
+  };
+  options.hook_runner = [&spec, &hooks](const char* which, const Hook& hook,
+                                        const PlaceholderValues& values, Canceller*) {
+    return hooks.Run(spec, which, hook, values);
+  };
   // Rounds run while the loop below waits in WaitIdle, so reading `now` is ordered.
   options.health_probe = [&spec, &now](const HealthPolicy& policy, const MemberProbeInput& in,
                                        ProbeCanceller*) {
@@ -392,16 +512,41 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
   };
 
   SimulationResult result;
+  auto count_finished = [&result](const Decision& d) {
+    int64_t ok = 0;
+    for (const ActionRecord& a : d.actions) ok += a.result == ActionResult::kOk ? 1 : 0;
+    (d.direction == Direction::kUp ? result.members_added : result.members_removed) += ok;
+  };
   {
     Engine engine(actuator, options);
     RuleSet rules;
     rules.groups.push_back(spec.rule);
     engine.SetRules(std::move(rules));
+    // Waits until the engine is idle, or every job it still has waits in a
+    // hook that ends at a later step.
+    auto settle = [&] {
+      while (true) {
+        const size_t jobs = engine.ActiveJobs();
+        if (jobs == 0) {
+          engine.WaitIdle();
+          return;
+        }
+        std::unique_lock lock(hooks.mu);
+        if (hooks.Parked() >= jobs) break;
+        // A job that finishes does not signal here: look again shortly.
+        hooks.cv.wait_for(lock, std::chrono::milliseconds(1));
+      }
+      engine.WaitHealthIdle();
+    };
     const Duration step = spec.step > Duration(0) ? spec.step : std::chrono::seconds(10);
     uint64_t seq = 0;
     for (now = spec.start; now <= spec.end; now += step) {
       now_unix = UnixSeconds(now);
       clock.Set(instant(now));
+      {
+        std::lock_guard lock(hooks.mu);
+        hooks.now = now;
+      }
       SnapshotPtr snap = TakeSnapshot(world, spec, now, ++seq);
       SimulationStep s;
       s.time = now;
@@ -413,34 +558,56 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
         snap = TakeSnapshot(world, spec, now, ++seq);  // with the stored pause
       }
       last.reset();
-      actuator.executed.clear();
       engine.Tick(snap, ReadSources(spec, now), instant(now));
-      engine.WaitIdle();
+      // Hooks that end by now return after the tick saw their action in flight.
+      {
+        std::lock_guard lock(hooks.mu);
+        hooks.wake = now;
+      }
+      hooks.cv.notify_all();
+      settle();
       s.running = world.Running();
       s.stopped = world.Stopped();
+      {
+        std::lock_guard lock(hooks.mu);
+        s.finished = std::move(hooks.finished);
+        hooks.finished.clear();
+        s.hooks = std::move(hooks.ended);
+        hooks.ended.clear();
+        for (const SimHooks::Running& r : hooks.running)
+          s.running_hooks.emplace_back(r.which, r.domain);
+      }
+      for (const Decision& f : s.finished) {
+        count_finished(f);
+        // This step's own decision finished in it: show its results.
+        if (last && last->time == f.time) {
+          last->actions = f.actions;
+          last->result = f.result;
+        }
+      }
       if (last) {
-        Decision& d = *last;
-        // The engine ran the operations in order through the actuator.
-        size_t failed = 0;
-        for (size_t i = 0; i < d.actions.size() && i < actuator.executed.size(); ++i) {
-          ActionRecord& a = d.actions[i];
-          a.result = actuator.executed[i].ok ? ActionResult::kOk : ActionResult::kError;
-          a.domain = actuator.executed[i].domain;
-          a.error = actuator.executed[i].error;
-          failed += actuator.executed[i].ok ? 0 : 1;
-        }
+        const Decision& d = *last;
         if (!d.actions.empty()) {
-          const bool up = d.direction == Direction::kUp;
-          (up ? result.scale_ups : result.scale_downs) += 1;
-          (up ? result.members_added : result.members_removed) +=
-              static_cast<int64_t>(d.actions.size() - failed);
-          if (d.result == DecisionResult::kPending)
-            d.result = failed == 0 ? DecisionResult::kOk : DecisionResult::kError;
+          (d.direction == Direction::kUp ? result.scale_ups : result.scale_downs) += 1;
+          if (d.result == DecisionResult::kDryRun) {
+            (d.direction == Direction::kUp ? result.members_added : result.members_removed) +=
+                static_cast<int64_t>(d.actions.size());
+          }
         }
-        s.decision = std::move(d);
+        s.decision = std::move(last);
       }
       result.steps.push_back(std::move(s));
     }
+    // Hooks still running at the end return cancelled, so the engine stops.
+    {
+      std::lock_guard lock(hooks.mu);
+      hooks.released = true;
+    }
+    hooks.cv.notify_all();
+  }
+  if (!result.steps.empty()) {
+    for (HookEvent& ev : hooks.ended)
+      if (!ev.finished) result.steps.back().hooks.push_back(std::move(ev));
   }
   return result;
 }
@@ -465,14 +632,7 @@ std::string FormatTimeline(const SimulationResult& result, const SimulationSpec&
   std::map<std::string, int64_t> holds;
   int64_t lo = INT64_MAX;
   int64_t hi = INT64_MIN;
-  for (const SimulationStep& s : result.steps) {
-    lo = std::min({lo, s.running, s.running_before});
-    hi = std::max({hi, s.running, s.running_before});
-    if (s.lifecycle) {
-      out += fmt::format("{}  {}: {}\n", stamp(s.time), OutcomeName(s.lifecycle->outcome),
-                         s.lifecycle->reason);
-    }
-    if (!s.decision) continue;
+  auto print_decision = [&](const SimulationStep& s) {
     const Decision& d = *s.decision;
     ++evaluations;
     const std::string at = stamp(s.time);
@@ -521,6 +681,50 @@ std::string FormatTimeline(const SimulationResult& result, const SimulationSpec&
       out += fmt::format("{}  held ({}): {}\n", at, HeldByName(d.held_by), d.reason);
     }
     prev_held = d.held_by;
+  };
+  for (const SimulationStep& s : result.steps) {
+    lo = std::min({lo, s.running, s.running_before});
+    hi = std::max({hi, s.running, s.running_before});
+    if (s.lifecycle) {
+      out += fmt::format("{}  {}: {}\n", stamp(s.time), OutcomeName(s.lifecycle->outcome),
+                         s.lifecycle->reason);
+    }
+    if (s.decision) print_decision(s);
+    const std::string at = stamp(s.time);
+    for (const HookEvent& h : s.hooks) {
+      const std::string took =
+          FormatDuration(std::chrono::duration_cast<Duration>(h.ended - h.started));
+      if (!h.finished) {
+        out += fmt::format("{}  hook {} {} still running at the end (started {})\n", at, h.which,
+                           h.domain, FormatOffset(h.started, spec.start));
+      } else if (h.result == HookOutcome::kOk) {
+        out += fmt::format("{}  hook {} {} ok after {}\n", at, h.which, h.domain, took);
+      } else {
+        const bool before = h.which == "before_scale_down";
+        const char* consequence = before
+                                      ? (h.proceed ? "member removed anyway (on_failure: continue)"
+                                                   : "member kept (on_failure: abandon)")
+                                      : (h.proceed ? "member kept (on_failure: continue)"
+                                                   : "member removed again (on_failure: abandon)");
+        out += fmt::format("{}  hook {} {} failed after {} ({}): {}\n", at, h.which, h.domain, took,
+                           h.outcome, consequence);
+      }
+    }
+    for (const Decision& f : s.finished) {
+      if (f.time == s.time) continue;  // this step's own decision: its line has the results
+      std::string ops;
+      for (const ActionRecord& a : f.actions) {
+        if (!ops.empty()) ops += "; ";
+        const std::string& domain = a.domain.empty() ? a.operation.domain : a.domain;
+        ops += fmt::format("{} {} {}", OperationKindName(a.operation.kind),
+                           domain.empty() ? "(new)" : domain, ActionResultName(a.result));
+        const std::string& why = a.error.empty() ? a.detail : a.error;
+        if (!why.empty()) ops += " (" + why + ")";
+      }
+      out += fmt::format("{}  scale_{} of {} finished: {}\n", at,
+                         f.direction ? DirectionName(*f.direction) : "?",
+                         FormatOffset(f.time, spec.start), ops);
+    }
   }
   const int64_t final_running = result.steps.empty() ? 0 : result.steps.back().running;
   out += fmt::format(

@@ -85,6 +85,32 @@ struct PauseWindow {
   std::optional<Duration> until;
 };
 
+// How a modelled lifecycle hook ends: it exits 0, exits 1, or runs past the
+// hook's own `timeout` (and so takes that long).
+enum class HookOutcome { kOk, kFail, kTimeout };
+const char* HookOutcomeName(HookOutcome o);  // "ok", "fail", "timeout"
+// "ok", "fail", "timeout" -> the outcome; nullopt otherwise.
+std::optional<HookOutcome> ParseHookOutcome(std::string_view text);
+
+// One modelled hook run: how long it takes in simulated time, and its result.
+struct HookModel {
+  Duration takes{0};  // ignored for kTimeout, which takes the hook's timeout
+  HookOutcome result = HookOutcome::kOk;
+};
+
+// The model of one of the group's hooks: `model` for every member but those
+// in `members`, which have their own.
+struct SimulatedHook {
+  HookModel model;
+  std::map<std::string, HookModel> members;  // by member name
+  const HookModel& For(const std::string& member) const;
+};
+
+// Empty when `model` can model the group's hook `which` ("before_scale_down",
+// "after_scale_up"), else why not: the group has no such hook, or an ok or
+// failing run that takes at least the hook's timeout (it would time out).
+std::string CheckHookModel(const GroupRule& rule, std::string_view which, const HookModel& model);
+
 struct SimulationSpec {
   GroupRule rule;
   TimePoint start{};
@@ -103,6 +129,26 @@ struct SimulationSpec {
   // sample is unknown; members without a series pass. Used only by groups with
   // `health:` (each round gives every check the same result).
   std::map<std::string, Series> health;
+  // Modelled lifecycle hooks. The group's hook commands never run in a
+  // simulation: a hook without a model succeeds at once. A hook that takes
+  // time takes simulated time: its member keeps running meanwhile and the
+  // group's action stays in flight (held action_in_flight) until the first
+  // step at or after its end; the action's results arrive in that step.
+  std::optional<SimulatedHook> before_scale_down;
+  std::optional<SimulatedHook> after_scale_up;
+};
+
+// A modelled hook run that ended (or was still running at the end).
+struct HookEvent {
+  std::string which;   // "before_scale_down", "after_scale_up"
+  std::string domain;  // the member it ran for
+  TimePoint started{};
+  TimePoint ended{};
+  HookOutcome result = HookOutcome::kOk;
+  bool finished = true;   // false: still running when the simulation ended (cancelled)
+  bool proceed = false;   // the action went on (HookRun::proceed)
+  std::string outcome;    // SubprocessResult::Describe(): "exit status 1", "timed out after 5m"
+  std::string described;  // HookRun::Describe(), as in the action's detail or error
 };
 
 // One engine tick.
@@ -113,14 +159,20 @@ struct SimulationStep {
   int64_t stopped = 0;
   std::optional<Decision> decision;   // absent when the group's interval had not elapsed
   std::optional<Decision> lifecycle;  // a pause or resume made just before the tick
+  // Decisions whose actions finished in this step, with their results: this
+  // step's own decision, or an earlier one whose hooks took simulated time.
+  std::vector<Decision> finished;
+  std::vector<HookEvent> hooks;  // hook runs that ended in this step
+  // (hook, member) of the hook runs still going on after this step.
+  std::vector<std::pair<std::string, std::string>> running_hooks;
 };
 
 struct SimulationResult {
   std::vector<SimulationStep> steps;
-  int64_t scale_ups = 0;  // decisions that acted, by direction
+  int64_t scale_ups = 0;  // decisions that acted (or began to), by direction
   int64_t scale_downs = 0;
-  int64_t members_added = 0;    // operations (start + create)
-  int64_t members_removed = 0;  // operations (stop + delete)
+  int64_t members_added = 0;    // operations that succeeded (start + create)
+  int64_t members_removed = 0;  // operations that succeeded (stop + delete)
 
   // The newest step at or before `t`, nullptr before the first.
   const SimulationStep* At(TimePoint t) const;

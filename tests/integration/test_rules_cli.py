@@ -182,6 +182,16 @@ def test_scale_down_order_rule_tests_pass():
     assert "SUCCESS: 3 test(s)" in out, out
 
 
+def test_hook_rule_tests_pass():
+    """tests/testdata/hooks: modelled hooks take simulated time or fail."""
+    path = os.path.join(SOURCE_DIR, "tests", "testdata", "hooks", "hooks.test.yml")
+    rc, out = run("test", "rules", "--timeline", path)
+    assert rc == 0, out
+    assert "SUCCESS: 7 test(s)" in out, out
+    assert "hook before_scale_down drain-3 ok after 30s" in out, out
+    assert "member kept (on_failure: abandon)" in out, out
+
+
 def test_simulate_per_member_least_loaded_stops_the_idlest_member():
     with tempfile.TemporaryDirectory() as d:
         rules = write(d, "rules.yml", """groups:
@@ -227,5 +237,6 @@ if __name__ == "__main__":
         test_simulate_csv_history_timeline_and_plot,
         test_simulate_rejects_bad_input,
         test_scale_down_order_rule_tests_pass,
+        test_hook_rule_tests_pass,
         test_simulate_per_member_least_loaded_stops_the_idlest_member,
     ]))

@@ -232,6 +232,53 @@ TEST(SimulateCommand, FailingChecksAreReplaced) {
   EXPECT_THAT(no_health.str(), HasSubstr("group demo has no health checks"));
 }
 
+// --hook models a group's hook (tests/testdata/hooks: enlist has after_scale_up,
+// timeout 30s, on_failure abandon; drain has before_scale_down, timeout 1m).
+TEST(SimulateCommand, HooksAreModelledInSimulatedTime) {
+  std::string csv = "time,member,metric,value\n";
+  for (int i = 0; i <= 6; ++i) csv += fmt::format("{},enlist-1,cpu,0.95\n", 1714521600 + 10 * i);
+  SimulateOptions o;
+  o.rules_file = std::string(VIRTSCALE_TESTDATA) + "/hooks/rules.yml";
+  o.group = "enlist";
+  o.history_files = {WriteTemp("enlist.csv", csv)};
+  o.load = "per-member";
+  o.hooks = {"after_scale_up=20s:fail"};
+  std::ostringstream out;
+  std::ostringstream err;
+  ASSERT_EQ(SimulateCommand(o, out, err), 0) << err.str();
+  EXPECT_THAT(out.str(), HasSubstr("+0s  scale_up 1 -> 2: create (new) pending"));
+  EXPECT_THAT(out.str(), HasSubstr("+10s  held (action_in_flight)"));
+  EXPECT_THAT(out.str(), HasSubstr("+20s  hook after_scale_up enlist-2 failed after 20s (exit "
+                                   "status 1): member removed again (on_failure: abandon)"));
+  EXPECT_THAT(out.str(), HasSubstr("+20s  scale_up of +0s finished: create enlist-2 error"));
+
+  o.hooks = {"after_scale_up=timeout"};
+  out.str("");
+  ASSERT_EQ(SimulateCommand(o, out, err), 0) << err.str();
+  EXPECT_THAT(out.str(), HasSubstr("+30s  hook after_scale_up enlist-2 failed after 30s (timed out "
+                                   "after 30s)"));
+
+  for (const auto& [bad, why] : std::vector<std::pair<std::string, std::string>>{
+           {"after_scale_up", "expected WHICH=SPEC"},
+           {"during=10s", "WHICH must be before_scale_down or after_scale_up"},
+           {"after_scale_up=-5s", "DURATION \"-5s\""},
+           {"after_scale_up=10s:maybe", "RESULT must be ok or fail"},
+           {"after_scale_up=10s:timeout", "timeout takes no duration"},
+           {"after_scale_up=30s", "not less than the hook's timeout 30s"},
+           {"after_scale_up=99999999h", "DURATION"},
+           {"before_scale_down=10s", "group enlist has no hooks.before_scale_down"}}) {
+    o.hooks = {bad};
+    std::ostringstream bad_err;
+    EXPECT_EQ(SimulateCommand(o, out, bad_err), 2) << bad;
+    EXPECT_THAT(bad_err.str(), HasSubstr("--hook " + bad + ": ")) << bad;
+    EXPECT_THAT(bad_err.str(), HasSubstr(why)) << bad;
+  }
+  o.hooks = {"after_scale_up=1s", "after_scale_up=2s"};
+  std::ostringstream twice;
+  EXPECT_EQ(SimulateCommand(o, out, twice), 2);
+  EXPECT_THAT(twice.str(), HasSubstr("given twice"));
+}
+
 TEST(SimulateCommand, PrometheusFailuresNameTheQuery) {
   testing::TestServer server;
   server.server().Get("/down/api/v1/query_range",
@@ -372,6 +419,65 @@ TEST(TestRulesCommand, HealthSeriesMakeMembersUnhealthy) {
                               "    expect: [{at: 40s, unhealthy: [web-2]}]\n");
   EXPECT_EQ(TestRulesCommand({wrong}, {}, out), 1);
   EXPECT_THAT(out.str(), HasSubstr("unhealthy: expected [web-2], got [web-1]"));
+}
+
+// tests/testdata/hooks: test files model hooks that take time or fail.
+TEST(TestRulesCommand, HooksTakeSimulatedTimeOrFail) {
+  const std::string dir = std::string(VIRTSCALE_TESTDATA) + "/hooks/";
+  std::ostringstream out;
+  EXPECT_EQ(TestRulesCommand({dir + "hooks.test.yml"}, {.timeline = true}, out), 0) << out.str();
+  EXPECT_THAT(out.str(), HasSubstr("SUCCESS: 7 test(s)"));
+  EXPECT_THAT(out.str(), HasSubstr("+30s  hook before_scale_down drain-3 ok after 30s"));
+  EXPECT_THAT(out.str(), HasSubstr("+30s  scale_down of +0s finished: stop drain-3 ok"));
+
+  // A drain that is expected to be over too early fails where the member still runs.
+  const std::string head = "rule_files: [" + dir + "rules.yml]\ntests:\n  - group: drain\n" +
+                           "    initial_members: 3\n" +
+                           "    members_series: [{metric: cpu, values: '0.1x9'}]\n";
+  out.str("");
+  const std::string early =
+      WriteTemp("hooks-early.yml", head + "    hooks: {before_scale_down: {takes: 30s}}\n" +
+                                       "    expect: [{at: 20s, members: 2, draining: []}]\n");
+  EXPECT_EQ(TestRulesCommand({early}, {}, out), 1);
+  EXPECT_THAT(out.str(), HasSubstr("members: expected 2, got 3"));
+  EXPECT_THAT(out.str(), HasSubstr("draining: expected [], got [drain-3]"));
+  out.str("");
+  const std::string result = WriteTemp(
+      "hooks-result.yml", head + "    hooks: {before_scale_down: {takes: 10s, result: fail}}\n" +
+                              "    expect: [{at: 10s, finished: [{kind: stop, result: ok}]}]\n");
+  EXPECT_EQ(TestRulesCommand({result}, {}, out), 1);
+  EXPECT_THAT(out.str(),
+              HasSubstr("finished: expected [stop ok x1], got [down stop drain-3 error]"));
+
+  // Absurd models are rejected with the file, the line and the key.
+  for (const auto& [hooks, why] : std::vector<std::pair<std::string, std::string>>{
+           {"{before_scale_down: {takes: -30s}}", "takes: "},
+           {"{before_scale_down: {takes: 1m}}", "takes 1m is not less than the hook's timeout 1m"},
+           {"{before_scale_down: {takes: 9999999999h}}", "takes: "},
+           {"{before_scale_down: {takes: soon}}", "takes: "},
+           {"{before_scale_down: {result: maybe}}", "result: expected ok, fail or timeout"},
+           {"{before_scale_down: {result: timeout, takes: 5s}}", "not with result: timeout"},
+           {"{before_scale_down: {tkaes: 5s}}", "tkaes: unknown key"},
+           {"{during: {takes: 5s}}", "during: unknown key"},
+           {"{after_scale_up: {takes: 5s}}", "group drain has no hooks.after_scale_up"},
+           {"{before_scale_down: {members: {drain-3: {takes: 2h}}}}",
+            "hooks.before_scale_down.members.drain-3: takes 2h is not less"},
+           {"{before_scale_down: {members: [drain-3]}}", "members: expected a mapping"},
+           {"[before_scale_down]", "hooks: expected a mapping"}}) {
+    out.str("");
+    const std::string bad = WriteTemp(
+        "hooks-bad.yml", head + "    hooks: " + hooks + "\n    expect: [{at: 0s, members: 3}]\n");
+    EXPECT_EQ(TestRulesCommand({bad}, {}, out), 2) << hooks;
+    EXPECT_THAT(out.str(), HasSubstr(bad + ":6: ")) << hooks << "\n" << out.str();
+    EXPECT_THAT(out.str(), HasSubstr(why)) << hooks << "\n" << out.str();
+  }
+  out.str("");
+  const std::string bad_expect =
+      WriteTemp("hooks-bad-expect.yml",
+                head + "    expect: [{at: 0s, draining: drain-3, finished: [{result: done}]}]\n");
+  EXPECT_EQ(TestRulesCommand({bad_expect}, {}, out), 2);
+  EXPECT_THAT(out.str(), HasSubstr("draining: expected a list of strings"));
+  EXPECT_THAT(out.str(), HasSubstr("result: expected ok, error, pending, dry_run or cancelled"));
 }
 
 }  // namespace

@@ -132,5 +132,40 @@ TEST_F(EngineHooksTest, ANewMemberIsActiveButNotInServiceUntilItsEnlistHookEnds)
   rmdir(dir);
 }
 
+// EngineOptions.hook_runner replaces RunHook: the command never runs, and
+// the runner's result decides as RunHook's would.
+TEST_F(EngineHooksTest, AnInjectedHookRunnerReplacesTheCommand) {
+  HookPolicy hooks;
+  hooks.before_scale_down = Sh("exit 0", HookFailure::kAbandon);  // would let the stop go on
+  std::vector<std::string> seen;
+  EngineOptions o;
+  o.clock = &clock;
+  o.hook_runner = [&seen](const char* which, const Hook& hook, const PlaceholderValues& values,
+                          Canceller* canceller) {
+    seen.push_back(std::string(which) + " " + values.domain + " " + values.group);
+    EXPECT_NE(canceller, nullptr);
+    HookRun run;
+    run.command = hook.command[0];
+    run.result.outcome = SubprocessOutcome::kExited;
+    run.result.exit_code = 3;
+    run.proceed = HookProceeds(hook, run.result);
+    return run;
+  };
+  Engine engine(actuator, o);
+  RuleSet rules;
+  rules.groups.push_back(Rule(hooks));
+  engine.SetRules(rules);
+  engine.Tick(Snap(At(0), Running(2, 0.1)), {}, At(0));
+  engine.WaitIdle();
+  EXPECT_EQ(engine.ActiveJobs(), 0u);
+  EXPECT_EQ(seen, std::vector<std::string>{"before_scale_down web-2 web"});
+  EXPECT_TRUE(actuator.calls().empty());  // abandoned on the runner's exit status 3
+  auto d = engine.DecisionsJson(1)[0];
+  EXPECT_EQ(d["result"], "error");
+  const std::string error = d["actions"][0]["error"];
+  EXPECT_NE(error.find("before_scale_down hook /bin/sh: exit status 3"), std::string::npos)
+      << error;
+}
+
 }  // namespace
 }  // namespace virtscale::autoscale

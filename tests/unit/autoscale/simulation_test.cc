@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <pugixml.hpp>
 
 #include "autoscale/svg_plot.h"
@@ -190,6 +191,171 @@ TEST(Timeline, ShowsTransitionsActionsAndHolds) {
   EXPECT_THAT(t, HasSubstr("scale_down 4 -> 3: delete web-4 ok"));
   EXPECT_THAT(t, HasSubstr("summary: 31 evaluations, 3 scale-ups (+3 members), 3 scale-downs "
                            "(-3 members), running 1..4, final 1"));
+}
+
+Hook ModelledHook(std::vector<std::string> command, HookFailure on_failure) {
+  Hook h;
+  h.command = std::move(command);
+  h.timeout = seconds(60);
+  h.on_failure = on_failure;
+  return h;
+}
+
+// 3 members at cpu 0.1: the down condition fires at 30s and deletes web-3.
+SimulationSpec DrainSpec(HookModel model, HookFailure on_failure, seconds length) {
+  SimulationSpec spec = CpuSpec("0.1x60", false, length);
+  spec.initial_running = 3;
+  spec.rule.min = 2;
+  spec.rule.hooks = HookPolicy{};
+  spec.rule.hooks->before_scale_down = ModelledHook({"/usr/local/bin/drain"}, on_failure);
+  spec.before_scale_down = SimulatedHook{model, {}};
+  return spec;
+}
+
+TEST(SimulatedHooks, ADrainTakesSimulatedTimeWhileTheMemberRuns) {
+  SimulationSpec spec =
+      DrainSpec({seconds(30), HookOutcome::kOk}, HookFailure::kAbandon, seconds(90));
+  SimulationResult r = RunSimulation(spec);
+  const SimulationStep* s = r.At(spec.start + seconds(30));
+  ASSERT_TRUE(s && s->decision);
+  ASSERT_EQ(s->decision->actions.size(), 1u);
+  EXPECT_EQ(s->decision->actions[0].operation.domain, "web-3");
+  EXPECT_EQ(s->decision->actions[0].result, ActionResult::kPending);
+  EXPECT_TRUE(s->finished.empty());
+  for (int t : {30, 40, 50}) {
+    s = r.At(spec.start + seconds(t));
+    EXPECT_EQ(s->running, 3) << t;
+    EXPECT_THAT(s->running_hooks,
+                ElementsAre(std::make_pair(std::string("before_scale_down"), std::string("web-3"))))
+        << t;
+    if (t > 30) {
+      EXPECT_EQ(s->decision->held_by, HeldBy::kInFlight) << t;
+    }
+  }
+  s = r.At(spec.start + seconds(60));
+  EXPECT_EQ(s->running, 2);
+  EXPECT_TRUE(s->running_hooks.empty());
+  ASSERT_EQ(s->finished.size(), 1u);
+  EXPECT_EQ(s->finished[0].time, spec.start + seconds(30));
+  EXPECT_EQ(s->finished[0].actions[0].result, ActionResult::kOk);
+  EXPECT_EQ(s->finished[0].actions[0].detail, "before_scale_down hook /usr/local/bin/drain: ok");
+  ASSERT_EQ(s->hooks.size(), 1u);
+  EXPECT_EQ(s->hooks[0].started, spec.start + seconds(30));
+  EXPECT_EQ(s->hooks[0].ended, spec.start + seconds(60));
+  EXPECT_EQ(r.members_removed, 1);
+  EXPECT_EQ(r.steps.back().decision->held_by, HeldBy::kBoundMin);
+  const std::string t = FormatTimeline(r, spec);
+  EXPECT_THAT(t, HasSubstr("+30s  scale_down 3 -> 2: delete web-3 pending"));
+  EXPECT_THAT(t, HasSubstr("+40s  held (action_in_flight)"));
+  EXPECT_THAT(t, HasSubstr("+1m  hook before_scale_down web-3 ok after 30s\n"));
+  EXPECT_THAT(t, HasSubstr("+1m  scale_down of +30s finished: delete web-3 ok (before_scale_down "
+                           "hook /usr/local/bin/drain: ok)"));
+  EXPECT_THAT(t, HasSubstr("1 scale-downs (-1 members)"));
+}
+
+TEST(SimulatedHooks, AFailedDrainKeepsTheMemberOrRemovesItAnyway) {
+  SimulationSpec spec =
+      DrainSpec({seconds(20), HookOutcome::kFail}, HookFailure::kAbandon, seconds(60));
+  SimulationResult r = RunSimulation(spec);
+  const SimulationStep* s = r.At(spec.start + seconds(50));
+  ASSERT_EQ(s->finished.size(), 1u);
+  EXPECT_EQ(s->finished[0].actions[0].result, ActionResult::kError);
+  EXPECT_THAT(s->finished[0].actions[0].error,
+              HasSubstr("hook /usr/local/bin/drain: exit status 1: simulated failure; the member "
+                        "keeps running (on_failure: abandon)"));
+  EXPECT_EQ(s->running, 3);
+  EXPECT_EQ(r.At(spec.start + seconds(60))->decision->held_by, HeldBy::kCooldown);
+  EXPECT_EQ(r.members_removed, 0);
+  EXPECT_THAT(FormatTimeline(r, spec),
+              HasSubstr("+50s  hook before_scale_down web-3 failed after 20s (exit status 1): "
+                        "member kept (on_failure: abandon)"));
+
+  spec = DrainSpec({seconds(20), HookOutcome::kFail}, HookFailure::kContinue, seconds(60));
+  r = RunSimulation(spec);
+  s = r.At(spec.start + seconds(50));
+  ASSERT_EQ(s->finished.size(), 1u);
+  EXPECT_EQ(s->finished[0].actions[0].result, ActionResult::kOk);
+  EXPECT_EQ(s->running, 2);
+  EXPECT_THAT(FormatTimeline(r, spec), HasSubstr("member removed anyway (on_failure: continue)"));
+}
+
+TEST(SimulatedHooks, ATimeoutTakesTheHooksTimeoutAndAMemberMayHaveItsOwnModel) {
+  SimulationSpec spec =
+      DrainSpec({seconds(0), HookOutcome::kTimeout}, HookFailure::kAbandon, seconds(120));
+  spec.before_scale_down->members["web-3"] = {seconds(10), HookOutcome::kOk};
+  SimulationResult r = RunSimulation(spec);
+  EXPECT_EQ(r.At(spec.start + seconds(40))->running, 2);  // web-3: its own 10s
+  spec.before_scale_down->members.clear();
+  r = RunSimulation(spec);
+  EXPECT_EQ(r.At(spec.start + seconds(80))->running_hooks.size(), 1u);
+  const SimulationStep* s = r.At(spec.start + seconds(90));  // 30s + the 60s timeout
+  ASSERT_EQ(s->hooks.size(), 1u);
+  EXPECT_EQ(s->hooks[0].outcome, "timed out after 1m");
+  EXPECT_EQ(s->running, 3);
+}
+
+TEST(SimulatedHooks, AFailedEnlistRemovesTheNewMemberInALaterStep) {
+  SimulationSpec spec = CpuSpec("0.9x30", false, seconds(60));
+  spec.rule.hooks = HookPolicy{};
+  spec.rule.hooks->after_scale_up = ModelledHook({"/usr/local/bin/enlist"}, HookFailure::kAbandon);
+  spec.after_scale_up = SimulatedHook{{seconds(10), HookOutcome::kFail}, {}};
+  SimulationResult r = RunSimulation(spec);
+  // Fires at 20s: web-2 is created and runs while it enlists, then goes again.
+  EXPECT_EQ(r.At(spec.start + seconds(20))->running, 2);
+  const SimulationStep* s = r.At(spec.start + seconds(30));
+  EXPECT_EQ(s->running, 1);
+  ASSERT_EQ(s->finished.size(), 1u);
+  EXPECT_EQ(s->finished[0].actions[0].domain, "web-2");
+  EXPECT_THAT(s->finished[0].actions[0].error, HasSubstr("; delete web-2 again: ok"));
+  EXPECT_THAT(FormatTimeline(r, spec),
+              HasSubstr("+30s  hook after_scale_up web-2 failed after 10s (exit status 1): member "
+                        "removed again (on_failure: abandon)"));
+}
+
+TEST(SimulatedHooks, AHookStillRunningAtTheEndIsReleased) {
+  SimulationSpec spec =
+      DrainSpec({seconds(50), HookOutcome::kOk}, HookFailure::kAbandon, seconds(50));
+  SimulationResult r = RunSimulation(spec);  // returns: the engine shuts down
+  ASSERT_EQ(r.steps.back().hooks.size(), 1u);
+  EXPECT_FALSE(r.steps.back().hooks[0].finished);
+  EXPECT_EQ(r.steps.back().running, 3);
+  EXPECT_THAT(FormatTimeline(r, spec),
+              HasSubstr("+50s  hook before_scale_down web-3 still running at the end (started "
+                        "+30s)"));
+}
+
+TEST(SimulatedHooks, HookCommandsNeverRun) {
+  const std::string marker =
+      (std::filesystem::temp_directory_path() / "virtscale-simhook-ran").string();
+  std::filesystem::remove(marker);
+  SimulationSpec spec = CpuSpec("0.9x12 0.1x30", false, seconds(200));
+  spec.rule.hooks = HookPolicy{};
+  spec.rule.hooks->before_scale_down =
+      ModelledHook({"/bin/sh", "-c", "touch " + marker}, HookFailure::kAbandon);
+  spec.rule.hooks->after_scale_up =
+      ModelledHook({"/bin/sh", "-c", "touch " + marker}, HookFailure::kAbandon);
+  SimulationResult r = RunSimulation(spec);  // no model: each succeeds at once
+  EXPECT_GT(r.members_added, 0);
+  EXPECT_GT(r.members_removed, 0);
+  EXPECT_FALSE(std::filesystem::exists(marker));
+}
+
+TEST(SimulatedHooks, CheckHookModelRejectsWhatCannotHappen) {
+  GroupRule rule = CpuRule();
+  EXPECT_THAT(CheckHookModel(rule, "before_scale_down", {}),
+              HasSubstr("group web has no hooks.before_scale_down"));
+  rule.hooks = HookPolicy{};
+  rule.hooks->before_scale_down = ModelledHook({"/bin/drain"}, HookFailure::kAbandon);
+  EXPECT_EQ(CheckHookModel(rule, "before_scale_down", {seconds(59), HookOutcome::kFail}), "");
+  EXPECT_THAT(CheckHookModel(rule, "before_scale_down", {seconds(60), HookOutcome::kOk}),
+              HasSubstr("takes 1m is not less than the hook's timeout 1m"));
+  EXPECT_EQ(CheckHookModel(rule, "before_scale_down", {seconds(0), HookOutcome::kTimeout}), "");
+  EXPECT_THAT(CheckHookModel(rule, "before_scale_down", {seconds(-1), HookOutcome::kOk}),
+              HasSubstr("negative"));
+  EXPECT_THAT(CheckHookModel(rule, "after_scale_up", {}), HasSubstr("no hooks.after_scale_up"));
+  EXPECT_THAT(CheckHookModel(rule, "during", {}), HasSubstr("unknown hook"));
+  EXPECT_THAT(ParseHookOutcome("fail"), Optional(HookOutcome::kFail));
+  EXPECT_FALSE(ParseHookOutcome("FAIL").has_value());
 }
 
 TEST(SvgPlot, IsValidXmlWithSeriesThresholdsBandsAndMembers) {
