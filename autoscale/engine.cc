@@ -431,6 +431,7 @@ OperationResult Engine::ExecuteWithHooks(const Job& job, const Operation& op) {
         &hooks_cancel_);
     return std::make_pair(h.proceed, std::string(name) + " " + h.Describe());
   };
+  const auto started = std::chrono::steady_clock::now();
   std::string hook_note;
   if (before != nullptr) {
     auto [proceed, note] = run_hook("before_scale_down", *before, op.domain);
@@ -458,7 +459,12 @@ OperationResult Engine::ExecuteWithHooks(const Job& job, const Operation& op) {
                 " again: " + (removed.ok ? "ok" : removed.error);
     }
   }
-  if (!hook_note.empty()) r.detail = r.detail.empty() ? hook_note : r.detail + "; " + hook_note;
+  if (!hook_note.empty()) {
+    r.detail = r.detail.empty() ? hook_note : r.detail + "; " + hook_note;
+    // The action took as long as its hooks too, not only the actuator's part.
+    r.duration_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  }
   return r;
 }
 
