@@ -225,12 +225,21 @@ void Engine::ApplyHealth(Group& g, MonoTime now) {
     member.health = MemberHealthName(s.state);
     if (s.state == MemberHealth::kFailing || s.state == MemberHealth::kUnhealthy)
       member.health_output = s.failed_check + ": " + s.output;
-    if (s.state != MemberHealth::kUnhealthy || member.state == MemberState::kUnhealthy) continue;
+    MemberState to = member.state;
+    if (s.state == MemberHealth::kUnhealthy) {
+      to = MemberState::kUnhealthy;
+    } else if (g.rule.health->replace && member.state == MemberState::kStopped) {
+      // Shut off by someone else (only those stopped members are checked): not warm
+      // pool while its checks decide, or restoring min would start it again before it
+      // can be replaced. It counts as active, as it will once unhealthy.
+      to = MemberState::kOther;
+    }
+    if (to == member.state) continue;
     --m.count[static_cast<int>(member.state)];
     if (member.state == MemberState::kRunning) --m.running;
     if (member.state == MemberState::kStopped) --m.stopped;
-    member.state = MemberState::kUnhealthy;
-    ++m.count[static_cast<int>(MemberState::kUnhealthy)];
+    member.state = to;
+    ++m.count[static_cast<int>(to)];
   }
 }
 
@@ -449,6 +458,7 @@ OperationResult Engine::ExecuteWithHooks(const Job& job, const Operation& op) {
                                      : RunHook(hook, values, &hooks_cancel_);
     return std::make_pair(h.proceed, std::string(name) + " " + h.Describe());
   };
+  const auto started = std::chrono::steady_clock::now();
   std::string hook_note;
   if (before != nullptr) {
     auto [proceed, note] = run_hook("before_scale_down", *before, op.domain);
@@ -478,7 +488,12 @@ OperationResult Engine::ExecuteWithHooks(const Job& job, const Operation& op) {
                 " again: " + (removed.ok ? "ok" : removed.error);
     }
   }
-  if (!hook_note.empty()) r.detail = r.detail.empty() ? hook_note : r.detail + "; " + hook_note;
+  if (!hook_note.empty()) {
+    r.detail = r.detail.empty() ? hook_note : r.detail + "; " + hook_note;
+    // The action took as long as its hooks too, not only the actuator's part.
+    r.duration_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  }
   return r;
 }
 

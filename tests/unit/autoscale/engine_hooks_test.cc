@@ -74,6 +74,15 @@ TEST_F(EngineHooksTest, ADrainThatSucceedsRunsBeforeTheStop) {
   EXPECT_EQ(d["result"], "ok");
 }
 
+TEST_F(EngineHooksTest, TheActionDurationIncludesTheHook) {
+  HookPolicy hooks;
+  hooks.before_scale_down = Sh("sleep 0.3", HookFailure::kAbandon);
+  actuator.set_duration(0.01);  // what the actuator measured for the stop itself
+  auto d = RunOnce(hooks, 0.1);
+  ASSERT_EQ(d["actions"].size(), 1u);
+  EXPECT_GE(d["actions"][0]["duration_seconds"].get<double>(), 0.3);
+}
+
 TEST_F(EngineHooksTest, AFailedEnlistWithAbandonRemovesTheNewMemberAgain) {
   HookPolicy hooks;
   hooks.after_scale_up = Sh("echo not ready; exit 2", HookFailure::kAbandon);

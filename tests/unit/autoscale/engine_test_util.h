@@ -122,6 +122,7 @@ class FakeActuator : public Actuator {
     r.ok = !fail_;
     r.domain = op.domain.empty() ? op.group + "-new" + std::to_string(calls_.size()) : op.domain;
     if (fail_) r.error = "injected failure";
+    r.duration_seconds = duration_;
     if (op.kind == Operation::Kind::kDelete && op.domain.rfind("adopted", 0) == 0) {
       r.ok = false;
       r.error = "refused: no virtscale metadata";
@@ -147,6 +148,8 @@ class FakeActuator : public Actuator {
     std::lock_guard lock(mu_);
     return lifecycle_;
   }
+  // The duration each result reports (0: the engine measures it).
+  void set_duration(double seconds) { duration_ = seconds; }
   void fail_lifecycle_on(std::set<std::string> domains) {
     std::lock_guard lock(mu_);
     lifecycle_failing_ = std::move(domains);
@@ -180,6 +183,7 @@ class FakeActuator : public Actuator {
   std::set<std::string> lifecycle_failing_;
   std::atomic<int> cancels_{0};
   bool fail_ = false;
+  double duration_ = 0;
 };
 
 }  // namespace virtscale::autoscale::testing

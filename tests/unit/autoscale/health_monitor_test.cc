@@ -259,6 +259,34 @@ TEST_F(ReplaceTest, ANewMemberComesUpBeforeTheUnhealthyOneIsDeletedEvenAtMax) {
   EXPECT_EQ(actuator.calls().size(), 2u);
 }
 
+TEST_F(ReplaceTest, AMemberShutOffByOthersAtMinIsReplacedNotStartedAgain) {
+  EngineOptions o;
+  o.clock = &clock;
+  Engine engine(actuator, o);
+  GroupRule r = ReplaceRule(/*max=*/3);
+  r.min = 3;
+  r.health->checks[0].type = HealthCheckType::kLibvirt;  // fails a member that should run
+  r.health->checks[0].command.clear();
+  RuleSet rules;
+  rules.groups.push_back(r);
+  engine.SetRules(rules);
+  TickAt(engine, 0, Running(3, 0.5));
+  TickAt(engine, 10, Running(3, 0.5));  // all healthy
+  std::vector<DomainStats> doms = Running(3, 0.5);
+  doms[1] = Dom("web-2", DomainState::kShutoff, {}, 1002);  // `virsh destroy` from outside
+  // Its last round passed, but it is no warm pool: min is not restored by starting it.
+  TickAt(engine, 20, doms);
+  EXPECT_TRUE(actuator.calls().empty());
+  auto g = engine.GroupsJson()[0];
+  EXPECT_EQ(g["members"][1]["state"], "other");
+  EXPECT_EQ(g["active"], 3);
+  TickAt(engine, 30, doms);  // the libvirt check failed: unhealthy, a replacement is created
+  auto calls = actuator.calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].kind, Operation::Kind::kCreate);
+  EXPECT_EQ(engine.GroupsJson()[0]["last_decision"]["replacing"], "web-2");
+}
+
 TEST_F(ReplaceTest, NoReplacementWithoutRoomAtMaxPlusOne) {
   EngineOptions o;
   o.clock = &clock;
