@@ -6,9 +6,10 @@ namespace virtscale::autoscale {
 constexpr size_t kMaxHookOutputBytes = 256;
 
 std::string HookRun::Describe() const {
-  if (result.ok()) return "hook " + command + ": ok";
-  const std::string line = result.FirstLines(1, kMaxHookOutputBytes);
-  return "hook " + command + ": " + result.Describe() + (line.empty() ? "" : ": " + line);
+  // The first output lines, also of a hook that passed: drains say what they did.
+  const std::string lines = result.FirstLines(3, kMaxHookOutputBytes);
+  return "hook " + command + ": " + (result.ok() ? "ok" : result.Describe()) +
+         (lines.empty() ? "" : ": " + lines);
 }
 
 bool HookProceeds(const Hook& hook, const SubprocessResult& result) {

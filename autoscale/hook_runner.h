@@ -28,7 +28,7 @@ struct HookRun {
   SubprocessResult result;
   bool proceed = false;  // succeeded, or failed with on_failure: continue
   std::string command;   // argv[0] after substitution
-  // "hook /bin/drain: ok", "hook /bin/drain: exit status 1: <first output line>".
+  // "hook /bin/drain: ok: <first output lines>", "hook /bin/drain: exit status 1: <...>".
   std::string Describe() const;
 };
 

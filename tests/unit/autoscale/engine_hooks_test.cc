@@ -68,10 +68,16 @@ TEST_F(EngineHooksTest, AFailedDrainWithContinueStopsAnyway) {
 
 TEST_F(EngineHooksTest, ADrainThatSucceedsRunsBeforeTheStop) {
   HookPolicy hooks;
-  hooks.before_scale_down = Sh("test \"$VIRTSCALE_DOMAIN\" = web-2", HookFailure::kAbandon);
+  hooks.before_scale_down =
+      Sh("test \"$VIRTSCALE_DOMAIN\" = web-2 && echo drained 3 sessions", HookFailure::kAbandon);
   auto d = RunOnce(hooks, 0.1);
   ASSERT_EQ(actuator.calls().size(), 1u);
   EXPECT_EQ(d["result"], "ok");
+  // What the drain printed is in the record, also when it passed.
+  const std::string detail = d["actions"][0]["detail"];
+  EXPECT_NE(detail.find("before_scale_down hook /bin/sh: ok: drained 3 sessions"),
+            std::string::npos)
+      << detail;
 }
 
 TEST_F(EngineHooksTest, TheActionDurationIncludesTheHook) {
