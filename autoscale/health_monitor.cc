@@ -4,16 +4,18 @@
 #include <fmt/ranges.h>
 
 #include "common/log.h"
+#include "common/placeholders.h"
 
 namespace virtscale::autoscale {
 namespace {
 
 bool NeedsAddress(const HealthPolicy& policy) {
   for (const HealthCheck& c : policy.checks) {
-    if (c.type == HealthCheckType::kTcp || c.type == HealthCheckType::kHttp) return true;
+    if (c.type == HealthCheckType::kTcp) return true;
+    if (c.type == HealthCheckType::kHttp && UsesPlaceholder(c.url, "address")) return true;
     if (c.type == HealthCheckType::kExec)
       for (const std::string& arg : c.command)
-        if (arg.find("{address}") != std::string::npos) return true;
+        if (UsesPlaceholder(arg, "address")) return true;
   }
   return false;
 }

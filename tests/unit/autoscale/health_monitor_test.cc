@@ -94,6 +94,18 @@ TEST_F(HealthMonitorTest, TheAddressIsLookedUpForChecksThatUseIt) {
   EXPECT_EQ(lookups.load(), 2);
 }
 
+TEST_F(HealthMonitorTest, AnHttpCheckWithAFixedUrlNeedsNoAddress) {
+  const auto subjects = Subjects({"web-1"});
+  HealthPolicy p = ExecPolicy({"/bin/true"});
+  p.checks[0].type = HealthCheckType::kHttp;
+  p.checks[0].command.clear();
+  p.checks[0].url = "http://127.0.0.1:1/{domain}";  // nothing listens on port 1
+  p.checks[0].timeout = seconds(2);
+  RoundAt("web", p, subjects, 0);
+  EXPECT_EQ(StateOf("web", "web-1", subjects), MemberHealth::kFailing);
+  EXPECT_EQ(lookups.load(), 0);
+}
+
 TEST_F(HealthMonitorTest, MembersThatLeftAndRemovedGroupsAreForgotten) {
   const HealthPolicy failing = ExecPolicy({"/bin/false"}, 1);
   RoundAt("web", failing, Subjects({"web-1", "web-2"}), 0);
