@@ -547,23 +547,15 @@ class Harness:
 TEMPLATE_NS = "http://virtscale.org/xmlns/template/1.0"
 
 
-def cpu_group_config(h, group, min_members, max_members, action="delete", up_for="3s",
-                     down_for="3s", cooldown="5s", up_above=0.1, down_below=0.05):
-    """Config for one group whose new members boot the idle (halting) image.
-
-    The load comes from a busy seed member the test defines ("{group}-seed"): with
-    it at 100% and n-1 idle members the average is ~1/n, so a group grows to max 4
-    above 0.1 while the host spends one core, not n (the machine has two, shared;
-    the low threshold leaves room for a seed that gets only part of a core).
-    Members match name prefix "{group}-". The template asks for a qcow2 overlay per
-    member ("{group}-N-hda.qcow2") over base.img in a transient dir pool, so each
-    member has its own writable IDE disk. Returns the config path.
-    """
+def overlay_template(h, group):
+    """The XML of a template whose members boot the idle (halting) image: a qcow2
+    overlay per member ("{group}-N-hda.qcow2") over base.img in the transient dir
+    pool "{group}-pool", so each member has its own writable IDE disk."""
     pool = group + "-pool"
     pool_dir = h.pool(pool)
     shutil.copyfile(h.images["idle"], os.path.join(pool_dir, "base.img"))
     h.virsh("pool-refresh", pool)
-    template = """<domain type='%(type)s'>
+    return """<domain type='%(type)s'>
   <name>%(group)s-template</name>
   <metadata>
     <vst:volume xmlns:vst="%(ns)s" target="hda" pool="%(pool)s" base="base.img" mode="overlay"/>
@@ -582,6 +574,21 @@ def cpu_group_config(h, group, min_members, max_members, action="delete", up_for
   </devices>
 </domain>
 """ % {"type": h.domain_type, "group": group, "ns": TEMPLATE_NS, "pool": pool, "dir": pool_dir}
+
+
+def cpu_group_config(h, group, min_members, max_members, action="delete", up_for="3s",
+                     down_for="3s", cooldown="5s", up_above=0.1, down_below=0.05):
+    """Config for one group whose new members boot the idle (halting) image.
+
+    The load comes from a busy seed member the test defines ("{group}-seed"): with
+    it at 100% and n-1 idle members the average is ~1/n, so a group grows to max 4
+    above 0.1 while the host spends one core, not n (the machine has two, shared;
+    the low threshold leaves room for a seed that gets only part of a core).
+    Members match name prefix "{group}-". The template asks for a qcow2 overlay per
+    member ("{group}-N-hda.qcow2") over base.img in a transient dir pool, so each
+    member has its own writable IDE disk. Returns the config path.
+    """
+    template = overlay_template(h, group)
     rules = """groups:
   - name: %(group)s
     template: ../templates/member.xml

@@ -29,11 +29,10 @@ max 2, scaling down (`action: stop`) as soon as the average CPU is below 0.5:
 import json
 import os
 import re
-import shutil
 import time
 from datetime import datetime
 
-from e2e import TEMPLATE_NS, Failure, Timeline, log, pool_volumes, run, wait_until
+from e2e import Failure, Timeline, log, overlay_template, pool_volumes, run, wait_until
 
 GROUP = "vse2e-hr"
 SEED = GROUP + "-seed"
@@ -41,26 +40,6 @@ N = 2
 HOOK_GROUP = "vse2e-hk"
 FAIL_GROUP = "vse2e-hf"
 HOOK_SLEEP = 8
-
-TEMPLATE = """<domain type='%(type)s'>
-  <name>%(group)s-template</name>
-  <metadata>
-    <vst:volume xmlns:vst="%(ns)s" target="hda" pool="%(pool)s" base="base.img" mode="overlay"/>
-  </metadata>
-  <memory unit='MiB'>32</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
-  <on_poweroff>destroy</on_poweroff>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/>
-      <source file='%(dir)s/base.img'/>
-      <target dev='hda' bus='ide'/>
-    </disk>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-"""
 
 REPLACE_RULES = """groups:
   - name: %(group)s
@@ -334,12 +313,7 @@ def replace_round(h, agent, w, victim, owned):
 
 
 def phase_replace(h):
-    pool = GROUP + "-pool"
-    pool_dir = h.pool(pool)
-    shutil.copyfile(h.images["idle"], os.path.join(pool_dir, "base.img"))
-    h.virsh("pool-refresh", pool)
-    template = TEMPLATE % {"type": h.domain_type, "group": GROUP, "ns": TEMPLATE_NS,
-                           "pool": pool, "dir": pool_dir}
+    template = overlay_template(h, GROUP)
     rules = REPLACE_RULES % {"group": GROUP, "n": N}
     config = h.write_config(AGENT_CONFIG, rules={"group.yml": rules},
                             templates={"member.xml": template}, tag=GROUP)
