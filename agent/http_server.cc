@@ -181,6 +181,10 @@ struct HttpServerState {
   asio::steady_timer accept_backoff{accept_strand};
   SteadyClock::time_point last_accept_log;  // accept_strand, as the next
   int64_t accept_failures = 0;
+  // Set when the accept chain ends for good. A connection the kernel accepted
+  // just before Stop sits in a queued handler; Stop waits for that handler to
+  // close it, or the client would hang until the io_context is destroyed.
+  std::promise<void> accept_ended;
   // After ioc: its queued jobs hold sessions, whose sockets need the io_context.
   asio::thread_pool handlers;
   std::vector<std::thread> io_threads;
@@ -406,7 +410,8 @@ void RefuseConnection(tcp::socket& socket, bool tls) {
 
 void HttpServerState::Accept() {
   acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+    if (ec == asio::error::operation_aborted || !acceptor.is_open())
+      return accept_ended.set_value();
     if (!ec) {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
@@ -447,7 +452,8 @@ void HttpServerState::Accept() {
       }
       accept_backoff.expires_after(std::chrono::milliseconds(50));
       accept_backoff.async_wait([this](beast::error_code) {
-        if (acceptor.is_open()) Accept();
+        if (acceptor.is_open()) return Accept();
+        accept_ended.set_value();
       });
       return;
     }
@@ -553,6 +559,7 @@ void HttpServer::Stop() {
     s.ioc.poll();
   }
   acceptor_closed.get_future().wait();
+  if (s.started) s.accept_ended.get_future().wait_for(s.limits.stop_deadline);
   std::vector<std::shared_ptr<SessionBase>> live;
   {
     std::lock_guard lock(s.mu);
