@@ -133,6 +133,19 @@ std::string Evaluation(const json& d) {
          Field(d, "reason");
 }
 
+// "stabilization: down 5m" for the windows that are set, else "".
+std::string StabilizationWindows(const json& g) {
+  const json w = g.value("stabilization_window", json::object());
+  std::string set;
+  for (const char* dir : {"up", "down"}) {
+    const std::string length = Field(w, dir);
+    if (!length.empty() && length != "0s")
+      set += std::string(set.empty() ? "" : ", ") + dir + " " + length;
+  }
+  return set.empty() ? ""
+                     : "<br><span class=\"muted stabilization\">stabilization: " + set + "</span>";
+}
+
 void Groups(const json& groups, std::string& html) {
   html += "<h2>Groups</h2>";
   if (!groups.is_array() || groups.empty()) {
@@ -145,18 +158,19 @@ void Groups(const json& groups, std::string& html) {
   for (const json& g : groups) {
     if (!g.is_object()) continue;
     const bool paused = g.value("paused", false);
-    html += "<tr class=\"group\" data-group=\"" + Field(g, "name") + "\" data-paused=\"" +
-            (paused ? "true" : "false") + "\"><td>" + Field(g, "name") +
-            (g.value("dry_run", false) ? " <span class=\"warn\">(dry run)</span>" : "") +
-            (paused ? " <span class=\"warn paused\">paused since " + Field(g, "paused_since") +
-                          "</span>"
-                    : "") +
-            "<br><span class=\"muted order\">scale-down order: " + Field(g, "scale_down_order") +
-            "</span>" + "</td><td class=\"num\">" + Field(g, "active") + "</td><td class=\"num\">" +
-            Field(g, "min") + "</td><td class=\"num\">" + Field(g, "max") +
-            "</td><td class=\"num\">" + Field(g, "desired") + "</td><td class=\"num\">" +
-            Field(g, "running") + "</td><td class=\"num\">" + Field(g, "stopped") + "</td><td>" +
-            Evaluation(g.value("last_decision", json())) + "</td></tr>";
+    html +=
+        "<tr class=\"group\" data-group=\"" + Field(g, "name") + "\" data-paused=\"" +
+        (paused ? "true" : "false") + "\"><td>" + Field(g, "name") +
+        (g.value("dry_run", false) ? " <span class=\"warn\">(dry run)</span>" : "") +
+        (paused
+             ? " <span class=\"warn paused\">paused since " + Field(g, "paused_since") + "</span>"
+             : "") +
+        "<br><span class=\"muted order\">scale-down order: " + Field(g, "scale_down_order") +
+        "</span>" + StabilizationWindows(g) + "</td><td class=\"num\">" + Field(g, "active") +
+        "</td><td class=\"num\">" + Field(g, "min") + "</td><td class=\"num\">" + Field(g, "max") +
+        "</td><td class=\"num\">" + Field(g, "desired") + "</td><td class=\"num\">" +
+        Field(g, "running") + "</td><td class=\"num\">" + Field(g, "stopped") + "</td><td>" +
+        Evaluation(g.value("last_decision", json())) + "</td></tr>";
   }
   html += "</table>";
 }

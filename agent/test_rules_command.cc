@@ -23,20 +23,12 @@ using autoscale::Operation;
 using autoscale::SimulationSpec;
 using autoscale::TimePoint;
 
-constexpr const char* kHeldByNames[] = {"none",
-                                        "no_snapshot",
-                                        "missing_data",
-                                        "cooldown",
-                                        "bound_min",
-                                        "bound_max",
-                                        "dry_run",
-                                        "action_in_flight",
-                                        "awaiting_snapshot",
-                                        "backoff",
-                                        "no_candidate",
-                                        "stale_snapshot",
-                                        "rate_limit",
-                                        "paused"};
+bool IsHeldByName(const std::string& s) {
+  if (s == "none") return true;  // HeldByName(kNone) is ""
+  for (int i = 0; i < autoscale::kHeldByCount; ++i)
+    if (s == autoscale::HeldByName(static_cast<autoscale::HeldBy>(i))) return true;
+  return false;
+}
 constexpr const char* kOutcomeNames[] = {"none", "scale_up", "scale_down",
                                          "held", "paused",   "resumed"};
 
@@ -185,7 +177,7 @@ void DecodeExpectation(const YAML::Node& node, const std::string& path, Duration
   if (r.ReadStringList("unhealthy", names)) e.unhealthy = names;
   std::string s;
   if (r.Read("held_by", s)) {
-    if (std::find(std::begin(kHeldByNames), std::end(kHeldByNames), s) == std::end(kHeldByNames))
+    if (!IsHeldByName(s))
       r.Error("held_by", "unknown hold \"" + s + "\" (cooldown, bound_max, missing_data, ...)");
     e.held_by = s;
   }

@@ -74,6 +74,8 @@ const char* HeldByName(HeldBy h) {
       return "rate_limit";
     case HeldBy::kPaused:
       return "paused";
+    case HeldBy::kStabilization:
+      return "stabilization_window";
   }
   return "";
 }
@@ -194,6 +196,16 @@ nlohmann::json Decision::ToJson() const {
   if (held_by != HeldBy::kNone) j["held_by"] = HeldByName(held_by);
   j["reason"] = reason;
   if (!replacing.empty()) j["replacing"] = replacing;
+  if (stabilization) {
+    const StabilizationReport& s = *stabilization;
+    json history = json::array();
+    for (const auto& [at, members] : s.history)
+      history.push_back({{"at", FormatTime(at)}, {"members", members}});
+    j["stabilization"] = {
+        {"direction", DirectionName(s.direction)}, {"window", FormatDuration(s.window)},
+        {"recommendation", s.recommendation},      {"stabilized", s.stabilized},
+        {"history", std::move(history)},           {"history_omitted", s.history_omitted}};
+  }
   json acts = json::array();
   for (const ActionRecord& a : actions) {
     json aj{{"kind", OperationKindName(a.operation.kind)},

@@ -60,7 +60,9 @@ enum class HeldBy {
   kStaleSnapshot,     // membership unknown: libvirt down, snapshot stale or before a reconnect
   kRateLimit,         // the direction's rate limit is used up for its period
   kPaused,            // an operator paused the group (lifecycle API)
+  kStabilization,     // the direction's stabilization window allows no change yet
 };
+inline constexpr int kHeldByCount = static_cast<int>(HeldBy::kStabilization) + 1;
 const char* HeldByName(HeldBy h);  // "cooldown", "bound_max", "missing_data", ...
 
 struct MetricValue {
@@ -105,6 +107,19 @@ enum class MemberState { kRunning = 0, kPaused, kStopped, kUnhealthy, kOther };
 inline constexpr int kMemberStates = 5;
 const char* MemberStateName(MemberState s);  // "running", "paused", "stopped", ...
 
+// What a stabilization window made of a recommendation (evaluator.h).
+struct StabilizationReport {
+  Direction direction = Direction::kDown;
+  Duration window{0};
+  int64_t recommendation = 0;  // this evaluation's
+  int64_t stabilized = 0;      // what the window allows: the size acted towards
+  // The window's recommendations that can still be its extreme, oldest first
+  // (the first is the extreme); at most kMaxReported of them.
+  std::vector<std::pair<TimePoint, int64_t>> history;
+  size_t history_omitted = 0;  // newer ones beyond kMaxReported
+  static constexpr size_t kMaxReported = 20;
+};
+
 struct Decision {
   uint64_t id = 0;  // assigned by DecisionLog
   std::string group;
@@ -119,6 +134,7 @@ struct Decision {
   std::vector<std::pair<std::string, std::string>> health_failures;
   // health.replace: the unhealthy member this decision's actions replace.
   std::string replacing;
+  std::optional<StabilizationReport> stabilization;
   int64_t min = 0;
   int64_t max = 0;
   int64_t desired = 0;  // what the group should have after this decision

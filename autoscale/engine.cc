@@ -725,7 +725,10 @@ nlohmann::json Engine::GroupsJson() const {
         {"last_scale_down", opt_time(g.last_scale[1])},
         {"retry_after", opt_mono(g.state.retry_after)},
         {"rate_limit",
-         {{"up", r.scale_up.rate_limit.ToString()}, {"down", r.scale_down.rate_limit.ToString()}}}};
+         {{"up", r.scale_up.rate_limit.ToString()}, {"down", r.scale_down.rate_limit.ToString()}}},
+        {"stabilization_window",
+         {{"up", FormatDuration(r.scale_up.stabilization_window)},
+          {"down", FormatDuration(r.scale_down.stabilization_window)}}}};
     if (r.target) j["target"] = r.target->Describe();
     j["desired"] = g.last_decision ? json(g.last_decision->desired) : json(nullptr);
     j["last_decision"] = g.last_decision ? g.last_decision->ToJson() : json(nullptr);

@@ -185,6 +185,9 @@ ConditionPass UpdateConditions(Direction dir, const std::vector<Condition>& cond
 struct Intent {
   std::optional<Direction> direction;
   int64_t desired = 0;  // clamped to [min, max]
+  // What the stabilization windows record: `desired` before target tracking's
+  // `step` cap, which (like HPA's scaling policies) applies after them.
+  std::optional<int64_t> uncapped;
   bool restoring_bounds = false;
   std::string why;
   // No direction: "" (nothing to do) or missing data held the group.
@@ -280,6 +283,7 @@ Intent ChooseIntent(const GroupRule& rule, const Membership& members, const Cond
     double wanted = *target->wanted;
     const std::string seen = fmt::format("target {} gives {} members{}", rule.target->Describe(),
                                          ClampedSize(wanted, 0, INT64_MAX / 2), target->note);
+    intent.uncapped = ClampedSize(wanted, rule.min, rule.max);
     if (wanted > now_size) {
       if (rule.scale_up.step_set) wanted = std::min(wanted, now_size + step(Direction::kUp));
       intent.direction = Direction::kUp;
@@ -422,6 +426,83 @@ void Hold(Decision& d, HeldBy by, const std::string& why, const std::string& rea
   d.outcome = Outcome::kHeld;
   d.held_by = by;
   d.reason = why.empty() ? reason : why + "; held: " + reason;
+}
+
+// Records this evaluation's recommendation in each direction's window and
+// returns the size the windows allow (HPA's stabilizeRecommendationWithBehaviors,
+// kubernetes pkg/controller/podautoscaler/horizontal.go): the active count,
+// raised to the scale_up window's lowest recommendation and lowered to the
+// scale_down window's highest. Each window keeps only the recommendations that
+// can still be its extreme (a monotonic queue), so its size stays bounded by
+// the evaluations in the window and by max - min.
+int64_t Stabilize(const GroupRule& rule, int64_t active, int64_t recommendation, MonoTime now,
+                  GroupState& next) {
+  int64_t allowed = active;
+  for (Direction dir : {Direction::kUp, Direction::kDown}) {
+    std::deque<Recommendation>& window = next.stabilization[static_cast<int>(dir)];
+    const Duration length = rule.policy(dir).stabilization_window;
+    // A fresh state (agent start) starts each window at the current size, so a
+    // restart cannot skip a window.
+    if (!next.stabilization_started && length > Duration(0)) window.push_back({now, active});
+    const bool keeps_highest = dir == Direction::kDown;
+    // A recommendation no more extreme than this one can never again be the window's extreme.
+    while (!window.empty() && (keeps_highest ? window.back().members <= recommendation
+                                             : window.back().members >= recommendation))
+      window.pop_back();
+    while (!window.empty() && now - window.front().at >= length) window.pop_front();
+    if (length > Duration(0)) window.push_back({now, recommendation});
+    const int64_t extreme = window.empty() ? recommendation : window.front().members;
+    allowed = keeps_highest ? std::min(allowed, extreme) : std::max(allowed, extreme);
+  }
+  next.stabilization_started = true;
+  return allowed;
+}
+
+// Holds `d` when the stabilization windows allow no change (`allowed`, from
+// Stabilize, is the active count), else narrows intent.desired to `allowed`.
+// Reports the window of the intent's direction either way. Returns whether
+// the change goes on.
+bool ApplyStabilization(const EvaluationInput& in, const GroupState& next, int64_t allowed,
+                        Intent& intent, Decision& d) {
+  const Direction dir = *intent.direction;
+  const Duration length = in.rule.policy(dir).stabilization_window;
+  if (length <= Duration(0)) return true;
+  const std::deque<Recommendation>& window = next.stabilization[static_cast<int>(dir)];
+  StabilizationReport report;
+  report.direction = dir;
+  report.window = length;
+  report.recommendation = intent.uncapped.value_or(intent.desired);
+  report.stabilized = allowed;
+  for (const Recommendation& r : window) {
+    if (report.history.size() == StabilizationReport::kMaxReported) {
+      ++report.history_omitted;
+    } else {
+      report.history.emplace_back(in.now.WallOf(r.at), r.members);
+    }
+  }
+  d.stabilization = std::move(report);
+  const char* extreme = dir == Direction::kDown ? "highest" : "lowest";
+  const std::string window_name =
+      fmt::format("scale_{}.stabilization_window {}", DirectionName(dir), FormatDuration(length));
+  // The windows narrow the recommendation; a `step` cap may narrow it further.
+  const int64_t narrowed = dir == Direction::kDown ? std::max(allowed, intent.desired)
+                                                   : std::min(allowed, intent.desired);
+  if (narrowed == in.members.active()) {
+    // The window is never empty here: it holds at least this evaluation's recommendation.
+    const Recommendation& front = window.front();
+    Hold(d, HeldBy::kStabilization, intent.why,
+         fmt::format("{}: its {} recommendation is {} members (at {}), {} active; it counts "
+                     "until {}",
+                     window_name, extreme, front.members, FormatTime(in.now.WallOf(front.at)),
+                     narrowed, FormatTime(in.now.WallOf(front.at + length))));
+    return false;
+  }
+  if (narrowed != intent.desired) {
+    intent.why +=
+        fmt::format(" ({}: {} members, its {} recommendation)", window_name, narrowed, extreme);
+    intent.desired = narrowed;
+  }
+  return true;
 }
 
 // Turns planned operations into the decision's actions: pending, or skipped
@@ -636,7 +717,14 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
   }
 
   // 2. What the data ask for.
-  const Intent intent = ChooseIntent(rule, in.members, up, down, target);
+  Intent intent = ChooseIntent(rule, in.members, up, down, target);
+  // Missing data recommends nothing (HPA records no recommendation when metrics fail).
+  const int64_t stabilized =
+      intent.held_by == HeldBy::kNone
+          ? Stabilize(rule, d.active,
+                      intent.uncapped.value_or(intent.direction ? intent.desired : d.active),
+                      in.now.mono, next)
+          : d.active;
   // Paused: everything holds, bounds included (AWS "suspend processes"), but the
   // decision still says what the data ask for.
   if (in.members.paused) {
@@ -664,6 +752,7 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
   const bool is_up = dir == Direction::kUp;
   d.direction = dir;
   d.desired = intent.desired;  // what the group wants, also while held
+  if (!intent.restoring_bounds && !ApplyStabilization(in, next, stabilized, intent, d)) return e;
 
   // 3. The guards.
   const Guarded guarded = ApplyGuards(in, next, intent);

@@ -30,6 +30,14 @@
 //   before any step logic, then to the direction's rate limit
 //   (RateLimit, HPA defaults). Bounds count ACTIVE members (every state but
 //   stopped), so paused or crashed members still count towards max.
+// - Stabilization windows (HPA `behavior`): every evaluation with trusted data
+//   records its recommendation (the wanted size, or the active count when
+//   nothing is wanted). Scale down goes only to the HIGHEST recommendation of
+//   scale_down.stabilization_window, scale up only to the LOWEST of
+//   scale_up.stabilization_window, this evaluation's included; when that is
+//   the current size the group holds (held_by stabilization_window). Restoring
+//   bounds is never held by a window. A fresh state (agent start) starts each
+//   window at the active count, so a restart waits out a whole window.
 // - per_member_*: source value / max(running, 1), so a queue can scale a group
 //   up from zero running members.
 // - Timers (`for`, cooldowns, backoff, settle, rate-limit windows, staleness)
@@ -44,6 +52,7 @@
 //                            .sources = readings, .now = clock.Now(), .stale_after = 30s,
 //                            .connection_generation = conn.generation()}, state);
 //   state = e.next;  // e.decision says what to do (e.decision.actions) or what held it
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,6 +69,11 @@ namespace virtscale::autoscale {
 // Per-group memory between evaluations, all on the monotonic clock. Owned by
 // the engine, rebuilt empty on restart: membership comes from libvirt, and
 // cooldowns also run from the members' created-at and scale stamps.
+struct Recommendation {
+  MonoTime at;
+  int64_t members = 0;
+};
+
 struct GroupState {
   std::string signature;  // conditions the timers belong to; a change resets them
   std::vector<std::optional<MonoTime>> up_since;    // per scale_up condition: true since
@@ -76,6 +90,12 @@ struct GroupState {
     int64_t members = 0;
   };
   std::vector<Change> changes[2];
+  // Stabilization windows (HPA): the recommendations of the window that can
+  // still be its extreme, oldest first. For scale_down (the window's highest)
+  // each is higher than every later one; for scale_up (the lowest), lower.
+  // So the front is the extreme, and its age says when it stops holding.
+  std::deque<Recommendation> stabilization[2];  // index: Direction
+  bool stabilization_started = false;           // the windows were started at the active count
   // Replacing an unhealthy member (health.replace): its name, and the running
   // members when its replacement was planned; it is removed once more run.
   std::optional<std::string> replacing;

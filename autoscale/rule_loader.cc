@@ -242,6 +242,14 @@ bool DecodePolicy(const YAML::Node& node, const std::string& path, Direction dir
     ok &= policy.step_set;
   }
   if (r.Has("cooldown")) ok &= r.ReadDuration("cooldown", policy.cooldown);
+  if (r.Has("stabilization_window")) {
+    if (!r.ReadDuration("stabilization_window", policy.stabilization_window)) {
+      ok = false;
+    } else if (policy.stabilization_window > kMaxStabilizationWindow) {
+      r.Error("stabilization_window", "must be at most 1h (HPA's limit)");
+      ok = false;
+    }
+  }
   YAML::Node limit = r.Get("rate_limit");
   if (limit.IsDefined()) ok &= DecodeRateLimit(limit, path + ".rate_limit", policy.rate_limit, ctx);
   if (direction == Direction::kDown) {

@@ -96,8 +96,14 @@ struct ScalePolicy {
   bool step_set = false;  // whether `step` was written (target tracking: a cap per action)
   Duration cooldown{0};
   RateLimit rate_limit;
+  // HPA's stabilization window: the direction acts only on the most
+  // conservative recommendation of this long (evaluator.h).
+  Duration stabilization_window{0};
   std::vector<Condition> when;
 };
+
+// HPA's maximum stabilization window (one hour).
+inline constexpr Duration kMaxStabilizationWindow = std::chrono::hours(1);
 
 // HPA's scale-up default adds a floor of 4 members per period.
 inline ScalePolicy DefaultScaleUp() {

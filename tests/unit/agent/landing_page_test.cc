@@ -57,6 +57,7 @@ struct LandingPageWithEngine : ::testing::Test {
     r.scale_up.when = {
         autoscale::testing::Cond(autoscale::MetricKind::kCpu, autoscale::Comparison::kAbove, 0.8)};
     r.scale_up.cooldown = seconds(0);
+    r.scale_down.stabilization_window = std::chrono::minutes(5);
     autoscale::RuleSet rules;
     rules.groups = {r};
     engine->SetRules(rules);
@@ -218,6 +219,8 @@ TEST_F(LandingPageWithEngine, RecentChangesAndEachGroupsLatestEvaluation) {
   EXPECT_THAT(RowWith(html, "data-group=\"web\""), HasSubstr("<b>scale_up: ok</b>"));
   EXPECT_THAT(RowWith(html, "data-group=\"web\""),
               HasSubstr("<span class=\"muted order\">scale-down order: newest</span>"));
+  EXPECT_THAT(RowWith(html, "data-group=\"web\""),
+              HasSubstr("<span class=\"muted stabilization\">stabilization: down 5m</span>"));
 
   // Idle evaluations replace the latest evaluation, not the recent changes.
   for (int s = 10; s <= 100; s += 10) {

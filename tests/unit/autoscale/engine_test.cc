@@ -65,6 +65,7 @@ TEST_F(EngineTest, ExecutesPlannedOperationsAndRecordsResults) {
   EXPECT_EQ(groups[0]["desired"], 2);
   EXPECT_EQ(groups[0]["scale_down_action"], "stop");
   EXPECT_EQ(groups[0]["scale_down_order"], "newest");
+  EXPECT_EQ(groups[0]["stabilization_window"], nlohmann::json({{"up", "0s"}, {"down", "0s"}}));
 }
 
 // An actuator whose operations on group "web" block until released.

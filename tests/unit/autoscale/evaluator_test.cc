@@ -773,5 +773,161 @@ TEST(Evaluator, PausedMembersCountTowardsMax) {
   EXPECT_EQ(j["members"]["by_state"]["running"], nlohmann::json::array({"web-1", "web-2"}));
 }
 
+// FastRule(1, max) with a stabilization window in one direction.
+GroupRule Windowed(Direction dir, Duration window, int64_t max) {
+  GroupRule r = FastRule(1, max);
+  (dir == Direction::kUp ? r.scale_up : r.scale_down).stabilization_window = window;
+  return r;
+}
+
+// HPA's scale-down stabilization: the group shrinks only to the highest
+// recommendation of the window, so a dip shorter than the window changes nothing.
+TEST(Evaluator, ScaleDownWaitsForTheWindowsHighestRecommendationToAge) {
+  Harness h{Windowed(Direction::kDown, seconds(60), 4)};
+  for (int t = 0; t <= 20; t += 10) {
+    auto e = h.StepAt(t, Running(3, 0.5));  // nothing wanted: recommends 3
+    EXPECT_EQ(e.decision.outcome, Outcome::kNone) << t;
+  }
+  auto e = h.StepAt(30, Running(3, 0.1));  // recommends 2
+  EXPECT_EQ(e.decision.outcome, Outcome::kHeld);
+  EXPECT_EQ(e.decision.held_by, HeldBy::kStabilization);
+  EXPECT_EQ(e.decision.desired, 2);
+  ASSERT_TRUE(e.decision.stabilization);
+  const StabilizationReport& s = *e.decision.stabilization;
+  EXPECT_EQ(s.direction, Direction::kDown);
+  EXPECT_EQ(s.window, seconds(60));
+  EXPECT_EQ(s.recommendation, 2);
+  EXPECT_EQ(s.stabilized, 3);
+  ASSERT_EQ(s.history.size(), 2u);
+  EXPECT_EQ(s.history[0], std::make_pair(At(20).wall, int64_t{3}));
+  EXPECT_EQ(s.history[1], std::make_pair(At(30).wall, int64_t{2}));
+  EXPECT_NE(e.decision.reason.find("scale_down.stabilization_window 1m: its highest "
+                                   "recommendation is 3 members"),
+            std::string::npos)
+      << e.decision.reason;
+  const nlohmann::json j = e.decision.ToJson();
+  EXPECT_EQ(j["held_by"], "stabilization_window");
+  EXPECT_EQ(j["stabilization"]["stabilized"], 3);
+  EXPECT_EQ(j["stabilization"]["history"][0]["members"], 3);
+  EXPECT_EQ(j["stabilization"]["history"][0]["at"], FormatTime(At(20).wall));
+
+  for (int t = 40; t <= 70; t += 10) {
+    e = h.StepAt(t, Running(3, 0.1));
+    EXPECT_EQ(e.decision.held_by, HeldBy::kStabilization) << t;
+  }
+  e = h.StepAt(80, Running(3, 0.1));  // the 3 recommended at 20s is 60s old
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleDown);
+  EXPECT_EQ(e.decision.desired, 2);
+  ASSERT_EQ(e.decision.actions.size(), 1u);
+}
+
+// The flapping case of Kubernetes issue 116984: a metric that dips below the
+// threshold now and then never shrinks the group, where `for: 0s` alone would.
+TEST(Evaluator, ScaleDownWindowRemovesFlapping) {
+  for (const bool windowed : {false, true}) {
+    GroupRule r = FastRule(1, 4);
+    if (windowed) r.scale_down.stabilization_window = seconds(60);
+    Harness h{r};
+    int scale_downs = 0;
+    for (int t = 0; t < 300; t += 10) {
+      auto e = h.StepAt(t, Running(3, (t / 10) % 3 == 2 ? 0.1 : 0.5));
+      scale_downs += e.decision.outcome == Outcome::kScaleDown;
+      if (e.decision.outcome == Outcome::kScaleDown) break;
+    }
+    EXPECT_EQ(scale_downs, windowed ? 0 : 1) << windowed;
+  }
+}
+
+TEST(Evaluator, ScaleUpWindowActsOnTheWindowsLowestRecommendation) {
+  Harness h{Windowed(Direction::kUp, seconds(30), 5)};
+  auto e = h.StepAt(0, Running(2, 0.9));  // a fresh window starts at the active count
+  EXPECT_EQ(e.decision.held_by, HeldBy::kStabilization);
+  ASSERT_TRUE(e.decision.stabilization);
+  EXPECT_EQ(e.decision.stabilization->direction, Direction::kUp);
+  EXPECT_EQ(e.decision.stabilization->history.front().second, 2);
+  EXPECT_NE(e.decision.reason.find("its lowest recommendation is 2 members"), std::string::npos)
+      << e.decision.reason;
+  for (int t = 10; t <= 20; t += 10)
+    EXPECT_EQ(h.StepAt(t, Running(2, 0.9)).decision.held_by, HeldBy::kStabilization) << t;
+  e = h.StepAt(30, Running(2, 0.9));  // the start of the window has aged out
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
+  EXPECT_EQ(e.decision.desired, 3);
+}
+
+// Down after a restart: the state is fresh, and the window starts full of the
+// current size instead of empty, so a restart cannot skip it.
+TEST(Evaluator, FreshStateWaitsAWholeScaleDownWindow) {
+  Harness h{Windowed(Direction::kDown, seconds(60), 4)};
+  for (int t = 0; t < 60; t += 10)
+    EXPECT_EQ(h.StepAt(t, Running(3, 0.1)).decision.held_by, HeldBy::kStabilization) << t;
+  EXPECT_EQ(h.StepAt(60, Running(3, 0.1)).decision.outcome, Outcome::kScaleDown);
+}
+
+TEST(Evaluator, WindowNarrowsAChangeToItsExtreme) {
+  // Target tracking wants 6, then 4: the up window's lowest (4) is what is acted on.
+  GroupRule r = FastRule(1, 10);
+  r.scale_up.when.clear();
+  r.scale_down.when.clear();
+  r.target = TargetTracking{{MetricKind::kSource, "jobs"}, 10, 0.1};
+  r.scale_up.stabilization_window = seconds(15);
+  Harness h{r};
+  h.sources["jobs"].value = 20;  // 2 members: no change
+  EXPECT_EQ(h.StepAt(0, Running(2, 0.5)).decision.outcome, Outcome::kNone);
+  h.sources["jobs"].value = 60;
+  EXPECT_EQ(h.StepAt(10, Running(2, 0.5)).decision.held_by, HeldBy::kStabilization);
+  h.sources["jobs"].value = 40;
+  auto e = h.StepAt(20, Running(2, 0.5));  // window: 6 (10s), 4 (20s); 2 (0s) aged out
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
+  EXPECT_EQ(e.decision.desired, 4);
+  ASSERT_TRUE(e.decision.stabilization);
+  EXPECT_EQ(e.decision.stabilization->recommendation, 4);
+  EXPECT_EQ(e.decision.stabilization->stabilized, 4);
+}
+
+// The window records target tracking's size before the `step` cap, which
+// applies after it (as HPA's policies do): each step does not wait a window.
+TEST(Evaluator, StepCapAppliesAfterTheWindow) {
+  GroupRule r = FastRule(1, 10);
+  r.scale_up.when.clear();
+  r.scale_down.when.clear();
+  r.target = TargetTracking{{MetricKind::kSource, "jobs"}, 10, 0.1};
+  r.scale_down.step = Step{false, 1};
+  r.scale_down.step_set = true;
+  r.scale_down.stabilization_window = seconds(20);
+  Harness h{r};
+  h.sources["jobs"].value = 10;  // 1 member wanted, 4 active
+  EXPECT_EQ(h.StepAt(0, Running(4, 0.5)).decision.held_by, HeldBy::kStabilization);
+  EXPECT_EQ(h.StepAt(10, Running(4, 0.5)).decision.held_by, HeldBy::kStabilization);
+  auto e = h.StepAt(20, Running(4, 0.5));
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleDown);
+  EXPECT_EQ(e.decision.desired, 3);
+  ASSERT_TRUE(e.decision.stabilization);
+  EXPECT_EQ(e.decision.stabilization->recommendation, 1);
+  e = h.StepAt(30, Running(3, 0.5));  // the window has wanted 1 throughout
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleDown);
+  EXPECT_EQ(e.decision.desired, 2);
+}
+
+TEST(Evaluator, RestoringBoundsIsNeverHeldByAWindow) {
+  Harness h{Windowed(Direction::kDown, seconds(600), 2)};
+  auto e = h.StepAt(0, Running(4, 0.5));
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleDown);
+  EXPECT_EQ(e.decision.desired, 2);
+  EXPECT_FALSE(e.decision.stabilization);
+}
+
+TEST(Evaluator, MissingDataRecommendsNothing) {
+  Harness h{Windowed(Direction::kDown, seconds(30), 4)};
+  h.StepAt(0, Running(3, 0.5));
+  // No cpu samples for 40s: held by missing data, and nothing recorded.
+  for (int t = 10; t <= 40; t += 10) {
+    auto members = Running(3, 0.5);
+    for (auto& m : members) m.cpu_utilization.reset();
+    EXPECT_EQ(h.StepAt(t, members).decision.held_by, HeldBy::kMissingData) << t;
+  }
+  // The 3 recommended at 0s has aged out: low cpu now scales down at once.
+  EXPECT_EQ(h.StepAt(50, Running(3, 0.1)).decision.outcome, Outcome::kScaleDown);
+}
+
 }  // namespace
 }  // namespace virtscale::autoscale

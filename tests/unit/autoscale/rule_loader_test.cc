@@ -187,6 +187,39 @@ TEST_F(RuleLoaderTest, HostileValuesAreErrorsNotCrashes) {
             "longer than the maximum 100d");
 }
 
+TEST_F(RuleLoaderTest, StabilizationWindowsPerDirection) {
+  RuleSet rs = Load("rules/s.yml", R"(groups:
+  - name: web
+    max: 4
+    scale_up: {stabilization_window: 30s}
+    scale_down: {stabilization_window: 5m}
+  - name: db
+    max: 4
+    scale_down: {stabilization_window: 61m}
+  - name: queue
+    max: 4
+    scale_up: {stabilization_window: -1s}
+)");
+  EXPECT_EQ(Messages(),
+            (std::vector<std::string>{
+                "DIR/rules/s.yml:8: groups[1].scale_down.stabilization_window: must be at most 1h "
+                "(HPA's limit)",
+                "DIR/rules/s.yml:11: groups[2].scale_up.stabilization_window: invalid duration "
+                "\"-1s\" (want e.g. 500ms, 5s, 1m, 1h30m)",
+            }));
+  diags_ = Diagnostics{"virtscale.yml"};
+  rs = Load("rules/ok.yml", R"(groups:
+  - name: web
+    max: 4
+    scale_up: {stabilization_window: 30s}
+    scale_down: {stabilization_window: 1h}
+)");
+  ASSERT_TRUE(diags_.ok()) << diags_.ToString();
+  ASSERT_EQ(rs.groups.size(), 1u);
+  EXPECT_EQ(rs.groups[0].scale_up.stabilization_window, std::chrono::seconds(30));
+  EXPECT_EQ(rs.groups[0].scale_down.stabilization_window, std::chrono::hours(1));
+}
+
 TEST_F(RuleLoaderTest, GroupsThatCanNeverActAreWarnings) {
   RuleSet rules = Load("rules/w.yml", R"(groups:
   - name: orphan
