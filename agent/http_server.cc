@@ -442,9 +442,10 @@ void HttpServerState::Accept() {
     } else {
       // EMFILE and friends: accept again shortly rather than spin, and log at
       // most every 10 s (with how many failed since), not 20 lines a second.
-      ++accept_failures;
+      ++accept_failures;  // since the last log line
       const auto now = SteadyClock::now();
-      if (accept_failures == 1 || now - last_accept_log >= std::chrono::seconds(10)) {
+      if (last_accept_log == SteadyClock::time_point{} ||
+          now - last_accept_log >= std::chrono::seconds(10)) {
         LogWarn("accept failed; retrying every 50ms",
                 {{"err", ec.message()}, {"failures", accept_failures}});
         last_accept_log = now;
