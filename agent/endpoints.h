@@ -27,8 +27,8 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/exposition.h"
 #include "agent/landing_page.h"
+#include "agent/metrics_body_cache.h"
 #include "autoscale/decision.h"
 #include "autoscale/engine.h"
 

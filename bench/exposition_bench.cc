@@ -15,11 +15,11 @@
 #include <cstdlib>
 #include <memory>
 
-#include "agent/exposition.h"
+#include "agent/metrics_body_cache.h"
 #include "bench/bench_support.h"
-#include "collectors/exposition.h"
 #include "collectors/libvirt_connection.h"
 #include "collectors/sampler.h"
+#include "collectors/snapshot_metrics.h"
 
 namespace virtscale {
 namespace {

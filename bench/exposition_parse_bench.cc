@@ -12,10 +12,10 @@
 #include <cstdlib>
 #include <string>
 
-#include "agent/exposition.h"
+#include "agent/metrics_body_cache.h"
 #include "bench/bench_support.h"
-#include "collectors/exposition.h"
-#include "collectors/sources/exposition.h"
+#include "collectors/snapshot_metrics.h"
+#include "collectors/sources/text_format_parser.h"
 
 namespace virtscale {
 namespace {

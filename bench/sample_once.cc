@@ -17,10 +17,10 @@
 #include <string>
 #include <vector>
 
-#include "agent/exposition.h"
-#include "collectors/exposition.h"
+#include "agent/metrics_body_cache.h"
 #include "collectors/libvirt_connection.h"
 #include "collectors/sampler.h"
+#include "collectors/snapshot_metrics.h"
 
 namespace virtscale {
 namespace {

@@ -1,7 +1,7 @@
 #include "collectors/sources/poll.h"
 
-#include "collectors/sources/exposition.h"
 #include "collectors/sources/prometheus_query.h"
+#include "collectors/sources/text_format_parser.h"
 #include "common/file_reader.h"
 
 namespace virtscale {

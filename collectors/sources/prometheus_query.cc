@@ -4,7 +4,7 @@
 #include <optional>
 #include <utility>
 
-#include "collectors/sources/exposition.h"
+#include "collectors/sources/text_format_parser.h"
 
 namespace virtscale {
 namespace {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "collectors/sources/exposition.h"
+#include "collectors/sources/text_format_parser.h"
 #include "common/utf8.h"
 
 namespace {

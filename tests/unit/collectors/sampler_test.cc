@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "collectors/domain_metadata.h"
-#include "collectors/exposition.h"
+#include "collectors/snapshot_metrics.h"
 
 namespace virtscale {
 namespace {

@@ -1,4 +1,4 @@
-#include "agent/exposition.h"
+#include "agent/metrics_body_cache.h"
 
 #include <gtest/gtest.h>
 #include <zlib.h>

@@ -1,4 +1,4 @@
-#include "agent/exposition.h"
+#include "agent/metrics_body_cache.h"
 
 #include <prometheus/text_serializer.h>
 #include <zlib.h>
@@ -6,7 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "collectors/exposition.h"
+#include "collectors/snapshot_metrics.h"
 
 namespace virtscale {
 namespace {

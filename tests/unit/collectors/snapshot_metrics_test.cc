@@ -1,4 +1,4 @@
-#include "collectors/exposition.h"
+#include "collectors/snapshot_metrics.h"
 
 #include <gtest/gtest.h>
 #include <prometheus/text_serializer.h>

@@ -1,4 +1,4 @@
-#include "collectors/exposition.h"
+#include "collectors/snapshot_metrics.h"
 
 #include <optional>
 #include <string>

@@ -1,4 +1,4 @@
-#include "collectors/sources/exposition.h"
+#include "collectors/sources/text_format_parser.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>

@@ -1,4 +1,4 @@
-#include "collectors/sources/exposition.h"
+#include "collectors/sources/text_format_parser.h"
 
 #include <algorithm>
 #include <charconv>
