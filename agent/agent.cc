@@ -52,6 +52,7 @@ void Notify(const char* state) {
 SamplerOptions SamplerOptionsFrom(const LibvirtSettings& s) {
   SamplerOptions o;
   o.interval = s.sample_interval;
+  o.stat_groups = s.stat_groups;
   o.call_timeout = s.call_timeout;
   o.workers = static_cast<int>(s.workers);
   return o;
@@ -355,6 +356,7 @@ class Agent {
       LandingPageData page;
       page.version = VIRTSCALE_VERSION;
       page.uri = connection_.uri();
+      page.stat_groups = StatGroupNames(sampler_.options().stat_groups | VIR_DOMAIN_STATS_STATE);
       page.snapshot = sampler_.Latest();
       page.dry_run = flags_.dry_run;
       page.groups = engine_.GroupsJson();

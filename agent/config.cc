@@ -1,14 +1,46 @@
 #include "agent/config.h"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <set>
 
 #include "common/file_reader.h"
+#include "common/utf8.h"
 
 namespace virtscale {
 namespace {
 
-void DecodeLibvirt(MapReader& r, LibvirtSettings& out) {
+// `stats: [state, cpu, ...]`: each name once, each known; an error names the
+// element's line.
+void DecodeStatGroups(const YAML::Node& list, MapReader& r, Diagnostics& diags,
+                      LibvirtSettings& out) {
+  if (!list.IsSequence()) {
+    r.Error("stats", "expected a list of stat groups");
+    return;
+  }
+  StatGroups groups = VIR_DOMAIN_STATS_STATE;
+  bool ok = true;
+  for (const YAML::Node& item : list) {
+    const std::string name = item.IsScalar() ? item.Scalar() : "";
+    StatGroups bit = 0;
+    if (!item.IsScalar() || !ParseStatGroups({name}, bit)) {
+      const bool later = name == "perf" || name == "iothread" || name == "dirtyrate";
+      diags.Error(item, fmt::format("libvirt.stats: {} (this version collects: {})",
+                                    later ? "\"" + name + "\" is not collected by this version"
+                                          : "unknown stat group \"" + BoundedUtf8(name, 64) + "\"",
+                                    fmt::join(StatGroupNames(kCoreStatGroups), ", ")));
+      ok = false;
+    } else if (groups & bit & ~VIR_DOMAIN_STATS_STATE) {
+      diags.Error(item, "libvirt.stats: \"" + name + "\" is listed twice");
+      ok = false;
+    }
+    groups |= bit;
+  }
+  if (ok) out.stat_groups = groups;
+}
+
+void DecodeLibvirt(MapReader& r, Diagnostics& diags, LibvirtSettings& out) {
   r.Read("uri", out.uri);
   r.ReadDuration("sample_interval", out.sample_interval);
   r.ReadDuration("call_timeout", out.call_timeout);
@@ -17,6 +49,7 @@ void DecodeLibvirt(MapReader& r, LibvirtSettings& out) {
   if (out.sample_interval < std::chrono::milliseconds(100))
     r.Error("sample_interval", "must be at least 100ms");
   if (out.call_timeout <= Duration::zero()) r.Error("call_timeout", "must be positive");
+  if (r.Has("stats")) DecodeStatGroups(r.Get("stats"), r, diags, out);
   r.Finish();
 }
 
@@ -58,6 +91,28 @@ void DecodeWeb(MapReader& r, const std::string& file, WebSettings& out) {
   r.Finish();
 }
 
+// A rule reading cpu or memory needs the stat group that carries it.
+void CheckRuleStatGroups(const autoscale::RuleSet& rules, StatGroups groups,
+                         const std::string& config_file, int stats_line, Diagnostics& diags) {
+  using autoscale::MetricKind;
+  auto need = [&](MetricKind kind, const std::string& file, int line, const std::string& what) {
+    const bool cpu = kind == MetricKind::kCpu;
+    if (kind == MetricKind::kSource) return;
+    if (groups & (cpu ? VIR_DOMAIN_STATS_CPU_TOTAL : VIR_DOMAIN_STATS_BALLOON)) return;
+    diags.Add(file, line,
+              fmt::format("{} needs the \"{}\" stat group, which libvirt.stats ({}:{}) leaves out",
+                          what, cpu ? "cpu" : "balloon", config_file, stats_line));
+  };
+  for (const autoscale::GroupRule& g : rules.groups) {
+    for (const autoscale::ScalePolicy* p : {&g.scale_up, &g.scale_down})
+      for (const autoscale::Condition& c : p->when)
+        need(c.metric.kind, g.file, c.line, "condition " + c.Describe());
+    if (g.target) need(g.target->metric.kind, g.file, g.line, "target " + g.target->Describe());
+    if (g.down_order == autoscale::DownOrder::kLeastLoaded)
+      need(MetricKind::kCpu, g.file, g.line, "scale_down.order least_loaded");
+  }
+}
+
 }  // namespace
 
 AgentConfig DefaultAgentConfig() { return AgentConfig{}; }
@@ -77,7 +132,7 @@ std::optional<AgentConfig> ParseAgentConfig(const std::string& text, const std::
   if (root) {
     MapReader top(*root, "", local);
     MapReader libvirt(top.Get("libvirt"), "libvirt", local);
-    DecodeLibvirt(libvirt, cfg.libvirt);
+    DecodeLibvirt(libvirt, local, cfg.libvirt);
     MapReader web(top.Get("web"), "web", local);
     DecodeWeb(web, path, cfg.web);
     top.ReadStringList("rule_files", cfg.rule_files);
@@ -94,6 +149,9 @@ std::optional<AgentConfig> ParseAgentConfig(const std::string& text, const std::
     for (const auto& [name, _] : cfg.sources) source_names.insert(name);
     cfg.rules = autoscale::LoadRuleFiles(cfg.rule_files, base_dir, source_names,
                                          cfg.libvirt.sample_interval, local, rule_file_lines);
+    if (cfg.libvirt.stat_groups != kCoreStatGroups)
+      CheckRuleStatGroups(cfg.rules, cfg.libvirt.stat_groups, path, LineOf(libvirt.Get("stats")),
+                          local);
   }
   diags.Append(local);
   if (!local.ok()) return std::nullopt;

@@ -14,6 +14,7 @@
 #include "agent/http_server.h"
 #include "autoscale/rule_loader.h"
 #include "autoscale/rules.h"
+#include "collectors/domain_stats_parser.h"
 #include "collectors/sources/source_config.h"
 #include "common/duration.h"
 #include "common/yaml_reader.h"
@@ -25,6 +26,8 @@ struct LibvirtSettings {
   Duration sample_interval = std::chrono::seconds(5);
   Duration call_timeout = std::chrono::seconds(10);
   int64_t workers = 0;  // 0: one shard per 4 domains, 1 to 4
+  // `stats`: the groups the bulk call asks for; state is always among them.
+  StatGroups stat_groups = kCoreStatGroups;
 };
 
 struct WebSettings {

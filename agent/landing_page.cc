@@ -69,6 +69,11 @@ std::string HealthClass(SourceHealth h) {
 void Header(const LandingPageData& p, std::string& html) {
   html += "<h1>virtscale</h1><p>Version " + Text(p.version) + " &middot; libvirt <code>" +
           Text(p.uri) + "</code>";
+  if (!p.stat_groups.empty()) {
+    std::string groups;
+    for (const std::string& g : p.stat_groups) groups += (groups.empty() ? "" : ", ") + Text(g);
+    html += " &middot; stats <code id=\"stat-groups\">" + groups + "</code>";
+  }
   if (p.snapshot) {
     html += p.snapshot->libvirt_up ? " <span class=\"ok\">up</span>"
                                    : " <span class=\"bad\">down</span>";

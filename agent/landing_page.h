@@ -20,6 +20,7 @@
 //   res.set_content(RenderLandingPage(page), "text/html; charset=utf-8");
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "collectors/snapshot.h"
 #include "collectors/sources/reading.h"
@@ -42,6 +43,7 @@ struct ReloadStatus {
 struct LandingPageData {
   std::string version;
   std::string uri;
+  std::vector<std::string> stat_groups;              // libvirt.stats in force: "state", "cpu", ...
   SnapshotPtr snapshot;                              // null before the first sample
   bool dry_run = false;                              // --dry-run
   nlohmann::json groups = nlohmann::json::array();   // Engine::GroupsJson()

@@ -389,10 +389,15 @@ void FillInterfaces(virDomainPtr dom, const DomainIdentity& id, DomainStats& s, 
   }
 }
 
+// virDomainGetInfo fills what the bulk call's enabled groups left out: the
+// vCPU count (which CPU utilisation divides by) for cpu or vcpu, the memory
+// sizes for balloon. A group left out of libvirt.stats costs no call.
 bool NeedsInfo(const FallbackInput& in) {
   const DomainStats& s = in.stats;
-  return !(in.present & VIR_DOMAIN_STATS_STATE) || !s.virtual_cpus || !s.max_memory_bytes ||
-         !s.memory_bytes ||
+  const bool want_vcpus = in.enabled & (VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_VCPU);
+  const bool want_memory = in.enabled & VIR_DOMAIN_STATS_BALLOON;
+  return !(in.present & VIR_DOMAIN_STATS_STATE) || (want_vcpus && !s.virtual_cpus) ||
+         (want_memory && (!s.max_memory_bytes || !s.memory_bytes)) ||
          (s.active && (in.enabled & VIR_DOMAIN_STATS_CPU_TOTAL) && !s.cpu_time_ns);
 }
 

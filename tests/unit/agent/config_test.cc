@@ -151,6 +151,63 @@ TEST(ResolveRelative, FollowsPrometheus) {
 namespace virtscale {
 namespace {
 
+TEST(AgentConfig, StatGroupsSelectTheBulkCallsGroups) {
+  Diagnostics diags;
+  auto cfg = ParseAgentConfig("libvirt:\n  stats: [cpu, block]\n", "/v.yml", diags);
+  ASSERT_TRUE(cfg) << diags.ToString();
+  EXPECT_EQ(cfg->libvirt.stat_groups,
+            VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BLOCK);
+  cfg = ParseAgentConfig("libvirt:\n  stats: []\n", "/v.yml", diags);
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(cfg->libvirt.stat_groups, VIR_DOMAIN_STATS_STATE);  // state is always collected
+  EXPECT_EQ(DefaultAgentConfig().libvirt.stat_groups, kCoreStatGroups);
+
+  EXPECT_EQ(Problems("libvirt:\n  stats:\n    - cpu\n    - perf\n    - cpuu\n    - cpu\n    - "
+                     "[x]\n"),
+            (std::vector<std::string>{
+                "/etc/virtscale/virtscale.yml:4: libvirt.stats: \"perf\" is not collected by this "
+                "version (this version collects: state, cpu, balloon, vcpu, interface, block)",
+                "/etc/virtscale/virtscale.yml:5: libvirt.stats: unknown stat group \"cpuu\" (this "
+                "version collects: state, cpu, balloon, vcpu, interface, block)",
+                "/etc/virtscale/virtscale.yml:6: libvirt.stats: \"cpu\" is listed twice",
+                "/etc/virtscale/virtscale.yml:7: libvirt.stats: unknown stat group \"\" (this "
+                "version collects: state, cpu, balloon, vcpu, interface, block)",
+            }));
+  EXPECT_EQ(Problems("libvirt:\n  stats: cpu\n"),
+            std::vector<std::string>{"/etc/virtscale/virtscale.yml:2: libvirt.stats: expected a "
+                                     "list of stat groups"});
+}
+
+// A rule that reads cpu or memory cannot run on groups that leave them out.
+TEST(AgentConfig, RulesNeedTheStatGroupsTheyRead) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("virtscale-stats-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "rules.yml")
+      << "groups:\n  - name: web\n    max: 2\n    scale_up:\n      when:\n"
+         "        - {metric: cpu, above: 0.8}\n    scale_down:\n      order: least_loaded\n"
+         "      when:\n        - {metric: memory, below: 0.1}\n";
+  const std::string file = (dir / "virtscale.yml").string();
+  const std::string rules = (dir / "rules.yml").string();
+  Diagnostics diags;
+  EXPECT_FALSE(
+      ParseAgentConfig("libvirt:\n  stats: [vcpu]\nrule_files: [rules.yml]\n", file, diags));
+  std::vector<std::string> errors;
+  for (const auto& d : diags.list())
+    if (!d.warning) errors.push_back(d.ToString());
+  const std::string tail = " stat group, which libvirt.stats (" + file + ":2) leaves out";
+  EXPECT_EQ(errors, (std::vector<std::string>{
+                        rules + ":6: condition cpu:avg > 0.8 needs the \"cpu\"" + tail,
+                        rules + ":10: condition memory:avg < 0.1 needs the \"balloon\"" + tail,
+                        rules + ":2: scale_down.order least_loaded needs the \"cpu\"" + tail,
+                    }));
+  Diagnostics ok;
+  EXPECT_TRUE(
+      ParseAgentConfig("libvirt:\n  stats: [cpu, balloon]\nrule_files: [rules.yml]\n", file, ok))
+      << ok.ToString();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(CheckConfigCommand, WarningsPassUnlessStrict) {
   const auto dir =
       std::filesystem::temp_directory_path() / ("virtscale-check-" + std::to_string(::getpid()));

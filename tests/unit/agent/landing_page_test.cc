@@ -235,6 +235,13 @@ TEST_F(LandingPageWithEngine, RecentChangesAndEachGroupsLatestEvaluation) {
   EXPECT_THAT(RowWith(html, "data-group=\"web\""), HasSubstr("2023-11-14T22:15:00.000Z"));
 }
 
+TEST(LandingPage, ShowsTheStatGroupsInForce) {
+  LandingPageData p = Page();
+  EXPECT_THAT(RenderLandingPage(p), Not(HasSubstr("id=\"stat-groups\"")));
+  p.stat_groups = {"state", "cpu"};
+  EXPECT_THAT(RenderLandingPage(p), HasSubstr("stats <code id=\"stat-groups\">state, cpu</code>"));
+}
+
 TEST(LandingPage, EscapesEverythingFromOutside) {
   LandingPageData p = Page();
   p.uri = "test:///<uri>";
