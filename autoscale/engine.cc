@@ -726,6 +726,12 @@ nlohmann::json Engine::GroupsJson() const {
         {"retry_after", opt_mono(g.state.retry_after)},
         {"rate_limit",
          {{"up", r.scale_up.rate_limit.ToString()}, {"down", r.scale_down.rate_limit.ToString()}}}};
+    const std::optional<ActiveSchedule> window = ActiveScheduleAt(r.schedules, now.wall);
+    const Bounds bounds = EffectiveBounds(r.min, r.max, window ? window->schedule : nullptr);
+    j["effective_min"] = bounds.min;
+    j["effective_max"] = bounds.max;
+    j["schedule"] = window ? ScheduleInForce::Of(*window).ToJson() : json(nullptr);
+    j["next_schedule"] = opt_time(NextScheduleStart(r.schedules, now.wall));
     if (r.target) j["target"] = r.target->Describe();
     j["desired"] = g.last_decision ? json(g.last_decision->desired) : json(nullptr);
     j["last_decision"] = g.last_decision ? g.last_decision->ToJson() : json(nullptr);
