@@ -133,6 +133,25 @@ std::string Evaluation(const json& d) {
          Field(d, "reason");
 }
 
+// The bounds in force (an open schedule window's), with the group's own
+// from before /api/v1/groups had effective_*.
+std::string Bound(const json& g, const char* effective, const char* own) {
+  return g.contains(effective) ? Field(g, effective) : Field(g, own);
+}
+
+// The open schedule window and the next one, under the group's name.
+std::string ScheduleNote(const json& g) {
+  std::string note;
+  const json schedule = g.value("schedule", json());
+  if (schedule.is_object())
+    note += "<br><span class=\"muted schedule\">schedule \"" + Field(schedule, "cron") + "\" (" +
+            Field(schedule, "timezone") + ") until " + Field(schedule, "ends_at") + "</span>";
+  if (g.contains("next_schedule") && g["next_schedule"].is_string())
+    note += "<br><span class=\"muted next-schedule\">next window " + Field(g, "next_schedule") +
+            "</span>";
+  return note;
+}
+
 void Groups(const json& groups, std::string& html) {
   html += "<h2>Groups</h2>";
   if (!groups.is_array() || groups.empty()) {
@@ -152,8 +171,9 @@ void Groups(const json& groups, std::string& html) {
                           "</span>"
                     : "") +
             "<br><span class=\"muted order\">scale-down order: " + Field(g, "scale_down_order") +
-            "</span>" + "</td><td class=\"num\">" + Field(g, "active") + "</td><td class=\"num\">" +
-            Field(g, "min") + "</td><td class=\"num\">" + Field(g, "max") +
+            "</span>" + ScheduleNote(g) + "</td><td class=\"num\">" + Field(g, "active") +
+            "</td><td class=\"num\">" + Bound(g, "effective_min", "min") +
+            "</td><td class=\"num\">" + Bound(g, "effective_max", "max") +
             "</td><td class=\"num\">" + Field(g, "desired") + "</td><td class=\"num\">" +
             Field(g, "running") + "</td><td class=\"num\">" + Field(g, "stopped") + "</td><td>" +
             Evaluation(g.value("last_decision", json())) + "</td></tr>";

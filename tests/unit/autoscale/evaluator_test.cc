@@ -309,19 +309,6 @@ TEST(Evaluator, OutOfBoundsAtStartIsRestoredAndExplained) {
   EXPECT_NE(e.decision.reason.find("above max 2"), std::string::npos);
 }
 
-// A window 23:00-24:00 UTC; At(0) is 22:13:20Z, so it opens at At(2800).
-Schedule NightWindow(std::optional<int64_t> min, std::optional<int64_t> max) {
-  Schedule s;
-  s.cron_text = "0 23 * * *";
-  s.cron = *ParseCron(s.cron_text, nullptr);
-  s.duration = std::chrono::hours(1);
-  s.zone = FindTimeZone("UTC", nullptr);
-  s.min = min;
-  s.max = max;
-  s.line = 9;
-  return s;
-}
-
 TEST(Evaluator, ScheduleMinRaisesTheFloorWhileItsWindowIsOpen) {
   GroupRule r = CpuRule(1, 5);
   r.schedules = {NightWindow(3, std::nullopt)};
