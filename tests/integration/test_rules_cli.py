@@ -199,8 +199,8 @@ def test_simulate_follows_schedules_on_the_simulated_clock():
         rc, out = run("simulate", "--rules", os.path.join(RULES, "web.yml"), "--group", "web",
                       "--history", members, "--history", sources, "--step", "1m")
         assert rc == 0, out
-        downs = [" ".join(l.split()) for l in out.splitlines()
-                 if l.split()[1:2] == ["scale_down"]]
+        downs = [" ".join(line.split()) for line in out.splitlines()
+                 if line.split()[1:2] == ["scale_down"]]
         assert downs == ["+2h scale_down 6 -> 4: stop web-6 ok, stop web-5 ok"], out
         assert "because 6 active is above max 4: restoring bounds" in out, out
 
