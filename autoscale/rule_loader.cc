@@ -571,7 +571,8 @@ constexpr Duration kMaxScheduleDuration = std::chrono::hours(24 * 7);
 // Overlap is checked over the year after the load: every date and weekday
 // recurs in it, so only Feb 29 and zone rule changes fall outside.
 constexpr Duration kOverlapHorizon = std::chrono::hours(24 * 366);
-// Hourly windows (8784 a leap year) fit; more would make the check slow.
+// Windows a group's schedules may open in that year, in all: one hourly
+// schedule (8784 in a leap year) fits. Bounds the cost of a load.
 constexpr size_t kMaxWindowsPerYear = 10'000;
 
 std::optional<Schedule> DecodeSchedule(const YAML::Node& node, const std::string& path,
@@ -661,7 +662,8 @@ bool DecodeSchedules(const YAML::Node& node, const std::string& path, GroupRule&
       schedules, SystemClock().Now().wall, kOverlapHorizon, kMaxWindowsPerYear, &too_many);
   if (too_many) {
     ctx.diags.Error(node[*too_many]["cron"],
-                    fmt::format("{}[{}].cron: opens more than {} windows a year (at most hourly)",
+                    fmt::format("{}[{}].cron: the group's schedules open more than {} windows a "
+                                "year in all (hourly is 8784)",
                                 path, *too_many, kMaxWindowsPerYear));
     return false;
   }

@@ -259,9 +259,9 @@ std::optional<ScheduleOverlap> FindScheduleOverlap(const std::vector<Schedule>& 
   };
   std::vector<Window> windows;
   for (size_t i = 0; i < schedules.size(); ++i) {
-    const std::vector<WallTime> starts =
-        schedules[i].StartsBetween(from, from + horizon, limit + 1);
-    if (starts.size() > limit) {
+    const size_t left = limit - windows.size();
+    const std::vector<WallTime> starts = schedules[i].StartsBetween(from, from + horizon, left + 1);
+    if (starts.size() > left) {
       if (too_many != nullptr) *too_many = i;
       return std::nullopt;
     }

@@ -109,9 +109,9 @@ struct ScheduleOverlap {
   WallTime second_start{};
 };
 
-// Compares every window opening in [from, from + horizon); each schedule
-// contributes at most `limit` windows (`too_many` is set to the index of one
-// that has more).
+// Compares every window opening in [from, from + horizon), at most `limit`
+// of them in all (else `too_many` is set to the index of the schedule that
+// went past it, and nothing is compared).
 std::optional<ScheduleOverlap> FindScheduleOverlap(const std::vector<Schedule>& schedules,
                                                    WallTime from, Duration horizon, size_t limit,
                                                    std::optional<size_t>* too_many);

@@ -338,7 +338,8 @@ TEST_F(RuleLoaderTest, ScheduleErrorsNameFileLineAndKey) {
   - name: often
     max: 6
     schedules:
-      - {cron: "*/5 * * * *", duration: 1m, min: 1}
+      - {cron: "0 * * * *", duration: 1m, min: 1}
+      - {cron: "30 */2 * * *", duration: 1m, min: 1}
 )");
   EXPECT_EQ(
       Messages(),
@@ -362,8 +363,8 @@ TEST_F(RuleLoaderTest, ScheduleErrorsNameFileLineAndKey) {
           "next 29 years",
           "DIR/rules/s.yml:13: groups[0].schedules[8].colour: unknown key",
           "DIR/rules/s.yml:16: groups[1].schedules: expected a list of 1 to 32 schedules",
-          "DIR/rules/s.yml:20: groups[2].schedules[0].cron: opens more than 10000 windows a year "
-          "(at most hourly)",
+          "DIR/rules/s.yml:21: groups[2].schedules[1].cron: the group's schedules open more than "
+          "10000 windows a year in all (hourly is 8784)",
       }));
 }
 

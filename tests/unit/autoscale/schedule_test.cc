@@ -193,10 +193,14 @@ TEST(Schedule, OverlapDetection) {
   EXPECT_EQ(o->first, 1u);
   EXPECT_EQ(o->second, 0u);
   EXPECT_FALSE(too_many);
-  // Every minute is more windows than the bound.
+  // Every minute is more windows than the bound; so are two that fit it alone.
   s = {Make("* * * * *", minutes(1))};
   EXPECT_FALSE(FindScheduleOverlap(s, from, hours(24 * 366), 10000, &too_many));
   EXPECT_EQ(too_many, 0u);
+  s = {Make("0 * * * *", minutes(1)), Make("30 */2 * * *", minutes(1))};
+  too_many.reset();
+  EXPECT_FALSE(FindScheduleOverlap(s, from, hours(24 * 366), 10000, &too_many));
+  EXPECT_EQ(too_many, 1u);
 }
 
 TEST(Schedule, DecisionJsonNamesTheWindow) {
