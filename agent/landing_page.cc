@@ -151,6 +151,25 @@ std::string StabilizationWindows(const json& g) {
                      : "<br><span class=\"muted stabilization\">stabilization: " + set + "</span>";
 }
 
+// The bounds in force (an open schedule window's), with the group's own
+// from before /api/v1/groups had effective_*.
+std::string Bound(const json& g, const char* effective, const char* own) {
+  return g.contains(effective) ? Field(g, effective) : Field(g, own);
+}
+
+// The open schedule window and the next one, under the group's name.
+std::string ScheduleNote(const json& g) {
+  std::string note;
+  const json schedule = g.value("schedule", json());
+  if (schedule.is_object())
+    note += "<br><span class=\"muted schedule\">schedule \"" + Field(schedule, "cron") + "\" (" +
+            Field(schedule, "timezone") + ") until " + Field(schedule, "ends_at") + "</span>";
+  if (g.contains("next_schedule") && g["next_schedule"].is_string())
+    note += "<br><span class=\"muted next-schedule\">next window " + Field(g, "next_schedule") +
+            "</span>";
+  return note;
+}
+
 void Groups(const json& groups, std::string& html) {
   html += "<h2>Groups</h2>";
   if (!groups.is_array() || groups.empty()) {
@@ -163,19 +182,19 @@ void Groups(const json& groups, std::string& html) {
   for (const json& g : groups) {
     if (!g.is_object()) continue;
     const bool paused = g.value("paused", false);
-    html +=
-        "<tr class=\"group\" data-group=\"" + Field(g, "name") + "\" data-paused=\"" +
-        (paused ? "true" : "false") + "\"><td>" + Field(g, "name") +
-        (g.value("dry_run", false) ? " <span class=\"warn\">(dry run)</span>" : "") +
-        (paused
-             ? " <span class=\"warn paused\">paused since " + Field(g, "paused_since") + "</span>"
-             : "") +
-        "<br><span class=\"muted order\">scale-down order: " + Field(g, "scale_down_order") +
-        "</span>" + StabilizationWindows(g) + "</td><td class=\"num\">" + Field(g, "active") +
-        "</td><td class=\"num\">" + Field(g, "min") + "</td><td class=\"num\">" + Field(g, "max") +
-        "</td><td class=\"num\">" + Field(g, "desired") + "</td><td class=\"num\">" +
-        Field(g, "running") + "</td><td class=\"num\">" + Field(g, "stopped") + "</td><td>" +
-        Evaluation(g.value("last_decision", json())) + "</td></tr>";
+    html += "<tr class=\"group\" data-group=\"" + Field(g, "name") + "\" data-paused=\"" +
+            (paused ? "true" : "false") + "\"><td>" + Field(g, "name") +
+            (g.value("dry_run", false) ? " <span class=\"warn\">(dry run)</span>" : "") +
+            (paused ? " <span class=\"warn paused\">paused since " + Field(g, "paused_since") +
+                          "</span>"
+                    : "") +
+            "<br><span class=\"muted order\">scale-down order: " + Field(g, "scale_down_order") +
+            "</span>" + StabilizationWindows(g) + ScheduleNote(g) + "</td><td class=\"num\">" +
+            Field(g, "active") + "</td><td class=\"num\">" + Bound(g, "effective_min", "min") +
+            "</td><td class=\"num\">" + Bound(g, "effective_max", "max") +
+            "</td><td class=\"num\">" + Field(g, "desired") + "</td><td class=\"num\">" +
+            Field(g, "running") + "</td><td class=\"num\">" + Field(g, "stopped") + "</td><td>" +
+            Evaluation(g.value("last_decision", json())) + "</td></tr>";
   }
   html += "</table>";
 }

@@ -10,6 +10,8 @@
 
 #include "autoscale/simulation.h"
 #include "common/log.h"
+#include "common/rfc3339.h"
+#include "common/utf8.h"
 #include "common/yaml_reader.h"
 
 namespace virtscale {
@@ -62,6 +64,9 @@ struct Expectation {
   std::optional<std::vector<std::string>> pending;
   std::optional<std::vector<std::string>> firing;
   std::optional<std::vector<std::string>> unhealthy;  // members in state unhealthy
+  std::optional<int64_t> min;  // the bounds in force (a schedule window's, or the group's)
+  std::optional<int64_t> max;
+  std::optional<std::string> schedule;  // cron of the window in force, or "none"
 };
 
 struct RuleTest {
@@ -173,6 +178,8 @@ void DecodeExpectation(const YAML::Node& node, const std::string& path, Duration
   int64_t n = 0;
   if (r.Read("members", n)) e.members = n;
   if (r.Read("stopped", n)) e.stopped = n;
+  if (r.Read("min", n)) e.min = n;
+  if (r.Read("max", n)) e.max = n;
   std::vector<std::string> names;
   if (r.ReadStringList("unhealthy", names)) e.unhealthy = names;
   std::string s;
@@ -186,6 +193,7 @@ void DecodeExpectation(const YAML::Node& node, const std::string& path, Duration
       r.Error("outcome", "expected none, scale_up, scale_down or held");
     e.outcome = s;
   }
+  if (r.Read("schedule", s)) e.schedule = s;
   e.pending = ReadIdList(r, "pending");
   e.firing = ReadIdList(r, "firing");
   e.actions = ReadActions(r, "actions", path, diags);
@@ -221,6 +229,17 @@ void DecodeTest(const YAML::Node& node, const std::string& path, Duration eval,
     t.spec.initial_stopped = std::max<int64_t>(n, 0);
   }
   r.Read("dry_run", t.spec.dry_run);
+  // The wall clock of the run starts here (default the Unix epoch), so schedules can be tested.
+  std::string start_time;
+  if (r.Read("start_time", start_time)) {
+    if (std::optional<TimePoint> start = ParseRfc3339(start_time)) {
+      t.spec.start = *start;
+    } else {
+      r.Error("start_time", fmt::format("expected an RFC 3339 time such as 2026-03-29T00:00:00Z, "
+                                        "got \"{}\"",
+                                        BoundedUtf8(start_time, 80)));
+    }
+  }
   t.spec.step = eval;
   std::vector<std::string> protected_members;
   if (r.ReadStringList("protected_members", protected_members))
@@ -451,6 +470,18 @@ std::vector<std::string> Check(const Expectation& e, const autoscale::Simulation
     mismatch("outcome", *e.outcome,
              d == nullptr ? "(no evaluation at this time)" : OutcomeName(d->outcome));
   }
+  if (e.min)
+    mismatch("min", std::to_string(*e.min),
+             d == nullptr ? "(no evaluation at this time)" : std::to_string(d->min));
+  if (e.max)
+    mismatch("max", std::to_string(*e.max),
+             d == nullptr ? "(no evaluation at this time)" : std::to_string(d->max));
+  if (e.schedule) {
+    mismatch("schedule", *e.schedule,
+             d == nullptr  ? "(no evaluation at this time)"
+             : d->schedule ? d->schedule->cron
+                           : "none");
+  }
   if (e.pending) {
     mismatch("pending", ListString(*e.pending),
              d ? ListString(ConditionIds(*d, ConditionState::kPending)) : "[]");
@@ -573,7 +604,6 @@ int TestRulesCommand(const std::vector<std::string>& files, const TestRulesOptio
       Duration end{0};
       for (const Expectation& e : t.expect) end = std::max(end, e.at);
       if (t.duration) end = std::max(end, *t.duration);
-      spec.start = TimePoint{};
       spec.end = spec.start + end;
       const autoscale::SimulationResult result = autoscale::RunSimulation(spec);
       std::string report;

@@ -12,6 +12,7 @@
 //       group: demo                 # optional when the rule files hold one group
 //       initial_members: 2          # running at t=0; stopped_members: stopped ones
 //       duration: 10m               # optional; default the latest `at`
+//       start_time: 2026-12-07T06:58:00Z  # wall clock at t=0 (default the epoch), for schedules
 //       members_series:             # every running member, unless `member: demo-2`
 //         - {metric: cpu, values: '0.9x10 0.1x30'}
 //         - {metric: cpu, values: '3x60', shared: true}  # group demand, split over members
@@ -21,6 +22,7 @@
 //         - {at: 1m, members: 3}    # running members after the evaluation at that time
 //         - {at: 1m, actions: [{direction: up, kind: start, count: 1}]}  # or `actions: []`
 //         - {at: 2m, held_by: cooldown, outcome: held, pending: ["up[0]"], firing: []}
+//         - {at: 3m, min: 3, max: 6, schedule: "0 8 * * 1-5"}  # bounds in force, open window
 //
 // Exit code: 0 when every test passes, 1 when any fails (each failure printed
 // as expected vs got with the decision's reason), 2 when a test file or its

@@ -142,6 +142,23 @@ std::string FormatTime(TimePoint t) {
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms % 1000);
 }
 
+ScheduleInForce ScheduleInForce::Of(const ActiveSchedule& window) {
+  const Schedule& s = *window.schedule;
+  return {s.line, s.cron_text, s.timezone, s.min, s.max, window.start, window.end};
+}
+
+nlohmann::json ScheduleInForce::ToJson() const {
+  using nlohmann::json;
+  auto bound = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };
+  return {{"line", line},
+          {"cron", cron},
+          {"timezone", timezone},
+          {"min", bound(min)},
+          {"max", bound(max)},
+          {"started_at", FormatTime(started_at)},
+          {"ends_at", FormatTime(ends_at)}};
+}
+
 nlohmann::json Decision::ToJson() const {
   using nlohmann::json;
   json j;
@@ -164,6 +181,7 @@ nlohmann::json Decision::ToJson() const {
   j["members"] = std::move(members);
   j["min"] = min;
   j["max"] = max;
+  j["schedule"] = schedule ? schedule->ToJson() : json(nullptr);
   j["desired"] = desired;
   json values = json::object();
   json missing = json::object();

@@ -10,7 +10,7 @@
 //   {"id": 7, "group": "web", "time": "2026-11-26T22:10:01.000Z",
 //    "members": {"running": 2, "paused": 0, "stopped": 1, "unhealthy": 0, "other": 0,
 //                "active": 2, "by_state": {"running": ["web-1", "web-2"], "stopped": ["web-3"]}},
-//    "min": 1, "max": 6, "desired": 3,
+//    "min": 1, "max": 6, "schedule": null, "desired": 3,
 //    "metrics": {"cpu:avg": 0.91},
 //    "conditions": [{"direction": "up", "index": 0, "condition": "cpu:avg > 0.8 for 30s",
 //                    "state": "firing", "held_seconds": 40, "value": 0.91}],
@@ -120,6 +120,22 @@ struct StabilizationReport {
   static constexpr size_t kMaxReported = 20;
 };
 
+// The `schedules:` window whose bounds a decision used, as JSON:
+//   {"line": 12, "cron": "0 8 * * 1-5", "timezone": "Europe/Berlin", "min": 4, "max": null,
+//    "started_at": "2026-12-01T07:00:00.000Z", "ends_at": "2026-12-01T17:00:00.000Z"}
+struct ScheduleInForce {
+  int line = 0;  // in the rule file
+  std::string cron;
+  std::string timezone;
+  std::optional<int64_t> min;  // absent: the group's own applies
+  std::optional<int64_t> max;
+  TimePoint started_at{};
+  TimePoint ends_at{};
+
+  static ScheduleInForce Of(const ActiveSchedule& window);
+  nlohmann::json ToJson() const;
+};
+
 struct Decision {
   uint64_t id = 0;  // assigned by DecisionLog
   std::string group;
@@ -135,9 +151,10 @@ struct Decision {
   // health.replace: the unhealthy member this decision's actions replace.
   std::string replacing;
   std::optional<StabilizationReport> stabilization;
-  int64_t min = 0;
+  int64_t min = 0;  // the bounds in force: the group's, or its open schedule window's
   int64_t max = 0;
-  int64_t desired = 0;  // what the group should have after this decision
+  std::optional<ScheduleInForce> schedule;  // the open window, if any
+  int64_t desired = 0;                      // what the group should have after this decision
   std::vector<MetricValue> metrics;
   std::vector<ConditionReport> conditions;
   Outcome outcome = Outcome::kNone;

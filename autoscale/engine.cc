@@ -356,8 +356,12 @@ LifecycleChange Engine::SetPaused(const std::string& group, bool paused) {
   if (Group* g = FindGroup(group)) {
     if (g->pause_override && change.status == LifecycleChange::Status::kNotStored)
       g->pause_override->stored = false;
-    d.min = g->rule.min;
-    d.max = g->rule.max;
+    const std::optional<ActiveSchedule> window = ActiveScheduleAt(g->rule.schedules, d.time);
+    const Bounds bounds =
+        EffectiveBounds(g->rule.min, g->rule.max, window ? window->schedule : nullptr);
+    d.min = bounds.min;
+    d.max = bounds.max;
+    if (window) d.schedule = ScheduleInForce::Of(*window);
     DescribeMembers(g->membership, d);
     d.desired = g->last_decision ? g->last_decision->desired : d.active;
   }
@@ -729,6 +733,12 @@ nlohmann::json Engine::GroupsJson() const {
         {"stabilization_window",
          {{"up", FormatDuration(r.scale_up.stabilization_window)},
           {"down", FormatDuration(r.scale_down.stabilization_window)}}}};
+    const std::optional<ActiveSchedule> window = ActiveScheduleAt(r.schedules, now.wall);
+    const Bounds bounds = EffectiveBounds(r.min, r.max, window ? window->schedule : nullptr);
+    j["effective_min"] = bounds.min;
+    j["effective_max"] = bounds.max;
+    j["schedule"] = window ? ScheduleInForce::Of(*window).ToJson() : json(nullptr);
+    j["next_schedule"] = opt_time(NextScheduleStart(r.schedules, now.wall));
     if (r.target) j["target"] = r.target->Describe();
     j["desired"] = g.last_decision ? json(g.last_decision->desired) : json(nullptr);
     j["last_decision"] = g.last_decision ? g.last_decision->ToJson() : json(nullptr);
@@ -798,13 +808,18 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
       Family("virtscale_member_protected",
              "1 for a member protected from scale-down through the lifecycle API, else 0.",
              MetricType::Gauge);
+  const WallTime wall = options_.clock->Now().wall;
   for (const Group& g : groups_) {
     const std::string& name = g.rule.name;
-    AddSample(min, {{"group", name}}, static_cast<double>(g.rule.min));
+    // The bounds in force: an open schedule window's, else the group's.
+    const std::optional<ActiveSchedule> window = ActiveScheduleAt(g.rule.schedules, wall);
+    const Bounds bounds =
+        EffectiveBounds(g.rule.min, g.rule.max, window ? window->schedule : nullptr);
+    AddSample(min, {{"group", name}}, static_cast<double>(bounds.min));
     AddSample(paused, {{"group", name}}, g.membership.paused ? 1 : 0);
     for (const Member& m : g.membership.members)
       AddSample(protected_members, {{"group", name}, {"domain", m.name}}, m.is_protected ? 1 : 0);
-    AddSample(max, {{"group", name}}, static_cast<double>(g.rule.max));
+    AddSample(max, {{"group", name}}, static_cast<double>(bounds.max));
     AddSample(in_flight, {{"group", name}}, g.state.in_flight ? 1 : 0);
     for (const auto& [key, count] : g.actions_total)
       AddSample(actions, {{"group", name}, {"direction", key.first}, {"result", key.second}},

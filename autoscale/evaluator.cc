@@ -667,7 +667,9 @@ std::string ConditionSignature(const GroupRule& rule) {
   return sig;
 }
 
-Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
+namespace {
+
+Evaluation EvaluateWithin(const EvaluationInput& in, const GroupState& state) {
   const GroupRule& rule = in.rule;
   Evaluation e;
   GroupState& next = e.next;
@@ -779,6 +781,30 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
   (is_up ? next.last_scale_up : next.last_scale_down) = in.now.mono;
   next.changes[static_cast<int>(dir)].push_back({in.now.mono, planned});
   TakeActions(in, std::move(plan), dir, d, next);
+  return e;
+}
+
+}  // namespace
+
+Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
+  const std::optional<ActiveSchedule> window = ActiveScheduleAt(in.rule.schedules, in.now.wall);
+  if (!window) return EvaluateWithin(in, state);
+  // The window's bounds stand in for the group's in every step: restoring
+  // bounds, clamping, the bound guards and replacement headroom.
+  GroupRule bounded = in.rule;
+  const Bounds b = EffectiveBounds(in.rule.min, in.rule.max, window->schedule);
+  bounded.min = b.min;
+  bounded.max = b.max;
+  const EvaluationInput scheduled{.rule = bounded,
+                                  .members = in.members,
+                                  .snapshot = in.snapshot,
+                                  .sources = in.sources,
+                                  .now = in.now,
+                                  .stale_after = in.stale_after,
+                                  .connection_generation = in.connection_generation,
+                                  .dry_run = in.dry_run};
+  Evaluation e = EvaluateWithin(scheduled, state);
+  e.decision.schedule = ScheduleInForce::Of(*window);
   return e;
 }
 

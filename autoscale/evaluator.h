@@ -1,7 +1,7 @@
 #pragma once
 // The evaluator: a pure function of (rule, membership, snapshot, source
 // readings, clock, previous group state) -> (decision, next group state). No
-// libvirt, no I/O, no wall clock: tests drive it with a fake clock.
+// libvirt, no I/O, no clock of its own: tests drive it with a fake clock.
 //
 // Semantics (DESIGN.md "Rules"):
 // - Conditions follow Prometheus alert `for`: inactive -> pending (true, held
@@ -40,9 +40,13 @@
 //   window at the active count, so a restart waits out a whole window.
 // - per_member_*: source value / max(running, 1), so a queue can scale a group
 //   up from zero running members.
+// - Schedules (`schedules:`, autoscale/schedule.h): while a window is open at
+//   `now.wall`, its min/max replace the group's in every step above, and the
+//   decision names the window (Decision::schedule).
 // - Timers (`for`, cooldowns, backoff, settle, rate-limit windows, staleness)
-//   run on the monotonic clock; wall time only dates the decision and converts
-//   the timestamps read back from libvirt (created-at, scale stamps).
+//   run on the monotonic clock; wall time only dates the decision, opens
+//   schedule windows and converts the timestamps read back from libvirt
+//   (created-at, scale stamps).
 //
 // Evaluate runs these steps (functions in evaluator.cc, tested through
 // Evaluate; the pure helpers they share are declared below and tested alone):

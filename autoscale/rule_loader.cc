@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 
+#include "autoscale/decision.h"
 #include "autoscale/domain_template.h"
 #include "common/http_url.h"
 #include "common/placeholders.h"
@@ -572,6 +573,132 @@ bool DecodeHooks(const YAML::Node& node, const std::string& path, GroupRule& gro
   return ok;
 }
 
+// schedules: (DESIGN.md "Behaviour keys"); the bounds of docs/configuration.md "schedules".
+constexpr size_t kMaxSchedules = 32;
+constexpr Duration kMaxScheduleDuration = std::chrono::hours(24 * 7);
+// Overlap is checked over the year after the load: every date and weekday
+// recurs in it, so only Feb 29 and zone rule changes fall outside.
+constexpr Duration kOverlapHorizon = std::chrono::hours(24 * 366);
+// Windows a group's schedules may open in that year, in all: one hourly
+// schedule (8784 in a leap year) fits. Bounds the cost of a load.
+constexpr size_t kMaxWindowsPerYear = 10'000;
+
+std::optional<Schedule> DecodeSchedule(const YAML::Node& node, const std::string& path,
+                                       const GroupRule& g, const Context& ctx) {
+  MapReader r(node, path, ctx.diags);
+  if (!r.valid()) return std::nullopt;
+  Schedule s;
+  s.line = LineOf(node);
+  bool ok = true;
+  std::string why;
+  if (r.Require("cron") && r.Read("cron", s.cron_text)) {
+    if (std::optional<CronExpr> cron = ParseCron(s.cron_text, &why)) {
+      s.cron = *cron;
+    } else {
+      r.Error("cron", why);
+      ok = false;
+    }
+  } else {
+    ok = false;
+  }
+  if (!r.Require("duration") || !r.ReadDuration("duration", s.duration)) {
+    ok = false;
+  } else if (s.duration <= Duration(0) || s.duration > kMaxScheduleDuration) {
+    r.Error("duration",
+            fmt::format("must be more than 0s and at most {}, got {}",
+                        FormatDuration(kMaxScheduleDuration), FormatDuration(s.duration)));
+    ok = false;
+  }
+  if (r.Has("timezone") && !r.Read("timezone", s.timezone)) ok = false;
+  s.zone = FindTimeZone(s.timezone, &why);
+  if (s.zone == nullptr) {
+    r.Error("timezone", why);
+    ok = false;
+  }
+  // Unlike the group's own, a window's bounds may lie outside the group's
+  // (a higher floor in working hours), as an AWS scheduled action's do.
+  auto read_bound = [&](const char* key, int64_t lo, std::optional<int64_t>& out) {
+    int64_t v = 0;
+    if (!r.Has(key)) return;
+    if (ReadIntegerIn(r, key, lo, kMaxMembers, v)) {
+      out = v;
+    } else {
+      ok = false;
+    }
+  };
+  read_bound("min", 0, s.min);
+  read_bound("max", 1, s.max);
+  if (ok && !s.min && !s.max) {
+    ctx.diags.Error(node, path + ": needs min, max or both (the bounds the window sets)");
+    ok = false;
+  }
+  const Bounds b = EffectiveBounds(g.min, g.max, &s);
+  if (ok && b.min > b.max) {
+    r.Error(s.min ? "min" : "max",
+            fmt::format("while the window is open min would be {} and max {} (the group's {} is "
+                        "{}): give both, or values within the group's bounds",
+                        b.min, b.max, s.min ? "max" : "min", s.min ? g.max : g.min));
+    ok = false;
+  }
+  if (ok && !s.NextStart(SystemClock().Now().wall)) {
+    r.Error("cron", fmt::format("\"{}\" matches no date in the next {} years", s.cron_text,
+                                kScheduleSearchYears));
+    ok = false;
+  }
+  r.Finish();
+  if (!ok) return std::nullopt;
+  return s;
+}
+
+bool DecodeSchedules(const YAML::Node& node, const std::string& path, GroupRule& g,
+                     const Context& ctx) {
+  if (!node.IsSequence() || node.size() == 0 || node.size() > kMaxSchedules) {
+    ctx.diags.Error(node,
+                    fmt::format("{}: expected a list of 1 to {} schedules", path, kMaxSchedules));
+    return false;
+  }
+  bool ok = true;
+  std::vector<Schedule> schedules;
+  for (size_t i = 0; i < node.size(); ++i) {
+    std::optional<Schedule> s = DecodeSchedule(node[i], fmt::format("{}[{}]", path, i), g, ctx);
+    if (s) schedules.push_back(std::move(*s));
+    ok &= s.has_value();
+  }
+  if (!ok) return false;
+  std::optional<size_t> too_many;
+  const std::optional<ScheduleOverlap> overlap = FindScheduleOverlap(
+      schedules, SystemClock().Now().wall, kOverlapHorizon, kMaxWindowsPerYear, &too_many);
+  if (too_many) {
+    ctx.diags.Error(node[*too_many]["cron"],
+                    fmt::format("{}[{}].cron: the group's schedules open more than {} windows a "
+                                "year in all (hourly is 8784)",
+                                path, *too_many, kMaxWindowsPerYear));
+    return false;
+  }
+  if (overlap) {
+    const Schedule& a = schedules[overlap->first];
+    const Schedule& b = schedules[overlap->second];
+    const std::string what =
+        overlap->first == overlap->second
+            ? fmt::format(
+                  "the window of {}:{} (\"{}\", {}) opening at {} is still open when "
+                  "its next one opens at {}",
+                  ctx.file, a.line, a.cron_text, FormatDuration(a.duration),
+                  FormatTime(overlap->first_start), FormatTime(overlap->second_start))
+            : fmt::format(
+                  "the window of {}:{} (\"{}\", {}) opening at {} is still open when "
+                  "the window of {}:{} (\"{}\") opens at {}",
+                  ctx.file, a.line, a.cron_text, FormatDuration(a.duration),
+                  FormatTime(overlap->first_start), ctx.file, b.line, b.cron_text,
+                  FormatTime(overlap->second_start));
+    ctx.diags.Error(node[overlap->second],
+                    fmt::format("{}[{}]: overlapping schedules: {}", path, overlap->second, what));
+    return false;
+  }
+  g.schedules = std::move(schedules);
+  return true;
+}
+
 // A group that loads but can never act is most likely a mistake; it is a
 // warning (`check config --strict` fails on it), not an error.
 void WarnIfInert(const GroupRule& g, const YAML::Node& node, const std::string& path,
@@ -725,6 +852,9 @@ std::optional<GroupRule> DecodeGroup(const YAML::Node& node, const std::string& 
     ok &= DecodeHealth(health, path + ".health", g, ctx);
   if (YAML::Node hooks = r.Get("hooks"); hooks.IsDefined())
     ok &= DecodeHooks(hooks, path + ".hooks", g, ctx);
+  // After min and max: a window's bounds are checked against the group's.
+  if (YAML::Node schedules = r.Get("schedules"); schedules.IsDefined() && bounds_ok)
+    ok &= DecodeSchedules(schedules, path + ".schedules", g, ctx);
   r.Finish();
   if (ok) WarnIfInert(g, node, path, ctx);
   return ok ? std::optional<GroupRule>(std::move(g)) : std::nullopt;

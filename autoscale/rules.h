@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "autoscale/notification_target.h"
+#include "autoscale/schedule.h"
 #include "common/duration.h"
 
 namespace virtscale::autoscale {
@@ -186,6 +187,7 @@ struct GroupRule {
   std::vector<NotificationTarget> notifications;  // besides the top-level ones
   std::optional<HealthPolicy> health;             // `health:`; none: members are not checked
   std::optional<HookPolicy> hooks;                // `hooks:`
+  std::vector<Schedule> schedules;  // `schedules:`; windows never overlap (checked at load)
 
   const ScalePolicy& policy(Direction d) const {
     return d == Direction::kUp ? scale_up : scale_down;

@@ -11,6 +11,7 @@ packages=(
   prometheus-cpp-dev libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libpugixml-dev libsystemd-dev libcrypt-dev libboost1.81-dev
+  libhowardhinnant-date-dev tzdata
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus prometheus-libvirt-exporter
   openssl wrk valgrind dpkg-dev systemd

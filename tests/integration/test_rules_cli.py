@@ -173,6 +173,38 @@ def test_simulate_csv_history_timeline_and_plot():
         assert root.findall(SVG + "polyline[@class='members']")
 
 
+def test_schedule_rule_tests_pass():
+    """tests/testdata/schedules: start_time sets the wall clock, so schedule
+    windows open, also on Europe/Berlin's DST days."""
+    path = os.path.join(SOURCE_DIR, "tests", "testdata", "schedules", "schedules.test.yml")
+    rc, out = run("test", "rules", path)
+    assert rc == 0, out
+    assert "SUCCESS: 3 test(s)" in out, out
+
+
+def test_simulate_follows_schedules_on_the_simulated_clock():
+    """web.yml lowers the ceiling to 4 from Saturday 00:00 Berlin (Friday
+    22:00Z in May): a simulated Friday evening with 6 members loses 2 then."""
+    with tempfile.TemporaryDirectory() as d:
+        rows = ["time,member,metric,value"]
+        jobs = ["time,source,value"]
+        t0 = 1714766400  # 2024-05-03T20:00:00Z, a Friday
+        for i in range(0, 4 * 60 + 1):
+            jobs.append("%d,jobs,150" % (t0 + 60 * i))
+            for m in range(1, 7):
+                rows.append("%d,web-%d,cpu,0.5" % (t0 + 60 * i, m))
+                rows.append("%d,web-%d,memory,0.4" % (t0 + 60 * i, m))
+        members = write(d, "members.csv", "\n".join(rows) + "\n")
+        sources = write(d, "jobs.csv", "\n".join(jobs) + "\n")
+        rc, out = run("simulate", "--rules", os.path.join(RULES, "web.yml"), "--group", "web",
+                      "--history", members, "--history", sources, "--step", "1m")
+        assert rc == 0, out
+        downs = [" ".join(line.split()) for line in out.splitlines()
+                 if line.split()[1:2] == ["scale_down"]]
+        assert downs == ["+2h scale_down 6 -> 4: stop web-6 ok, stop web-5 ok"], out
+        assert "because 6 active is above max 4: restoring bounds" in out, out
+
+
 def test_scale_down_order_rule_tests_pass():
     """tests/testdata/scale_down_order: newest, oldest and least_loaded each
     choose the member their test names (`actions[].domain`)."""
@@ -236,6 +268,8 @@ if __name__ == "__main__":
         test_invalid_file_exit_2_with_file_line,
         test_simulate_csv_history_timeline_and_plot,
         test_simulate_rejects_bad_input,
+        test_schedule_rule_tests_pass,
+        test_simulate_follows_schedules_on_the_simulated_clock,
         test_scale_down_order_rule_tests_pass,
         test_hook_rule_tests_pass,
         test_simulate_per_member_least_loaded_stops_the_idlest_member,

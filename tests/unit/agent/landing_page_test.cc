@@ -104,6 +104,25 @@ TEST(LandingPage, SaysWhetherLibvirtIsUpAndHowOldTheSampleIs) {
   EXPECT_THAT(html, HasSubstr("<span class=\"bad\">down</span>"));
 }
 
+TEST(LandingPage, ShowsTheBoundsInForceAndTheOpenWindow) {
+  LandingPageData p = Page();
+  p.groups = nlohmann::json::array({{{"name", "web"},
+                                     {"min", 1},
+                                     {"max", 6},
+                                     {"effective_min", 4},
+                                     {"effective_max", 6},
+                                     {"schedule",
+                                      {{"cron", "0 8 * * 1-5"},
+                                       {"timezone", "Europe/Berlin"},
+                                       {"ends_at", "2026-12-07T17:00:00.000Z"}}},
+                                     {"next_schedule", "2026-12-08T07:00:00.000Z"}}});
+  const std::string html = RenderLandingPage(p);
+  EXPECT_THAT(html, HasSubstr("<td class=\"num\">4</td><td class=\"num\">6</td>"));
+  EXPECT_THAT(html, HasSubstr("schedule \"0 8 * * 1-5\" (Europe/Berlin) until "
+                              "2026-12-07T17:00:00.000Z"));
+  EXPECT_THAT(html, HasSubstr("next window 2026-12-08T07:00:00.000Z"));
+}
+
 TEST(LandingPage, DryRunBannerOnlyInDryRun) {
   LandingPageData p = Page();
   p.groups = nlohmann::json::array({{{"name", "web"}, {"dry_run", false}}});

@@ -55,8 +55,9 @@ TEST(ReferenceDocs, EveryKeyTheLoadersAcceptIsDocumented) {
         "groups.scale_up.when", "groups.scale_down", "groups.target", "tests", "tests.expect",
         "notifications", "groups.notifications"})
     EXPECT_TRUE(paths.contains(expected)) << "no key looked up under \"" << expected << "\"";
-  for (const char* expected : {"groups.health", "groups.health.checks", "groups.hooks",
-                               "groups.hooks.before_scale_down", "groups.hooks.after_scale_up"})
+  for (const char* expected :
+       {"groups.health", "groups.health.checks", "groups.hooks", "groups.hooks.before_scale_down",
+        "groups.hooks.after_scale_up", "groups.schedules"})
     EXPECT_TRUE(paths.contains(expected)) << "no key looked up under \"" << expected << "\"";
 
   const std::string docs = ReadAll(std::string(VIRTSCALE_SOURCE_DIR) + "/docs/configuration.md");

@@ -378,6 +378,35 @@ TEST(TestRulesCommand, ScaleDownOrderChoosesTheExpectedMember) {
   EXPECT_THAT(out.str(), HasSubstr("scale_down.order: oldest"));
 }
 
+// tests/testdata/schedules: start_time sets the wall clock, so windows open
+// (also across the DST changes of Europe/Berlin) and expectations see them.
+TEST(TestRulesCommand, StartTimeOpensScheduleWindows) {
+  const std::string dir = std::string(VIRTSCALE_TESTDATA) + "/schedules/";
+  std::ostringstream out;
+  EXPECT_EQ(TestRulesCommand({dir + "schedules.test.yml"}, {}, out), 0) << out.str();
+  EXPECT_THAT(out.str(), HasSubstr("SUCCESS: 3 test(s)"));
+
+  // Without start_time the run starts at the epoch (a Thursday, 01:00 in Berlin): no window.
+  out.str("");
+  const std::string epoch = WriteTemp(
+      "epoch.yml", "rule_files: [" + dir +
+                       "rules.yml]\nevaluation_interval: 1m\ntests:\n  - initial_members: 1\n"
+                       "    members_series: [{metric: cpu, values: '0.5x3'}]\n"
+                       "    expect: [{at: 1m, min: 3, schedule: \"0 8 * * 1-5\"}]\n");
+  EXPECT_EQ(TestRulesCommand({epoch}, {}, out), 1);
+  EXPECT_THAT(out.str(), HasSubstr("min: expected 3, got 1"));
+  EXPECT_THAT(out.str(), HasSubstr("schedule: expected 0 8 * * 1-5, got none"));
+
+  out.str("");
+  const std::string bad =
+      WriteTemp("badstart.yml", "rule_files: [" + dir +
+                                    "rules.yml]\ntests:\n  - start_time: 2026-12-07\n"
+                                    "    expect: [{at: 0s, members: 0}]\n");
+  EXPECT_EQ(TestRulesCommand({bad}, {}, out), 2);
+  EXPECT_THAT(out.str(), HasSubstr(bad + ":3: tests[0].start_time: expected an RFC 3339 time such "
+                                         "as 2026-03-29T00:00:00Z, got \"2026-12-07\""));
+}
+
 // tests/testdata/lifecycle: test files model pauses and protected members.
 TEST(TestRulesCommand, PausesAndProtectedMembersAreModelled) {
   const std::string dir = std::string(VIRTSCALE_TESTDATA) + "/lifecycle/";

@@ -68,6 +68,31 @@ TEST_F(EngineTest, ExecutesPlannedOperationsAndRecordsResults) {
   EXPECT_EQ(groups[0]["stabilization_window"], nlohmann::json({{"up", "0s"}, {"down", "0s"}}));
 }
 
+TEST_F(EngineTest, GroupsShowTheBoundsInForceAndTheNextWindow) {
+  Engine engine(actuator, Options());
+  GroupRule r = FastRule(1, 4);
+  r.schedules = {NightWindow(3, std::nullopt)};
+  engine.SetRules(Rules({r}));
+  TickAt(engine, 0, Running(1, 0.5));
+  nlohmann::json g = engine.GroupsJson()[0];
+  EXPECT_EQ(g["effective_min"], 1);
+  EXPECT_EQ(g["effective_max"], 4);
+  EXPECT_TRUE(g["schedule"].is_null());
+  EXPECT_EQ(g["next_schedule"], "2023-11-14T23:00:00.000Z");
+
+  TickAt(engine, 2800, Running(1, 0.5));
+  g = engine.GroupsJson()[0];
+  EXPECT_EQ(g["min"], 1);  // the group's own
+  EXPECT_EQ(g["effective_min"], 3);
+  EXPECT_EQ(g["effective_max"], 4);
+  EXPECT_EQ(g["schedule"]["cron"], "0 23 * * *");
+  EXPECT_EQ(g["schedule"]["ends_at"], "2023-11-15T00:00:00.000Z");
+  EXPECT_EQ(g["next_schedule"], "2023-11-15T23:00:00.000Z");
+  EXPECT_EQ(g["last_decision"]["schedule"]["line"], 9);
+  EXPECT_EQ(g["last_decision"]["min"], 3);
+  EXPECT_EQ(actuator.calls().size(), 2u);  // restoring the window's min: 1 -> 3
+}
+
 // An actuator whose operations on group "web" block until released.
 class GatedActuator : public Actuator {
  public:

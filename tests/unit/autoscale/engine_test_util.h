@@ -100,6 +100,19 @@ inline GroupRule FastRule(int64_t min = 1, int64_t max = 4) {
   return r;
 }
 
+// A window 23:00-24:00 UTC; At(0) is 22:13:20Z, so it opens at At(2800).
+inline Schedule NightWindow(std::optional<int64_t> min, std::optional<int64_t> max) {
+  Schedule s;
+  s.cron_text = "0 23 * * *";
+  s.cron = *ParseCron(s.cron_text, nullptr);
+  s.duration = std::chrono::hours(1);
+  s.zone = FindTimeZone("UTC", nullptr);
+  s.min = min;
+  s.max = max;
+  s.line = 9;
+  return s;
+}
+
 inline RuleSet Rules(std::vector<GroupRule> groups) {
   RuleSet rs;
   rs.groups = std::move(groups);

@@ -309,6 +309,55 @@ TEST(Evaluator, OutOfBoundsAtStartIsRestoredAndExplained) {
   EXPECT_NE(e.decision.reason.find("above max 2"), std::string::npos);
 }
 
+TEST(Evaluator, ScheduleMinRaisesTheFloorWhileItsWindowIsOpen) {
+  GroupRule r = CpuRule(1, 5);
+  r.schedules = {NightWindow(3, std::nullopt)};
+  Harness h{r};
+  auto e = h.StepAt(0, Running(1, 0.5));
+  EXPECT_EQ(e.decision.outcome, Outcome::kNone);
+  EXPECT_EQ(e.decision.min, 1);
+  EXPECT_FALSE(e.decision.schedule);
+
+  e = h.StepAt(2800, Running(1, 0.5));
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
+  EXPECT_EQ(e.decision.desired, 3);
+  EXPECT_EQ(e.decision.min, 3);
+  EXPECT_EQ(e.decision.max, 5);
+  EXPECT_NE(e.decision.reason.find("1 active is below min 3: restoring bounds"), std::string::npos)
+      << e.decision.reason;
+  ASSERT_TRUE(e.decision.schedule);
+  EXPECT_EQ(e.decision.schedule->line, 9);
+  EXPECT_EQ(FormatTime(e.decision.schedule->ends_at), "2023-11-15T00:00:00.000Z");
+  EXPECT_EQ(e.decision.ToJson()["schedule"]["min"], 3);
+
+  // Down conditions cannot go below the window's min while it is open.
+  e = h.StepAt(3000, Running(3, 0.05));
+  e = h.StepAt(3100, Running(3, 0.05));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kBoundMin);
+  EXPECT_NE(e.decision.reason.find("at min 3"), std::string::npos) << e.decision.reason;
+
+  // After `duration` the group's own bounds apply again.
+  e = h.StepAt(2800 + 3600, Running(3, 0.5));
+  EXPECT_EQ(e.decision.min, 1);
+  EXPECT_FALSE(e.decision.schedule);
+  EXPECT_TRUE(e.decision.ToJson()["schedule"].is_null());
+  EXPECT_EQ(e.decision.outcome, Outcome::kNone);
+}
+
+TEST(Evaluator, ScheduleMaxLowersTheCeiling) {
+  GroupRule r = CpuRule(1, 5);
+  r.scale_up.when = {Cond(MetricKind::kCpu, Comparison::kAbove, 0.8)};
+  r.schedules = {NightWindow(std::nullopt, 2)};
+  Harness h{r};
+  auto e = h.StepAt(2800, Running(4, 0.5));
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleDown);
+  EXPECT_EQ(e.decision.desired, 2);
+  EXPECT_NE(e.decision.reason.find("above max 2"), std::string::npos) << e.decision.reason;
+  e = h.StepAt(2900, Running(2, 0.95));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kBoundMax);
+  EXPECT_EQ(e.decision.max, 2);
+}
+
 TEST(Evaluator, PercentageStepsRoundUpAtLeastOne) {
   Step pct{true, 50};
   EXPECT_EQ(pct.Resolve(4), 2);

@@ -327,6 +327,112 @@ TEST_F(RuleLoaderTest, SemanticChecks) {
             }));
 }
 
+TEST_F(RuleLoaderTest, SchedulesDecodeWithTheirLines) {
+  RuleSet rs = Load("rules/s.yml", R"(groups:
+  - name: web
+    min: 1
+    max: 6
+    schedules:
+      - {cron: "0 8 * * 1-5", duration: 10h, timezone: Europe/Berlin, min: 4, max: 12}
+      - {cron: "0 22 * * *", duration: 8h, max: 2}
+)");
+  ASSERT_TRUE(diags_.ok()) << diags_.ToString();
+  ASSERT_EQ(rs.groups.size(), 1u);
+  const std::vector<Schedule>& s = rs.groups[0].schedules;
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].line, 6);
+  EXPECT_EQ(s[0].cron_text, "0 8 * * 1-5");
+  EXPECT_EQ(s[0].duration, std::chrono::hours(10));
+  EXPECT_EQ(s[0].timezone, "Europe/Berlin");
+  EXPECT_EQ(s[0].min, 4);
+  EXPECT_EQ(s[0].max, 12);
+  EXPECT_EQ(s[1].timezone, "UTC");
+  EXPECT_FALSE(s[1].min);
+  EXPECT_EQ(s[1].max, 2);
+}
+
+TEST_F(RuleLoaderTest, ScheduleErrorsNameFileLineAndKey) {
+  Load("rules/s.yml", R"(groups:
+  - name: web
+    max: 6
+    schedules:
+      - {cron: "0 24 * * *", duration: 1h, min: 2}
+      - {cron: "0 8 * * *", duration: 0s, min: 2}
+      - {cron: "0 8 * * *", duration: 8d, min: 2}
+      - {cron: "0 8 * * *", duration: 1h, timezone: Mars/Olympus, min: 2}
+      - {cron: "0 8 * * *", duration: 1h}
+      - {cron: "0 8 * * *", duration: 1h, min: 8}
+      - {cron: "0 8 * * *", duration: 1h, min: -1, max: 0}
+      - {cron: "0 0 31 2 *", duration: 1h, min: 1}
+      - {cron: "0 8 * * *", duration: 1h, min: 1, colour: blue}
+  - name: few
+    max: 6
+    schedules: {cron: "0 8 * * *"}
+  - name: often
+    max: 6
+    schedules:
+      - {cron: "0 * * * *", duration: 1m, min: 1}
+      - {cron: "30 */2 * * *", duration: 1m, min: 1}
+)");
+  EXPECT_EQ(
+      Messages(),
+      (std::vector<std::string>{
+          "DIR/rules/s.yml:5: groups[0].schedules[0].cron: hour: 24 is outside 0-23",
+          "DIR/rules/s.yml:6: groups[0].schedules[1].duration: must be more than 0s and at most "
+          "7d, got 0s",
+          "DIR/rules/s.yml:7: groups[0].schedules[2].duration: must be more than 0s and at most "
+          "7d, got 8d",
+          "DIR/rules/s.yml:8: groups[0].schedules[3].timezone: unknown time zone \"Mars/Olympus\" "
+          "(an IANA name such as Europe/Berlin or UTC)",
+          "DIR/rules/s.yml:9: groups[0].schedules[4]: needs min, max or both (the bounds the "
+          "window sets)",
+          "DIR/rules/s.yml:10: groups[0].schedules[5].min: while the window is open min would be "
+          "8 and max 6 (the group's max is 6): give both, or values within the group's bounds",
+          "DIR/rules/s.yml:11: groups[0].schedules[6].min: must be an integer from 0 to 1000000, "
+          "got -1",
+          "DIR/rules/s.yml:11: groups[0].schedules[6].max: must be an integer from 1 to 1000000, "
+          "got 0",
+          "DIR/rules/s.yml:12: groups[0].schedules[7].cron: \"0 0 31 2 *\" matches no date in the "
+          "next 29 years",
+          "DIR/rules/s.yml:13: groups[0].schedules[8].colour: unknown key",
+          "DIR/rules/s.yml:16: groups[1].schedules: expected a list of 1 to 32 schedules",
+          "DIR/rules/s.yml:21: groups[2].schedules[1].cron: the group's schedules open more than "
+          "10000 windows a year in all (hourly is 8784)",
+      }));
+}
+
+TEST_F(RuleLoaderTest, OverlappingSchedulesNameBothLines) {
+  Load("rules/s.yml", R"(groups:
+  - name: web
+    max: 6
+    schedules:
+      - {cron: "0 8 * * 1-5", duration: 10h, min: 4}
+      - {cron: "0 17 * * *", duration: 2h, max: 2}
+  - name: self
+    max: 6
+    schedules:
+      - {cron: "0 */2 * * *", duration: 3h, min: 4}
+)");
+  const std::vector<std::string> m = Messages();
+  ASSERT_EQ(m.size(), 2u) << diags_.ToString();
+  EXPECT_EQ(m[0].rfind("DIR/rules/s.yml:6: groups[0].schedules[1]: overlapping schedules: the "
+                       "window of DIR/rules/s.yml:5 (\"0 8 * * 1-5\", 10h) opening at ",
+                       0),
+            0u)
+      << m[0];
+  EXPECT_NE(m[0].find("T08:00:00.000Z is still open when the window of DIR/rules/s.yml:6 "
+                      "(\"0 17 * * *\") opens at "),
+            std::string::npos)
+      << m[0];
+  EXPECT_NE(m[0].find("T17:00:00.000Z"), std::string::npos) << m[0];
+  EXPECT_EQ(m[1].rfind("DIR/rules/s.yml:10: groups[1].schedules[0]: overlapping schedules: the "
+                       "window of DIR/rules/s.yml:10 (\"0 */2 * * *\", 3h) opening at ",
+                       0),
+            0u)
+      << m[1];
+  EXPECT_NE(m[1].find("is still open when its next one opens at"), std::string::npos) << m[1];
+}
+
 TEST_F(RuleLoaderTest, ScaleDownOrderValues) {
   RuleSet rs = Load("rules/o.yml", R"(groups:
   - name: a
