@@ -194,6 +194,13 @@ nlohmann::json Decision::ToJson() const {
   if (held_by != HeldBy::kNone) j["held_by"] = HeldByName(held_by);
   j["reason"] = reason;
   if (!replacing.empty()) j["replacing"] = replacing;
+  if (refresh) {
+    j["refresh"] = {{"due", refresh->due},
+                    {"max_unavailable", refresh->max_unavailable},
+                    {"without_hash", refresh->without_hash},
+                    {"template_hash", refresh->template_hash},
+                    {"replacing", replacing.empty() ? json(nullptr) : json(replacing)}};
+  }
   json acts = json::array();
   for (const ActionRecord& a : actions) {
     json aj{{"kind", OperationKindName(a.operation.kind)},

@@ -76,10 +76,17 @@ struct GroupState {
     int64_t members = 0;
   };
   std::vector<Change> changes[2];
-  // Replacing an unhealthy member (health.replace): its name, and the running
-  // members when its replacement was planned; it is removed once more run.
-  std::optional<std::string> replacing;
-  int64_t replace_running_before = 0;
+  // The member being swapped for a new one: unhealthy (health.replace) or made
+  // from an older template (refresh). One swap at a time: a new member first,
+  // then the old one is removed once a member that was not up at planning runs
+  // (refresh: runs and is healthy).
+  struct Replacement {
+    std::string member;
+    bool refresh = false;
+    int64_t active_before = 0;           // active members when the replacement was planned
+    std::vector<std::string> up_before;  // members up then
+  };
+  std::optional<Replacement> replacing;
 };
 
 struct EvaluationInput {

@@ -8,6 +8,7 @@ create, start, stop and delete through the agent, observed via /api/v1/groups,
 import os
 import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -271,10 +272,77 @@ def test_leftover_volumes_of_a_killed_create_are_cleaned_at_start():
     print("  leftover q-4-vda.qcow2 deleted at start, q-1's disk kept; nothing in dry run")
 
 
+REFRESH_RULES = """
+groups:
+  - name: r
+    template: template.xml
+    min: 3
+    max: 4
+    interval: 1s
+    refresh: {max_unavailable: 1}
+"""
+
+
+def test_refresh_replaces_members_of_an_older_template_one_at_a_time():
+    with Workdir(REFRESH_RULES) as w:
+        with open(TEMPLATE) as f:
+            template = f.read()
+        w.write("template.xml", template)
+        with Agent(BINARY, config=w.config) as agent:
+            agent.wait_for(lambda: len(running_members(agent, "r")) == 3, timeout=60,
+                           what="group r at min 3")
+            old = group(agent, "r")
+            old_hash = old["template_hash"]
+            assert all(m["template_hash"] == old_hash and m["template_current"]
+                       for m in old["members"]), old["members"]
+            w.write("template.xml", template + "<!-- v2: any edit is a new template -->\n")
+            agent.signal(signal.SIGHUP)
+            agent.wait_for(lambda: group(agent, "r")["template_hash"] != old_hash, timeout=10,
+                           what="reloaded template")
+            new_hash = group(agent, "r")["template_hash"]
+            start = time.monotonic()
+            timeline = []
+            lowest = 3
+
+            def refreshed():
+                nonlocal lowest
+                g = group(agent, "r")
+                lowest = min(lowest, g["running"])
+                members = ["%s%s" % (m["name"], "" if m["template_current"] else "(old)")
+                           for m in g["members"]]
+                entry = (g["running"], members)
+                if not timeline or timeline[-1][1:] != entry:
+                    timeline.append((round(time.monotonic() - start, 1),) + entry)
+                return (len(g["members"]) == 3 and g["running"] == 3 and
+                        all(m["template_hash"] == new_hash for m in g["members"]))
+
+            agent.wait_for(refreshed, timeout=120, what="every member on the new template")
+            # Surge first: never fewer than desired (3) running, let alone 3 - max_unavailable.
+            assert lowest >= 3 - 1, timeline
+            assert lowest >= 3, timeline
+            assert not {m["name"] for m in group(agent, "r")["members"]} & {
+                m["name"] for m in old["members"]}
+            decisions = [d for d in agent.json("/api/v1/decisions?group=r&limit=500")["data"]
+                         if d.get("refresh")]
+            acts = [(a["kind"], a["domain"], d["refresh"]["replacing"])
+                    for d in reversed(decisions) for a in d["actions"]]
+            deleted = [domain for kind, domain, _ in acts if kind == "delete"]
+            assert sorted(deleted) == sorted(m["name"] for m in old["members"]), acts
+            assert all(replacing for _, _, replacing in acts), acts
+            assert max(d["refresh"]["due"] for d in decisions) == 3, decisions[-1]
+            assert values(agent.samples(), "virtscale_group_refresh_due_members",
+                          group="r") == [0.0]
+            for entry in timeline:
+                print("  t=%5.1fs running=%d members=%s" % (entry[0], entry[1],
+                                                           " ".join(entry[2])))
+            print("  actions: " + ", ".join("%s %s" % (k, d) for k, d, _ in acts))
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([test_queue_scales_up_and_deletes_back_to_min,
                         test_stop_action_keeps_a_warm_pool_that_is_started_first,
                         test_dry_run_changes_nothing,
                         test_reload_rejects_bad_rules_and_keeps_running_ones,
                         test_every_reload_warns_while_a_restart_only_key_differs,
-                        test_leftover_volumes_of_a_killed_create_are_cleaned_at_start]))
+                        test_leftover_volumes_of_a_killed_create_are_cleaned_at_start,
+                        test_refresh_replaces_members_of_an_older_template_one_at_a_time]))
