@@ -320,15 +320,17 @@ def test_refresh_replaces_members_of_an_older_template_one_at_a_time():
             # Surge first: never fewer than desired (3) running, let alone 3 - max_unavailable.
             assert lowest >= 3 - 1, timeline
             assert lowest >= 3, timeline
-            assert not {m["name"] for m in group(agent, "r")["members"]} & {
-                m["name"] for m in old["members"]}
             decisions = [d for d in agent.json("/api/v1/decisions?group=r&limit=500")["data"]
-                         if d.get("refresh")]
+                         if d["refresh"]["replacing"]]
             acts = [(a["kind"], a["domain"], d["refresh"]["replacing"])
                     for d in reversed(decisions) for a in d["actions"]]
-            deleted = [domain for kind, domain, _ in acts if kind == "delete"]
-            assert sorted(deleted) == sorted(m["name"] for m in old["members"]), acts
-            assert all(replacing for _, _, replacing in acts), acts
+            # Each old member: its replacement created, then it is deleted; one swap at a time.
+            expected = []
+            for m in sorted(old["members"], key=lambda m: m["created_at"]):
+                expected += [("create", m["name"]), ("delete", m["name"])]
+            assert [(kind, replacing) for kind, _, replacing in acts] == expected, acts
+            assert [domain for kind, domain, _ in acts if kind == "delete"] == [
+                name for kind, name in expected if kind == "delete"], acts
             assert max(d["refresh"]["due"] for d in decisions) == 3, decisions[-1]
             assert values(agent.samples(), "virtscale_group_refresh_due_members",
                           group="r") == [0.0]
