@@ -471,7 +471,7 @@ bool UpForSwap(const Member& m, bool refresh) {
 // for refresh, whose members are owned; else stopped). One swap at a time,
 // whatever its kind. `may_start`: a new swap may begin (refresh begins only
 // when no scale action is due and the cooldowns ran out); `yield_while_waiting`:
-// while the replacement is not up yet, let the group scale. A swap whose
+// while the replacement is not up yet, let the group scale instead. A swap whose
 // replacement vanished (failed create, scaled away) is planned again. Returns
 // false when there is nothing to swap, so the group scales as usual.
 bool Replace(const EvaluationInput& in, GroupState& next, Decision& d, bool refresh, bool may_start,
@@ -760,7 +760,10 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
     // A swap under way is finished first; a new one waits for scaling and cooldowns.
     const bool idle = !intent.direction && !CoolingDown(in, next);
     if (idle && DeleteStaleStopped(in, next, d)) return e;
-    if (Replace(in, next, d, /*refresh=*/true, idle, intent.direction.has_value())) return e;
+    // While its new member comes up, a due scale-up goes ahead; a scale-down (the swap's
+    // own max + 1 included) would take the new member first, so it waits.
+    const bool scale_up_due = intent.direction == Direction::kUp;
+    if (Replace(in, next, d, /*refresh=*/true, idle, scale_up_due)) return e;
   }
   if (!intent.direction) {
     if (intent.held_by != HeldBy::kNone) {

@@ -976,6 +976,54 @@ TEST(EvaluatorRefresh, TheOldMemberGoesOnlyOnceItsReplacementIsHealthyAndEnoughO
   }
 }
 
+TEST(EvaluatorRefresh, AtMaxTheSwapsOwnMaxPlusOneDoesNotScaleTheNewMemberAway) {
+  GroupRule rule = RefreshRule();
+  rule.max = 2;
+  const std::string current = rule.template_doc->content_hash();
+  std::vector<DomainStats> doms = {Made("web-1", DomainState::kRunning, 1001, "old"),
+                                   Made("web-2", DomainState::kRunning, 1002, "old")};
+  Evaluation e = EvaluateMembers(rule, MembersOf(rule, doms), GroupState{}, 0);
+  ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  GroupState state = e.next;
+  state.in_flight = false;
+  doms.push_back(Made("web-3", DomainState::kRunning, 2003, current));
+  Membership m = MembersOf(rule, doms);
+  m.members[2].health = "grace";  // 3 active at max 2, the new member not healthy yet
+  e = EvaluateMembers(rule, m, state, 10);
+  EXPECT_TRUE(e.decision.actions.empty()) << e.decision.reason;
+  EXPECT_EQ(e.decision.replacing, "web-1");
+  m.members[2].health = "healthy";
+  e = EvaluateMembers(rule, m, e.next, 20);
+  ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kDelete);
+  EXPECT_EQ(e.decision.actions[0].operation.domain, "web-1");
+}
+
+TEST(EvaluatorRefresh, AHealthReplacementWaitsForTheRefreshSwapUnderWay) {
+  GroupRule rule = RefreshRule();
+  rule.health = HealthPolicy{};
+  rule.health->replace = true;
+  const std::string current = rule.template_doc->content_hash();
+  std::vector<DomainStats> doms = {Made("web-1", DomainState::kRunning, 1001, "old"),
+                                   Made("web-2", DomainState::kRunning, 1002, current)};
+  Membership m = MembersOf(rule, doms);
+  for (Member& x : m.members) x.health = "healthy";
+  Evaluation e = EvaluateMembers(rule, m, GroupState{}, 0);
+  ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  GroupState state = e.next;
+  state.in_flight = false;
+  doms.push_back(Made("web-3", DomainState::kRunning, 2003, current));
+  m = MembersOf(rule, doms);
+  for (Member& x : m.members) x.health = "healthy";
+  m.members[1].state = MemberState::kUnhealthy;  // web-2 fails meanwhile
+  --m.running;
+  e = EvaluateMembers(rule, m, state, 10);
+  // The refresh swap finishes first (web-3 is up): web-1 goes, no second replacement yet.
+  ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kDelete);
+  EXPECT_EQ(e.decision.actions[0].operation.domain, "web-1");
+}
+
 TEST(EvaluatorRefresh, AReplacementThatNeverCameIsPlannedAgain) {
   Harness h{RefreshRule()};
   std::vector<DomainStats> doms = {Made("web-1", DomainState::kRunning, 1001, "old")};
