@@ -938,25 +938,33 @@ Membership MembersOf(const GroupRule& rule, std::vector<DomainStats> doms) {
   return IndexMembers(rules, snap.get())[0];
 }
 
+// A refresh swap of `doms` (every member healthy) begun: the state after its
+// first evaluation, and the membership once its new member `name` runs, healthy too.
+struct SwapBegun {
+  GroupState state;
+  Membership members;
+};
+SwapBegun BeginSwap(const GroupRule& rule, std::vector<DomainStats> doms, const std::string& name) {
+  Membership m = MembersOf(rule, doms);
+  for (Member& x : m.members) x.health = "healthy";
+  Evaluation e = EvaluateMembers(rule, m, GroupState{}, 0);
+  EXPECT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  e.next.in_flight = false;
+  doms.push_back(Made(name, DomainState::kRunning, 2000, rule.template_doc->content_hash()));
+  m = MembersOf(rule, doms);
+  for (Member& x : m.members) x.health = "healthy";
+  return {e.next, m};
+}
+
 TEST(EvaluatorRefresh, TheOldMemberGoesOnlyOnceItsReplacementIsHealthyAndEnoughOthersAreUp) {
   for (int64_t max_unavailable : {1, 2}) {
     GroupRule rule = RefreshRule(max_unavailable);
-    const std::string current = rule.template_doc->content_hash();
     std::vector<DomainStats> doms;
     for (int i = 1; i <= 3; ++i)
       doms.push_back(Made("web-" + std::to_string(i), DomainState::kRunning, 1000 + i, "old"));
-    Membership m = MembersOf(rule, doms);
-    for (Member& x : m.members) x.health = "healthy";
-    Evaluation e = EvaluateMembers(rule, m, GroupState{}, 0);
-    ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
-    GroupState state = e.next;
-    state.in_flight = false;
-
-    doms.push_back(Made("web-4", DomainState::kRunning, 2004, current));
-    m = MembersOf(rule, doms);
-    for (Member& x : m.members) x.health = "healthy";
+    auto [state, m] = BeginSwap(rule, doms, "web-4");
     m.members[3].health = "grace";  // web-4 not checked yet
-    e = EvaluateMembers(rule, m, state, 10);
+    Evaluation e = EvaluateMembers(rule, m, state, 10);
     EXPECT_TRUE(e.decision.actions.empty());
     EXPECT_NE(e.decision.reason.find("waiting for the replacement"), std::string::npos)
         << e.decision.reason;
@@ -979,17 +987,12 @@ TEST(EvaluatorRefresh, TheOldMemberGoesOnlyOnceItsReplacementIsHealthyAndEnoughO
 TEST(EvaluatorRefresh, AtMaxTheSwapsOwnMaxPlusOneDoesNotScaleTheNewMemberAway) {
   GroupRule rule = RefreshRule();
   rule.max = 2;
-  const std::string current = rule.template_doc->content_hash();
-  std::vector<DomainStats> doms = {Made("web-1", DomainState::kRunning, 1001, "old"),
-                                   Made("web-2", DomainState::kRunning, 1002, "old")};
-  Evaluation e = EvaluateMembers(rule, MembersOf(rule, doms), GroupState{}, 0);
-  ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
-  GroupState state = e.next;
-  state.in_flight = false;
-  doms.push_back(Made("web-3", DomainState::kRunning, 2003, current));
-  Membership m = MembersOf(rule, doms);
+  auto [state, m] = BeginSwap(rule,
+                              {Made("web-1", DomainState::kRunning, 1001, "old"),
+                               Made("web-2", DomainState::kRunning, 1002, "old")},
+                              "web-3");
   m.members[2].health = "grace";  // 3 active at max 2, the new member not healthy yet
-  e = EvaluateMembers(rule, m, state, 10);
+  Evaluation e = EvaluateMembers(rule, m, state, 10);
   EXPECT_TRUE(e.decision.actions.empty()) << e.decision.reason;
   EXPECT_EQ(e.decision.replacing, "web-1");
   m.members[2].health = "healthy";
@@ -1004,20 +1007,13 @@ TEST(EvaluatorRefresh, AHealthReplacementWaitsForTheRefreshSwapUnderWay) {
   rule.health = HealthPolicy{};
   rule.health->replace = true;
   const std::string current = rule.template_doc->content_hash();
-  std::vector<DomainStats> doms = {Made("web-1", DomainState::kRunning, 1001, "old"),
-                                   Made("web-2", DomainState::kRunning, 1002, current)};
-  Membership m = MembersOf(rule, doms);
-  for (Member& x : m.members) x.health = "healthy";
-  Evaluation e = EvaluateMembers(rule, m, GroupState{}, 0);
-  ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
-  GroupState state = e.next;
-  state.in_flight = false;
-  doms.push_back(Made("web-3", DomainState::kRunning, 2003, current));
-  m = MembersOf(rule, doms);
-  for (Member& x : m.members) x.health = "healthy";
+  auto [state, m] = BeginSwap(rule,
+                              {Made("web-1", DomainState::kRunning, 1001, "old"),
+                               Made("web-2", DomainState::kRunning, 1002, current)},
+                              "web-3");
   m.members[1].state = MemberState::kUnhealthy;  // web-2 fails meanwhile
   --m.running;
-  e = EvaluateMembers(rule, m, state, 10);
+  Evaluation e = EvaluateMembers(rule, m, state, 10);
   // The refresh swap finishes first (web-3 is up): web-1 goes, no second replacement yet.
   ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
   EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kDelete);
