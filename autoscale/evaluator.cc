@@ -757,12 +757,18 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
     return e;
   if (rule.refresh) {
     d.refresh = DescribeRefresh(rule, in.members);
+    // A scale action is due unless the data want none or the group is at that bound
+    // (a queue at 0 keeps asking a group at min 0 to scale down).
+    const int64_t active = in.members.active();
+    const bool scale_due = intent.direction &&
+                           !(intent.direction == Direction::kUp && active >= rule.max) &&
+                           !(intent.direction == Direction::kDown && active <= rule.min);
     // A swap under way is finished first; a new one waits for scaling and cooldowns.
-    const bool idle = !intent.direction && !CoolingDown(in, next);
+    const bool idle = !scale_due && !CoolingDown(in, next);
     if (idle && DeleteStaleStopped(in, next, d)) return e;
     // While its new member comes up, a due scale-up goes ahead; a scale-down (the swap's
     // own max + 1 included) would take the new member first, so it waits.
-    const bool scale_up_due = intent.direction == Direction::kUp;
+    const bool scale_up_due = scale_due && intent.direction == Direction::kUp;
     if (Replace(in, next, d, /*refresh=*/true, idle, scale_up_due)) return e;
   }
   if (!intent.direction) {

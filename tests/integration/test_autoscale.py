@@ -107,18 +107,22 @@ def test_queue_scales_up_and_deletes_back_to_min():
             assert values(samples, "libvirt_domain_info_virtual_cpus", domain="test") == [2.0]
 
 
+def fill_warm_pool(w, agent):
+    """Scales group q (action stop) up to two members and back to 0: returns the pool."""
+    w.set_queue(150)  # 150 per member with 0 running -> 1 member, then 150/1 > 100 -> 2
+    agent.wait_for(lambda: len(running_members(agent, "q")) == 2, timeout=60,
+                   what="two running members")
+    w.set_queue(0)
+    agent.wait_for(lambda: group(agent, "q")["running"] == 0, timeout=60, what="all stopped")
+    g = group(agent, "q")
+    assert g["stopped"] == 2, g  # stopped, still defined: the warm pool
+    return sorted(m["name"] for m in g["members"])
+
+
 def test_stop_action_keeps_a_warm_pool_that_is_started_first():
     with Workdir(QUEUE_RULES % "stop") as w:
-        w.set_queue(150)  # 150 per member with 0 running -> 1 member, then 150/1 > 100 -> 2
         with Agent(BINARY, config=w.config) as agent:
-            agent.wait_for(lambda: len(running_members(agent, "q")) == 2, timeout=60,
-                           what="two running members")
-            w.set_queue(0)
-            agent.wait_for(lambda: group(agent, "q")["running"] == 0, timeout=60,
-                           what="all stopped")
-            g = group(agent, "q")
-            assert g["stopped"] == 2, g  # stopped, still defined: the warm pool
-            stopped = sorted(m["name"] for m in g["members"])
+            stopped = fill_warm_pool(w, agent)
             w.set_queue(150)
             agent.wait_for(lambda: len(running_members(agent, "q")) == 2, timeout=60,
                            what="warm pool restarted")
@@ -340,6 +344,32 @@ def test_refresh_replaces_members_of_an_older_template_one_at_a_time():
             print("  actions: " + ", ".join("%s %s" % (k, d) for k, d, _ in acts))
 
 
+def test_refresh_deletes_a_stale_warm_pool_and_creates_instead_of_starting():
+    rules = (QUEUE_RULES % "stop").replace("TEMPLATE", "template.xml") + "    refresh: {}\n"
+    with Workdir(rules) as w:
+        with open(TEMPLATE) as f:
+            template = f.read()
+        w.write("template.xml", template)
+        with Agent(BINARY, config=w.config) as agent:
+            pool = fill_warm_pool(w, agent)
+            w.write("template.xml", template + "<!-- v2 -->\n")
+            agent.signal(signal.SIGHUP)
+            agent.wait_for(lambda: not group(agent, "q")["members"], timeout=30,
+                           what="the stale warm pool deleted")
+            new_hash = group(agent, "q")["template_hash"]
+            w.set_queue(150)
+            agent.wait_for(lambda: len(running_members(agent, "q")) == 2, timeout=60,
+                           what="two members from the new template")
+            assert all(m["template_hash"] == new_hash for m in group(agent, "q")["members"])
+            decisions = agent.json("/api/v1/decisions?group=q&limit=500")["data"]
+            reload_at = max(d["id"] for d in decisions if d["refresh"]["due"] == 2)
+            deleted = sorted(a["domain"] for d in decisions for a in d["actions"]
+                             if "warm pool" in d["reason"] and a["kind"] == "delete")
+            assert deleted == pool, decisions[:5]
+            kinds = [a["kind"] for d in decisions if d["id"] > reload_at for a in d["actions"]]
+            assert "start" not in kinds and kinds.count("create") == 2, kinds
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([test_queue_scales_up_and_deletes_back_to_min,
                         test_stop_action_keeps_a_warm_pool_that_is_started_first,
@@ -347,4 +377,5 @@ if __name__ == "__main__":
                         test_reload_rejects_bad_rules_and_keeps_running_ones,
                         test_every_reload_warns_while_a_restart_only_key_differs,
                         test_leftover_volumes_of_a_killed_create_are_cleaned_at_start,
-                        test_refresh_replaces_members_of_an_older_template_one_at_a_time]))
+                        test_refresh_replaces_members_of_an_older_template_one_at_a_time,
+                        test_refresh_deletes_a_stale_warm_pool_and_creates_instead_of_starting]))

@@ -1020,6 +1020,20 @@ TEST(EvaluatorRefresh, AHealthReplacementWaitsForTheRefreshSwapUnderWay) {
   EXPECT_EQ(e.decision.actions[0].operation.domain, "web-1");
 }
 
+TEST(EvaluatorRefresh, AGroupHeldAtABoundByItsConditionsIsRefreshed) {
+  GroupRule rule = RefreshRule();
+  rule.min = 0;
+  rule.scale_up.when.clear();
+  rule.scale_down.when = {
+      Cond(MetricKind::kSource, Comparison::kPerMemberBelow, 20, 0, Aggregate::kAvg, "q")};
+  Harness h{rule};
+  h.sources["q"].value = 0;  // scale down, at min 0 already
+  auto e = h.StepAt(0, {Made("web-1", DomainState::kShutoff, 1001, "old")});
+  ASSERT_EQ(e.decision.direction, Direction::kDown) << e.decision.reason;
+  ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kDelete);
+}
+
 TEST(EvaluatorRefresh, AReplacementThatNeverCameIsPlannedAgain) {
   Harness h{RefreshRule()};
   std::vector<DomainStats> doms = {Made("web-1", DomainState::kRunning, 1001, "old")};
