@@ -752,6 +752,11 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
                      FormatTime(since), rule.name));
     return e;
   }
+  // A swap of a kind a reload turned off is dropped (its new member stays), or
+  // it would block the other kind for good.
+  if (next.replacing &&
+      !(next.replacing->refresh ? rule.refresh.has_value() : rule.health && rule.health->replace))
+    next.replacing.reset();
   if (rule.health && rule.health->replace &&
       Replace(in, next, d, /*refresh=*/false, /*may_start=*/true, /*yield_while_waiting=*/false))
     return e;

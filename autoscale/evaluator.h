@@ -36,9 +36,16 @@
 //   run on the monotonic clock; wall time only dates the decision and converts
 //   the timestamps read back from libvirt (created-at, scale stamps).
 //
+// - Swaps (health.replace, refresh): one member at a time is replaced by a new
+//   one, the new one first (max + 1 active at most), the old one removed once
+//   its replacement is up. A health swap comes before scaling; a refresh swap
+//   begins only when no scale action is due and no cooldown runs, and deletes
+//   stale stopped members first (DESIGN.md "Behaviour keys", docs/configuration.md).
+//
 // Evaluate runs these steps (functions in evaluator.cc, tested through
 // Evaluate; the pure helpers they share are declared below and tested alone):
-//   MembershipDoubt -> read conditions -> ChooseIntent -> ApplyGuards -> plan.
+//   MembershipDoubt -> read conditions -> ChooseIntent -> Replace (health) ->
+//   DeleteStaleStopped, Replace (refresh) -> ApplyGuards -> plan.
 //
 //   Evaluation e = Evaluate({.rule = r, .members = m, .snapshot = snap.get(),
 //                            .sources = readings, .now = clock.Now(), .stale_after = 30s,

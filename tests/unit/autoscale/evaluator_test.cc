@@ -1034,6 +1034,21 @@ TEST(EvaluatorRefresh, AGroupHeldAtABoundByItsConditionsIsRefreshed) {
   EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kDelete);
 }
 
+TEST(EvaluatorRefresh, ASwapOfAKindAReloadTurnedOffIsDropped) {
+  GroupRule rule = RefreshRule();
+  auto [state, m] = BeginSwap(rule, {Made("web-1", DomainState::kRunning, 1001, "old")}, "web-2");
+  ASSERT_TRUE(state.replacing);
+  rule.refresh.reset();
+  rule.health = HealthPolicy{};
+  rule.health->replace = true;
+  m.members[1].state = MemberState::kUnhealthy;  // web-2 fails: replaced, not blocked
+  --m.running;
+  Evaluation e = EvaluateMembers(rule, m, state, 10);
+  ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  EXPECT_EQ(e.decision.replacing, "web-2");
+  EXPECT_FALSE(e.next.replacing->refresh);
+}
+
 TEST(EvaluatorRefresh, AReplacementThatNeverCameIsPlannedAgain) {
   Harness h{RefreshRule()};
   std::vector<DomainStats> doms = {Made("web-1", DomainState::kRunning, 1001, "old")};
