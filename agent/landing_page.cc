@@ -217,7 +217,11 @@ void Members(const json& groups, std::string& html) {
                           : "<br><span class=\"warn entering\">not in service: after_scale_up "
                             "hook running</span>") +
               "</td><td>" + Field(m, "domain_state") + "</td><td>" +
-              (m.value("owned", false) ? "owned" : "adopted") + "</td><td class=\"protection\">" +
+              (m.value("owned", false) ? "owned" : "adopted") +
+              (m.value("template_current", json(nullptr)) == json(false)
+                   ? "<br><span class=\"warn stale\">older template: to be refreshed</span>"
+                   : "") +
+              "</td><td class=\"protection\">" +
               (is_protected ? "<span class=\"warn\">protected</span>" : "") +
               "</td><td class=\"health\">" + Field(m, "health") +
               (Field(m, "health_output").empty()

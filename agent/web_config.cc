@@ -13,6 +13,7 @@
 
 #include "agent/config.h"
 #include "agent/tls_context.h"
+#include "common/sha256.h"
 
 namespace virtscale {
 namespace {
@@ -27,19 +28,6 @@ bool OneOf(const std::string& value, const std::array<const char*, N>& allowed) 
   for (const char* a : allowed)
     if (value == a) return true;
   return false;
-}
-
-std::string Sha256Hex(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
 }
 
 // "$2y$10$" + 53 characters of bcrypt's base64 alphabet.

@@ -224,6 +224,13 @@ nlohmann::json Decision::ToJson() const {
         {"recommendation", s.recommendation},      {"stabilized", s.stabilized},
         {"history", std::move(history)},           {"history_omitted", s.history_omitted}};
   }
+  if (refresh) {
+    j["refresh"] = {{"due", refresh->due},
+                    {"max_unavailable", refresh->max_unavailable},
+                    {"without_hash", refresh->without_hash},
+                    {"template_hash", refresh->template_hash},
+                    {"replacing", replacing.empty() ? json(nullptr) : json(replacing)}};
+  }
   json acts = json::array();
   for (const ActionRecord& a : actions) {
     json aj{{"kind", OperationKindName(a.operation.kind)},

@@ -16,6 +16,8 @@
 //                    "state": "firing", "held_seconds": 40, "value": 0.91}],
 //    "outcome": "scale_up", "direction": "up", "reason": "...",
 //    "actions": [{"kind": "start", "domain": "web-3", "result": "ok", ...}], "result": "ok"}
+// With `refresh:` also "refresh": {"due": 2, "max_unavailable": 1, "without_hash": 0,
+// "template_hash": "9f86...", "replacing": "web-1"} ("replacing": null between swaps).
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -148,8 +150,17 @@ struct Decision {
   std::vector<std::pair<std::string, MemberState>> member_states;  // by name
   // Members whose health checks fail (failing or unhealthy): name -> "health: check: output".
   std::vector<std::pair<std::string, std::string>> health_failures;
-  // health.replace: the unhealthy member this decision's actions replace.
+  // health.replace or refresh: the member this decision's actions replace.
   std::string replacing;
+  // With `refresh:`: members made from an older template still to replace
+  // (running and stopped), and the owned members without a recorded hash.
+  struct RefreshProgress {
+    int64_t due = 0;
+    int64_t max_unavailable = 0;
+    int64_t without_hash = 0;
+    std::string template_hash;  // of the loaded template
+  };
+  std::optional<RefreshProgress> refresh;
   std::optional<StabilizationReport> stabilization;
   int64_t min = 0;  // the bounds in force: the group's, or its open schedule window's
   int64_t max = 0;

@@ -10,6 +10,7 @@
 
 #include "collectors/domain_metadata.h"
 #include "common/file_reader.h"
+#include "common/sha256.h"
 
 namespace virtscale::autoscale {
 namespace {
@@ -191,6 +192,7 @@ TemplateParseResult DomainTemplate::Parse(std::string_view xml) {
   }
   DomainTemplate tmpl;
   tmpl.xml_ = std::string(xml);
+  tmpl.content_hash_ = Sha256Hex(xml);
   std::set<std::string> targets;
   for (pugi::xml_node node : root.child("metadata").children()) {
     if (!IsTemplateAnnotation(node)) continue;
@@ -297,7 +299,8 @@ std::string DomainTemplate::Render(const RenderParams& params,
   std::string instance_xml = FormatVirtscaleMetadata({.group = params.group,
                                                       .template_path = params.template_path,
                                                       .created_at_unix = params.created_at_unix,
-                                                      .uuid = uuid});
+                                                      .uuid = uuid,
+                                                      .template_hash = content_hash_});
   instance.load_buffer(instance_xml.data(), instance_xml.size());
   std::string volume_tag = std::string(kMetadataPrefix) + ":volume";
   for (const CreatedVolume& volume : volumes) {

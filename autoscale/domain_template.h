@@ -10,7 +10,8 @@
 //     (52:54:00:xx:xx:xx; a <mac> is added when missing) and loses its
 //     <target dev> (host tap names must be unique; libvirt picks one);
 //   - <metadata> (created if missing) gets the virtscale ownership element
-//     (collectors/domain_metadata.h) listing the volumes made for the domain; any
+//     (collectors/domain_metadata.h) listing the volumes made for the domain and
+//     recording the template's content_hash(); any
 //     virtscale element already in the template is dropped.
 //
 // Per-domain disks. A template may ask for a fresh volume per domain with one
@@ -120,6 +121,10 @@ class DomainTemplate {
   [[nodiscard]] static TemplateParseResult Load(const std::string& path);
 
   const std::vector<VolumeAnnotation>& volumes() const { return volumes_; }
+  // SHA-256 (hex) of the template text exactly as given (the file's bytes), so
+  // any edit, whitespace included, marks members made before it as stale
+  // (`refresh:`). Recorded in each created member's <virtscale:template-hash>.
+  const std::string& content_hash() const { return content_hash_; }
 
   // The domain XML to define. `volumes` must hold one entry per annotation
   // (matched by target); annotations without one keep the template's source.
@@ -130,6 +135,7 @@ class DomainTemplate {
  private:
   DomainTemplate() = default;
   std::string xml_;  // the template as given
+  std::string content_hash_;
   std::vector<VolumeAnnotation> volumes_;
 };
 

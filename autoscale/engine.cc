@@ -673,6 +673,15 @@ void Engine::Finish(const Job& job, const std::vector<OperationResult>& results)
   }
 }
 
+namespace {
+
+int64_t RefreshDue(const GroupRule& rule, const Membership& m) {
+  return std::count_if(m.members.begin(), m.members.end(),
+                       [&](const Member& member) { return IsStale(rule, member); });
+}
+
+}  // namespace
+
 nlohmann::json Engine::GroupsJson() const {
   using nlohmann::json;
   std::lock_guard lock(mu_);
@@ -692,6 +701,11 @@ nlohmann::json Engine::GroupsJson() const {
               {"health_output", m.health_output},
               {"created_by_virtscale", m.owned}};  // 0.1 name of "owned"
       if (m.owned) mj["created_at"] = m.created_at_unix;
+      // null: unknown (adopted, or created before template hashes were recorded).
+      mj["template_hash"] = m.template_hash.empty() ? json(nullptr) : json(m.template_hash);
+      mj["template_current"] = m.template_hash.empty() || !r.template_doc
+                                   ? json(nullptr)
+                                   : json(m.template_hash == r.template_doc->content_hash());
       members.push_back(std::move(mj));
     }
     const Instant now = options_.clock->Now();
@@ -740,6 +754,10 @@ nlohmann::json Engine::GroupsJson() const {
     j["schedule"] = window ? ScheduleInForce::Of(*window).ToJson() : json(nullptr);
     j["next_schedule"] = opt_time(NextScheduleStart(r.schedules, now.wall));
     if (r.target) j["target"] = r.target->Describe();
+    j["template_hash"] = r.template_doc ? json(r.template_doc->content_hash()) : json(nullptr);
+    if (r.refresh)
+      j["refresh"] = {{"max_unavailable", r.refresh->max_unavailable},
+                      {"due", RefreshDue(r, g.membership)}};
     j["desired"] = g.last_decision ? json(g.last_decision->desired) : json(nullptr);
     j["last_decision"] = g.last_decision ? g.last_decision->ToJson() : json(nullptr);
     if (g.last_decision) {
@@ -804,6 +822,10 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
                           "1 while the group's scale actions are running.", MetricType::Gauge);
   auto paused = Family("virtscale_group_paused",
                        "1 while the group is paused through the lifecycle API.", MetricType::Gauge);
+  auto refresh_due = Family("virtscale_group_refresh_due_members",
+                            "Members made from an older template that refresh still replaces "
+                            "(groups with refresh: only).",
+                            MetricType::Gauge);
   auto protected_members =
       Family("virtscale_member_protected",
              "1 for a member protected from scale-down through the lifecycle API, else 0.",
@@ -821,6 +843,9 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
       AddSample(protected_members, {{"group", name}, {"domain", m.name}}, m.is_protected ? 1 : 0);
     AddSample(max, {{"group", name}}, static_cast<double>(bounds.max));
     AddSample(in_flight, {{"group", name}}, g.state.in_flight ? 1 : 0);
+    if (g.rule.refresh && g.last_decision && g.last_decision->snapshot_time)
+      AddSample(refresh_due, {{"group", name}},
+                static_cast<double>(RefreshDue(g.rule, g.membership)));
     for (const auto& [key, count] : g.actions_total)
       AddSample(actions, {{"group", name}, {"direction", key.first}, {"result", key.second}},
                 count);
@@ -859,7 +884,7 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
   // Without groups a tick evaluates nothing; the series would only say how fast nothing is.
   if (ticked_ && !groups_.empty()) AddSample(eval, {}, last_tick_seconds_);
   for (auto* f : {&members, &desired, &min, &max, &value, &state, &threshold, &actions, &decisions,
-                  &last, &in_flight, &paused, &protected_members, &eval}) {
+                  &last, &in_flight, &paused, &refresh_due, &protected_members, &eval}) {
     if (!f->metric.empty()) out.push_back(std::move(*f));
   }
 }

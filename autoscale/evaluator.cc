@@ -6,6 +6,8 @@
 #include <cmath>
 #include <map>
 
+#include "autoscale/domain_template.h"
+
 namespace virtscale::autoscale {
 namespace {
 
@@ -530,12 +532,31 @@ bool TakeActions(const EvaluationInput& in, Plan plan, Direction dir, Decision& 
   return !dry;
 }
 
-// health.replace: brings a replacement up for the first unhealthy member (at
-// most max + 1 active during the swap), then, once more members run than
-// before, removes the unhealthy one (deleted only when owned and the group
-// deletes, else stopped). One replacement at a time. Returns false when
-// there is nothing to replace, so the group scales as usual.
-bool Replace(const EvaluationInput& in, GroupState& next, Decision& d) {
+// Which members a swap replaces: unhealthy ones (health.replace), or running
+// ones made from an older template (refresh). Protected members never are.
+bool Replaceable(const GroupRule& rule, const Member& m, bool refresh) {
+  if (m.is_protected) return false;
+  return refresh ? m.state == MemberState::kRunning && IsStale(rule, m)
+                 : m.state == MemberState::kUnhealthy;
+}
+
+// Whether a member counts as up for a swap: running, and for refresh also
+// healthy (after_scale_up has run by then: the create's job ran it).
+bool UpForSwap(const Member& m, bool refresh) {
+  return refresh ? IsReady(m) : m.state == MemberState::kRunning;
+}
+
+// Swaps one member for a new one (at most max + 1 active during the swap):
+// brings a replacement up, then, once a member that was not up at planning is
+// up, removes the old one (deleted when owned and the group deletes, and always
+// for refresh, whose members are owned; else stopped). One swap at a time,
+// whatever its kind. `may_start`: a new swap may begin (refresh begins only
+// when no scale action is due and the cooldowns ran out); `yield_while_waiting`:
+// while the replacement is not up yet, let the group scale instead. A swap whose
+// replacement vanished (failed create, scaled away) is planned again. Returns
+// false when there is nothing to swap, so the group scales as usual.
+bool Replace(const EvaluationInput& in, GroupState& next, Decision& d, bool refresh, bool may_start,
+             bool yield_while_waiting) {
   const GroupRule& rule = in.rule;
   const Membership& m = in.members;
   auto find = [&](const std::string& name) -> const Member* {
@@ -543,26 +564,38 @@ bool Replace(const EvaluationInput& in, GroupState& next, Decision& d) {
       if (member.name == name) return &member;
     return nullptr;
   };
+  if (next.replacing && next.replacing->refresh != refresh) return false;  // the other kind's
   if (next.replacing) {
-    const Member* old = find(*next.replacing);
-    if (old == nullptr || old->state != MemberState::kUnhealthy) next.replacing.reset();
+    const Member* old = find(next.replacing->member);
+    // Refresh goes on with an old member that turned unhealthy meanwhile: its
+    // replacement is already on the way.
+    const bool still = old != nullptr && (Replaceable(rule, *old, refresh) ||
+                                          (refresh && old->state == MemberState::kUnhealthy &&
+                                           !old->is_protected && IsStale(rule, *old)));
+    if (!still) next.replacing.reset();
   }
-  const Member* unhealthy = next.replacing ? find(*next.replacing) : nullptr;
-  if (unhealthy == nullptr) {
+  const Member* target = next.replacing ? find(next.replacing->member) : nullptr;
+  if (target == nullptr && may_start) {
+    // Refresh takes the oldest first, so a half-done refresh leaves the newest members.
     for (const Member& member : m.members)
-      if (member.state == MemberState::kUnhealthy && !member.is_protected) {
-        unhealthy = &member;
-        break;
-      }
+      if (Replaceable(rule, member, refresh) &&
+          (target == nullptr || (refresh && member.created_at_unix < target->created_at_unix)))
+        target = &member;
   }
-  if (unhealthy == nullptr) return false;
+  if (target == nullptr) return false;
   const std::string why =
-      fmt::format("replace unhealthy {} ({})", unhealthy->name, unhealthy->health_output);
+      refresh ? fmt::format("refresh {} (made from an older template)", target->name)
+              : fmt::format("replace unhealthy {} ({})", target->name, target->health_output);
   if (Guarded unsettled = ActionUnsettled(in, next); unsettled.held_by != HeldBy::kNone) {
     Hold(d, unsettled.held_by, why, unsettled.reason);
     return true;
   }
   const int64_t active = m.active();
+  if (next.replacing && active <= next.replacing->active_before) {
+    next.replacing.reset();  // its replacement vanished: a failed create, or scaled away
+    if (!may_start) return false;
+  }
+  d.replacing = target->name;
   if (!next.replacing) {
     if (active >= rule.max + 1) {
       Hold(d, HeldBy::kBoundMax, why,
@@ -580,34 +613,102 @@ bool Replace(const EvaluationInput& in, GroupState& next, Decision& d) {
         "{}: bring up a replacement first ({} -> {} active, at most max + 1 "
         "during the swap)",
         why, active, active + 1);
-    d.replacing = unhealthy->name;
-    if (TakeActions(in, std::move(plan), Direction::kUp, d, next)) {
-      next.replacing = unhealthy->name;
-      next.replace_running_before = m.running;
-    }
+    GroupState::Replacement r{target->name, refresh, active, {}};
+    for (const Member& member : m.members)
+      if (UpForSwap(member, refresh)) r.up_before.push_back(member.name);
+    if (TakeActions(in, std::move(plan), Direction::kUp, d, next)) next.replacing = std::move(r);
     return true;
   }
-  if (m.running <= next.replace_running_before) {
-    d.reason = why + ": waiting for the replacement to run";
+  const std::vector<std::string>& before = next.replacing->up_before;
+  int64_t up_others = 0;  // up, the old member aside
+  const Member* replacement = nullptr;
+  for (const Member& member : m.members) {
+    if (!UpForSwap(member, refresh) || member.name == target->name) continue;
+    ++up_others;
+    if (std::find(before.begin(), before.end(), member.name) == before.end()) replacement = &member;
+  }
+  if (replacement == nullptr) {
+    if (yield_while_waiting) return false;
+    d.reason = why + (refresh ? ": waiting for the replacement to run and be healthy"
+                              : ": waiting for the replacement to run");
     return true;
   }
-  const bool del = unhealthy->owned && rule.down_action == DownAction::kDelete;
+  // The group's size outside the swap is active - 1.
+  const int64_t max_unavailable = refresh ? rule.refresh->max_unavailable : active;
+  if (up_others < active - 1 - max_unavailable) {
+    Hold(d, HeldBy::kNoCandidate, why,
+         fmt::format("removing it would leave {} of {} members up, more than max_unavailable {} "
+                     "short",
+                     up_others, active - 1, max_unavailable));
+    return true;
+  }
+  const bool del = target->owned && (refresh || rule.down_action == DownAction::kDelete);
   Plan plan;
   Operation op;
   op.kind = del ? Operation::Kind::kDelete : Operation::Kind::kStop;
   op.group = rule.name;
-  op.domain = unhealthy->name;
+  op.domain = target->name;
   op.shutdown_timeout = rule.shutdown_timeout;
   plan.operations.push_back(std::move(op));
   d.direction = Direction::kDown;
   d.desired = active - 1;
-  d.reason = fmt::format("{}: its replacement runs ({} running, {} before); {} it", why, m.running,
-                         next.replace_running_before, del ? "delete" : "stop");
-  d.replacing = unhealthy->name;
+  d.reason = fmt::format("{}: its replacement {} is up ({} others up); {} it", why,
+                         replacement->name, up_others, del ? "delete" : "stop");
   // `replacing` stays until the member is gone or stopped, so a failed removal is retried
   // instead of bringing up a second replacement.
   TakeActions(in, std::move(plan), Direction::kDown, d, next);
   return true;
+}
+
+// Refresh of the warm pool: deletes every stopped owned member made from an
+// older template (scale-up creates from the current one instead of starting
+// them). Returns false when there is none.
+bool DeleteStaleStopped(const EvaluationInput& in, GroupState& next, Decision& d) {
+  Plan plan;
+  for (const Member& member : in.members.members) {
+    if (member.state != MemberState::kStopped || member.is_protected || !IsStale(in.rule, member))
+      continue;
+    Operation op;
+    op.kind = Operation::Kind::kDelete;
+    op.group = in.rule.name;
+    op.domain = member.name;
+    op.shutdown_timeout = in.rule.shutdown_timeout;
+    plan.operations.push_back(std::move(op));
+  }
+  if (plan.operations.empty()) return false;
+  const std::string why =
+      fmt::format("refresh the warm pool: delete {} stopped member(s) made from an older template",
+                  plan.operations.size());
+  if (Guarded unsettled = ActionUnsettled(in, next); unsettled.held_by != HeldBy::kNone) {
+    Hold(d, unsettled.held_by, why, unsettled.reason);
+    return true;
+  }
+  d.direction = Direction::kDown;
+  d.reason = why;
+  TakeActions(in, std::move(plan), Direction::kDown, d, next);
+  return true;
+}
+
+// What refresh has left to do, for the decision.
+Decision::RefreshProgress DescribeRefresh(const GroupRule& rule, const Membership& members) {
+  Decision::RefreshProgress p;
+  p.max_unavailable = rule.refresh->max_unavailable;
+  p.template_hash = rule.template_doc ? rule.template_doc->content_hash() : "";
+  for (const Member& m : members.members) {
+    if (IsStale(rule, m)) ++p.due;
+    if (m.owned && m.template_hash.empty()) ++p.without_hash;
+  }
+  return p;
+}
+
+// Whether a scale action in either direction is still cooling down: refresh
+// does not begin a swap then.
+bool CoolingDown(const EvaluationInput& in, const GroupState& state) {
+  for (Direction dir : {Direction::kUp, Direction::kDown}) {
+    const std::optional<MonoTime> from = CooldownStart(in, state, dir);
+    if (from && in.now.mono - *from < in.rule.policy(dir).cooldown) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -741,7 +842,34 @@ Evaluation EvaluateWithin(const EvaluationInput& in, const GroupState& state) {
                      FormatTime(since), rule.name));
     return e;
   }
-  if (rule.health && rule.health->replace && Replace(in, next, d)) return e;
+  // A swap of a kind a reload turned off is dropped (its new member stays), or
+  // it would block the other kind for good.
+  if (next.replacing &&
+      !(next.replacing->refresh ? rule.refresh.has_value() : rule.health && rule.health->replace))
+    next.replacing.reset();
+  if (rule.health && rule.health->replace &&
+      Replace(in, next, d, /*refresh=*/false, /*may_start=*/true, /*yield_while_waiting=*/false))
+    return e;
+  if (rule.refresh) {
+    d.refresh = DescribeRefresh(rule, in.members);
+    // A scale action is due unless the data want none or the group is at that bound
+    // (a queue at 0 keeps asking a group at min 0 to scale down).
+    const int64_t active = in.members.active();
+    // A change its stabilization window holds is not due either: a window may hold for long.
+    const bool window_allows =
+        !intent.direction || intent.restoring_bounds ||
+        (*intent.direction == Direction::kUp ? stabilized > active : stabilized < active);
+    const bool scale_due = intent.direction && window_allows &&
+                           !(intent.direction == Direction::kUp && active >= rule.max) &&
+                           !(intent.direction == Direction::kDown && active <= rule.min);
+    // A swap under way is finished first; a new one waits for scaling and cooldowns.
+    const bool idle = !scale_due && !CoolingDown(in, next);
+    if (idle && DeleteStaleStopped(in, next, d)) return e;
+    // While its new member comes up, a due scale-up goes ahead; a scale-down (the swap's
+    // own max + 1 included) would take the new member first, so it waits.
+    const bool scale_up_due = scale_due && intent.direction == Direction::kUp;
+    if (Replace(in, next, d, /*refresh=*/true, idle, scale_up_due)) return e;
+  }
   if (!intent.direction) {
     if (intent.held_by != HeldBy::kNone) {
       Hold(d, intent.held_by, "", intent.reason);

@@ -48,9 +48,16 @@
 //   schedule windows and converts the timestamps read back from libvirt
 //   (created-at, scale stamps).
 //
+// - Swaps (health.replace, refresh): one member at a time is replaced by a new
+//   one, the new one first (max + 1 active at most), the old one removed once
+//   its replacement is up. A health swap comes before scaling; a refresh swap
+//   begins only when no scale action is due and no cooldown runs, and deletes
+//   stale stopped members first (DESIGN.md "Behaviour keys", docs/configuration.md).
+//
 // Evaluate runs these steps (functions in evaluator.cc, tested through
 // Evaluate; the pure helpers they share are declared below and tested alone):
-//   MembershipDoubt -> read conditions -> ChooseIntent -> ApplyGuards -> plan.
+//   MembershipDoubt -> read conditions -> ChooseIntent -> Replace (health) ->
+//   DeleteStaleStopped, Replace (refresh) -> ApplyGuards -> plan.
 //
 //   Evaluation e = Evaluate({.rule = r, .members = m, .snapshot = snap.get(),
 //                            .sources = readings, .now = clock.Now(), .stale_after = 30s,
@@ -100,10 +107,17 @@ struct GroupState {
   // So the front is the extreme, and its age says when it stops holding.
   std::deque<Recommendation> stabilization[2];  // index: Direction
   bool stabilization_started = false;           // the windows were started at the active count
-  // Replacing an unhealthy member (health.replace): its name, and the running
-  // members when its replacement was planned; it is removed once more run.
-  std::optional<std::string> replacing;
-  int64_t replace_running_before = 0;
+  // The member being swapped for a new one: unhealthy (health.replace) or made
+  // from an older template (refresh). One swap at a time: a new member first,
+  // then the old one is removed once a member that was not up at planning runs
+  // (refresh: runs and is healthy).
+  struct Replacement {
+    std::string member;
+    bool refresh = false;
+    int64_t active_before = 0;           // active members when the replacement was planned
+    std::vector<std::string> up_before;  // members up then
+  };
+  std::optional<Replacement> replacing;
 };
 
 struct EvaluationInput {

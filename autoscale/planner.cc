@@ -9,7 +9,9 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "autoscale/domain_template.h"
 #include "autoscale/evaluator.h"
+#include "autoscale/health_check.h"
 
 namespace virtscale::autoscale {
 
@@ -84,7 +86,10 @@ std::vector<Membership> IndexMembers(const RuleSet& rules, const Snapshot* snaps
     member.state_reason = d.state_reason;
     member.state = MemberStateOf(d.state);
     member.owned = by_metadata && SameUuid(d.metadata->uuid, d.uuid);
-    if (member.owned) member.created_at_unix = d.metadata->created_at_unix;
+    if (member.owned) {
+      member.created_at_unix = d.metadata->created_at_unix;
+      member.template_hash = d.metadata->template_hash;
+    }
     if (d.scale_stamp && d.scale_stamp->group == rules.groups[*group].name) {
       member.last_scale_up_unix = d.scale_stamp->last_up_unix;
       member.last_scale_down_unix = d.scale_stamp->last_down_unix;
@@ -106,6 +111,15 @@ std::vector<Membership> IndexMembers(const RuleSet& rules, const Snapshot* snaps
   }
   // Snapshot domains are sorted by name, so members already are.
   return out;
+}
+
+bool IsStale(const GroupRule& rule, const Member& m) {
+  return rule.refresh && rule.template_doc && m.owned && !m.template_hash.empty() &&
+         m.template_hash != rule.template_doc->content_hash();
+}
+
+bool IsReady(const Member& m) {
+  return IsRunning(m) && (m.health.empty() || m.health == MemberHealthName(MemberHealth::kHealthy));
 }
 
 namespace {
@@ -186,6 +200,7 @@ Plan PlanScaleUp(const GroupRule& rule, const Membership& members, int64_t n) {
   auto stopped = Order(members, &IsStopped, &Newer, &NameAscending);
   for (const Member* m : stopped) {
     if (static_cast<int64_t>(plan.operations.size()) >= n) break;
+    if (IsStale(rule, *m)) continue;
     plan.operations.push_back(MakeOp(rule, Operation::Kind::kStart, m->name));
   }
   const int64_t missing = n - static_cast<int64_t>(plan.operations.size());

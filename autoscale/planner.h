@@ -12,7 +12,8 @@
 // active and counts towards `max`.
 //
 // Scale up: start stopped members first (owned ones newest first, then adopted
-// ones by name), then kCreate from the template for the rest.
+// ones by name), then kCreate from the template for the rest. A stale stopped
+// member (IsStale) is never started: refresh deletes it, and a create takes its place.
 //
 // Scale down: running members the group owns, in `scale_down.order` (newest:
 // newest created_at first, ties name descending; oldest: the reverse;
@@ -54,7 +55,10 @@ struct Member {
   // With `health:` checks: MemberHealthName ("grace", "healthy", "unhealthy", ...);
   // "" without. A member unhealthy_after rounds in a row failing has state kUnhealthy.
   std::string health;
-  std::string health_output;     // while failing or unhealthy: "check: output"
+  std::string health_output;  // while failing or unhealthy: "check: output"
+  // Owned members only: DomainTemplate::content_hash of the template it was made
+  // from ("" when created before `refresh:` existed, or adopted).
+  std::string template_hash;
   std::optional<double> cpu;     // DomainStats::cpu_utilization
   std::optional<double> memory;  // DomainStats::memory_utilization
 };
@@ -78,6 +82,14 @@ struct Membership {
 // Membership of every group of `rules` (same order), in one pass over the
 // snapshot. A null snapshot yields empty memberships.
 std::vector<Membership> IndexMembers(const RuleSet& rules, const Snapshot* snapshot);
+
+// With `refresh:`, whether `m` was made from an older template: owned, with a
+// recorded hash that differs from the loaded template's. Adopted members and
+// members without a recorded hash (created before 0.3) are never stale.
+bool IsStale(const GroupRule& rule, const Member& m);
+
+// Running and, with health checks, healthy: what refresh counts as available.
+bool IsReady(const Member& m);
 
 struct Plan {
   std::vector<Operation> operations;

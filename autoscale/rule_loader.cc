@@ -699,6 +699,26 @@ bool DecodeSchedules(const YAML::Node& node, const std::string& path, GroupRule&
   return true;
 }
 
+// refresh: (DESIGN.md "Behaviour keys"): replacing members made from an older template.
+bool DecodeRefresh(const YAML::Node& node, const std::string& path, GroupRule& group,
+                   const Context& ctx) {
+  MapReader r(node, path, ctx.diags);
+  if (!r.valid()) return false;
+  RefreshPolicy refresh;
+  refresh.line = LineOf(node);
+  bool ok = ReadIntegerIn(r, "max_unavailable", 0, std::max<int64_t>(group.max, 0),
+                          refresh.max_unavailable);
+  r.Finish();
+  if (ok && group.template_path.empty()) {
+    ctx.diags.Error(node, path +
+                              ": needs a template (members are refreshed to the group's "
+                              "template), and this group has none");
+    ok = false;
+  }
+  if (ok) group.refresh = refresh;
+  return ok;
+}
+
 // A group that loads but can never act is most likely a mistake; it is a
 // warning (`check config --strict` fails on it), not an error.
 void WarnIfInert(const GroupRule& g, const YAML::Node& node, const std::string& path,
@@ -855,6 +875,8 @@ std::optional<GroupRule> DecodeGroup(const YAML::Node& node, const std::string& 
   // After min and max: a window's bounds are checked against the group's.
   if (YAML::Node schedules = r.Get("schedules"); schedules.IsDefined() && bounds_ok)
     ok &= DecodeSchedules(schedules, path + ".schedules", g, ctx);
+  if (YAML::Node refresh = r.Get("refresh"); refresh.IsDefined())
+    ok &= DecodeRefresh(refresh, path + ".refresh", g, ctx);
   r.Finish();
   if (ok) WarnIfInert(g, node, path, ctx);
   return ok ? std::optional<GroupRule>(std::move(g)) : std::nullopt;

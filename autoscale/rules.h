@@ -166,6 +166,17 @@ struct HookPolicy {
   std::optional<Hook> after_scale_up;
 };
 
+// `refresh:`: members made from an older template (their recorded
+// DomainTemplate::content_hash differs from the loaded one) are replaced one at
+// a time, a new member first. Only when the key is written; needs a template.
+struct RefreshPolicy {
+  // Running members that may be missing from the group's size while a
+  // replacement is in progress: the old member is removed only while at least
+  // (size - max_unavailable) others are running and healthy.
+  int64_t max_unavailable = 1;
+  int line = 0;
+};
+
 struct GroupRule {
   std::string name;
   std::string file;  // the rule file it came from
@@ -187,7 +198,8 @@ struct GroupRule {
   std::vector<NotificationTarget> notifications;  // besides the top-level ones
   std::optional<HealthPolicy> health;             // `health:`; none: members are not checked
   std::optional<HookPolicy> hooks;                // `hooks:`
-  std::vector<Schedule> schedules;  // `schedules:`; windows never overlap (checked at load)
+  std::vector<Schedule> schedules;       // `schedules:`; windows never overlap (checked at load)
+  std::optional<RefreshPolicy> refresh;  // `refresh:`; none: members are never refreshed
 
   const ScalePolicy& policy(Direction d) const {
     return d == Direction::kUp ? scale_up : scale_down;

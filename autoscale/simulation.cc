@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "autoscale/domain_template.h"
 #include "autoscale/engine.h"
 #include "autoscale/hook_runner.h"
 #include "autoscale/rule_loader.h"
@@ -279,7 +280,8 @@ SnapshotPtr TakeSnapshot(World& world, const SimulationSpec& spec, TimePoint t, 
     s.active = d.running;
     s.uuid = "sim-" + d.name;  // recorded below too: the simulated members are owned
     s.metadata =
-        VirtscaleMetadata{spec.rule.name, spec.rule.template_path, d.created_at_unix, s.uuid};
+        VirtscaleMetadata{spec.rule.name, spec.rule.template_path, d.created_at_unix, s.uuid,
+                          spec.rule.template_doc ? spec.rule.template_doc->content_hash() : ""};
     s.lifecycle = d.lifecycle;
     if (spec.protected_members.count(d.name) && !(s.lifecycle && s.lifecycle->is_protected)) {
       if (!s.lifecycle) s.lifecycle = LifecycleStamp{spec.rule.name, false, 0, false, 0};

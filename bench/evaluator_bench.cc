@@ -72,7 +72,7 @@ SnapshotPtr MakeSnapshot(int groups, Instant at) {
       if (d.active) d.cpu_utilization = cpu(rng);
       d.uuid = "uuid-" + d.name;
       if (j % 2 == 0)
-        d.metadata = VirtscaleMetadata{"g" + std::to_string(i), "/t.xml", 1000 + j, d.uuid};
+        d.metadata = VirtscaleMetadata{"g" + std::to_string(i), "/t.xml", 1000 + j, d.uuid, ""};
       s->domains.push_back(std::move(d));
     }
   }

@@ -112,6 +112,8 @@ std::optional<VirtscaleMetadata> ParseVirtscaleMetadata(std::string_view xml) {
       meta.created_at_unix = child.text().as_llong();
     } else if (name == "uuid") {
       meta.uuid = child.text().as_string();
+    } else if (name == "template-hash") {
+      meta.template_hash = child.text().as_string();
     }
   }
   if (meta.group.empty()) return std::nullopt;
@@ -126,6 +128,8 @@ std::string FormatVirtscaleMetadata(const VirtscaleMetadata& meta) {
   root.append_child("virtscale:template").text() = meta.template_path.c_str();
   root.append_child("virtscale:created-at").text() = static_cast<long long>(meta.created_at_unix);
   if (!meta.uuid.empty()) root.append_child("virtscale:uuid").text() = meta.uuid.c_str();
+  if (!meta.template_hash.empty())
+    root.append_child("virtscale:template-hash").text() = meta.template_hash.c_str();
   return FormatElement(doc);
 }
 

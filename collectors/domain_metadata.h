@@ -8,6 +8,7 @@
 //     <virtscale:template>/etc/virtscale/templates/web.xml</virtscale:template>
 //     <virtscale:created-at>1764194400</virtscale:created-at>
 //     <virtscale:uuid>0b4e3f4a-5d7c-4e2a-9c1b-2f6a8d9e0c11</virtscale:uuid>
+//     <virtscale:template-hash>9f86d081...</virtscale:template-hash>  (SHA-256 of the template)
 //     <virtscale:volume target="vda" pool="default" name="web-3-vda.qcow2"/>
 //   </virtscale:instance>
 //

@@ -38,6 +38,9 @@ struct VirtscaleMetadata {
   std::string template_path;
   int64_t created_at_unix = 0;  // seconds
   std::string uuid;             // the domain's UUID at creation; empty before 0.2
+  // SHA-256 of the template it was made from (DomainTemplate::content_hash);
+  // empty for members created before `refresh:` existed.
+  std::string template_hash;
 };
 
 // When the group last scaled, stamped on its members after every action (its

@@ -8,6 +8,7 @@ create, start, stop and delete through the agent, observed via /api/v1/groups,
 import os
 import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -106,18 +107,22 @@ def test_queue_scales_up_and_deletes_back_to_min():
             assert values(samples, "libvirt_domain_info_virtual_cpus", domain="test") == [2.0]
 
 
+def fill_warm_pool(w, agent):
+    """Scales group q (action stop) up to two members and back to 0: returns the pool."""
+    w.set_queue(150)  # 150 per member with 0 running -> 1 member, then 150/1 > 100 -> 2
+    agent.wait_for(lambda: len(running_members(agent, "q")) == 2, timeout=60,
+                   what="two running members")
+    w.set_queue(0)
+    agent.wait_for(lambda: group(agent, "q")["running"] == 0, timeout=60, what="all stopped")
+    g = group(agent, "q")
+    assert g["stopped"] == 2, g  # stopped, still defined: the warm pool
+    return sorted(m["name"] for m in g["members"])
+
+
 def test_stop_action_keeps_a_warm_pool_that_is_started_first():
     with Workdir(QUEUE_RULES % "stop") as w:
-        w.set_queue(150)  # 150 per member with 0 running -> 1 member, then 150/1 > 100 -> 2
         with Agent(BINARY, config=w.config) as agent:
-            agent.wait_for(lambda: len(running_members(agent, "q")) == 2, timeout=60,
-                           what="two running members")
-            w.set_queue(0)
-            agent.wait_for(lambda: group(agent, "q")["running"] == 0, timeout=60,
-                           what="all stopped")
-            g = group(agent, "q")
-            assert g["stopped"] == 2, g  # stopped, still defined: the warm pool
-            stopped = sorted(m["name"] for m in g["members"])
+            stopped = fill_warm_pool(w, agent)
             w.set_queue(150)
             agent.wait_for(lambda: len(running_members(agent, "q")) == 2, timeout=60,
                            what="warm pool restarted")
@@ -271,10 +276,106 @@ def test_leftover_volumes_of_a_killed_create_are_cleaned_at_start():
     print("  leftover q-4-vda.qcow2 deleted at start, q-1's disk kept; nothing in dry run")
 
 
+REFRESH_RULES = """
+groups:
+  - name: r
+    template: template.xml
+    min: 3
+    max: 4
+    interval: 1s
+    refresh: {max_unavailable: 1}
+"""
+
+
+def test_refresh_replaces_members_of_an_older_template_one_at_a_time():
+    with Workdir(REFRESH_RULES) as w:
+        with open(TEMPLATE) as f:
+            template = f.read()
+        w.write("template.xml", template)
+        with Agent(BINARY, config=w.config) as agent:
+            agent.wait_for(lambda: len(running_members(agent, "r")) == 3, timeout=60,
+                           what="group r at min 3")
+            old = group(agent, "r")
+            old_hash = old["template_hash"]
+            assert all(m["template_hash"] == old_hash and m["template_current"]
+                       for m in old["members"]), old["members"]
+            w.write("template.xml", template + "<!-- v2: any edit is a new template -->\n")
+            agent.signal(signal.SIGHUP)
+            agent.wait_for(lambda: group(agent, "r")["template_hash"] != old_hash, timeout=10,
+                           what="reloaded template")
+            new_hash = group(agent, "r")["template_hash"]
+            start = time.monotonic()
+            timeline = []
+            lowest = 3
+
+            def refreshed():
+                nonlocal lowest
+                g = group(agent, "r")
+                lowest = min(lowest, g["running"])
+                members = ["%s%s" % (m["name"], "" if m["template_current"] else "(old)")
+                           for m in g["members"]]
+                entry = (g["running"], members)
+                if not timeline or timeline[-1][1:] != entry:
+                    timeline.append((round(time.monotonic() - start, 1),) + entry)
+                return (len(g["members"]) == 3 and g["running"] == 3 and
+                        all(m["template_hash"] == new_hash for m in g["members"]))
+
+            agent.wait_for(refreshed, timeout=120, what="every member on the new template")
+            # Surge first: never fewer than desired (3) running, let alone 3 - max_unavailable.
+            assert lowest >= 3 - 1, timeline
+            assert lowest >= 3, timeline
+            decisions = [d for d in agent.json("/api/v1/decisions?group=r&limit=500")["data"]
+                         if d["refresh"]["replacing"]]
+            acts = [(a["kind"], a["domain"], d["refresh"]["replacing"])
+                    for d in reversed(decisions) for a in d["actions"]]
+            # Each old member: its replacement created, then it is deleted; one swap at a time.
+            expected = []
+            for m in sorted(old["members"], key=lambda m: m["created_at"]):
+                expected += [("create", m["name"]), ("delete", m["name"])]
+            assert [(kind, replacing) for kind, _, replacing in acts] == expected, acts
+            assert [domain for kind, domain, _ in acts if kind == "delete"] == [
+                name for kind, name in expected if kind == "delete"], acts
+            assert max(d["refresh"]["due"] for d in decisions) == 3, decisions[-1]
+            assert values(agent.samples(), "virtscale_group_refresh_due_members",
+                          group="r") == [0.0]
+            for entry in timeline:
+                print("  t=%5.1fs running=%d members=%s" % (entry[0], entry[1],
+                                                           " ".join(entry[2])))
+            print("  actions: " + ", ".join("%s %s" % (k, d) for k, d, _ in acts))
+
+
+def test_refresh_deletes_a_stale_warm_pool_and_creates_instead_of_starting():
+    rules = (QUEUE_RULES % "stop").replace("TEMPLATE", "template.xml") + "    refresh: {}\n"
+    with Workdir(rules) as w:
+        with open(TEMPLATE) as f:
+            template = f.read()
+        w.write("template.xml", template)
+        with Agent(BINARY, config=w.config) as agent:
+            pool = fill_warm_pool(w, agent)
+            w.write("template.xml", template + "<!-- v2 -->\n")
+            agent.signal(signal.SIGHUP)
+            agent.wait_for(lambda: not group(agent, "q")["members"], timeout=30,
+                           what="the stale warm pool deleted")
+            new_hash = group(agent, "q")["template_hash"]
+            w.set_queue(150)
+            agent.wait_for(lambda: len(running_members(agent, "q")) == 2, timeout=60,
+                           what="two members from the new template")
+            assert all(m["template_hash"] == new_hash for m in group(agent, "q")["members"])
+            decisions = agent.json("/api/v1/decisions?group=q&limit=500")["data"]
+            reload_at = max(d["id"] for d in decisions if d["refresh"]["due"] == 2)
+            deleted = sorted(a["domain"] for d in decisions for a in d["actions"]
+                             if "warm pool" in d["reason"] and a["kind"] == "delete")
+            assert deleted == pool, decisions[:5]
+            kinds = [a["kind"] for d in decisions if d["id"] > reload_at for a in d["actions"]]
+            assert "start" not in kinds and kinds.count("create") == 2, kinds
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([test_queue_scales_up_and_deletes_back_to_min,
                         test_stop_action_keeps_a_warm_pool_that_is_started_first,
                         test_dry_run_changes_nothing,
                         test_reload_rejects_bad_rules_and_keeps_running_ones,
                         test_every_reload_warns_while_a_restart_only_key_differs,
-                        test_leftover_volumes_of_a_killed_create_are_cleaned_at_start]))
+                        test_leftover_volumes_of_a_killed_create_are_cleaned_at_start,
+                        test_refresh_replaces_members_of_an_older_template_one_at_a_time,
+                        test_refresh_deletes_a_stale_warm_pool_and_creates_instead_of_starting]))

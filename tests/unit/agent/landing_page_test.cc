@@ -211,6 +211,16 @@ TEST_F(LandingPageWithEngine, AMemberWhoseEnlistHookRunsIsMarkedNotInService) {
   EXPECT_THAT(RowWith(html, ">web-3<"), Not(HasSubstr("not in service")));
 }
 
+TEST_F(LandingPageWithEngine, AMemberMadeFromAnOlderTemplateIsMarked) {
+  LandingPageData p = EnginePage();
+  p.groups[0]["members"][0]["template_current"] = false;
+  p.groups[0]["members"][1]["template_current"] = true;
+  const std::string html = RenderLandingPage(p);
+  EXPECT_THAT(RowWith(html, ">web-1<"), HasSubstr("older template: to be refreshed"));
+  EXPECT_THAT(RowWith(html, ">web-2<"), Not(HasSubstr("older template")));
+  EXPECT_THAT(RowWith(html, ">web-3<"), Not(HasSubstr("older template")));  // null: unknown
+}
+
 TEST_F(LandingPageWithEngine, PausedGroupsAndProtectedMembersAreMarked) {
   std::string html = RenderLandingPage(EnginePage());
   EXPECT_THAT(RowWith(html, "data-group=\"web\""), HasSubstr("data-paused=\"false\""));

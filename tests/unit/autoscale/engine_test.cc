@@ -534,5 +534,47 @@ TEST_F(EngineTest, ShutdownCancelsTheActuatorOnce) {
   EXPECT_EQ(actuator.cancels(), 1);
 }
 
+TEST_F(EngineTest, RefreshShowsStaleMembersInGroupsAndMetricsAndSwapsThemOneAtATime) {
+  Engine engine(actuator, Options());
+  GroupRule rule = RefreshRule();
+  const std::string current = rule.template_doc->content_hash();
+  engine.SetRules(Rules({rule}));
+  std::vector<DomainStats> doms = {Made("web-1", DomainState::kRunning, 1001, "old"),
+                                   Made("web-2", DomainState::kRunning, 1002, current),
+                                   Dom("web-9", DomainState::kRunning, 0.5)};
+  TickAt(engine, 0, doms);
+  auto calls = actuator.calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].kind, Operation::Kind::kCreate);
+  auto g = engine.GroupsJson()[0];
+  EXPECT_EQ(g["template_hash"], current);
+  EXPECT_EQ(g["refresh"]["due"], 1);
+  EXPECT_EQ(g["members"][0]["template_current"], false);
+  EXPECT_EQ(g["members"][1]["template_current"], true);
+  EXPECT_TRUE(g["members"][2]["template_current"].is_null());  // adopted: unknown
+  EXPECT_EQ(g["last_decision"]["refresh"]["replacing"], "web-1");
+  std::vector<prometheus::MetricFamily> fams;
+  engine.AppendFamilies(fams);
+  auto due = std::find_if(fams.begin(), fams.end(), [](const prometheus::MetricFamily& f) {
+    return f.name == "virtscale_group_refresh_due_members";
+  });
+  ASSERT_NE(due, fams.end());
+  ASSERT_EQ(due->metric.size(), 1u);
+  EXPECT_EQ(due->metric[0].gauge.value, 1);
+
+  doms.push_back(Made("web-new1", DomainState::kRunning, 2000, current));
+  TickAt(engine, 10, doms);  // the replacement runs: web-1 is deleted
+  calls = actuator.calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[1].kind, Operation::Kind::kDelete);
+  EXPECT_EQ(calls[1].domain, "web-1");
+
+  doms.erase(doms.begin());
+  TickAt(engine, 20, doms);
+  TickAt(engine, 30, doms);
+  EXPECT_EQ(actuator.calls().size(), 2u);  // nothing stale left
+  EXPECT_EQ(engine.GroupsJson()[0]["refresh"]["due"], 0);
+}
+
 }  // namespace
 }  // namespace virtscale::autoscale

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "autoscale/actuator.h"
+#include "autoscale/domain_template.h"
 #include "autoscale/rules.h"
 #include "collectors/snapshot.h"
 #include "common/clock.h"
@@ -38,7 +40,7 @@ inline DomainStats Dom(std::string name, DomainState state, std::optional<double
              state == DomainState::kPaused;
   d.cpu_utilization = cpu;
   // Owned: the metadata records the domain's own UUID.
-  if (created_at) d.metadata = VirtscaleMetadata{group, "/t/web.xml", *created_at, d.uuid};
+  if (created_at) d.metadata = VirtscaleMetadata{group, "/t/web.xml", *created_at, d.uuid, ""};
   return d;
 }
 
@@ -111,6 +113,29 @@ inline Schedule NightWindow(std::optional<int64_t> min, std::optional<int64_t> m
   s.max = max;
   s.line = 9;
   return s;
+}
+
+// A CpuRule group (1..5) with `refresh:` (its conditions stay quiet at cpu 0.5)
+// and a parsed template; its members come from Made().
+inline constexpr const char* kRefreshTemplate =
+    "<domain type='kvm'><name>web</name><memory>65536</memory><os><type>hvm</type></os>"
+    "</domain>";
+
+inline GroupRule RefreshRule(int64_t max_unavailable = 1) {
+  GroupRule r = CpuRule(/*min=*/1, /*max=*/5);
+  auto parsed = DomainTemplate::Parse(kRefreshTemplate);
+  r.template_doc = std::make_shared<const DomainTemplate>(std::move(*parsed.value));
+  r.refresh = RefreshPolicy{max_unavailable, 0};
+  r.down_action = DownAction::kStop;  // refresh deletes its owned members all the same
+  return r;
+}
+
+// An owned member whose metadata records `hash`.
+inline DomainStats Made(const std::string& name, DomainState state, int64_t created_at,
+                        const std::string& hash) {
+  DomainStats d = Dom(name, state, 0.5, created_at);
+  d.metadata->template_hash = hash;
+  return d;
 }
 
 inline RuleSet Rules(std::vector<GroupRule> groups) {

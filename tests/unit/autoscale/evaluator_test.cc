@@ -978,5 +978,308 @@ TEST(Evaluator, MissingDataRecommendsNothing) {
   EXPECT_EQ(h.StepAt(50, Running(3, 0.1)).decision.outcome, Outcome::kScaleDown);
 }
 
+// refresh: members made from an older template are swapped one at a time.
+
+// Applies a decision's actions to `doms` as the actuator would: a create adds a
+// running member from the current template.
+void Apply(const Decision& d, const GroupRule& rule, std::vector<DomainStats>& doms, int& next_n) {
+  for (const ActionRecord& a : d.actions) {
+    const Operation& op = a.operation;
+    if (op.kind == Operation::Kind::kCreate) {
+      const int n = next_n++;
+      doms.push_back(Made("web-" + std::to_string(n), DomainState::kRunning, 2000 + n,
+                          rule.template_doc->content_hash()));
+    } else if (op.kind == Operation::Kind::kDelete) {
+      std::erase_if(doms, [&](const DomainStats& x) { return x.name == op.domain; });
+    } else if (op.kind == Operation::Kind::kStop) {
+      for (DomainStats& x : doms)
+        if (x.name == op.domain) x.state = DomainState::kShutoff;
+    }
+  }
+}
+
+TEST(EvaluatorRefresh, ReplacesOneAtATimeOldestFirstAndNeverRunsFewerThanDesired) {
+  Harness h{RefreshRule()};
+  std::vector<DomainStats> doms;
+  for (int i = 1; i <= 3; ++i)
+    doms.push_back(Made("web-" + std::to_string(i), DomainState::kRunning, 1000 + i, "old"));
+  int next_n = 4;
+  std::vector<std::string> replaced;
+  for (int64_t s = 0; s < 300; s += 10) {
+    auto e = h.StepAt(s, doms);
+    const Decision& d = e.decision;
+    ASSERT_TRUE(d.refresh);
+    EXPECT_LE(d.actions.size(), 1u) << d.reason;
+    if (!d.actions.empty() && d.actions[0].operation.kind == Operation::Kind::kDelete)
+      replaced.push_back(d.actions[0].operation.domain);
+    Apply(d, h.rule, doms, next_n);
+    int64_t running = 0;
+    for (const DomainStats& x : doms) running += x.state == DomainState::kRunning;
+    EXPECT_GE(running, 3) << "at " << s << ": " << d.reason;  // surge first: never below 3
+    EXPECT_LE(running, 4) << "at " << s << ": " << d.reason;  // one swap at a time
+  }
+  EXPECT_EQ(replaced, (std::vector<std::string>{"web-1", "web-2", "web-3"}));
+  auto e = h.StepAt(300, doms);
+  EXPECT_EQ(e.decision.refresh->due, 0);
+  EXPECT_TRUE(e.decision.actions.empty());
+  EXPECT_EQ(doms.size(), 3u);
+}
+
+TEST(EvaluatorRefresh, DecisionShowsProgressAndTheSwap) {
+  Harness h{RefreshRule()};
+  std::vector<DomainStats> doms = {Made("web-1", DomainState::kRunning, 1001, "old"),
+                                   Made("web-2", DomainState::kRunning, 1002, "old")};
+  auto e = h.StepAt(0, doms);
+  ASSERT_EQ(e.decision.actions.size(), 1u);
+  EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kCreate);
+  EXPECT_EQ(e.decision.replacing, "web-1");
+  EXPECT_EQ(e.decision.refresh->due, 2);
+  EXPECT_EQ(e.decision.refresh->max_unavailable, 1);
+  EXPECT_EQ(e.decision.refresh->template_hash, h.rule.template_doc->content_hash());
+  const nlohmann::json j = e.decision.ToJson();
+  EXPECT_EQ(j["refresh"]["due"], 2);
+  EXPECT_EQ(j["refresh"]["replacing"], "web-1");
+  EXPECT_NE(e.decision.reason.find("refresh web-1"), std::string::npos) << e.decision.reason;
+}
+
+TEST(EvaluatorRefresh, AdoptedMembersCopiesAndMembersWithoutAHashAreNeverRefreshed) {
+  Harness h{RefreshRule()};
+  DomainStats copy = Made("web-2", DomainState::kRunning, 1002, "old");
+  copy.uuid = "uuid-of-the-copy";  // its metadata records the original's UUID
+  DomainStats no_hash = Made("web-3", DomainState::kRunning, 1003, "");
+  std::vector<DomainStats> doms = {Dom("web-1", DomainState::kRunning, 0.5), copy, no_hash};
+  for (int64_t s = 0; s < 60; s += 10) {
+    auto e = h.StepAt(s, doms);
+    EXPECT_TRUE(e.decision.actions.empty()) << e.decision.reason;
+    EXPECT_EQ(e.decision.refresh->due, 0);
+    EXPECT_EQ(e.decision.refresh->without_hash, 1);
+  }
+}
+
+TEST(EvaluatorRefresh, WithoutTheKeyNothingIsRefreshed) {
+  GroupRule r = RefreshRule();
+  r.refresh.reset();
+  Harness h{r};
+  auto e = h.StepAt(0, {Made("web-1", DomainState::kRunning, 1001, "old")});
+  EXPECT_TRUE(e.decision.actions.empty());
+  EXPECT_FALSE(e.decision.refresh);
+}
+
+TEST(EvaluatorRefresh, StaleStoppedMembersAreDeletedOnlyWhenOwnedAndNeverStarted) {
+  Harness h{RefreshRule()};
+  const std::string current = h.rule.template_doc->content_hash();
+  DomainStats adopted = Dom("web-4", DomainState::kShutoff, {});
+  std::vector<DomainStats> doms = {Made("web-1", DomainState::kRunning, 1001, current),
+                                   Made("web-2", DomainState::kShutoff, 1002, "old"),
+                                   Made("web-3", DomainState::kShutoff, 1003, current), adopted};
+  auto e = h.StepAt(0, doms);
+  ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kDelete);
+  EXPECT_EQ(e.decision.actions[0].operation.domain, "web-2");
+
+  // Scale-up starts the current stopped member, then creates: never the stale one.
+  RuleSet rules;
+  rules.groups.push_back(h.rule);
+  auto snap = Snap(At(10), doms);
+  Plan plan = PlanScaleUp(h.rule, IndexMembers(rules, snap.get())[0], 3);
+  ASSERT_EQ(plan.operations.size(), 3u);
+  EXPECT_EQ(plan.operations[0].kind, Operation::Kind::kStart);
+  EXPECT_EQ(plan.operations[0].domain, "web-3");
+  EXPECT_EQ(plan.operations[1].domain, "web-4");  // adopted: started, never refreshed
+  EXPECT_EQ(plan.operations[2].kind, Operation::Kind::kCreate);
+}
+
+TEST(EvaluatorRefresh, NoSwapBeginsDuringCooldownInFlightAScaleActionOrAStaleSnapshot) {
+  std::vector<DomainStats> doms = {Made("web-1", DomainState::kRunning, 1001, "old"),
+                                   Made("web-2", DomainState::kRunning, 1002, "old")};
+  {
+    Harness h{RefreshRule()};
+    h.state.last_scale_up = MonoAt(-10);  // scale_up.cooldown is 60s
+    auto e = h.StepAt(0, doms);
+    EXPECT_TRUE(e.decision.actions.empty()) << e.decision.reason;
+    e = h.StepAt(60, doms);  // scale_down.cooldown (120s) runs from the scale-up too
+    EXPECT_TRUE(e.decision.actions.empty()) << e.decision.reason;
+    e = h.StepAt(120, doms);
+    EXPECT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  }
+  {
+    Harness h{RefreshRule()};
+    h.state.in_flight = true;
+    auto e = h.Step(Snap(At(0), doms), At(0));
+    EXPECT_TRUE(e.decision.actions.empty());
+    EXPECT_EQ(e.decision.held_by, HeldBy::kInFlight);
+  }
+  {
+    Harness h{RefreshRule()};
+    auto e = h.Step(Snap(At(0), doms), At(100));  // 100s old
+    EXPECT_TRUE(e.decision.actions.empty());
+    EXPECT_EQ(e.decision.held_by, HeldBy::kStaleSnapshot);
+  }
+  {
+    Harness h{RefreshRule()};
+    std::vector<DomainStats> busy = doms;
+    for (DomainStats& d : busy) d.cpu_utilization = 0.95;
+    h.StepAt(0, busy);
+    auto e = h.StepAt(30, busy);  // scale-up fires: it wins, refresh waits
+    ASSERT_EQ(e.decision.outcome, Outcome::kScaleUp);
+    EXPECT_TRUE(e.decision.replacing.empty());
+  }
+}
+
+// Evaluates `members` (health and states as given) once with `state`.
+Evaluation EvaluateMembers(const GroupRule& rule, Membership members, const GroupState& state,
+                           int64_t s) {
+  auto snap = Snap(At(s), {});
+  SourceReadings none;
+  return Evaluate(
+      {.rule = rule, .members = members, .snapshot = snap.get(), .sources = none, .now = At(s)},
+      state);
+}
+
+Membership MembersOf(const GroupRule& rule, std::vector<DomainStats> doms) {
+  RuleSet rules;
+  rules.groups.push_back(rule);
+  auto snap = Snap(T0(), std::move(doms));
+  return IndexMembers(rules, snap.get())[0];
+}
+
+// A refresh swap of `doms` (every member healthy) begun: the state after its
+// first evaluation, and the membership once its new member `name` runs, healthy too.
+struct SwapBegun {
+  GroupState state;
+  Membership members;
+};
+SwapBegun BeginSwap(const GroupRule& rule, std::vector<DomainStats> doms, const std::string& name) {
+  Membership m = MembersOf(rule, doms);
+  for (Member& x : m.members) x.health = "healthy";
+  Evaluation e = EvaluateMembers(rule, m, GroupState{}, 0);
+  EXPECT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  e.next.in_flight = false;
+  doms.push_back(Made(name, DomainState::kRunning, 2000, rule.template_doc->content_hash()));
+  m = MembersOf(rule, doms);
+  for (Member& x : m.members) x.health = "healthy";
+  return {e.next, m};
+}
+
+TEST(EvaluatorRefresh, TheOldMemberGoesOnlyOnceItsReplacementIsHealthyAndEnoughOthersAreUp) {
+  for (int64_t max_unavailable : {1, 2}) {
+    GroupRule rule = RefreshRule(max_unavailable);
+    std::vector<DomainStats> doms;
+    for (int i = 1; i <= 3; ++i)
+      doms.push_back(Made("web-" + std::to_string(i), DomainState::kRunning, 1000 + i, "old"));
+    auto [state, m] = BeginSwap(rule, doms, "web-4");
+    m.members[3].health = "grace";  // web-4 not checked yet
+    Evaluation e = EvaluateMembers(rule, m, state, 10);
+    EXPECT_TRUE(e.decision.actions.empty());
+    EXPECT_NE(e.decision.reason.find("waiting for the replacement"), std::string::npos)
+        << e.decision.reason;
+
+    m.members[3].health = "healthy";
+    m.members[1].health = m.members[2].health = "failing";  // web-2 and web-3 fail their checks
+    e = EvaluateMembers(rule, m, e.next, 20);
+    // Removing web-1 leaves 1 of 3 up: 2 short, allowed only with max_unavailable 2.
+    if (max_unavailable == 1) {
+      EXPECT_TRUE(e.decision.actions.empty()) << e.decision.reason;
+      EXPECT_NE(e.decision.reason.find("max_unavailable 1"), std::string::npos);
+    } else {
+      ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+      EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kDelete);
+      EXPECT_EQ(e.decision.actions[0].operation.domain, "web-1");
+    }
+  }
+}
+
+TEST(EvaluatorRefresh, AtMaxTheSwapsOwnMaxPlusOneDoesNotScaleTheNewMemberAway) {
+  GroupRule rule = RefreshRule();
+  rule.max = 2;
+  auto [state, m] = BeginSwap(rule,
+                              {Made("web-1", DomainState::kRunning, 1001, "old"),
+                               Made("web-2", DomainState::kRunning, 1002, "old")},
+                              "web-3");
+  m.members[2].health = "grace";  // 3 active at max 2, the new member not healthy yet
+  Evaluation e = EvaluateMembers(rule, m, state, 10);
+  EXPECT_TRUE(e.decision.actions.empty()) << e.decision.reason;
+  EXPECT_EQ(e.decision.replacing, "web-1");
+  m.members[2].health = "healthy";
+  e = EvaluateMembers(rule, m, e.next, 20);
+  ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kDelete);
+  EXPECT_EQ(e.decision.actions[0].operation.domain, "web-1");
+}
+
+TEST(EvaluatorRefresh, AHealthReplacementWaitsForTheRefreshSwapUnderWay) {
+  GroupRule rule = RefreshRule();
+  rule.health = HealthPolicy{};
+  rule.health->replace = true;
+  const std::string current = rule.template_doc->content_hash();
+  auto [state, m] = BeginSwap(rule,
+                              {Made("web-1", DomainState::kRunning, 1001, "old"),
+                               Made("web-2", DomainState::kRunning, 1002, current)},
+                              "web-3");
+  m.members[1].state = MemberState::kUnhealthy;  // web-2 fails meanwhile
+  --m.running;
+  Evaluation e = EvaluateMembers(rule, m, state, 10);
+  // The refresh swap finishes first (web-3 is up): web-1 goes, no second replacement yet.
+  ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kDelete);
+  EXPECT_EQ(e.decision.actions[0].operation.domain, "web-1");
+}
+
+TEST(EvaluatorRefresh, AGroupHeldAtABoundByItsConditionsIsRefreshed) {
+  GroupRule rule = RefreshRule();
+  rule.min = 0;
+  rule.scale_up.when.clear();
+  rule.scale_down.when = {
+      Cond(MetricKind::kSource, Comparison::kPerMemberBelow, 20, 0, Aggregate::kAvg, "q")};
+  Harness h{rule};
+  h.sources["q"].value = 0;  // scale down, at min 0 already
+  auto e = h.StepAt(0, {Made("web-1", DomainState::kShutoff, 1001, "old")});
+  ASSERT_EQ(e.decision.direction, Direction::kDown) << e.decision.reason;
+  ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kDelete);
+}
+
+TEST(EvaluatorRefresh, ASwapOfAKindAReloadTurnedOffIsDropped) {
+  GroupRule rule = RefreshRule();
+  auto [state, m] = BeginSwap(rule, {Made("web-1", DomainState::kRunning, 1001, "old")}, "web-2");
+  ASSERT_TRUE(state.replacing);
+  rule.refresh.reset();
+  rule.health = HealthPolicy{};
+  rule.health->replace = true;
+  m.members[1].state = MemberState::kUnhealthy;  // web-2 fails: replaced, not blocked
+  --m.running;
+  Evaluation e = EvaluateMembers(rule, m, state, 10);
+  ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  EXPECT_EQ(e.decision.replacing, "web-2");
+  EXPECT_FALSE(e.next.replacing->refresh);
+}
+
+TEST(EvaluatorRefresh, AReplacementThatNeverCameIsPlannedAgain) {
+  Harness h{RefreshRule()};
+  std::vector<DomainStats> doms = {Made("web-1", DomainState::kRunning, 1001, "old")};
+  auto e = h.StepAt(0, doms);
+  ASSERT_EQ(e.decision.actions.size(), 1u);
+  // The create failed: no new member. The next pass creates again instead of waiting forever.
+  e = h.StepAt(10, doms);
+  ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kCreate);
+}
+
+// A scale-down its stabilization window holds is not due: the refresh goes on.
+TEST(EvaluatorRefresh, AScaleDownHeldByItsWindowDoesNotBlockTheRefresh) {
+  GroupRule rule = RefreshRule();
+  rule.scale_down.cooldown = seconds(0);
+  rule.scale_down.when = {
+      Cond(MetricKind::kSource, Comparison::kPerMemberBelow, 20, 0, Aggregate::kAvg, "q")};
+  rule.scale_down.stabilization_window = seconds(600);
+  Harness h{rule};
+  h.sources["q"].value = 0;  // wants fewer members, for less than the window
+  auto e = h.StepAt(0, {Made("web-1", DomainState::kRunning, 1001, "old"),
+                        Made("web-2", DomainState::kRunning, 1002, "old")});
+  ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
+  EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kCreate);
+  EXPECT_EQ(e.decision.replacing, "web-1");
+}
+
 }  // namespace
 }  // namespace virtscale::autoscale

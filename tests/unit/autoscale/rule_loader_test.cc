@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "autoscale/domain_template.h"
+
 namespace virtscale::autoscale {
 namespace {
 
@@ -558,6 +560,43 @@ TEST_F(RuleLoaderTest, ShippedExampleRulesAreValid) {
                              std::chrono::seconds(5), diags);
   EXPECT_TRUE(diags.ok()) << diags.ToString();
   EXPECT_GE(rs.groups.size(), 3u);
+}
+
+TEST_F(RuleLoaderTest, RefreshIsOffUnlessWrittenAndNeedsATemplate) {
+  RuleSet rs = Load("rules/r.yml", R"(groups:
+  - {name: web, template: ../templates/web.xml, max: 4, refresh: {max_unavailable: 2}}
+  - {name: api, template: ../templates/web.xml, max: 4, refresh: {}}
+  - {name: db, template: ../templates/web.xml, max: 4}
+)");
+  ASSERT_TRUE(diags_.ok()) << diags_.ToString();
+  ASSERT_EQ(rs.groups.size(), 3u);
+  ASSERT_TRUE(rs.groups[0].refresh);
+  EXPECT_EQ(rs.groups[0].refresh->max_unavailable, 2);
+  EXPECT_EQ(rs.groups[1].refresh->max_unavailable, 1);
+  EXPECT_FALSE(rs.groups[2].refresh);
+  EXPECT_EQ(rs.groups[0].template_doc->content_hash().size(), 64u);
+
+  diags_ = Diagnostics("virtscale.yml");
+  Load("rules/bad.yml", R"(groups:
+  - name: web
+    template: ../templates/web.xml
+    max: 2
+    refresh: {max_unavailable: 3}
+  - name: api
+    template: ../templates/web.xml
+    max: 2
+    refresh: {surge: 1}
+  - name: db
+    members: {name_prefix: "db-"}
+    max: 2
+    refresh: {max_unavailable: 1}
+)");
+  EXPECT_EQ(Messages(), (std::vector<std::string>{
+                            "DIR/rules/bad.yml:5: groups[0].refresh.max_unavailable: must be an "
+                            "integer from 0 to 2, got 3",
+                            "DIR/rules/bad.yml:9: groups[1].refresh.surge: unknown key",
+                            "DIR/rules/bad.yml:13: groups[2].refresh: needs a template (members "
+                            "are refreshed to the group's template), and this group has none"}));
 }
 
 }  // namespace

@@ -158,10 +158,19 @@ TEST(DomainTemplateRenderTest, AddsOwnershipMetadataAndKeepsForeignMetadata) {
   EXPECT_EQ(meta->group, "web");
   EXPECT_EQ(meta->template_path, "/etc/virtscale/templates/web.xml");
   EXPECT_EQ(meta->created_at_unix, 1764194400);
+  EXPECT_EQ(meta->template_hash, tmpl.content_hash());
   EXPECT_THAT(xml, HasSubstr("team-a"));                 // other applications' metadata stays
   EXPECT_THAT(xml, Not(HasSubstr("stale")));             // a copied ownership element does not
   EXPECT_THAT(xml, Not(HasSubstr(kTemplateNamespace)));  // annotations are removed
   EXPECT_THAT(xml, HasSubstr("/images/golden.img"));     // no volume given: source unchanged
+}
+
+TEST(DomainTemplateRenderTest, ContentHashIsTheSha256OfTheTemplateText) {
+  const DomainTemplate tmpl = MustParse(kMinimal);
+  EXPECT_EQ(tmpl.content_hash().size(), 64u);
+  EXPECT_EQ(MustParse(kMinimal).content_hash(), tmpl.content_hash());
+  // Any edit changes it, whitespace included: the hash is of the bytes as loaded.
+  EXPECT_NE(MustParse(std::string(kMinimal) + "\n").content_hash(), tmpl.content_hash());
 }
 
 TEST(DomainTemplateRenderTest, CreatesMetadataWhenTheTemplateHasNone) {

@@ -25,6 +25,7 @@
 #include "autoscale/libvirt/libvirt_actuator.h"
 #include "collectors/domain_metadata.h"
 #include "collectors/libvirt_error.h"
+#include "common/sha256.h"
 
 namespace virtscale::autoscale {
 namespace {
@@ -296,6 +297,11 @@ TEST_F(LibvirtActuatorTest, CreateStopStartDeleteRoundTrip) {
   EXPECT_EQ(meta->group, "web");
   EXPECT_EQ(meta->template_path, demo_template_);
   EXPECT_EQ(meta->created_at_unix, 1764194400);
+  // For refresh: the SHA-256 of the template file as it was loaded.
+  std::ifstream template_file(demo_template_);
+  std::stringstream template_text;
+  template_text << template_file.rdbuf();
+  EXPECT_EQ(meta->template_hash, Sha256Hex(template_text.str()));
   EXPECT_THAT(DomainXml("web-2"), HasSubstr("<mac address='52:54:00:"));
 
   OperationResult stopped = actuator.Execute(On(Operation::Kind::kStop, "web-2"));

@@ -8,7 +8,7 @@ namespace {
 
 TEST(DomainMetadata, RoundTripsAndEscapes) {
   VirtscaleMetadata meta{"web<&>", "/etc/virtscale/templates/web.xml", 1764194400,
-                         "0b4e3f4a-5d7c-4e2a-9c1b-2f6a8d9e0c11"};
+                         "0b4e3f4a-5d7c-4e2a-9c1b-2f6a8d9e0c11", "ab12"};
   std::string xml = FormatVirtscaleMetadata(meta);
   EXPECT_NE(xml.find(kMetadataNamespace), std::string::npos);
   EXPECT_NE(xml.find("web&lt;&amp;&gt;"), std::string::npos);
@@ -18,6 +18,8 @@ TEST(DomainMetadata, RoundTripsAndEscapes) {
   EXPECT_EQ(parsed->template_path, meta.template_path);
   EXPECT_EQ(parsed->created_at_unix, 1764194400);
   EXPECT_EQ(parsed->uuid, meta.uuid);
+  EXPECT_EQ(parsed->template_hash, "ab12");
+  EXPECT_NE(xml.find("<virtscale:template-hash>ab12</virtscale:template-hash>"), std::string::npos);
 }
 
 TEST(DomainMetadata, AcceptsOtherPrefixAsLibvirtReturnsIt) {

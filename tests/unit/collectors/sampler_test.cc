@@ -246,7 +246,7 @@ std::string OwnedDomainXml(const std::string& group) {
          "<uuid>0b4f3c1e-1111-4222-8333-944445555666</uuid>"
          "<metadata>" +
          FormatVirtscaleMetadata(
-             {group, "/t.xml", 1764194400, "0b4f3c1e-1111-4222-8333-944445555666"}) +
+             {group, "/t.xml", 1764194400, "0b4f3c1e-1111-4222-8333-944445555666", ""}) +
          "</metadata><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
          "<os><type>hvm</type></os></domain>";
 }

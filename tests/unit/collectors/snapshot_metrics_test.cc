@@ -49,7 +49,7 @@ Snapshot LiteralSnapshot() {
   vnet.name = "vnet0";
   vnet.rx_bytes = 123;
   web.interfaces = {vnet};
-  web.metadata = VirtscaleMetadata{"web", "/etc/virtscale/templates/web.xml", 1764194000, ""};
+  web.metadata = VirtscaleMetadata{"web", "/etc/virtscale/templates/web.xml", 1764194000, "", ""};
   web.cpu_utilization = 0.5;
   web.memory_utilization = 0.25;
   web.errors = {"memory_stats"};
