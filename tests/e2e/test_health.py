@@ -414,8 +414,23 @@ def phase_hooks(h):
         print("  last seen running       %6.2f" % (last_running - start))
         print("  first seen shut off     %6.2f" % (first_off - start))
     h.check(domstate(h, hk[0]) == "running", "the other member %s keeps running" % hk[0])
-    recs = [r for r in decisions(agent, HOOK_GROUP) if r.get("actions")]
-    rec = next((r for r in recs if r["actions"][0]["domain"] == victim), None)
+
+    # The stop's result is recorded when the actuator's call returns, a moment
+    # after libvirt reports the domain shut off.
+    def stop_record():
+        recs = [r for r in decisions(agent, HOOK_GROUP) if r.get("actions")]
+        rec = next((r for r in recs if r["actions"][0]["domain"] == victim), None)
+        return recs, rec
+
+    def stop_recorded():
+        _, rec = stop_record()
+        return rec is not None and rec["actions"][0]["result"] != "pending"
+
+    try:
+        wait_until(stop_recorded, 30, "the stop of %s recorded" % victim, interval=0.2)
+    except Failure:
+        pass  # the check below reports what the record says
+    recs, rec = stop_record()
     detail = (rec or {}).get("actions", [{}])[0].get("detail", "")
     h.check(rec is not None and rec["actions"][0]["kind"] == "stop" and
             rec["actions"][0]["result"] == "ok" and "before_scale_down" in detail,
