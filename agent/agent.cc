@@ -123,7 +123,8 @@ class Agent {
     reload_time_.Set(UnixSeconds(std::chrono::system_clock::now()));
     reload_status_.config_file = flags_.config_file;
     reload_status_.loaded_at = std::chrono::system_clock::now();
-    sources_ = std::make_shared<SourceManager>(config_.sources);
+    sources_ =
+        std::make_shared<SourceManager>(config_.sources, autoscale::ForecastSources(config_.rules));
     notifier_.SetTargets(config_.notifications, autoscale::GroupTargets(config_.rules));
     engine_.SetRules(config_.rules);
     cleanup_rules_ = std::make_shared<autoscale::RuleSet>(config_.rules);
@@ -306,7 +307,8 @@ class Agent {
       LogWarn("libvirt.uri and web.* changes take effect at restart");
     sampler_.UpdateOptions(SamplerOptionsFrom(next->libvirt));
     sample_interval_.Set(Seconds(next->libvirt.sample_interval));
-    auto sources = std::make_shared<SourceManager>(next->sources);
+    auto sources =
+        std::make_shared<SourceManager>(next->sources, autoscale::ForecastSources(next->rules));
     sources->Start();
     std::shared_ptr<SourceManager> old;
     {

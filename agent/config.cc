@@ -113,6 +113,23 @@ void CheckRuleStatGroups(const autoscale::RuleSet& rules, StatGroups groups,
   }
 }
 
+// A forecast reads its source's history as a range query, which only a
+// Prometheus server answers.
+void CheckForecastSources(const autoscale::RuleSet& rules,
+                          const std::map<std::string, SourceConfig>& sources, Diagnostics& diags) {
+  std::map<std::string, size_t> index_in_file;  // the groups[i] of messages
+  for (const autoscale::GroupRule& g : rules.groups) {
+    const size_t index = index_in_file[g.file]++;
+    if (!g.forecast) continue;
+    auto found = sources.find(g.forecast->source);
+    if (found == sources.end() || found->second.type == SourceType::kPrometheus) continue;
+    diags.Add(g.file, g.forecast->line,
+              fmt::format("groups[{}].forecast.source: source \"{}\" is of type {}; a forecast "
+                          "reads its history as a range query and needs type prometheus",
+                          index, g.forecast->source, SourceTypeName(found->second.type)));
+  }
+}
+
 }  // namespace
 
 AgentConfig DefaultAgentConfig() { return AgentConfig{}; }
@@ -149,6 +166,7 @@ std::optional<AgentConfig> ParseAgentConfig(const std::string& text, const std::
     for (const auto& [name, _] : cfg.sources) source_names.insert(name);
     cfg.rules = autoscale::LoadRuleFiles(cfg.rule_files, base_dir, source_names,
                                          cfg.libvirt.sample_interval, local, rule_file_lines);
+    CheckForecastSources(cfg.rules, cfg.sources, local);
     if (cfg.libvirt.stat_groups != kCoreStatGroups)
       CheckRuleStatGroups(cfg.rules, cfg.libvirt.stat_groups, path, LineOf(libvirt.Get("stats")),
                           local);

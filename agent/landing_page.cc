@@ -151,6 +151,22 @@ std::string StabilizationWindows(const json& g) {
                      : "<br><span class=\"muted stabilization\">stabilization: " + set + "</span>";
 }
 
+// "forecast (scale_ahead, 15m from jobs): 5 members" from the last decision, or
+// why there is none; "" without forecast:.
+std::string ForecastNote(const json& g) {
+  const json f = g.value("forecast", json());
+  if (!f.is_object()) return "";
+  std::string note = "<br><span class=\"muted forecast\">forecast (" + Field(f, "mode") + ", " +
+                     Field(f, "horizon") + " from " + Field(f, "source") + ")";
+  const json d = g.value("last_decision", json());
+  const json df = d.is_object() ? d.value("forecast", json()) : json();
+  if (df.is_object() && df.value("members", json()).is_number_integer())
+    note += ": " + Field(df, "members") + " members";
+  else if (df.is_object())
+    note += ": none, " + Field(df, "unavailable");
+  return note + "</span>";
+}
+
 // The bounds in force (an open schedule window's), with the group's own
 // from before /api/v1/groups had effective_*.
 std::string Bound(const json& g, const char* effective, const char* own) {
@@ -189,12 +205,13 @@ void Groups(const json& groups, std::string& html) {
                           "</span>"
                     : "") +
             "<br><span class=\"muted order\">scale-down order: " + Field(g, "scale_down_order") +
-            "</span>" + StabilizationWindows(g) + ScheduleNote(g) + "</td><td class=\"num\">" +
-            Field(g, "active") + "</td><td class=\"num\">" + Bound(g, "effective_min", "min") +
-            "</td><td class=\"num\">" + Bound(g, "effective_max", "max") +
-            "</td><td class=\"num\">" + Field(g, "desired") + "</td><td class=\"num\">" +
-            Field(g, "running") + "</td><td class=\"num\">" + Field(g, "stopped") + "</td><td>" +
-            Evaluation(g.value("last_decision", json())) + "</td></tr>";
+            "</span>" + StabilizationWindows(g) + ScheduleNote(g) + ForecastNote(g) +
+            "</td><td class=\"num\">" + Field(g, "active") + "</td><td class=\"num\">" +
+            Bound(g, "effective_min", "min") + "</td><td class=\"num\">" +
+            Bound(g, "effective_max", "max") + "</td><td class=\"num\">" + Field(g, "desired") +
+            "</td><td class=\"num\">" + Field(g, "running") + "</td><td class=\"num\">" +
+            Field(g, "stopped") + "</td><td>" + Evaluation(g.value("last_decision", json())) +
+            "</td></tr>";
   }
   html += "</table>";
 }

@@ -416,6 +416,19 @@ int SimulateCommand(const SimulateOptions& o, std::ostream& out, std::ostream& e
   }
   spec.rule = *it;
   spec.step = step.value_or(spec.rule.interval);
+  if (!o.forecast_mode.empty()) {
+    if (!spec.rule.forecast) {
+      err << fmt::format("simulate: --forecast-mode: group \"{}\" has no forecast:\n", o.group);
+      return 2;
+    }
+    if (o.forecast_mode == "off") {
+      spec.rule.forecast.reset();
+    } else {
+      spec.rule.forecast->mode = o.forecast_mode == "scale_ahead"
+                                     ? autoscale::ForecastMode::kScaleAhead
+                                     : autoscale::ForecastMode::kForecastOnly;
+    }
+  }
 
   std::optional<TimePoint> start;
   std::optional<TimePoint> end;
@@ -618,6 +631,10 @@ std::function<std::optional<int>()> AddSimulateCommand(CLI::App& app) {
   sim->add_option("--initial-members", o->initial_members,
                   "Running members at the start (default: as in the history).");
   sim->add_option("--plot", o->plot_file, "Write an SVG chart of the run.");
+  sim->add_option("--forecast-mode", o->forecast_mode,
+                  "Run a group with forecast: as forecast_only, scale_ahead or off (default: "
+                  "the rule's mode), to compare them.")
+      ->check(CLI::IsMember({"forecast_only", "scale_ahead", "off"}));
   sim->add_flag("--absolute-times", o->absolute_times, "Print RFC 3339 times too.");
   sim->add_option("--pause", o->pauses,
                   "Pause the group FROM..UNTIL after the start (e.g. 10m..30m; 10m.. to the end), "

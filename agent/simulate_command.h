@@ -24,6 +24,11 @@
 // Each query is one GET through common/http_client.h, complete within 60 s
 // and at most kMaxHttpBodyBytes (16 MiB).
 //
+// A group with `forecast:` forecasts from its source's replayed samples before
+// the simulated now, refetched every 5 minutes of simulated time as the agent
+// does; `--forecast-mode` runs it as forecast_only, scale_ahead or without a
+// forecast, and the summary reports the time the group was under-provisioned.
+//
 // Load model (--load): the history was recorded with the group's real
 // membership, but the simulated group grows and shrinks. `shared` (default):
 // the members' summed utilisation is the group's demand, spread evenly over
@@ -59,6 +64,7 @@ struct SimulateOptions {
   std::string load = "shared";                       // shared | per-member
   int64_t initial_members = -1;  // default: members with a sample at start, else the group's min
   std::string plot_file;
+  std::string forecast_mode;  // forecast_only | scale_ahead | off; empty: the rule's
   bool absolute_times = false;
   std::vector<std::string> pauses;  // --pause FROM..UNTIL (offsets from the start; UNTIL optional)
   std::vector<std::string> protected_members;  // --protect NAME

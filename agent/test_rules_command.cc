@@ -66,7 +66,8 @@ struct Expectation {
   std::optional<std::vector<std::string>> unhealthy;  // members in state unhealthy
   std::optional<int64_t> min;  // the bounds in force (a schedule window's, or the group's)
   std::optional<int64_t> max;
-  std::optional<std::string> schedule;  // cron of the window in force, or "none"
+  std::optional<std::string> schedule;      // cron of the window in force, or "none"
+  std::optional<int64_t> forecast_members;  // the decision's forecast (forecast:)
 };
 
 struct RuleTest {
@@ -194,6 +195,7 @@ void DecodeExpectation(const YAML::Node& node, const std::string& path, Duration
     e.outcome = s;
   }
   if (r.Read("schedule", s)) e.schedule = s;
+  if (r.Read("forecast_members", n)) e.forecast_members = n;
   e.pending = ReadIdList(r, "pending");
   e.firing = ReadIdList(r, "firing");
   e.actions = ReadActions(r, "actions", path, diags);
@@ -481,6 +483,14 @@ std::vector<std::string> Check(const Expectation& e, const autoscale::Simulation
              d == nullptr  ? "(no evaluation at this time)"
              : d->schedule ? d->schedule->cron
                            : "none");
+  }
+  if (e.forecast_members) {
+    std::string got = "(no evaluation at this time)";
+    if (d != nullptr && !d->forecast) got = "no forecast: (the group has no forecast:)";
+    if (d != nullptr && d->forecast)
+      got = d->forecast->members ? std::to_string(*d->forecast->members)
+                                 : "unavailable: " + d->forecast->unavailable;
+    mismatch("forecast_members", std::to_string(*e.forecast_members), got);
   }
   if (e.pending) {
     mismatch("pending", ListString(*e.pending),

@@ -147,6 +147,18 @@ ScheduleInForce ScheduleInForce::Of(const ActiveSchedule& window) {
   return {s.line, s.cron_text, s.timezone, s.min, s.max, window.start, window.end};
 }
 
+nlohmann::json ForecastReport::ToJson() const {
+  using nlohmann::json;
+  json j{{"mode", ForecastModeName(mode)},
+         {"source", source},
+         {"horizon", FormatDuration(horizon)},
+         {"members", members ? json(*members) : json(nullptr)},
+         {"applied", applied}};
+  if (!model.empty()) j["model"] = model;
+  if (!unavailable.empty()) j["unavailable"] = unavailable;
+  return j;
+}
+
 nlohmann::json ScheduleInForce::ToJson() const {
   using nlohmann::json;
   auto bound = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };
@@ -224,6 +236,7 @@ nlohmann::json Decision::ToJson() const {
         {"recommendation", s.recommendation},      {"stabilized", s.stabilized},
         {"history", std::move(history)},           {"history_omitted", s.history_omitted}};
   }
+  if (forecast) j["forecast"] = forecast->ToJson();
   if (refresh) {
     j["refresh"] = {{"due", refresh->due},
                     {"max_unavailable", refresh->max_unavailable},

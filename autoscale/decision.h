@@ -122,6 +122,21 @@ struct StabilizationReport {
   static constexpr size_t kMaxReported = 20;
 };
 
+// What `forecast:` predicted at a decision (evaluator.h), as JSON:
+//   {"mode": "scale_ahead", "source": "jobs", "horizon": "15m", "members": 4,
+//    "model": "peak 180.2 (daily 7 days, level +2.1)", "applied": true}
+// or, without a forecast, "members": null and "unavailable": why.
+struct ForecastReport {
+  ForecastMode mode = ForecastMode::kForecastOnly;
+  std::string source;
+  Duration horizon{0};
+  std::optional<int64_t> members;  // ceil(peak / per_member_target), within the bounds in force
+  std::string model;               // LoadForecast::Describe()
+  std::string unavailable;         // why there is no forecast: no history yet, stale, too short
+  bool applied = false;            // scale_ahead raised the recommendation to it
+  nlohmann::json ToJson() const;
+};
+
 // The `schedules:` window whose bounds a decision used, as JSON:
 //   {"line": 12, "cron": "0 8 * * 1-5", "timezone": "Europe/Berlin", "min": 4, "max": null,
 //    "started_at": "2026-12-01T07:00:00.000Z", "ends_at": "2026-12-01T17:00:00.000Z"}
@@ -162,6 +177,7 @@ struct Decision {
   };
   std::optional<RefreshProgress> refresh;
   std::optional<StabilizationReport> stabilization;
+  std::optional<ForecastReport> forecast;  // with `forecast:`
   int64_t min = 0;  // the bounds in force: the group's, or its open schedule window's
   int64_t max = 0;
   std::optional<ScheduleInForce> schedule;  // the open window, if any

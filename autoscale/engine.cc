@@ -754,6 +754,10 @@ nlohmann::json Engine::GroupsJson() const {
     j["schedule"] = window ? ScheduleInForce::Of(*window).ToJson() : json(nullptr);
     j["next_schedule"] = opt_time(NextScheduleStart(r.schedules, now.wall));
     if (r.target) j["target"] = r.target->Describe();
+    if (r.forecast)
+      j["forecast"] = {{"source", r.forecast->source},
+                       {"horizon", FormatDuration(r.forecast->horizon)},
+                       {"mode", ForecastModeName(r.forecast->mode)}};
     j["template_hash"] = r.template_doc ? json(r.template_doc->content_hash()) : json(nullptr);
     if (r.refresh)
       j["refresh"] = {{"max_unavailable", r.refresh->max_unavailable},
@@ -826,6 +830,11 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
                             "Members made from an older template that refresh still replaces "
                             "(groups with refresh: only).",
                             MetricType::Gauge);
+  auto forecast = Family("virtscale_group_forecast_members",
+                         "Active members the group's load forecast asks for over its horizon, "
+                         "within the bounds in force (groups with forecast: only; absent "
+                         "without a forecast).",
+                         MetricType::Gauge);
   auto protected_members =
       Family("virtscale_member_protected",
              "1 for a member protected from scale-down through the lifecycle API, else 0.",
@@ -868,6 +877,8 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
                 static_cast<double>(d.by_state_count[st]));
     }
     AddSample(desired, {{"group", name}}, static_cast<double>(d.desired));
+    if (d.forecast && d.forecast->members)
+      AddSample(forecast, {{"group", name}}, static_cast<double>(*d.forecast->members));
     for (const MetricValue& m : d.metrics)
       if (m.value) AddSample(value, {{"group", name}, {"metric", m.key}}, *m.value);
     for (const ConditionReport& c : d.conditions) {
@@ -884,7 +895,7 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
   // Without groups a tick evaluates nothing; the series would only say how fast nothing is.
   if (ticked_ && !groups_.empty()) AddSample(eval, {}, last_tick_seconds_);
   for (auto* f : {&members, &desired, &min, &max, &value, &state, &threshold, &actions, &decisions,
-                  &last, &in_flight, &paused, &refresh_due, &protected_members, &eval}) {
+                  &last, &in_flight, &paused, &refresh_due, &forecast, &protected_members, &eval}) {
     if (!f->metric.empty()) out.push_back(std::move(*f));
   }
 }

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "autoscale/domain_template.h"
+#include "autoscale/forecast.h"
 
 namespace virtscale::autoscale {
 namespace {
@@ -225,6 +226,54 @@ TargetView ReadTarget(const GroupRule& rule, const Membership& members, MetricRe
     view.wanted = raw;
   }
   return view;
+}
+
+// A history fetched longer ago than this has missed six refetches
+// (kHistoryRefetch): the fetcher is failing, and the forecast is not trusted.
+constexpr Duration kMaxHistoryAge = std::chrono::minutes(30);
+
+// The forecast of `forecast:` in members, or why there is none.
+ForecastReport ReadForecast(const EvaluationInput& in) {
+  const GroupRule& rule = in.rule;
+  const ForecastPolicy& policy = *rule.forecast;
+  ForecastReport r;
+  r.mode = policy.mode;
+  r.source = policy.source;
+  r.horizon = policy.horizon;
+  if (!rule.target) {  // the loader refuses this; a rule built in code may not
+    r.unavailable = "forecast needs target:";
+    return r;
+  }
+  const auto found = in.sources.find(policy.source);
+  if (found == in.sources.end() || !found->second.history) {
+    r.unavailable = "no history fetched yet";
+    if (found != in.sources.end() && !found->second.history_error.empty())
+      r.unavailable += ": " + found->second.history_error;
+    return r;
+  }
+  const SourceHistory& history = *found->second.history;
+  const Duration age = ToDuration(in.now.wall - history.fetched_at);
+  if (age > kMaxHistoryAge) {
+    r.unavailable = fmt::format("history fetched {} ago, more than {}", Whole(age),
+                                FormatDuration(kMaxHistoryAge));
+    if (!found->second.history_error.empty())
+      r.unavailable += "; last error: " + found->second.history_error;
+    return r;
+  }
+  std::vector<LoadSample> samples;
+  samples.reserve(history.samples.size());
+  for (const auto& [t, v] : history.samples) samples.push_back({t, v});
+  const double now_unix = std::chrono::duration<double>(in.now.wall.time_since_epoch()).count();
+  const std::optional<LoadForecast> load = ForecastLoad(samples, now_unix, policy.horizon);
+  if (!load) {
+    r.unavailable = "the history covers less than a day before now";
+    return r;
+  }
+  r.model = load->Describe();
+  // The peak is at most 2^53 (ForecastLoad ignores more), so the quotient is finite.
+  r.members = ClampedSize(std::ceil(load->peak / rule.target->per_member_target - 1e-9), rule.min,
+                          rule.max);
+  return r;
 }
 
 Intent MissingDataIntent(const GroupRule& rule, const Membership& members,
@@ -811,6 +860,21 @@ Evaluation EvaluateWithin(const EvaluationInput& in, const GroupState& state) {
                                         in.now.mono, reader, d.conditions);
   std::optional<TargetView> target;
   if (rule.target) target = ReadTarget(rule, in.members, reader);
+  if (rule.forecast) {
+    d.forecast = ReadForecast(in);
+    // scale_ahead: the recommendation is at least the forecast (AWS predictive
+    // scaling); without a current value the forecast alone never acts.
+    const std::optional<int64_t> ahead = d.forecast->members;
+    if (rule.forecast->mode == ForecastMode::kScaleAhead && target && target->wanted && ahead &&
+        static_cast<double>(*ahead) > *target->wanted) {
+      target->note +=
+          fmt::format(" (scale_ahead: {} now, the forecast for the next {} asks for {})",
+                      ClampedSize(*target->wanted, 0, INT64_MAX / 2),
+                      FormatDuration(rule.forecast->horizon), *ahead);
+      target->wanted = static_cast<double>(*ahead);
+      d.forecast->applied = true;
+    }
+  }
   d.metrics = reader.Values();
 
   // Not knowing the group is not missing metric data: on_missing_data does not apply.

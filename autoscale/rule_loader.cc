@@ -11,6 +11,7 @@
 
 #include "autoscale/decision.h"
 #include "autoscale/domain_template.h"
+#include "autoscale/forecast.h"
 #include "common/http_url.h"
 #include "common/placeholders.h"
 #include "common/utf8.h"
@@ -719,6 +720,46 @@ bool DecodeRefresh(const YAML::Node& node, const std::string& path, GroupRule& g
   return ok;
 }
 
+// forecast: (DESIGN.md "Behaviour keys"). The source's type is checked by the
+// agent config, which knows the sources' types.
+bool DecodeForecast(const YAML::Node& node, const std::string& path, GroupRule& group,
+                    const Context& ctx) {
+  MapReader r(node, path, ctx.diags);
+  if (!r.valid()) return false;
+  ForecastPolicy forecast;
+  forecast.line = LineOf(node);
+  bool ok = r.Require("source") && r.Read("source", forecast.source);
+  if (ok && !ctx.source_names.contains(forecast.source)) {
+    r.Error("source", fmt::format("unknown source \"{}\" (configured: {})",
+                                  BoundedUtf8(forecast.source, 80), JoinNames(ctx.source_names)));
+    ok = false;
+  }
+  // A forecast is binned by 5 minutes; beyond a day the daily season says nothing new.
+  ok &=
+      ReadDurationIn(r, "horizon", std::chrono::seconds(1), kMaxForecastHorizon, forecast.horizon);
+  std::string mode;
+  if (r.Read("mode", mode)) {
+    if (mode == "scale_ahead") {
+      forecast.mode = ForecastMode::kScaleAhead;
+    } else if (mode != "forecast_only") {
+      r.Error("mode",
+              "expected forecast_only or scale_ahead, got \"" + BoundedUtf8(mode, 80) + "\"");
+      ok = false;
+    }
+  } else if (r.Has("mode")) {
+    ok = false;
+  }
+  r.Finish();
+  if (ok && !group.target) {
+    ctx.diags.Error(node, path +
+                              ": needs target: (the forecast is a load, turned into members by "
+                              "target.per_member_target), and this group has none");
+    ok = false;
+  }
+  if (ok) group.forecast = forecast;
+  return ok;
+}
+
 // A group that loads but can never act is most likely a mistake; it is a
 // warning (`check config --strict` fails on it), not an error.
 void WarnIfInert(const GroupRule& g, const YAML::Node& node, const std::string& path,
@@ -877,6 +918,9 @@ std::optional<GroupRule> DecodeGroup(const YAML::Node& node, const std::string& 
     ok &= DecodeSchedules(schedules, path + ".schedules", g, ctx);
   if (YAML::Node refresh = r.Get("refresh"); refresh.IsDefined())
     ok &= DecodeRefresh(refresh, path + ".refresh", g, ctx);
+  // After target: a forecast is in target's units.
+  if (YAML::Node forecast = r.Get("forecast"); forecast.IsDefined())
+    ok &= DecodeForecast(forecast, path + ".forecast", g, ctx);
   r.Finish();
   if (ok) WarnIfInert(g, node, path, ctx);
   return ok ? std::optional<GroupRule>(std::move(g)) : std::nullopt;

@@ -61,6 +61,10 @@ const char* DownOrderName(DownOrder o) {
   return "newest";
 }
 
+const char* ForecastModeName(ForecastMode m) {
+  return m == ForecastMode::kScaleAhead ? "scale_ahead" : "forecast_only";
+}
+
 const char* DirectionName(Direction d) { return d == Direction::kUp ? "up" : "down"; }
 
 std::string MetricRef::Name() const {
@@ -165,6 +169,13 @@ std::string HealthCheck::Describe() const {
       return fmt::format("tcp {}", port);
   }
   return "unknown";
+}
+
+std::set<std::string> ForecastSources(const RuleSet& rules) {
+  std::set<std::string> out;
+  for (const GroupRule& g : rules.groups)
+    if (g.forecast) out.insert(g.forecast->source);
+  return out;
 }
 
 }  // namespace virtscale::autoscale

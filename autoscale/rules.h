@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -177,6 +178,22 @@ struct RefreshPolicy {
   int line = 0;
 };
 
+// `forecast:` (DESIGN.md "Behaviour keys"): the group's load forecast
+// (autoscale/forecast.h) from the history of a Prometheus source, in members:
+// ceil(peak / target.per_member_target). forecast_only reports it (decision,
+// virtscale_group_forecast_members); scale_ahead also raises target tracking's
+// recommendation to it. Needs `target:`; the source's type is checked by the
+// agent config (a range query needs type prometheus).
+enum class ForecastMode { kForecastOnly, kScaleAhead };
+const char* ForecastModeName(ForecastMode m);  // "forecast_only", "scale_ahead"
+
+struct ForecastPolicy {
+  std::string source;
+  Duration horizon{std::chrono::minutes(15)};  // (0, 24h]
+  ForecastMode mode = ForecastMode::kForecastOnly;
+  int line = 0;
+};
+
 struct GroupRule {
   std::string name;
   std::string file;  // the rule file it came from
@@ -198,8 +215,9 @@ struct GroupRule {
   std::vector<NotificationTarget> notifications;  // besides the top-level ones
   std::optional<HealthPolicy> health;             // `health:`; none: members are not checked
   std::optional<HookPolicy> hooks;                // `hooks:`
-  std::vector<Schedule> schedules;       // `schedules:`; windows never overlap (checked at load)
-  std::optional<RefreshPolicy> refresh;  // `refresh:`; none: members are never refreshed
+  std::vector<Schedule> schedules;         // `schedules:`; windows never overlap (checked at load)
+  std::optional<RefreshPolicy> refresh;    // `refresh:`; none: members are never refreshed
+  std::optional<ForecastPolicy> forecast;  // `forecast:`
 
   const ScalePolicy& policy(Direction d) const {
     return d == Direction::kUp ? scale_up : scale_down;
@@ -214,5 +232,8 @@ struct RuleSet {
   std::vector<GroupRule> groups;
   std::vector<std::string> files;  // the rule files that were loaded, absolute
 };
+
+// The sources the groups forecast from (forecast.source): their history is fetched.
+std::set<std::string> ForecastSources(const RuleSet& rules);
 
 }  // namespace virtscale::autoscale

@@ -299,10 +299,31 @@ SnapshotPtr TakeSnapshot(World& world, const SimulationSpec& spec, TimePoint t, 
   return snap;
 }
 
-SourceReadings ReadSources(const SimulationSpec& spec, TimePoint t) {
+// The history a forecast source's fetcher would hold: the series before the
+// newest refetch, refetched every kHistoryRefetch of simulated time as the agent does.
+struct SimulatedHistory {
+  std::shared_ptr<const SourceHistory> fetched;
+  std::shared_ptr<const SourceHistory> Fetch(const Series& series, TimePoint t) {
+    if (fetched && t - fetched->fetched_at < kHistoryRefetch) return fetched;
+    auto h = std::make_shared<SourceHistory>();
+    h->fetched_at = t;
+    for (const Series::Point& p : series.points()) {
+      if (p.time > t) break;
+      if (p.value)
+        h->samples.emplace_back(std::chrono::duration<double>(p.time.time_since_epoch()).count(),
+                                *p.value);
+    }
+    fetched = std::move(h);
+    return fetched;
+  }
+};
+
+SourceReadings ReadSources(const SimulationSpec& spec, TimePoint t, SimulatedHistory& history) {
   SourceReadings out;
+  const GroupRule& rule = spec.rule;
   for (const auto& [name, series] : spec.sources) {
     SourceReading r;
+    if (rule.forecast && rule.forecast->source == name) r.history = history.Fetch(series, t);
     r.value = series.At(t);
     if (r.value) {
       r.last_success = t;
@@ -339,6 +360,10 @@ void CollectSourceNames(const YAML::Node& node, std::set<std::string>& out) {
           kv.second.Scalar().starts_with("source:") && kv.second.Scalar().size() > 7) {
         out.insert(kv.second.Scalar().substr(7));
       }
+      // forecast: {source: NAME}
+      if (kv.first.IsScalar() && kv.first.Scalar() == "forecast" && kv.second.IsMap() &&
+          kv.second["source"].IsScalar())
+        out.insert(kv.second["source"].Scalar());
       CollectSourceNames(kv.second, out);
     }
   } else if (node.IsSequence()) {
@@ -542,6 +567,16 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
     };
     const Duration step = spec.step > Duration(0) ? spec.step : std::chrono::seconds(10);
     uint64_t seq = 0;
+    SimulatedHistory history;
+    // Target tracking on a source: the demand the group's size is judged against.
+    const Series* demand = nullptr;
+    if (spec.rule.target && spec.rule.target->metric.kind == MetricKind::kSource) {
+      if (auto found = spec.sources.find(spec.rule.target->metric.source);
+          found != spec.sources.end()) {
+        demand = &found->second;
+        result.under_provisioned = Duration(0);
+      }
+    }
     for (now = spec.start; now <= spec.end; now += step) {
       now_unix = UnixSeconds(now);
       clock.Set(instant(now));
@@ -560,7 +595,7 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
         snap = TakeSnapshot(world, spec, now, ++seq);  // with the stored pause
       }
       last.reset();
-      engine.Tick(snap, ReadSources(spec, now), instant(now));
+      engine.Tick(snap, ReadSources(spec, now, history), instant(now));
       // Hooks that end by now return after the tick saw their action in flight.
       {
         std::lock_guard lock(hooks.mu);
@@ -570,6 +605,14 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
       settle();
       s.running = world.Running();
       s.stopped = world.Stopped();
+      if (demand) {
+        if (const std::optional<double> v = demand->At(now)) {
+          const double needed = std::ceil(*v / spec.rule.target->per_member_target - 1e-9);
+          // Judged by the members that ran when the load arrived: a reaction in
+          // this tick comes after it.
+          if (static_cast<double>(s.running_before) < needed) *result.under_provisioned += step;
+        }
+      }
       {
         std::lock_guard lock(hooks.mu);
         s.finished = std::move(hooks.finished);
@@ -629,6 +672,8 @@ std::string FormatTimeline(const SimulationResult& result, const SimulationSpec&
   };
   std::map<std::pair<int, size_t>, ConditionState> prev;
   HeldBy prev_held = HeldBy::kNone;
+  std::optional<int64_t> prev_forecast;  // members; a change prints a line
+  bool prev_forecast_seen = false;
   std::map<std::string, std::string> prev_failing;  // member -> "failing: check: output"
   int64_t evaluations = 0;
   std::map<std::string, int64_t> holds;
@@ -649,6 +694,19 @@ std::string FormatTimeline(const SimulationResult& result, const SimulationSpec&
       if (!failing.count(member) && present(member))
         out += fmt::format("{}  {} passes its checks again\n", at, member);
     prev_failing = std::move(failing);
+    if (d.forecast && (d.forecast->members != prev_forecast || !prev_forecast_seen)) {
+      const ForecastReport& f = *d.forecast;
+      if (f.members) {
+        out +=
+            fmt::format("{}  forecast ({}): {} members for the next {}: {}\n", at,
+                        ForecastModeName(f.mode), *f.members, FormatDuration(f.horizon), f.model);
+      } else {
+        out += fmt::format("{}  forecast ({}): unavailable: {}\n", at, ForecastModeName(f.mode),
+                           f.unavailable);
+      }
+      prev_forecast = f.members;
+      prev_forecast_seen = true;
+    }
     for (const ConditionReport& c : d.conditions) {
       const auto key = std::make_pair(static_cast<int>(c.direction), c.index);
       const ConditionState before = prev.count(key) ? prev[key] : ConditionState::kInactive;
@@ -741,6 +799,13 @@ std::string FormatTimeline(const SimulationResult& result, const SimulationSpec&
     out += "; held evaluations: " + h;
   }
   out += "\n";
+  if (result.under_provisioned) {
+    out += fmt::format(
+        "under-provisioned: {} ({} minutes) with fewer running members than {}\n",
+        FormatDuration(*result.under_provisioned),
+        std::chrono::duration_cast<std::chrono::minutes>(*result.under_provisioned).count(),
+        spec.rule.target->Describe());
+  }
   return out;
 }
 

@@ -173,6 +173,11 @@ struct SimulationResult {
   int64_t scale_downs = 0;
   int64_t members_added = 0;    // operations that succeeded (start + create)
   int64_t members_removed = 0;  // operations that succeeded (stop + delete)
+  // Target tracking on a source: the simulated time (steps times `step`) in
+  // which fewer members ran than ceil(source value / per_member_target), counting
+  // the members running when the value was read (before the step's actions).
+  // nullopt for other groups.
+  std::optional<Duration> under_provisioned;
 
   // The newest step at or before `t`, nullptr before the first.
   const SimulationStep* At(TimePoint t) const;

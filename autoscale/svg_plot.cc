@@ -210,12 +210,20 @@ std::string RenderPlotSvg(const SimulationResult& result, const SimulationSpec& 
 
   // Members: running after each tick, as a step line.
   int64_t hi_members = spec.rule.max;
-  for (const SimulationStep& s : result.steps)
+  for (const SimulationStep& s : result.steps) {
     hi_members = std::max({hi_members, s.running, s.running_before});
+    if (s.decision && s.decision->forecast && s.decision->forecast->members)
+      hi_members = std::max(hi_members, *s.decision->forecast->members);
+  }
   const double lo = 0;
   const double hi = static_cast<double>(hi_members + 1);
   auto y = [&](double v) { return top + kPanel - (v - lo) / (hi - lo) * kPanel; };
-  c.Panel(top, lo, hi, "running members");
+  c.Panel(top, lo, hi,
+          spec.rule.forecast
+              ? fmt::format("running members, and the forecast ({}, {} ahead, dashed)",
+                            ForecastModeName(spec.rule.forecast->mode),
+                            FormatDuration(spec.rule.forecast->horizon))
+              : std::string("running members"));
   for (const auto& [cls, v] : {std::pair{"min", spec.rule.min}, std::pair{"max", spec.rule.max}}) {
     c.svg += fmt::format(
         "<line class=\"bound {}\" x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#888\" "
@@ -236,6 +244,18 @@ std::string RenderPlotSvg(const SimulationResult& result, const SimulationSpec& 
         "<polyline class=\"members\" fill=\"none\" stroke=\"#2a9d8f\" stroke-width=\"2\" "
         "points=\"{}\"/>\n",
         points);
+  }
+  if (spec.rule.forecast) {
+    std::vector<std::optional<std::pair<double, double>>> forecast;
+    for (const SimulationStep* s : evaluated) {
+      const std::optional<ForecastReport>& f = s->decision->forecast;
+      std::optional<std::pair<double, double>> p;
+      if (f && f->members) p.emplace(c.X(s->time), y(static_cast<double>(*f->members)));
+      forecast.push_back(p);
+    }
+    Polylines(c, forecast,
+              "class=\"forecast\" fill=\"none\" stroke=\"#e76f51\" stroke-width=\"1.5\" "
+              "stroke-dasharray=\"5,3\"");
   }
   for (const SimulationStep* s : evaluated) {
     const Decision& d = *s->decision;

@@ -11,6 +11,7 @@
 //   <rect class="band firing up" data-condition="up[0]" .../>
 //   <polyline class="members" points="..."/>  <line class="bound min|max" .../>
 //   <circle class="action up|down" .../>
+//   <polyline class="forecast" points="..."/>  (groups with forecast:; one per run with a forecast)
 //
 //   std::ofstream("plot.svg") << RenderPlotSvg(result, spec);
 #include <string>

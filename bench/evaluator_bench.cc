@@ -86,7 +86,8 @@ void BM_EvaluateAll(benchmark::State& state) {
   const RuleSet rules = MakeRules(groups);
   Instant now{MonoTime(std::chrono::seconds(1'000)), WallTime(std::chrono::seconds(1'700'000'000))};
   const SnapshotPtr snap = MakeSnapshot(groups, now);
-  SourceReadings sources{{"jobs", SourceReading{350.0, "", now.wall, SourceHealth::kOk}}};
+  SourceReadings sources{
+      {"jobs", SourceReading{350.0, "", now.wall, SourceHealth::kOk, nullptr, ""}}};
   std::vector<GroupState> states(rules.groups.size());
   int64_t actions = 0;
   for (auto _ : state) {
@@ -122,7 +123,8 @@ void BM_EngineTick(benchmark::State& state) {
   engine.SetRules(MakeRules(groups));
   Instant now{MonoTime(std::chrono::seconds(1'000)), WallTime(std::chrono::seconds(1'700'000'000))};
   const SnapshotPtr snap = MakeSnapshot(groups, now);
-  SourceReadings sources{{"jobs", SourceReading{350.0, "", now.wall, SourceHealth::kOk}}};
+  SourceReadings sources{
+      {"jobs", SourceReading{350.0, "", now.wall, SourceHealth::kOk, nullptr, ""}}};
   for (auto _ : state) {
     now.mono += std::chrono::seconds(10);  // every group due
     now.wall += std::chrono::seconds(10);

@@ -1,5 +1,10 @@
 #include "collectors/sources/poll.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
 #include "collectors/sources/prometheus_query.h"
 #include "collectors/sources/text_format_parser.h"
 #include "common/file_reader.h"
@@ -98,6 +103,43 @@ SourceResult<double> PollPrometheus(const SourceConfig& cfg, RequestCanceller* c
   return HttpStatusError(answer.value());
 }
 
+SourceResult<std::vector<std::pair<double, double>>> FetchPrometheusHistory(
+    const SourceConfig& cfg, double end_unix, RequestCanceller* canceller) {
+  SourceConfig slow = cfg;  // a month of points takes longer than an instant query
+  slow.timeout = std::max<Duration>(cfg.timeout, kHistoryTimeout);
+  const double start_unix = end_unix - static_cast<double>(kHistoryRange.count());
+  const std::string path = JoinPath(cfg.url.path, "/api/v1/query_range?query=") +
+                           PercentEncode(cfg.query) + fmt::format("&start={:.3f}", start_unix) +
+                           fmt::format("&end={:.3f}", end_unix) +
+                           fmt::format("&step={}", kHistoryStep.count());
+  auto answer = GetFromSource(slow, path, {{"Accept", "application/json"}}, canceller);
+  if (!answer.ok()) return answer.error();
+  auto parsed = ParsePrometheusRangeResponse(answer.value().body);
+  if (!Is2xx(answer.value().status)) {
+    if (!parsed.ok() && parsed.error().reason == source_reason::kQueryError) {
+      return SourceError{
+          source_reason::kQueryError,
+          "HTTP " + std::to_string(answer.value().status) + ": " + parsed.error().message};
+    }
+    return HttpStatusError(answer.value());
+  }
+  if (!parsed.ok()) return parsed.error();
+  const std::vector<PrometheusSeries>& series = parsed.value();
+  if (series.empty())
+    return SourceError{source_reason::kEmptyVector, "range query returned no series"};
+  if (series.size() > 1) {
+    return SourceError{source_reason::kMultipleSeries,
+                       fmt::format("range query returned {} series; a forecast needs one (sum() "
+                                   "them in the query)",
+                                   series.size())};
+  }
+  std::vector<std::pair<double, double>> samples;
+  samples.reserve(series[0].samples.size());
+  for (const auto& [t, v] : series[0].samples)
+    if (std::isfinite(t) && std::isfinite(v)) samples.emplace_back(t, v);
+  return samples;
+}
+
 SourceResult<double> PollScrape(const SourceConfig& cfg, RequestCanceller* canceller) {
   auto answer = GetFromSource(cfg, cfg.url.path,
                               {{"Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1"}}, canceller);
@@ -129,6 +171,17 @@ SourceResult<double> PollFile(const SourceConfig& cfg) {
 }
 
 }  // namespace
+
+SourceResult<std::vector<std::pair<double, double>>> FetchSourceHistory(
+    const SourceConfig& config, double end_unix, RequestCanceller* canceller) {
+  if (config.type != SourceType::kPrometheus)
+    return SourceError{source_reason::kQueryError, "only a prometheus source has a history"};
+  try {
+    return FetchPrometheusHistory(config, end_unix, canceller);
+  } catch (const std::exception& e) {  // httplib and std can throw (bad_alloc, ...)
+    return SourceError{source_reason::kConnection, std::string("unexpected error: ") + e.what()};
+  }
+}
 
 SourceResult<double> PollSource(const SourceConfig& config, RequestCanceller* canceller) {
   try {

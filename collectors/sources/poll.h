@@ -10,6 +10,10 @@
 //   RequestCanceller canceller;   // another thread may call canceller.Cancel()
 //   SourceResult<double> r = PollSource(config, &canceller);
 //   // r.error().ToString() e.g. "timeout: no complete response within 5s from http://..."
+#include <chrono>
+#include <utility>
+#include <vector>
+
 #include "collectors/sources/source_config.h"
 #include "collectors/sources/source_result.h"
 #include "common/http_client.h"  // RequestCanceller, kMaxHttpBodyBytes
@@ -19,6 +23,18 @@ namespace virtscale {
 // Reads the source once. `canceller` may be null.
 [[nodiscard]] SourceResult<double> PollSource(const SourceConfig& config,
                                               RequestCanceller* canceller = nullptr);
+
+// The history of a prometheus source, for forecasts: its query as a range
+// query (GET /api/v1/query_range) over the kHistoryRange before `end_unix`,
+// one point every kHistoryStep (8353 points, below Prometheus's limit of
+// 11000), within max(the source's timeout, kHistoryTimeout). The answer must
+// hold exactly one series (none: empty_vector; more: multiple_series); its
+// non-finite samples are left out. Other source types: query_error.
+inline constexpr std::chrono::seconds kHistoryRange{29 * 24 * 3600};
+inline constexpr std::chrono::seconds kHistoryStep{300};
+inline constexpr std::chrono::seconds kHistoryTimeout{60};
+[[nodiscard]] SourceResult<std::vector<std::pair<double, double>>> FetchSourceHistory(
+    const SourceConfig& config, double end_unix, RequestCanceller* canceller = nullptr);
 
 // The HTTP body cap is kMaxHttpBodyBytes (more is "response_too_large"); a
 // larger file is "parse".

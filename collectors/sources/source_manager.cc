@@ -30,6 +30,13 @@ struct SourceManager::Source {
   bool last_ok = false;
   SourceError last_error;
   std::map<std::string, uint64_t> errors;  // by reason
+  // Forecast sources only (wants_history): the history fetched on its own thread.
+  bool wants_history = false;
+  RequestCanceller history_canceller;
+  std::thread history_thread;
+  std::shared_ptr<const SourceHistory> history;
+  std::string history_error;
+  uint64_t history_fetches = 0;
 
   // Requires `mu`.
   bool Fresh(MonoTime now) const { return value && now - last_success_mono <= config.stale_after; }
@@ -91,8 +98,41 @@ void Run(SourceManager::Source& s) {
   }
 }
 
+void RunHistory(SourceManager::Source& s) {
+  while (true) {
+    const auto now = WallClock::now();
+    auto result =
+        FetchSourceHistory(s.config, std::chrono::duration<double>(now.time_since_epoch()).count(),
+                           &s.history_canceller);
+    std::unique_lock lock(s.mu);
+    if (s.stopping) return;
+    const bool failed_before = !s.history_error.empty();
+    ++s.history_fetches;
+    if (result.ok()) {
+      auto history = std::make_shared<SourceHistory>();
+      history->samples = std::move(result).value();
+      history->fetched_at = now;
+      if (failed_before)
+        LogInfo("source history recovered",
+                {{"source", s.config.name}, {"samples", history->samples.size()}});
+      s.history = std::move(history);
+      s.history_error.clear();
+    } else {
+      const std::string error = BoundedUtf8(result.error().ToString(), 512);
+      if (error != s.history_error)
+        LogWarn("source history fetch failed", {{"source", s.config.name}, {"error", error}});
+      s.history_error = error;
+    }
+    const auto wait = s.history_error.empty() ? std::chrono::steady_clock::duration(kHistoryRefetch)
+                                              : std::chrono::steady_clock::duration(kHistoryRetry);
+    if (s.wake.wait_for(lock, wait, [&] { return s.stopping; })) return;
+  }
+}
+
 SourceReading ReadingOf(const SourceManager::Source& s, MonoTime now) {
   SourceReading r;
+  r.history = s.history;
+  r.history_error = s.history_error;
   r.last_success = s.last_success;
   if (s.Fresh(now)) {
     r.value = s.value;
@@ -138,10 +178,13 @@ const char* SourceHealthName(SourceHealth h) {
   return "pending";
 }
 
-SourceManager::SourceManager(std::map<std::string, SourceConfig> configs) {
+SourceManager::SourceManager(std::map<std::string, SourceConfig> configs,
+                             const std::set<std::string>& history_sources) {
   for (auto& [name, config] : configs) {
     config.name = name;
     sources_.push_back(std::make_unique<Source>(std::move(config)));
+    sources_.back()->wants_history =
+        history_sources.contains(name) && sources_.back()->config.type == SourceType::kPrometheus;
     for (const char* reason : ReasonsOf(sources_.back()->config.type)) {
       sources_.back()->errors[reason] = 0;
     }
@@ -156,6 +199,8 @@ void SourceManager::Start() {
   for (auto& s : sources_) {
     Source* source = s.get();
     source->thread = std::thread([source] { Run(*source); });
+    if (source->wants_history)
+      source->history_thread = std::thread([source] { RunHistory(*source); });
   }
 }
 
@@ -167,9 +212,11 @@ void SourceManager::Stop() {
     }
     s->wake.notify_all();
     s->canceller.Cancel();
+    s->history_canceller.Cancel();
   }
   for (auto& s : sources_) {
     if (s->thread.joinable()) s->thread.join();
+    if (s->history_thread.joinable()) s->history_thread.join();
   }
 }
 
@@ -224,9 +271,18 @@ void SourceManager::AppendFamilies(std::vector<prometheus::MetricFamily>& out) c
                                   "Failed polls of the source, by reason.",
                                   MetricType::Counter,
                                   {}};
+  prometheus::MetricFamily history{
+      "virtscale_source_history_samples",
+      "Samples in the newest history fetched of a source a group forecasts from (0: none yet).",
+      MetricType::Gauge,
+      {}};
   const MonoTime now = std::chrono::steady_clock::now();
   for (const auto& s : sources_) {
     std::lock_guard lock(s->mu);
+    if (s->wants_history) {
+      const double samples = s->history ? static_cast<double>(s->history->samples.size()) : 0;
+      history.metric.push_back(Series({{"source", s->config.name}}, samples, false));
+    }
     const std::string& name = s->config.name;
     const bool fresh = s->Fresh(now);
     if (fresh) value.metric.push_back(Series({{"source", name}}, *s->value, false));
@@ -243,6 +299,7 @@ void SourceManager::AppendFamilies(std::vector<prometheus::MetricFamily>& out) c
   out.push_back(std::move(up));
   out.push_back(std::move(last));
   out.push_back(std::move(errors));
+  if (!history.metric.empty()) out.push_back(std::move(history));
 }
 
 }  // namespace virtscale

@@ -18,11 +18,14 @@
 //   virtscale_source_last_success_timestamp_seconds{source} 0 before the first success
 //   virtscale_source_errors_total{source,reason}            every reason the type can
 //                                                           produce, from 0
+//   virtscale_source_history_samples{source}                forecast sources: samples in
+//                                                           the newest history (0: none)
 #include <prometheus/metric_family.h>
 
 #include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,7 +37,12 @@ namespace virtscale {
 
 class SourceManager {
  public:
-  explicit SourceManager(std::map<std::string, SourceConfig> configs);
+  // `history_sources`: the sources groups forecast from (GroupRule::forecast);
+  // each also fetches its history (FetchSourceHistory) on a thread of its
+  // own, at once and every kHistoryRefetch (kHistoryRetry after a failure),
+  // so a month-long range query never delays the source's polls.
+  explicit SourceManager(std::map<std::string, SourceConfig> configs,
+                         const std::set<std::string>& history_sources = {});
   ~SourceManager();
   SourceManager(const SourceManager&) = delete;
   SourceManager& operator=(const SourceManager&) = delete;

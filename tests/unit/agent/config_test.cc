@@ -208,6 +208,42 @@ TEST(AgentConfig, RulesNeedTheStatGroupsTheyRead) {
   std::filesystem::remove_all(dir);
 }
 
+// A forecast reads a range of history: only a Prometheus source has one.
+TEST(AgentConfig, ForecastNeedsAPrometheusSource) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("virtscale-forecast-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "rules.yml") << "groups:\n  - name: workers\n    max: 6\n"
+                                      "    target: {metric: source:spool, per_member_target: 50}\n"
+                                      "    forecast: {source: spool}\n"
+                                      "  - name: batch\n    max: 6\n"
+                                      "    target: {metric: source:jobs, per_member_target: 50}\n"
+                                      "    forecast: {source: jobs, mode: scale_ahead}\n";
+  const std::string file = (dir / "virtscale.yml").string();
+  const std::string rules = (dir / "rules.yml").string();
+  const std::string sources =
+      "sources:\n  spool: {type: file, path: /run/spool}\n"
+      "  jobs: {type: prometheus, url: 'http://127.0.0.1:9090', query: 'sum(jobs)'}\n";
+  Diagnostics diags;
+  EXPECT_FALSE(ParseAgentConfig(sources + "rule_files: [rules.yml]\n", file, diags));
+  std::vector<std::string> errors;
+  for (const auto& d : diags.list())
+    if (!d.warning) errors.push_back(d.ToString());
+  EXPECT_EQ(errors, (std::vector<std::string>{
+                        rules + ":5: groups[0].forecast.source: source \"spool\" is of type file; "
+                                "a forecast reads its history as a range query and needs type "
+                                "prometheus"}));
+  std::ofstream(dir / "rules.yml", std::ios::trunc)
+      << "groups:\n  - name: batch\n    max: 6\n"
+         "    target: {metric: source:jobs, per_member_target: 50}\n"
+         "    forecast: {source: jobs, mode: scale_ahead}\n";
+  Diagnostics ok;
+  auto cfg = ParseAgentConfig(sources + "rule_files: [rules.yml]\n", file, ok);
+  ASSERT_TRUE(cfg) << ok.ToString();
+  EXPECT_EQ(autoscale::ForecastSources(cfg->rules), (std::set<std::string>{"jobs"}));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(CheckConfigCommand, WarningsPassUnlessStrict) {
   const auto dir =
       std::filesystem::temp_directory_path() / ("virtscale-check-" + std::to_string(::getpid()));

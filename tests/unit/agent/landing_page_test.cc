@@ -171,13 +171,17 @@ TEST(LandingPage, ShowsTheLastReload) {
 
 TEST(LandingPage, SourcesWithValueAgeAndHealth) {
   LandingPageData p = Page();
-  p.sources["jobs"] = {120.5, "", At(97).wall, SourceHealth::kOk};
-  p.sources["mail"] = {7, "read: cannot read /run/mail: No such file", At(95).wall,
-                       SourceHealth::kFailing};
-  p.sources["old"] = {std::nullopt, "stale: last success 300s ago", At(-200).wall,
-                      SourceHealth::kStale};
-  p.sources["prom"] = {std::nullopt, "connection: refused <tcp>", {}, SourceHealth::kError};
-  p.sources["new"] = {std::nullopt, "pending: not polled yet", {}, SourceHealth::kPending};
+  p.sources["jobs"] = {120.5, "", At(97).wall, SourceHealth::kOk, nullptr, ""};
+  p.sources["mail"] = {7,           "read: cannot read /run/mail: No such file",
+                       At(95).wall, SourceHealth::kFailing,
+                       nullptr,     ""};
+  p.sources["old"] = {std::nullopt,  "stale: last success 300s ago",
+                      At(-200).wall, SourceHealth::kStale,
+                      nullptr,       ""};
+  p.sources["prom"] = {
+      std::nullopt, "connection: refused <tcp>", {}, SourceHealth::kError, nullptr, ""};
+  p.sources["new"] = {
+      std::nullopt, "pending: not polled yet", {}, SourceHealth::kPending, nullptr, ""};
   const std::string html = RenderLandingPage(p);
   EXPECT_EQ(Count(html, "<tr class=\"source\""), 5u);
   EXPECT_THAT(RowWith(html, ">jobs<"), HasSubstr("data-health=\"ok\""));
@@ -271,6 +275,23 @@ TEST(LandingPage, ShowsTheStatGroupsInForce) {
   EXPECT_THAT(RenderLandingPage(p), HasSubstr("stats <code id=\"stat-groups\">state, cpu</code>"));
 }
 
+TEST(LandingPage, ShowsTheForecastOrWhyThereIsNone) {
+  LandingPageData p = Page();
+  p.groups = nlohmann::json::parse(R"([
+    {"name": "workers", "forecast": {"source": "jobs", "horizon": "15m", "mode": "scale_ahead"},
+     "last_decision": {"forecast": {"members": 5, "mode": "scale_ahead"}}},
+    {"name": "batch", "forecast": {"source": "q", "horizon": "1h", "mode": "forecast_only"},
+     "last_decision": {"forecast": {"members": null, "unavailable": "no history <yet>"}}},
+    {"name": "web"}])");
+  const std::string html = RenderLandingPage(p);
+  EXPECT_THAT(RowWith(html, "data-group=\"workers\""),
+              HasSubstr("<span class=\"muted forecast\">forecast (scale_ahead, 15m from jobs): 5 "
+                        "members</span>"));
+  EXPECT_THAT(RowWith(html, "data-group=\"batch\""),
+              HasSubstr("forecast (forecast_only, 1h from q): none, no history &lt;yet&gt;"));
+  EXPECT_THAT(RowWith(html, "data-group=\"web\""), Not(HasSubstr("forecast")));
+}
+
 TEST(LandingPage, EscapesEverythingFromOutside) {
   LandingPageData p = Page();
   p.uri = "test:///<uri>";
@@ -283,7 +304,7 @@ TEST(LandingPage, EscapesEverythingFromOutside) {
         {"outcome", "scale_up"},
         {"actions",
          {{{"kind", "create"}, {"domain", "<d>"}, {"result", "error"}, {"error", "<e>"}}}}}});
-  p.sources["<s>"] = {std::nullopt, "<err>", {}, SourceHealth::kError};
+  p.sources["<s>"] = {std::nullopt, "<err>", {}, SourceHealth::kError, nullptr, ""};
   const std::string html = RenderLandingPage(p);
   for (const char* raw :
        {"<script>", "<uri>", "<b>x", "run\"ning", "a < b", "<g>", "<d>", "<e>", "<s>", "<err>"})

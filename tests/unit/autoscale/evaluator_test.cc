@@ -192,7 +192,8 @@ TEST(Evaluator, MissingDataPolicyScaleUpAndDown) {
   r.scale_down.when = {Cond(MetricKind::kSource, Comparison::kBelow, 1, 0, Aggregate::kAvg, "q")};
   r.on_missing_data = MissingDataPolicy::kScaleUp;
   Harness h{r};
-  h.sources["q"] = SourceReading{std::nullopt, "connection refused", {}, SourceHealth::kError};
+  h.sources["q"] =
+      SourceReading{std::nullopt, "connection refused", {}, SourceHealth::kError, nullptr, ""};
   auto e = h.StepAt(0, Running(2, 0.5));
   EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
   EXPECT_NE(e.decision.reason.find("source error: connection refused"), std::string::npos)
@@ -548,7 +549,7 @@ TEST(Evaluator, TargetTrackingMovesToCeilOfValueOverTarget) {
   h.rule.scale_up.step_set = true;
   e = h.StepAt(40, Running(1, 0.5));
   EXPECT_EQ(e.decision.desired, 3);
-  h.sources["jobs"] = SourceReading{std::nullopt, "timeout", {}, SourceHealth::kError};
+  h.sources["jobs"] = SourceReading{std::nullopt, "timeout", {}, SourceHealth::kError, nullptr, ""};
   e = h.StepAt(50, Running(3, 0.5));
   EXPECT_EQ(e.decision.held_by, HeldBy::kMissingData);
 }
@@ -1279,6 +1280,117 @@ TEST(EvaluatorRefresh, AScaleDownHeldByItsWindowDoesNotBlockTheRefresh) {
   ASSERT_EQ(e.decision.actions.size(), 1u) << e.decision.reason;
   EXPECT_EQ(e.decision.actions[0].operation.kind, Operation::Kind::kCreate);
   EXPECT_EQ(e.decision.replacing, "web-1");
+}
+
+// forecast: a group tracking 50 jobs per member, with two days of history in
+// which the queue stood at 250 from 5m to 20m after this time of day, else 50.
+GroupRule ForecastRule(ForecastMode mode) {
+  GroupRule r = CpuRule(0, 6);
+  r.scale_up.when.clear();
+  r.scale_down.when.clear();
+  r.scale_up.cooldown = r.scale_down.cooldown = seconds(0);
+  r.target = Target(MetricKind::kSource, 50, "jobs");
+  r.forecast = ForecastPolicy{
+      .source = "jobs", .horizon = std::chrono::minutes(15), .mode = mode, .line = 7};
+  return r;
+}
+
+std::shared_ptr<SourceHistory> TwoDaysWithAPeakAhead(Instant now, double peak = 250) {
+  auto h = std::make_shared<SourceHistory>();
+  const double end = std::chrono::duration<double>(now.wall.time_since_epoch()).count();
+  for (double t = end - 2 * 86400; t < end; t += 60) {
+    const double into_day = std::fmod(t - (end - 2 * 86400), 86400);
+    h->samples.emplace_back(t, into_day >= 300 && into_day < 1200 ? peak : 50);
+  }
+  h->fetched_at = now.wall;
+  return h;
+}
+
+TEST(EvaluatorForecast, ForecastOnlyReportsTheForecastAndDoesNotAct) {
+  Harness h{ForecastRule(ForecastMode::kForecastOnly)};
+  h.sources["jobs"].value = 50;
+  h.sources["jobs"].history = TwoDaysWithAPeakAhead(At(0));
+  auto e = h.StepAt(0, Running(1, 0.5));
+  ASSERT_TRUE(e.decision.forecast.has_value());
+  const ForecastReport& f = *e.decision.forecast;
+  ASSERT_TRUE(f.members.has_value()) << f.unavailable;
+  EXPECT_EQ(*f.members, 5);  // ceil(250 / 50)
+  EXPECT_FALSE(f.applied);
+  EXPECT_NE(f.model.find("daily 2 days"), std::string::npos) << f.model;
+  EXPECT_EQ(e.decision.outcome, Outcome::kNone);
+  EXPECT_TRUE(e.decision.actions.empty());
+  EXPECT_EQ(e.decision.ToJson()["forecast"]["members"], 5);
+  EXPECT_EQ(e.decision.ToJson()["forecast"]["mode"], "forecast_only");
+}
+
+TEST(EvaluatorForecast, ScaleAheadScalesToTheForecastBeforeTheLoad) {
+  Harness h{ForecastRule(ForecastMode::kScaleAhead)};
+  h.sources["jobs"].value = 50;
+  h.sources["jobs"].history = TwoDaysWithAPeakAhead(At(0));
+  auto e = h.StepAt(0, Running(1, 0.5));
+  EXPECT_EQ(e.decision.outcome, Outcome::kScaleUp);
+  EXPECT_EQ(e.decision.desired, 5);
+  EXPECT_EQ(e.decision.actions.size(), 4u);
+  EXPECT_TRUE(e.decision.forecast->applied);
+  EXPECT_NE(e.decision.reason.find("scale_ahead: 1 now, the forecast for the next 15m asks for 5"),
+            std::string::npos)
+      << e.decision.reason;
+  // A current load above the forecast wins: max(recommendation, forecast).
+  h.sources["jobs"].value = 300;
+  e = h.StepAt(10, Running(5, 0.5));
+  EXPECT_EQ(e.decision.desired, 6);
+  EXPECT_FALSE(e.decision.forecast->applied);
+}
+
+TEST(EvaluatorForecast, ScaleAheadStaysWithinBoundsAndKeepsAForecastSizeFromShrinking) {
+  Harness h{ForecastRule(ForecastMode::kScaleAhead)};
+  h.sources["jobs"].value = 50;
+  h.sources["jobs"].history = TwoDaysWithAPeakAhead(At(0), 1e12);
+  auto e = h.StepAt(0, Running(2, 0.5));
+  EXPECT_EQ(*e.decision.forecast->members, 6);  // within max 6
+  EXPECT_EQ(e.decision.desired, 6);
+  // 6 running, the load asks for 1 and the forecast for 6: no scale-down.
+  e = h.StepAt(10, Running(6, 0.5));
+  EXPECT_EQ(e.decision.outcome, Outcome::kNone) << e.decision.reason;
+}
+
+TEST(EvaluatorForecast, ScaleAheadNeverActsOnTheForecastAloneWhenTheLoadIsMissing) {
+  Harness h{ForecastRule(ForecastMode::kScaleAhead)};
+  h.sources["jobs"].error = "timeout";
+  h.sources["jobs"].history = TwoDaysWithAPeakAhead(At(0));
+  auto e = h.StepAt(0, Running(1, 0.5));
+  EXPECT_EQ(e.decision.held_by, HeldBy::kMissingData);
+  EXPECT_TRUE(e.decision.actions.empty());
+  EXPECT_EQ(*e.decision.forecast->members, 5);
+  EXPECT_FALSE(e.decision.forecast->applied);
+}
+
+TEST(EvaluatorForecast, NoHistoryAStaleOneOrLessThanADayGivesNoForecastAndTheLoadAlone) {
+  Harness h{ForecastRule(ForecastMode::kScaleAhead)};
+  h.sources["jobs"].value = 150;
+  h.sources["jobs"].history_error = "connection: refused";
+  auto e = h.StepAt(0, Running(1, 0.5));
+  EXPECT_FALSE(e.decision.forecast->members.has_value());
+  EXPECT_EQ(e.decision.forecast->unavailable, "no history fetched yet: connection: refused");
+  EXPECT_EQ(e.decision.desired, 3);  // the target alone
+
+  auto old = TwoDaysWithAPeakAhead(At(0));
+  old->fetched_at = At(-31 * 60).wall;
+  h.sources["jobs"].history = old;
+  e = h.StepAt(10, Running(3, 0.5));
+  EXPECT_NE(e.decision.forecast->unavailable.find("history fetched 31m10s ago, more than 30m"),
+            std::string::npos)
+      << e.decision.forecast->unavailable;
+  EXPECT_EQ(e.decision.outcome, Outcome::kNone);
+
+  auto short_history = std::make_shared<SourceHistory>();
+  const double end = std::chrono::duration<double>(At(20).wall.time_since_epoch()).count();
+  for (double t = end - 20 * 3600; t < end; t += 60) short_history->samples.emplace_back(t, 500);
+  short_history->fetched_at = At(20).wall;
+  h.sources["jobs"].history = short_history;
+  e = h.StepAt(20, Running(3, 0.5));
+  EXPECT_EQ(e.decision.forecast->unavailable, "the history covers less than a day before now");
+  EXPECT_EQ(e.decision.outcome, Outcome::kNone);
 }
 
 }  // namespace

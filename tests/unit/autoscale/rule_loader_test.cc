@@ -599,5 +599,62 @@ TEST_F(RuleLoaderTest, RefreshIsOffUnlessWrittenAndNeedsATemplate) {
                             "are refreshed to the group's template), and this group has none"}));
 }
 
+TEST_F(RuleLoaderTest, ForecastKeysDefaultsAndErrors) {
+  RuleSet rs = Load("rules/r.yml", R"(groups:
+  - name: workers
+    max: 6
+    target: {metric: source:jobs, per_member_target: 50}
+    forecast: {source: jobs}
+  - name: batch
+    max: 6
+    target: {metric: source:jobs, per_member_target: 50}
+    forecast: {source: spool, horizon: 2h, mode: scale_ahead}
+)");
+  ASSERT_TRUE(diags_.ok()) << diags_.ToString();
+  ASSERT_EQ(rs.groups.size(), 2u);
+  ASSERT_TRUE(rs.groups[0].forecast);
+  EXPECT_EQ(rs.groups[0].forecast->source, "jobs");
+  EXPECT_EQ(rs.groups[0].forecast->horizon, std::chrono::minutes(15));
+  EXPECT_EQ(rs.groups[0].forecast->mode, ForecastMode::kForecastOnly);
+  EXPECT_EQ(rs.groups[0].forecast->line, 5);
+  EXPECT_EQ(rs.groups[1].forecast->horizon, std::chrono::hours(2));
+  EXPECT_EQ(rs.groups[1].forecast->mode, ForecastMode::kScaleAhead);
+  EXPECT_EQ(ForecastSources(rs), (std::set<std::string>{"jobs", "spool"}));
+
+  diags_ = Diagnostics("virtscale.yml");
+  Load("rules/bad.yml", R"(groups:
+  - name: a
+    max: 6
+    target: {metric: source:jobs, per_member_target: 50}
+    forecast: {source: nope, horizon: 25h, mode: soon}
+  - name: b
+    max: 6
+    scale_up: {when: [{metric: cpu, above: 0.8}]}
+    forecast: {source: jobs}
+  - name: c
+    max: 6
+    target: {metric: source:jobs, per_member_target: 50}
+    forecast: jobs
+  - name: d
+    max: 6
+    target: {metric: source:jobs, per_member_target: 50}
+    forecast: {horizon: 0s}
+)");
+  EXPECT_EQ(Messages(), (std::vector<std::string>{
+                            "DIR/rules/bad.yml:5: groups[0].forecast.source: unknown source "
+                            "\"nope\" (configured: jobs, spool)",
+                            "DIR/rules/bad.yml:5: groups[0].forecast.horizon: must be from 1s to "
+                            "1d, got 1d1h",
+                            "DIR/rules/bad.yml:5: groups[0].forecast.mode: expected forecast_only "
+                            "or scale_ahead, got \"soon\"",
+                            "DIR/rules/bad.yml:9: groups[1].forecast: needs target: (the forecast "
+                            "is a load, turned into members by target.per_member_target), and "
+                            "this group has none",
+                            "DIR/rules/bad.yml:13: groups[2].forecast: expected a mapping",
+                            "DIR/rules/bad.yml:17: groups[3].forecast.source: missing required key",
+                            "DIR/rules/bad.yml:17: groups[3].forecast.horizon: must be from 1s "
+                            "to 1d, got 0s"}));
+}
+
 }  // namespace
 }  // namespace virtscale::autoscale

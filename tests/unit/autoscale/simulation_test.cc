@@ -403,5 +403,72 @@ TEST(SvgPlot, GapsSplitTheMetricLine) {
   EXPECT_EQ(doc.select_nodes("//polyline[@class='metric']").size(), 2u);
 }
 
+// Two days of a queue at 50 jobs that jumps to 250 from 01:00 to 02:00 every
+// day; a worker group tracking 50 per member, simulated over the second day's
+// first three hours.
+SimulationSpec QueueDaySpec(ForecastMode mode) {
+  SimulationSpec spec;
+  GroupRule& r = spec.rule;
+  r.name = "workers";
+  r.min = 1;
+  r.max = 6;
+  r.interval = seconds(60);
+  r.target = TargetTracking{{MetricKind::kSource, "jobs"}, 50, 0.1};
+  r.forecast = ForecastPolicy{
+      .source = "jobs", .horizon = std::chrono::minutes(15), .mode = mode, .line = 1};
+  const TimePoint day0{seconds(1714521600)};  // 2024-05-01T00:00:00Z
+  std::vector<std::optional<double>> jobs;
+  for (int minute = 0; minute < 2 * 1440; ++minute)
+    jobs.push_back(minute % 1440 >= 60 && minute % 1440 < 120 ? 250 : 50);
+  spec.sources["jobs"] = Series::FromValues(day0, seconds(60), jobs);
+  spec.start = day0 + std::chrono::hours(24);
+  spec.end = spec.start + std::chrono::hours(3);
+  spec.step = seconds(60);
+  spec.initial_running = 1;
+  spec.initial_stopped = 5;  // a warm pool: the group has no template
+  return spec;
+}
+
+TEST(SimulationForecast, ScaleAheadIsReadyBeforeThePeakThatForecastOnlyMeetsLate) {
+  SimulationSpec only = QueueDaySpec(ForecastMode::kForecastOnly);
+  SimulationResult r = RunSimulation(only);
+  ASSERT_TRUE(r.under_provisioned.has_value());
+  // Reactive: the jump at 01:00 is met one evaluation later.
+  EXPECT_EQ(*r.under_provisioned, seconds(60));
+  const SimulationStep* before = r.At(only.start + std::chrono::minutes(50));
+  ASSERT_TRUE(before && before->decision && before->decision->forecast);
+  EXPECT_THAT(before->decision->forecast->members, Optional(5));
+  EXPECT_EQ(before->running, 1);  // forecast_only does not act
+
+  SimulationSpec ahead = QueueDaySpec(ForecastMode::kScaleAhead);
+  SimulationResult a = RunSimulation(ahead);
+  ASSERT_TRUE(a.under_provisioned.has_value());
+  EXPECT_EQ(*a.under_provisioned, seconds(0));
+  // 15 minutes ahead: 5 workers run from 00:45 (the peak's bins enter the horizon).
+  EXPECT_EQ(a.At(ahead.start + std::chrono::minutes(50))->running, 5);
+  EXPECT_EQ(a.At(ahead.start + std::chrono::minutes(40))->running, 1);
+
+  const std::string timeline = FormatTimeline(a, ahead);
+  EXPECT_THAT(timeline, HasSubstr("forecast (scale_ahead): 5 members for the next 15m: peak 250"));
+  EXPECT_THAT(timeline, HasSubstr("under-provisioned: 0s (0 minutes)"));
+  EXPECT_THAT(FormatTimeline(r, only), HasSubstr("under-provisioned: 1m (1 minutes)"));
+  const std::string svg = RenderPlotSvg(a, ahead);
+  EXPECT_THAT(svg, HasSubstr("<polyline class=\"forecast\""));
+  EXPECT_THAT(svg, HasSubstr("the forecast (scale_ahead, 15m ahead, dashed)"));
+}
+
+TEST(SimulationForecast, TheForecastNeverSeesTheFuture) {
+  // Only the first day is history: at its start nothing came before.
+  SimulationSpec spec = QueueDaySpec(ForecastMode::kScaleAhead);
+  spec.start = spec.start - std::chrono::hours(24);
+  spec.end = spec.start + std::chrono::hours(3);
+  SimulationResult r = RunSimulation(spec);
+  const SimulationStep* s = r.At(spec.start + std::chrono::minutes(50));
+  ASSERT_TRUE(s && s->decision && s->decision->forecast);
+  EXPECT_FALSE(s->decision->forecast->members.has_value());
+  EXPECT_EQ(s->decision->forecast->unavailable, "the history covers less than a day before now");
+  EXPECT_EQ(s->running, 1);
+}
+
 }  // namespace
 }  // namespace virtscale::autoscale

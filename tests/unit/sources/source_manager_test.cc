@@ -647,5 +647,113 @@ TEST(PollSource, RedirectsShareOneDeadline) {
       << error;
 }
 
+std::string Matrix(const std::string& series) {
+  return R"({"status":"success","data":{"resultType":"matrix","result":[)" + series + "]}}";
+}
+
+TEST(FetchSourceHistory, RangeQueryOfTheLast29DaysAt5MinuteSteps) {
+  TestServer server;
+  std::mutex mu;
+  std::map<std::string, std::string> params;
+  server.server().Get("/prom/api/v1/query_range",
+                      [&](const httplib::Request& req, httplib::Response& res) {
+                        std::lock_guard lock(mu);
+                        for (const auto& [k, v] : req.params) params[k] = v;
+                        res.set_content(Matrix(R"({"metric":{},"values":[[1000,"5"],[1300,"NaN"],)"
+                                               R"([1600,"+Inf"],[1900,"7.5"]]})"),
+                                        "application/json");
+                      });
+  auto r = FetchSourceHistory(Prom(server.Url("/prom/"), "sum(jobs)"), 2505600 + 1000);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  // Non-finite samples are left out.
+  EXPECT_EQ(r.value(), (std::vector<std::pair<double, double>>{{1000, 5}, {1900, 7.5}}));
+  std::lock_guard lock(mu);
+  EXPECT_EQ(params["query"], "sum(jobs)");
+  EXPECT_EQ(params["start"], "1000.000");  // 29 days (2505600 s) before the end
+  EXPECT_EQ(params["end"], "2506600.000");
+  EXPECT_EQ(params["step"], "300");
+}
+
+TEST(FetchSourceHistory, NeedsExactlyOneSeriesAndAPrometheusSource) {
+  TestServer server;
+  std::atomic<int> series{0};
+  server.server().Get("/api/v1/query_range", [&](const httplib::Request&, httplib::Response& res) {
+    std::string body;
+    for (int i = 0; i < series; ++i)
+      body += std::string(i ? "," : "") + R"({"metric":{"i":")" + std::to_string(i) +
+              R"("},"values":[[1,"1"]]})";
+    res.set_content(Matrix(body), "application/json");
+  });
+  auto none = FetchSourceHistory(Prom(server.Url("/")), 1e9);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().reason, "empty_vector");
+  series = 2;
+  auto two = FetchSourceHistory(Prom(server.Url("/")), 1e9);
+  ASSERT_FALSE(two.ok());
+  EXPECT_EQ(two.error().reason, "multiple_series");
+  EXPECT_NE(two.error().message.find("returned 2 series"), std::string::npos);
+  auto file = FetchSourceHistory(File("/nonexistent"), 1e9);
+  ASSERT_FALSE(file.ok());
+  EXPECT_EQ(file.error().reason, "query_error");
+}
+
+TEST(SourceManager, ForecastSourcesFetchTheirHistoryBesideThePolls) {
+  TestServer server;
+  std::atomic<int> ranges{0};
+  server.server().Get("/api/v1/query", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(Vector("3"), "application/json");
+  });
+  server.server().Get("/api/v1/query_range", [&](const httplib::Request&, httplib::Response& res) {
+    ++ranges;
+    res.set_content(Matrix(R"({"metric":{},"values":[[1,"1"],[2,"2"],[3,"3"]]})"),
+                    "application/json");
+  });
+  SourceManager manager({{"jobs", Prom(server.Url("/"))}, {"other", Prom(server.Url("/"))}},
+                        {"jobs"});
+  manager.Start();
+  ASSERT_TRUE(WaitFor([&] {
+    return manager.PollCount("jobs") >= 2 &&
+           manager.Readings(std::chrono::system_clock::now()).at("jobs").history != nullptr;
+  }));
+  const auto readings = manager.Readings(std::chrono::system_clock::now());
+  ASSERT_TRUE(readings.at("jobs").history);
+  EXPECT_EQ(readings.at("jobs").history->samples.size(), 3u);
+  EXPECT_EQ(readings.at("jobs").history_error, "");
+  EXPECT_EQ(readings.at("other").history, nullptr);  // not a forecast source
+  EXPECT_EQ(*readings.at("jobs").value, 3);
+  EXPECT_EQ(ranges.load(), 1);  // refetched only every 5 minutes
+  std::vector<prometheus::MetricFamily> families;
+  manager.AppendFamilies(families);
+  const auto found = std::find_if(families.begin(), families.end(), [](const auto& f) {
+    return f.name == "virtscale_source_history_samples";
+  });
+  ASSERT_NE(found, families.end());
+  ASSERT_EQ(found->metric.size(), 1u);
+  EXPECT_EQ(found->metric[0].gauge.value, 3);
+  manager.Stop();
+}
+
+TEST(SourceManager, AFailedHistoryFetchIsReportedAndDoesNotStopThePolls) {
+  TestServer server;
+  server.server().Get("/api/v1/query", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(Vector("4"), "application/json");
+  });
+  server.server().Get("/api/v1/query_range", [&](const httplib::Request&, httplib::Response& res) {
+    res.status = 422;
+    res.set_content(R"({"status":"error","errorType":"bad_data","error":"too many points"})",
+                    "application/json");
+  });
+  SourceManager manager({{"jobs", Prom(server.Url("/"))}}, {"jobs"});
+  manager.Start();
+  ASSERT_TRUE(WaitFor([&] {
+    return !manager.Readings(std::chrono::system_clock::now()).at("jobs").history_error.empty();
+  }));
+  ASSERT_TRUE(WaitFor([&] { return manager.PollCount("jobs") >= 3; }));
+  const auto r = manager.Readings(std::chrono::system_clock::now()).at("jobs");
+  EXPECT_EQ(r.history, nullptr);
+  EXPECT_EQ(r.history_error, "query_error: HTTP 422: bad_data: too many points");
+  EXPECT_EQ(*r.value, 4);
+}
+
 }  // namespace
 }  // namespace virtscale
