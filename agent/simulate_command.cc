@@ -332,6 +332,7 @@ void ApplyHistory(const History& history, const SimulateOptions& options, Durati
   spec.initial_running = options.initial_members >= 0 ? options.initial_members
                          : seen_at_start > 0          ? seen_at_start
                                                       : spec.rule.min;
+  spec.initial_stopped = options.stopped_members;
 }
 
 namespace {
@@ -628,6 +629,10 @@ std::function<std::optional<int>()> AddSimulateCommand(CLI::App& app) {
                   "PromQL: per-member memory utilisation (by domain).");
   sim->add_option("--load", o->load, "shared (default) or per-member.")
       ->check(CLI::IsMember({"shared", "per-member"}));
+  sim->add_option("--stopped-members", o->stopped_members,
+                  "Stopped members at the start: a warm pool that scale-up starts first (a "
+                  "group without a template scales only through them; default 0).")
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   sim->add_option("--initial-members", o->initial_members,
                   "Running members at the start (default: as in the history).");
   sim->add_option("--plot", o->plot_file, "Write an SVG chart of the run.");

@@ -63,6 +63,7 @@ struct SimulateOptions {
   std::map<std::string, std::string> query_sources;  // --query.source.NAME
   std::string load = "shared";                       // shared | per-member
   int64_t initial_members = -1;  // default: members with a sample at start, else the group's min
+  int64_t stopped_members = 0;   // --stopped-members: the warm pool at the start
   std::string plot_file;
   std::string forecast_mode;  // forecast_only | scale_ahead | off; empty: the rule's
   bool absolute_times = false;

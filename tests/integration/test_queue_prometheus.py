@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import SOURCE_DIR, Agent, run_tests, skip, values  # noqa: E402
@@ -29,11 +30,17 @@ class FakeServer:
     def __init__(self):
         self.metrics = "app_queue_depth 0\n"
         self.query_status, self.query_body, self.delay = 200, "{}", 0.0
+        self.range_answer = None  # f(params) -> body of /api/v1/query_range
+        self.range_params = []
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                if self.path.startswith("/api/v1/query"):
+                if self.path.startswith("/api/v1/query_range") and fake.range_answer:
+                    params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+                    fake.range_params.append(params)
+                    status, body, ctype = 200, fake.range_answer(params), "application/json"
+                elif self.path.startswith("/api/v1/query"):
                     time.sleep(fake.delay)
                     status, body, ctype = fake.query_status, fake.query_body, "application/json"
                 else:
@@ -188,8 +195,67 @@ def test_every_prometheus_failure_holds_the_group_with_its_reason():
         shutil.rmtree(tmp)
 
 
+def test_a_forecast_from_the_prometheus_history_scales_ahead():
+    """The agent fetches the source's history as a range query, forecasts the
+    queue's daily peak 15 minutes ahead and, with scale_ahead, grows before it."""
+    fake = FakeServer()
+    tmp = tempfile.mkdtemp(prefix="virtscale-forecast-")
+
+    def two_days_with_a_peak_ahead(params):
+        end, step = float(params["end"]), int(params["step"])
+        points = []
+        for t in range(int(end) - 2 * 86400, int(end), step):
+            into_day = (t - (int(end) - 2 * 86400)) % 86400
+            points.append([t, "250" if 300 <= into_day < 1200 else "50"])  # 5m..20m from now
+        return json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {}, "values": points}]}})
+    try:
+        fake.query_body = '{"status":"success","data":{"resultType":"scalar","result":[1,"50"]}}'
+        fake.range_answer = two_days_with_a_peak_ahead
+        config = write_config(tmp, fake.url, "sum(app_queue_depth)")
+        with open(os.path.join(tmp, "rules.yml"), "w") as f:
+            f.write("""groups:
+  - name: workers
+    template: %s
+    min: 1
+    max: 4
+    interval: 1s
+    target: {metric: "source:jobs", per_member_target: 50}
+    scale_up: {cooldown: 1s}
+    scale_down: {cooldown: 1s, action: delete}
+    forecast: {source: jobs, horizon: 15m, mode: scale_ahead}
+""" % TEMPLATE)
+        with Agent(BINARY, config=config) as agent:
+            agent.wait_for(lambda: workers(agent)["running"] == 4, timeout=60,
+                           what="workers grown to the forecast (5, within max 4)")
+            g = workers(agent)
+            assert g["forecast"] == {"source": "jobs", "horizon": "15m", "mode": "scale_ahead"}, g
+            ups = [d for d in agent.json("/api/v1/decisions?limit=500")["data"]
+                   if d["group"] == "workers" and d["outcome"] == "scale_up"]
+            assert ups, "no scale-up"
+            f = ups[0]["forecast"]  # the newest
+            assert f["members"] == 4 and f["applied"] is True, f
+            assert "scale_ahead: 1 now, the forecast for the next 15m asks for 4" in \
+                ups[0]["reason"], ups[0]["reason"]
+            print("  scale-ahead decision: %s" % ups[0]["reason"])
+            print("  forecast: %s" % json.dumps(f, sort_keys=True))
+            samples = agent.samples()
+            assert values(samples, "virtscale_group_forecast_members", group="workers") == [4.0]
+            assert values(samples, "virtscale_source_history_samples", source="jobs") == [576.0]
+            p = fake.range_params[0]
+            assert p["query"] == "sum(app_queue_depth)" and p["step"] == "300", p
+            assert abs(float(p["end"]) - float(p["start"]) - 29 * 86400) < 1e-3, p
+            # The queue still reads 50: the group stays ahead of it, never shrinking to 1.
+            time.sleep(3)
+            assert workers(agent)["running"] == 4, workers(agent)
+    finally:
+        fake.close()
+        shutil.rmtree(tmp)
+
+
 if __name__ == "__main__":
     if not shutil.which("prometheus") and not os.access("/usr/bin/prometheus", os.X_OK):
         sys.exit(skip("prometheus not installed (scripts/install-deps.sh installs it)"))
     sys.exit(run_tests([test_queue_depth_through_prometheus_scales_up_and_down,
-                        test_every_prometheus_failure_holds_the_group_with_its_reason]))
+                        test_every_prometheus_failure_holds_the_group_with_its_reason,
+                        test_a_forecast_from_the_prometheus_history_scales_ahead]))

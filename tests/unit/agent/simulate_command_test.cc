@@ -163,6 +163,41 @@ TEST(SimulateCommand, ReplaysACsvHistoryAndPlots) {
   EXPECT_THAT(err.str(), HasSubstr("no group \"nope\""));
 }
 
+TEST(SimulateCommand, ForecastModesAndTheWarmPoolOfTheShippedWorkers) {
+  // Two days of a queue at 50 that jumps to 250 at 01:00 for an hour, daily.
+  std::string csv = "time,source,value\n";
+  for (int minute = 0; minute <= 2 * 1440; ++minute)
+    csv += fmt::format("{},jobs,{}\n", 1714521600 + 60 * minute,
+                       minute % 1440 >= 60 && minute % 1440 < 120 ? 250 : 50);
+  SimulateOptions o;
+  o.rules_file = std::string(VIRTSCALE_SOURCE_DIR) + "/config/rules/web.yml";
+  o.group = "workers";
+  o.history_files = {WriteTemp("jobs.csv", csv)};
+  o.start = "2024-05-02T00:00:00Z";
+  o.end = "2024-05-02T03:00:00Z";
+  o.step = "1m";
+  o.initial_members = 1;
+  o.stopped_members = 5;
+  o.forecast_mode = "scale_ahead";
+  std::ostringstream ahead, err;
+  ASSERT_EQ(SimulateCommand(o, ahead, err), 0) << err.str();
+  EXPECT_THAT(ahead.str(), HasSubstr("+45m  forecast (scale_ahead): 5 members for the next 15m"));
+  EXPECT_THAT(ahead.str(), HasSubstr("+45m  scale_up 1 -> 5: start workers-"));
+  EXPECT_THAT(ahead.str(), HasSubstr("under-provisioned: 0s (0 minutes)"));
+
+  o.forecast_mode = "off";
+  std::ostringstream off;
+  ASSERT_EQ(SimulateCommand(o, off, err), 0) << err.str();
+  EXPECT_THAT(off.str(), Not(HasSubstr("forecast (")));
+  EXPECT_THAT(off.str(), HasSubstr("+1h  scale_up 1 -> 5"));
+  EXPECT_THAT(off.str(), HasSubstr("under-provisioned: 1m (1 minutes)"));
+
+  o.group = "web";  // no forecast: to compare modes there is nothing to switch
+  std::ostringstream none, none_err;
+  EXPECT_EQ(SimulateCommand(o, none, none_err), 2);
+  EXPECT_THAT(none_err.str(), HasSubstr("--forecast-mode: group \"web\" has no forecast:"));
+}
+
 TEST(SimulateCommand, PausesAndProtectionAreModelled) {
   std::string csv = "time,member,metric,value\n";
   for (int i = 0; i <= 30; ++i) csv += fmt::format("{},demo-1,cpu,0.95\n", 1714521600 + 2 * i);

@@ -576,5 +576,43 @@ TEST_F(EngineTest, RefreshShowsStaleMembersInGroupsAndMetricsAndSwapsThemOneAtAT
   EXPECT_EQ(engine.GroupsJson()[0]["refresh"]["due"], 0);
 }
 
+TEST_F(EngineTest, ForecastIsExportedAndShownInGroups) {
+  Engine engine(actuator, Options());
+  GroupRule rule = CpuRule(0, 6);
+  rule.scale_up.when.clear();
+  rule.scale_down.when.clear();
+  rule.target = Target(MetricKind::kSource, 50, "jobs");
+  rule.forecast = ForecastPolicy{.source = "jobs",
+                                 .horizon = std::chrono::minutes(30),
+                                 .mode = ForecastMode::kForecastOnly,
+                                 .line = 3};
+  engine.SetRules(Rules({rule}));
+  auto metric = [&]() -> std::optional<double> {
+    std::vector<prometheus::MetricFamily> fams;
+    engine.AppendFamilies(fams);
+    for (const auto& f : fams)
+      if (f.name == "virtscale_group_forecast_members" && f.metric.size() == 1)
+        return f.metric[0].gauge.value;
+    return std::nullopt;
+  };
+  SourceReadings src;
+  src["jobs"].value = 50;
+  TickAt(engine, 0, Running(1, 0.5), src);
+  EXPECT_EQ(metric(), std::nullopt);  // no history yet: no forecast, no series
+  auto g = engine.GroupsJson()[0];
+  EXPECT_EQ(g["forecast"]["mode"], "forecast_only");
+  EXPECT_EQ(g["forecast"]["horizon"], "30m");
+  EXPECT_EQ(g["last_decision"]["forecast"]["unavailable"], "no history fetched yet");
+
+  auto history = std::make_shared<SourceHistory>();  // a flat day at 120 jobs
+  const double now = std::chrono::duration<double>(At(10).wall.time_since_epoch()).count();
+  for (double t = now - 86400 - 600; t < now; t += 60) history->samples.emplace_back(t, 120);
+  history->fetched_at = At(10).wall;
+  src["jobs"].history = history;
+  TickAt(engine, 10, Running(1, 0.5), src);
+  EXPECT_EQ(metric(), std::optional<double>(3));  // ceil(120 / 50)
+  EXPECT_TRUE(actuator.calls().empty());          // forecast_only
+}
+
 }  // namespace
 }  // namespace virtscale::autoscale
