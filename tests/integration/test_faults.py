@@ -238,9 +238,13 @@ def test_storage_pool_list_fails_or_hangs(shim):
             s, "libvirt_storage_pool_info") else None)(agent.samples()), what="pools back")
         assert [l for n, l, _ in s if n == "libvirt_storage_pool_info"] == [
             {"storage_pool": "tiny", "type": "dir", "state": "running"}]
-        assert values(s, "libvirt_storage_pool_capacity_bytes", storage_pool="tiny") == [20971520]
+        # As `virsh pool-info tiny` on this node: the test driver gives every
+        # pool 100 GiB and counts its volumes (base.img) as allocated.
+        assert values(s, "libvirt_storage_pool_capacity_bytes", storage_pool="tiny") == [
+            100 * 1024 ** 3]
         assert values(s, "libvirt_storage_pool_allocation_bytes", storage_pool="tiny") == [16777216]
-        assert values(s, "libvirt_storage_pool_available_bytes", storage_pool="tiny") == [4194304]
+        assert values(s, "libvirt_storage_pool_available_bytes", storage_pool="tiny") == [
+            100 * 1024 ** 3 - 16777216]
         assert values(s, "virtscale_scrape_collector_success", collector="storage_pools") == [1.0]
 
         # A list that outlives call_timeout (2s): abandoned, the pools are absent
