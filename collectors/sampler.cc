@@ -9,6 +9,7 @@
 
 #include "collectors/domain_metadata.h"
 #include "collectors/libvirt_error.h"
+#include "collectors/storage_pools.h"
 #include "common/log.h"
 
 namespace virtscale {
@@ -636,6 +637,7 @@ SnapshotPtr Sampler::SampleNow() {
 
   CollectorResult domains_result{"domains", 0, false};
   CollectorResult host_result{"host", 0, false};
+  CollectorResult pools_result{"storage_pools", 0, false};
   // Read before Acquire: a reconnect in between labels the sample older, never newer.
   snap->connection_generation = conn_.generation();
   ConnectionRef conn = conn_.Acquire();
@@ -702,14 +704,30 @@ SnapshotPtr Sampler::SampleNow() {
                          BulkStats(doms, names, groups, *nowait, *result);
                        }});
     }
+    // Last, so the shards keep their indices; its own worker, so it starts at once.
+    auto pools = std::make_shared<StoragePoolsResult>();
+    const bool pools_stuck = stuck_->Contains("storage_pools");
+    const size_t pools_task = tasks.size();
+    if (!pools_stuck) {
+      tasks.push_back(
+          {{"storage_pools"}, [conn, pools] { CollectStoragePools(conn.get(), *pools); }});
+    }
     DeadlineRunResult bulk =
-        RunWithDeadlines(std::move(tasks), workers + 1, opts.call_timeout, stuck_);
+        RunWithDeadlines(std::move(tasks), workers + 2, opts.call_timeout, stuck_);
     timed_out_calls += bulk.timed_out;
     if (!host_stuck && bulk.finished[0]) {
       host_result.success = host->ok;
       host_result.duration_seconds = host->duration_seconds;
       connection_lost |= host->connection_lost;
       snap->host = host->host;
+    }
+    if (!pools_stuck && bulk.finished[pools_task]) {
+      pools_result.success = pools->ok;
+      pools_result.duration_seconds = pools->duration_seconds;
+      connection_lost |= pools->connection_lost;
+      snap->storage_pools = std::move(pools->pools);
+    } else if (!pools_stuck) {
+      LogWarn("libvirt storage pool list timed out", {{"uri", conn_.uri()}});
     }
 
     // 3. Per-domain calls where bulk left gaps, and identity on cache misses.
@@ -856,7 +874,7 @@ SnapshotPtr Sampler::SampleNow() {
     LogWarn("libvirt connection looks broken; reconnecting", {{"uri", conn_.uri()}});
     conn_.ReportBroken();
   }
-  snap->collectors = {domains_result, host_result};
+  snap->collectors = {domains_result, host_result, pools_result};
   snap->duration_seconds = SecondsSince(start);
   {
     std::lock_guard lock(mu_);

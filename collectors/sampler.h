@@ -3,8 +3,9 @@
 // (or sooner after RequestSample(), e.g. on a lifecycle event) it lists the
 // domains, fetches the enabled stat groups in bulk (sharded across `workers`
 // threads), fills what the driver left out with per-domain calls, adds host
-// stats, derives CPU/memory utilisation from the previous sample and publishes
-// the result; /metrics and the autoscaler read Latest() without waiting on libvirt.
+// stats and storage pools (collectors/storage_pools.h), derives CPU/memory utilisation from the
+// previous sample and publishes the result; /metrics and the autoscaler read Latest() without
+// waiting on libvirt.
 //
 // Every libvirt call runs under `call_timeout`: a domain whose call does not
 // return in time is exported with timed_out=true and skipped (no new call) until

@@ -26,6 +26,22 @@ const char* DomainStateName(DomainState state) {
   return "unknown";
 }
 
+const char* StoragePoolStateName(StoragePoolState state) {
+  switch (state) {
+    case StoragePoolState::kInactive:
+      return "inactive";
+    case StoragePoolState::kBuilding:
+      return "building";
+    case StoragePoolState::kRunning:
+      return "running";
+    case StoragePoolState::kDegraded:
+      return "degraded";
+    case StoragePoolState::kInaccessible:
+      return "inaccessible";
+  }
+  return "unknown";
+}
+
 const DomainStats* Snapshot::FindDomain(const std::string& name) const {
   auto it = std::lower_bound(domains.begin(), domains.end(), name,
                              [](const DomainStats& d, const std::string& n) { return d.name < n; });

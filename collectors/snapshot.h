@@ -137,6 +137,27 @@ struct HostStats {
   std::map<std::string, uint64_t> cpu_time_ns;  // mode -> ns (user, system, idle, iowait)
 };
 
+// virStoragePoolState; values equal libvirt's. A newer libvirt may report a
+// code past kInaccessible: it is kept as is and named "unknown".
+enum class StoragePoolState : int {
+  kInactive = 0,
+  kBuilding = 1,
+  kRunning = 2,
+  kDegraded = 3,
+  kInaccessible = 4,
+};
+const char* StoragePoolStateName(StoragePoolState state);  // "running", ..., "unknown"
+
+struct StoragePoolStats {
+  std::string name;
+  std::string type;  // the pool XML's <pool type=...>: "dir", "logical", ...; empty if unread
+  StoragePoolState state = StoragePoolState::kInactive;
+  // Bytes, from virStoragePoolGetInfo; present only while running or degraded
+  // (as `virsh pool-info` shows them): in other states libvirt has not
+  // measured the pool and reports stale figures or 0.
+  std::optional<uint64_t> capacity_bytes, allocation_bytes, available_bytes;
+};
+
 // One collector's outcome within a sample (node_exporter style).
 struct CollectorResult {
   std::string name;
@@ -155,6 +176,9 @@ struct Snapshot {
   std::string libvirt_uri;
   HostStats host;
   std::vector<DomainStats> domains;  // sorted by name
+  // Sorted by name; empty when the pool list failed or timed out this sample
+  // (the "storage_pools" collector result says so).
+  std::vector<StoragePoolStats> storage_pools;
   std::vector<CollectorResult> collectors;
   int skipped_devices = 0;  // devices dropped in this sample for an empty or repeated name
 

@@ -3,7 +3,10 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
+
+#include "common/utf8.h"
 
 namespace virtscale {
 namespace {
@@ -237,6 +240,29 @@ void AppendDomain(FamilySet& f, const DomainStats& d) {
   }
 }
 
+// The collector repairs names where they enter; repairing here as well keeps
+// any snapshot's exposition valid UTF-8. Two names that repair to the same
+// label would be duplicate series: the first (by name) is kept.
+void AppendStoragePools(FamilySet& f, const std::vector<StoragePoolStats>& pools) {
+  std::unordered_set<std::string> seen;
+  for (const StoragePoolStats& p : pools) {
+    std::string name = ValidUtf8(p.name);
+    if (!seen.insert(name).second) continue;
+    f.Gauge("libvirt_storage_pool_info", "Storage pool identity, type and state; always 1.",
+            {{"storage_pool", name},
+             {"type", ValidUtf8(p.type)},
+             {"state", StoragePoolStateName(p.state)}},
+            1);
+    const Labels l = {{"storage_pool", name}};
+    f.Gauge("libvirt_storage_pool_capacity_bytes", "Logical size of the storage pool, in bytes.", l,
+            p.capacity_bytes);
+    f.Gauge("libvirt_storage_pool_allocation_bytes",
+            "Bytes of the storage pool allocated to volumes.", l, p.allocation_bytes);
+    f.Gauge("libvirt_storage_pool_available_bytes",
+            "Bytes of the storage pool free for new volumes.", l, p.available_bytes);
+  }
+}
+
 }  // namespace
 
 void AppendSnapshotFamilies(const Snapshot& snapshot, std::vector<MetricFamily>& families) {
@@ -257,6 +283,7 @@ void AppendSnapshotFamilies(const Snapshot& snapshot, std::vector<MetricFamily>&
     f.Counter("libvirt_node_cpu_seconds_total", "CPU time of the host by mode, all CPUs.",
               {{"mode", mode}}, static_cast<double>(ns) / kNs);
   }
+  AppendStoragePools(f, snapshot.storage_pools);
 
   f.Gauge("virtscale_sample_duration_seconds", "How long the last sample of libvirt took.", {},
           snapshot.duration_seconds);

@@ -25,7 +25,10 @@
 namespace virtscale {
 
 // Everything the snapshot holds: libvirt_up, libvirt_domains, per-domain
-// libvirt_domain_* and virtscale_domain_*, host libvirt_node_*, and the
+// libvirt_domain_* and virtscale_domain_*, host libvirt_node_*, storage pools
+// libvirt_storage_pool_{info,capacity_bytes,allocation_bytes,available_bytes}
+// (label storage_pool, the inovex names; sizes only while a pool is running or
+// degraded), and the
 // snapshot's own virtscale_sample_duration_seconds and per-collector
 // virtscale_scrape_collector_{duration_seconds,success}.
 void AppendSnapshotFamilies(const Snapshot& snapshot,

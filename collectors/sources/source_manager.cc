@@ -36,7 +36,6 @@ struct SourceManager::Source {
   std::thread history_thread;
   std::shared_ptr<const SourceHistory> history;
   std::string history_error;
-  uint64_t history_fetches = 0;
 
   // Requires `mu`.
   bool Fresh(MonoTime now) const { return value && now - last_success_mono <= config.stale_after; }
@@ -107,7 +106,6 @@ void RunHistory(SourceManager::Source& s) {
     std::unique_lock lock(s.mu);
     if (s.stopping) return;
     const bool failed_before = !s.history_error.empty();
-    ++s.history_fetches;
     if (result.ok()) {
       auto history = std::make_shared<SourceHistory>();
       history->samples = std::move(result).value();

@@ -10,6 +10,10 @@
 //   poolfull tiny        creating a volume in a matching storage pool fails
 //                        with libvirt's own "Not enough free space in pool"
 //                        (the test driver does not count clones against it)
+//   poollist test:       virConnectListAllStoragePools fails on connections
+//                        whose URI starts with the prefix
+//   poolhang test: 4     virConnectListAllStoragePools on matching
+//                        connections blocks 4 s first
 //   vanish gone-         matching domains are destroyed and undefined right
 //                        after virConnectListAllDomains returned them, so every
 //                        later call on them finds no domain
@@ -123,4 +127,19 @@ virStorageVolPtr virStorageVolCreateXMLFrom(virStoragePoolPtr pool, const char* 
        virStorageVolPtr, unsigned int);
   if (Match("poolfull", virStoragePoolGetName(pool))) return PoolFull(pool);
   return real(pool, xml, clonevol, flags);
+}
+
+int virConnectListAllStoragePools(virConnectPtr conn, virStoragePoolPtr** pools,
+                                  unsigned int flags) {
+  REAL(int, "virConnectListAllStoragePools", virConnectPtr, virStoragePoolPtr**, unsigned int);
+  char* uri = virConnectGetURI(conn);
+  int hang = Match("poolhang", uri);
+  int fail = Match("poollist", uri);
+  free(uri);
+  if (hang > 0) sleep((unsigned)hang);
+  if (fail) {
+    real(conn, NULL, 1u << 30);  // invalid flags leave libvirt's own error on the thread
+    return -1;
+  }
+  return real(conn, pools, flags);
 }

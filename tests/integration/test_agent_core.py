@@ -77,6 +77,19 @@ def test_default_driver_golden_and_lint():
         # The test driver's cpu.time is wall-clock ns: one vCPU-second per second of 2 vCPUs.
         assert len(util) == 1 and 0.3 < util[0] < 0.7, util
         assert values(samples, "virtscale_sample_age_seconds")[0] >= 0
+        # The test driver's pool, as `virsh -c test:///default pool-info default-pool`
+        # shows it: dir, running, 100 GiB capacity, nothing allocated.
+        pool = [l for n, l, _ in samples if n == "libvirt_storage_pool_info"]
+        assert pool == [{"storage_pool": "default-pool", "type": "dir", "state": "running"}], pool
+        assert values(samples, "libvirt_storage_pool_info", storage_pool="default-pool") == [1.0]
+        assert values(samples, "libvirt_storage_pool_capacity_bytes",
+                      storage_pool="default-pool") == [100 * 1024 ** 3]
+        assert values(samples, "libvirt_storage_pool_allocation_bytes",
+                      storage_pool="default-pool") == [0.0]
+        assert values(samples, "libvirt_storage_pool_available_bytes",
+                      storage_pool="default-pool") == [100 * 1024 ** 3]
+        assert values(samples, "virtscale_scrape_collector_success",
+                      collector="storage_pools") == [1.0]
         got = masked_exposition(text)
         if UPDATE_GOLDEN or not os.path.exists(GOLDEN):
             os.makedirs(os.path.dirname(GOLDEN), exist_ok=True)

@@ -6,8 +6,9 @@ autoscaler takes no action on missing or garbage data.
 Test-driver faults (default) run the agent on libvirt's in-process test driver
 with fault_shim.c preloaded (see there): a domain whose stats calls error, a
 domain whose call hangs longer than call_timeout, domains that disappear between
-list and stats, creates from a template that fail (libvirt rejects the XML, the
-name is taken, the storage pool is full), and a queue source that reads garbage.
+list and stats, a storage pool list that fails or hangs, creates from a template
+that fail (libvirt rejects the XML, the name is taken, the storage pool is full),
+and a queue source that reads garbage.
 
 Daemon faults (--daemon, ctest label e2e) run against a real libvirtd that the
 test starts for itself (a session daemon as user nobody on a private socket,
@@ -210,6 +211,57 @@ def test_stats_call_errors(shim):
         # With real data the rule fires: the hold above was the missing data's doing.
         agent.wait_for(lambda: actions(agent.samples(), "fg", "ok") >= 1, 20,
                        what="the group acts once data is back")
+    finally:
+        agent.stop()
+
+
+def pool_families(samples):
+    return sorted({n for n, _, _ in samples if n.startswith("libvirt_storage_pool_")})
+
+
+def test_storage_pool_list_fails_or_hangs(shim):
+    set_faults("poollist test:")
+    cfg = config(hold_group("pg", "nomatch-"))
+    agent = start(shim, cfg)
+    try:
+        scraper = Scraper(agent)
+        s = agent.wait_for(lambda: (lambda s: s if values(
+            s, "virtscale_scrape_collector_success", collector="storage_pools") == [0.0]
+            else None)(agent.samples()), what="storage_pools collector failing")
+        assert pool_families(s) == [], pool_families(s)
+        assert values(s, "libvirt_up") == [1.0]
+        assert values(s, "libvirt_domain_info_virtual_cpus", domain="ok-1") == [1.0]
+        assert values(s, "virtscale_scrape_collector_success", collector="domains") == [1.0]
+
+        set_faults()
+        s = agent.wait_for(lambda: (lambda s: s if values(
+            s, "libvirt_storage_pool_info") else None)(agent.samples()), what="pools back")
+        assert [l for n, l, _ in s if n == "libvirt_storage_pool_info"] == [
+            {"storage_pool": "tiny", "type": "dir", "state": "running"}]
+        # As `virsh pool-info tiny` on this node: the test driver gives every
+        # pool 100 GiB and counts its volumes (base.img) as allocated.
+        assert values(s, "libvirt_storage_pool_capacity_bytes", storage_pool="tiny") == [
+            100 * 1024 ** 3]
+        assert values(s, "libvirt_storage_pool_allocation_bytes", storage_pool="tiny") == [16777216]
+        assert values(s, "libvirt_storage_pool_available_bytes", storage_pool="tiny") == [
+            100 * 1024 ** 3 - 16777216]
+        assert values(s, "virtscale_scrape_collector_success", collector="storage_pools") == [1.0]
+
+        # A list that outlives call_timeout (2s): abandoned, the pools are absent
+        # while it is stuck, the domains keep coming.
+        before = values(s, "virtscale_call_timeouts_total")[0]
+        set_faults("poolhang test: 4")
+        s = agent.wait_for(lambda: (lambda s: s if values(
+            s, "virtscale_call_timeouts_total")[0] > before else None)(agent.samples()),
+            what="pool list timed out")
+        s = agent.wait_for(lambda: (lambda s: s if not pool_families(s) else None)(
+            agent.samples()), what="pools absent while the list hangs")
+        assert values(s, "virtscale_scrape_collector_success", collector="storage_pools") == [0.0]
+        assert values(s, "libvirt_domain_info_virtual_cpus", domain="ok-1") == [1.0]
+        set_faults()
+        agent.wait_for(lambda: values(agent.samples(), "libvirt_storage_pool_info",
+                                      storage_pool="tiny"), what="pools back after the hang")
+        scraper.finish("storage pool list faults")
     finally:
         agent.stop()
 
@@ -617,7 +669,8 @@ def main():
                 return skip("libvirtd cannot start here")
             tests = [test_libvirtd_frozen_longer_than_call_timeout, test_libvirtd_killed]
         else:
-            tests = [test_stats_call_errors, test_ready_only_after_the_first_sample,
+            tests = [test_stats_call_errors, test_storage_pool_list_fails_or_hangs,
+                     test_ready_only_after_the_first_sample,
                      test_call_hangs_longer_than_call_timeout,
                      test_domains_vanish_between_list_and_stats, test_create_from_template_fails,
                      test_garbage_source_data_holds]

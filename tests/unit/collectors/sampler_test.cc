@@ -13,6 +13,7 @@
 
 #include "collectors/domain_metadata.h"
 #include "collectors/snapshot_metrics.h"
+#include "collectors/storage_pools.h"
 
 namespace virtscale {
 namespace {
@@ -66,7 +67,7 @@ TEST(Sampler, FillsEveryCoreGroupFromTheTestDriverWithFallbacks) {
   EXPECT_EQ(snap->sequence, first->sequence + 1);
   EXPECT_TRUE(snap->libvirt_up);
   EXPECT_EQ(snap->libvirt_uri, "test:///default");
-  ASSERT_EQ(snap->collectors.size(), 2u);
+  ASSERT_EQ(snap->collectors.size(), 3u);
   for (const CollectorResult& c : snap->collectors) {
     EXPECT_TRUE(c.success) << c.name;
     EXPECT_GE(c.duration_seconds, 0) << c.name;
@@ -314,6 +315,85 @@ TEST(Sampler, ReadsTheScaleStampWrittenThroughSetMetadata) {
   virDomainFree(dom);
 }
 
+const StoragePoolStats* FindPool(const Snapshot& snap, const std::string& name) {
+  for (const StoragePoolStats& p : snap.storage_pools) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+// The test driver's default-pool as the sampler sees it, against direct
+// libvirt calls on a second connection (test:///default is one shared state).
+TEST(Sampler, StoragePoolsMatchDirectLibvirtCallsAndExportTheInovexFamilies) {
+  LibvirtConnection conn({.uri = "test:///default"});
+  conn.Start();
+  ASSERT_TRUE(conn.WaitUp(seconds(10)));
+  Sampler sampler(conn, {.interval = std::chrono::hours(1)});
+  SnapshotPtr snap = sampler.SampleNow();
+  ASSERT_NE(snap, nullptr);
+  ASSERT_EQ(snap->collectors.size(), 3u);
+  EXPECT_EQ(snap->collectors[2].name, "storage_pools");
+  EXPECT_TRUE(snap->collectors[2].success);
+
+  virConnectPtr direct = virConnectOpen("test:///default");
+  ASSERT_NE(direct, nullptr);
+  virStoragePoolPtr pool = virStoragePoolLookupByName(direct, "default-pool");
+  ASSERT_NE(pool, nullptr);
+  virStoragePoolInfo info{};
+  ASSERT_EQ(virStoragePoolGetInfo(pool, &info), 0);
+  char* xml = virStoragePoolGetXMLDesc(pool, 0);
+  ASSERT_NE(xml, nullptr);
+  const std::string type = ParseStoragePoolType(xml);
+  free(xml);
+  EXPECT_EQ(type, "dir");
+  EXPECT_EQ(info.state, VIR_STORAGE_POOL_RUNNING);
+
+  const StoragePoolStats* p = FindPool(*snap, "default-pool");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->type, type);
+  EXPECT_EQ(p->state, StoragePoolState::kRunning);
+  EXPECT_EQ(p->capacity_bytes, info.capacity);
+  EXPECT_EQ(p->allocation_bytes, info.allocation);
+  EXPECT_EQ(p->available_bytes, info.available);
+  EXPECT_EQ(info.capacity, 100ULL << 30);  // `virsh pool-info`: 100.00 GiB, 0 B, 100.00 GiB
+
+  std::vector<prometheus::MetricFamily> families;
+  AppendSnapshotFamilies(*snap, families);
+  std::string text = prometheus::TextSerializer().Serialize(families);
+  auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
+  EXPECT_TRUE(has(
+      "libvirt_storage_pool_info{storage_pool=\"default-pool\",type=\"dir\",state=\"running\"} 1"))
+      << text;
+  EXPECT_TRUE(has("libvirt_storage_pool_capacity_bytes{storage_pool=\"default-pool\"} " +
+                  std::to_string(info.capacity)));
+  EXPECT_TRUE(has("libvirt_storage_pool_allocation_bytes{storage_pool=\"default-pool\"} " +
+                  std::to_string(info.allocation)));
+  EXPECT_TRUE(has("libvirt_storage_pool_available_bytes{storage_pool=\"default-pool\"} " +
+                  std::to_string(info.available)));
+  EXPECT_TRUE(has("virtscale_scrape_collector_success{collector=\"storage_pools\"} 1"));
+
+  // Stopped, the pool stays listed as inactive and its sizes go.
+  ASSERT_EQ(virStoragePoolDestroy(pool), 0);
+  snap = sampler.SampleNow();
+  p = FindPool(*snap, "default-pool");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->state, StoragePoolState::kInactive);
+  EXPECT_FALSE(p->capacity_bytes.has_value());
+  EXPECT_FALSE(p->available_bytes.has_value());
+  EXPECT_TRUE(snap->collectors[2].success);
+  EXPECT_EQ(virStoragePoolCreate(pool, 0), 0);
+  virStoragePoolFree(pool);
+  virConnectClose(direct);
+}
+
+TEST(StoragePools, TypeComesFromTheRootPoolElement) {
+  EXPECT_EQ(ParseStoragePoolType("<pool type='logical'><name>vg</name></pool>"), "logical");
+  EXPECT_EQ(ParseStoragePoolType("<pool><name>none</name></pool>"), "");
+  EXPECT_EQ(ParseStoragePoolType("<volume type='file'/>"), "");
+  EXPECT_EQ(ParseStoragePoolType("<pool type='dir'"), "");
+  EXPECT_EQ(ParseStoragePoolType(""), "");
+}
+
 TEST(Sampler, LibvirtDownPublishesUpFalseWithNoDomains) {
   LibvirtConnection conn({.uri = "qemu+unix:///system?socket=/nonexistent/virtscale-test.sock",
                           .initial_backoff = seconds(10)});
@@ -323,8 +403,10 @@ TEST(Sampler, LibvirtDownPublishesUpFalseWithNoDomains) {
   ASSERT_NE(snap, nullptr);
   EXPECT_FALSE(snap->libvirt_up);
   EXPECT_TRUE(snap->domains.empty());
-  ASSERT_EQ(snap->collectors.size(), 2u);
-  EXPECT_FALSE(snap->collectors[0].success);
+  ASSERT_EQ(snap->collectors.size(), 3u);
+  for (const CollectorResult& c : snap->collectors) EXPECT_FALSE(c.success) << c.name;
+  EXPECT_EQ(snap->collectors[2].name, "storage_pools");
+  EXPECT_TRUE(snap->storage_pools.empty());
   EXPECT_EQ(sampler.WaitFirstSample(milliseconds(1)), snap);
 }
 

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <set>
 
+#include "common/utf8.h"
+
 namespace virtscale {
 namespace {
 
@@ -22,7 +24,19 @@ Snapshot LiteralSnapshot() {
   s.host.cpus = 16;
   s.host.memory_total_bytes = 64ULL << 30;
   s.host.cpu_time_ns = {{"user", 2'500'000'000ULL}, {"system", 1'000'000'000ULL}};
-  s.collectors = {{"domains", 0.2, true}, {"host", 0.01, false}};
+  s.collectors = {{"domains", 0.2, true}, {"host", 0.01, false}, {"storage_pools", 0.03, true}};
+  s.storage_pools = {{.name = "default",
+                      .type = "dir",
+                      .state = StoragePoolState::kRunning,
+                      .capacity_bytes = 100ULL << 30,
+                      .allocation_bytes = 1ULL << 30,
+                      .available_bytes = 99ULL << 30},
+                     {.name = "images",
+                      .type = "logical",
+                      .state = StoragePoolState::kInactive,
+                      .capacity_bytes = std::nullopt,
+                      .allocation_bytes = std::nullopt,
+                      .available_bytes = std::nullopt}};
 
   DomainStats web;
   web.name = "web-1";
@@ -128,6 +142,77 @@ TEST(Exposition, SnapshotSeriesUseInovexNamesBaseUnitsAndLabels) {
   EXPECT_TRUE(Contains(text, "# TYPE libvirt_domain_info_virtual_cpus gauge"));
 }
 
+TEST(Exposition, StoragePoolsUseInovexNamesWithSizesOnlyWhileMeasured) {
+  std::vector<MetricFamily> families;
+  AppendSnapshotFamilies(LiteralSnapshot(), families);
+  std::string text = Serialize(families);
+  EXPECT_TRUE(Contains(
+      text,
+      "libvirt_storage_pool_info{storage_pool=\"default\",type=\"dir\",state=\"running\"} 1"));
+  EXPECT_TRUE(Contains(
+      text,
+      "libvirt_storage_pool_info{storage_pool=\"images\",type=\"logical\",state=\"inactive\"} 1"));
+  EXPECT_TRUE(
+      Contains(text, "libvirt_storage_pool_capacity_bytes{storage_pool=\"default\"} 107374182400"));
+  EXPECT_TRUE(
+      Contains(text, "libvirt_storage_pool_allocation_bytes{storage_pool=\"default\"} 1073741824"));
+  EXPECT_TRUE(Contains(
+      text, "libvirt_storage_pool_available_bytes{storage_pool=\"default\"} 106300440576"));
+  EXPECT_TRUE(Contains(text, "# TYPE libvirt_storage_pool_capacity_bytes gauge"));
+  EXPECT_TRUE(Contains(text, "virtscale_scrape_collector_success{collector=\"storage_pools\"} 1"));
+  // An inactive pool's sizes are not measured: no made-up zeros.
+  EXPECT_EQ(text.find("_bytes{storage_pool=\"images\"}"), std::string::npos);
+}
+
+TEST(Exposition, StoragePoolStateCodeLibvirtMayAddLaterIsUnknown) {
+  Snapshot s;
+  s.storage_pools = {{.name = "future",
+                      .type = "zfs",
+                      .state = static_cast<StoragePoolState>(7),
+                      .capacity_bytes = 1,
+                      .allocation_bytes = 0,
+                      .available_bytes = 1}};
+  std::vector<MetricFamily> families;
+  AppendSnapshotFamilies(s, families);
+  std::string text = Serialize(families);
+  EXPECT_TRUE(Contains(
+      text, "libvirt_storage_pool_info{storage_pool=\"future\",type=\"zfs\",state=\"unknown\"} 1"));
+  EXPECT_STREQ(StoragePoolStateName(StoragePoolState::kBuilding), "building");
+  EXPECT_STREQ(StoragePoolStateName(StoragePoolState::kDegraded), "degraded");
+  EXPECT_STREQ(StoragePoolStateName(StoragePoolState::kInaccessible), "inaccessible");
+  EXPECT_STREQ(StoragePoolStateName(static_cast<StoragePoolState>(-1)), "unknown");
+}
+
+TEST(Exposition, NonUtf8StoragePoolNamesBecomeValidLabelsWithoutDuplicates) {
+  Snapshot s;
+  // Two names that differ only in invalid bytes repair to the same label.
+  for (const char* name : {"caf\xe9", "caf\xff"}) {
+    s.storage_pools.push_back({.name = name,
+                               .type = "dir\xc3",
+                               .state = StoragePoolState::kRunning,
+                               .capacity_bytes = 10,
+                               .allocation_bytes = 4,
+                               .available_bytes = 6});
+  }
+  std::vector<MetricFamily> families;
+  AppendSnapshotFamilies(s, families);
+  std::string text = Serialize(families);
+  EXPECT_TRUE(Contains(
+      text,
+      "libvirt_storage_pool_info{storage_pool=\"caf\xef\xbf\xbd\",type=\"dir\xef\xbf\xbd\","
+      "state=\"running\"} 1"));
+  EXPECT_TRUE(
+      Contains(text, "libvirt_storage_pool_capacity_bytes{storage_pool=\"caf\xef\xbf\xbd\"} 10"));
+  for (const MetricFamily& f : families) {
+    if (f.name.starts_with("libvirt_storage_pool_")) {
+      EXPECT_EQ(f.metric.size(), 1u) << f.name;
+    }
+  }
+  EXPECT_TRUE(IsValidUtf8(text));
+  EXPECT_EQ(text.find("\xe9"), std::string::npos);
+  EXPECT_EQ(text.find("\xff"), std::string::npos);
+}
+
 TEST(Exposition, AbsentValuesProduceNoSeriesAndEveryFamilyHasHelpAndSamples) {
   std::vector<MetricFamily> families;
   AppendSnapshotFamilies(LiteralSnapshot(), families);
@@ -169,6 +254,7 @@ TEST(Exposition, LibvirtDownSaysSoWithNoDomains) {
   EXPECT_TRUE(Contains(text, "libvirt_up 0"));
   EXPECT_TRUE(Contains(text, "libvirt_domains 0"));
   EXPECT_TRUE(Contains(text, "virtscale_scrape_collector_success{collector=\"domains\"} 0"));
+  EXPECT_EQ(text.find("libvirt_storage_pool_"), std::string::npos);
 }
 
 TEST(Exposition, SamplerSeriesComputeAgeAtScrapeTimeAndListEveryEvent) {
