@@ -721,13 +721,24 @@ SnapshotPtr Sampler::SampleNow() {
       connection_lost |= host->connection_lost;
       snap->host = host->host;
     }
+    std::string pools_error;
     if (!pools_stuck && bulk.finished[pools_task]) {
       pools_result.success = pools->ok;
       pools_result.duration_seconds = pools->duration_seconds;
       connection_lost |= pools->connection_lost;
       snap->storage_pools = std::move(pools->pools);
-    } else if (!pools_stuck) {
-      LogWarn("libvirt storage pool list timed out", {{"uri", conn_.uri()}});
+      pools_error = pools->error;
+    } else {
+      pools_error = "timed out after libvirt.call_timeout";
+    }
+    // Logged when the failure starts, changes or ends, not at every sample.
+    if (pools_error != pools_error_) {
+      if (pools_error.empty()) {
+        LogInfo("libvirt storage pools readable again", {{"uri", conn_.uri()}});
+      } else {
+        LogWarn("libvirt storage pools failed", {{"uri", conn_.uri()}, {"error", pools_error}});
+      }
+      pools_error_ = pools_error;
     }
 
     // 3. Per-domain calls where bulk left gaps, and identity on cache misses.

@@ -138,6 +138,7 @@ class Sampler {
   std::vector<std::string> invalidated_names_;  // from events, applied at the next sample
 
   std::shared_ptr<StuckCalls> stuck_ = std::make_shared<StuckCalls>();
+  std::string pools_error_;  // the storage pool collector's last failure ("": none); sampler thread
 };
 
 }  // namespace virtscale

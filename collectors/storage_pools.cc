@@ -9,7 +9,6 @@
 #include <pugixml.hpp>
 
 #include "collectors/libvirt_error.h"
-#include "common/log.h"
 #include "common/utf8.h"
 
 namespace virtscale {
@@ -39,7 +38,7 @@ void CollectStoragePools(virConnectPtr conn, StoragePoolsResult& out) {
   if (n < 0) {
     LibvirtError err = LastLibvirtError();
     out.connection_lost = err.connection_lost;
-    LogWarn("libvirt storage pool list failed", {{"error", err.message}});
+    out.error = "list: " + err.message;
     out.duration_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return;
@@ -61,7 +60,7 @@ void CollectStoragePools(virConnectPtr conn, StoragePoolsResult& out) {
       if (err.code == VIR_ERR_NO_STORAGE_POOL) continue;  // undefined since the list
       out.ok = false;
       out.connection_lost |= err.connection_lost;
-      LogWarn("libvirt storage pool info failed", {{"pool", p.name}, {"error", err.message}});
+      if (out.error.empty()) out.error = "info of " + p.name + ": " + err.message;
       continue;
     }
     p.state = static_cast<StoragePoolState>(info.state);
@@ -78,7 +77,7 @@ void CollectStoragePools(virConnectPtr conn, StoragePoolsResult& out) {
       if (err.code == VIR_ERR_NO_STORAGE_POOL) continue;
       out.ok = false;
       out.connection_lost |= err.connection_lost;
-      LogWarn("libvirt storage pool XML failed", {{"pool", p.name}, {"error", err.message}});
+      if (out.error.empty()) out.error = "XML of " + p.name + ": " + err.message;
     }
     out.pools.push_back(std::move(p));
   }

@@ -26,6 +26,10 @@ struct StoragePoolsResult {
   // the list is left out and is no failure).
   bool ok = false;
   bool connection_lost = false;
+  // The first failure's libvirt error ("" when ok). Not logged here: the
+  // sampler logs when it starts, changes and ends, not every sample (a host
+  // without a storage driver fails every list).
+  std::string error;
   double duration_seconds = 0;
 };
 

@@ -232,10 +232,17 @@ def test_storage_pool_list_fails_or_hangs(shim):
         assert values(s, "libvirt_up") == [1.0]
         assert values(s, "libvirt_domain_info_virtual_cpus", domain="ok-1") == [1.0]
         assert values(s, "virtscale_scrape_collector_success", collector="domains") == [1.0]
+        # Several failed samples, one warning: logged when the failure starts, not each time.
+        samples_before = values(s, "virtscale_samples_total")[0]
+        agent.wait_for(lambda: values(agent.samples(), "virtscale_samples_total")[0] >=
+                       samples_before + 3, what="three more failing samples")
+        failed = agent.logs().count("libvirt storage pools failed")
+        assert failed == 1, agent.logs()[-3000:]
 
         set_faults()
         s = agent.wait_for(lambda: (lambda s: s if values(
             s, "libvirt_storage_pool_info") else None)(agent.samples()), what="pools back")
+        assert agent.logs().count("libvirt storage pools readable again") == 1
         assert [l for n, l, _ in s if n == "libvirt_storage_pool_info"] == [
             {"storage_pool": "tiny", "type": "dir", "state": "running"}]
         # As `virsh pool-info tiny` on this node: the test driver gives every
