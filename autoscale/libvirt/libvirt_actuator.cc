@@ -139,8 +139,13 @@ class LibvirtActuator::Run {
     CallPolicy policy{.timeout = timeout == Duration::zero() ? opts_.call_timeout : timeout,
                       .cancel_grace = opts_.cancel_grace,
                       .rollback = false};
-    return RunCall(what, std::move(fn), policy, *a_.cancel_, a_.stuck_);
+    auto result = RunCall(what, std::move(fn), policy, *a_.cancel_, a_.stuck_);
+    if (!result.value) call_abandoned_ = true;
+    return result;
   }
+  // A call of this run outlived its deadline or was cancelled: libvirt is not
+  // answering, so best-effort work (stamps) stops instead of waiting again.
+  bool call_abandoned() const { return call_abandoned_; }
   // For undoing a half-made create: runs even after a cancel.
   template <typename F>
   auto Rollback(const std::string& what, F fn) {
@@ -879,6 +884,7 @@ class LibvirtActuator::Run {
   LibvirtActuator& a_;
   const Options& opts_;
   ConnectionRef conn_;
+  bool call_abandoned_ = false;
 };
 
 LibvirtActuator::LibvirtActuator(ConnectionProvider provider, Options options)
@@ -983,9 +989,15 @@ std::string LibvirtActuator::RecordScaleTime(const std::string& group, Direction
   if (!conn) return "libvirt down";
   Run run(*this, conn);
   std::vector<std::string> errors;
-  for (const std::string& name : domains) {
-    std::string error = run.StampOne(group, direction, unix_seconds, name);
-    if (!error.empty()) errors.push_back(name + ": " + error);
+  for (size_t i = 0; i < domains.size(); ++i) {
+    std::string error = run.StampOne(group, direction, unix_seconds, domains[i]);
+    if (!error.empty()) errors.push_back(domains[i] + ": " + error);
+    // The group stays in flight until the stamps are written: one call that
+    // outlived call_timeout is enough waiting for a best-effort record.
+    if (run.call_abandoned() && i + 1 < domains.size()) {
+      errors.push_back(fmt::format("{} more member(s) skipped", domains.size() - i - 1));
+      break;
+    }
   }
   std::string out = fmt::format("{}", fmt::join(errors, "; "));
   if (!out.empty()) {

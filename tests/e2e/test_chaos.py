@@ -65,6 +65,9 @@ MIN, MAX = 1, 4
 MEMBER_VOLUME = re.compile(r"^%s-(\d+)-" % re.escape(GROUP))
 POLL_SECONDS = 0.2
 SETTLE_SECONDS = 30  # bound for a round to settle (one failed create costs a 10s backoff)
+# Within bounds but with an action still in flight, a round may take longer: after
+# a libvirtd restart each of an action's calls may wait its 5s call_timeout.
+IN_FLIGHT_SECONDS = 90
 CLEANUP_SECONDS = 8  # extra wait for leftover volumes to be cleaned
 
 INVARIANTS = [
@@ -665,6 +668,7 @@ rule_files: ["rules/*.yml"]
         wanted count (hand copies it may not delete can keep it above), or steady
         for longer than a failed action's backoff."""
         t0 = time.monotonic()
+        slow_noted = False
         while True:
             snap = self.monitor.snapshot()
             active = sum(1 for s in snap.values() if is_active(s))
@@ -684,9 +688,37 @@ rule_files: ["rules/*.yml"]
                 log("settled in %.1fs: %d active (wanted %d)" % (time.monotonic() - t0, active,
                                                                  want))
                 return True, active, snap
-            if time.monotonic() - t0 > SETTLE_SECONDS:
-                return False, active, snap
+            waited = time.monotonic() - t0
+            if waited > SETTLE_SECONDS:
+                if not (in_bounds and g is not None and g.get("in_flight")):
+                    return False, active, snap
+                if not slow_noted:
+                    slow_noted = True
+                    log("in bounds, an action still in flight after %ds: waiting up to %ds" %
+                        (SETTLE_SECONDS, IN_FLIGHT_SECONDS))
+                    self.stats.notes.append("round %d: an action was in flight for more than "
+                                            "%ds" % (self.round, SETTLE_SECONDS))
+                if waited > IN_FLIGHT_SECONDS:
+                    return False, active, snap
             time.sleep(0.3)
+
+    def explain_unsettled(self):
+        """What the agent said about the group when a round did not settle."""
+        try:
+            g = self.groups_entry()
+            status, body = http_get(self.agent.base + "/api/v1/decisions?limit=3", timeout=3)
+        except (ValueError, OSError) as e:
+            log("  /api/v1 did not answer: %s" % e)
+            g, status, body = None, 0, ""
+        if g is not None:
+            log("  group: in_flight=%s members=%s" % (g.get("in_flight"), json.dumps(
+                [(m.get("name"), m.get("state")) for m in g.get("members", [])
+                 if isinstance(m, dict)])))
+        if status == 200:
+            for d in json.loads(body).get("data", []):
+                log("  decision %s: %s" % (d.get("id"), json.dumps(d)[:1500]))
+        if self.agent is not None:
+            log("  agent log tail:\n" + self.agent.log_tail(60))
 
     def judge_gone(self):
         for rnd, info in self.monitor.take_gone():
@@ -716,8 +748,9 @@ rule_files: ["rules/*.yml"]
     def check_round(self, settled, active, snap):
         r = self.round
         st = self.stats
-        st.check("2", settled and MIN <= active <= MAX, r,
-                 "did not settle within %ds: %d active, %s" % (SETTLE_SECONDS, active, snap))
+        if not st.check("2", settled and MIN <= active <= MAX, r,
+                        "did not settle: %d active, %s" % (active, snap)):
+            self.explain_unsettled()
         self.monitor.poll_once(force_refresh=True)
         self.judge_gone()
         defined = self.monitor.defined()

@@ -14,6 +14,8 @@
 //                        whose URI starts with the prefix
 //   poolhang test: 4     virConnectListAllStoragePools on matching
 //                        connections blocks 4 s first
+//   metahang stamp- 3    virDomainSetMetadata of matching domains blocks 3 s
+//                        first (a domain whose job lock libvirt holds)
 //   vanish gone-         matching domains are destroyed and undefined right
 //                        after virConnectListAllDomains returned them, so every
 //                        later call on them finds no domain
@@ -67,6 +69,15 @@ int virDomainGetInfo(virDomainPtr dom, virDomainInfoPtr info) {
     return -1;
   }
   return real(dom, info);
+}
+
+int virDomainSetMetadata(virDomainPtr dom, int type, const char* metadata, const char* key,
+                         const char* uri, unsigned int flags) {
+  REAL(int, "virDomainSetMetadata", virDomainPtr, int, const char*, const char*, const char*,
+       unsigned int);
+  int hang = Match("metahang", virDomainGetName(dom));
+  if (hang > 0) sleep((unsigned)hang);
+  return real(dom, type, metadata, key, uri, flags);
 }
 
 int virDomainMemoryStats(virDomainPtr dom, virDomainMemoryStatPtr stats, unsigned int nr,

@@ -336,6 +336,27 @@ def test_call_hangs_longer_than_call_timeout(shim):
         agent.stop()
 
 
+def test_scale_stamps_stop_at_the_first_call_that_times_out(shim):
+    # Every member's metadata write hangs 3 s against a 1 s call_timeout. The
+    # group stays in flight while its scale stamps are written: after the first
+    # timeout the others are skipped instead of each waiting its own timeout.
+    set_faults("metahang stamp- 3")
+    group = create_group("stamp", GOOD_TEMPLATE).replace("min: 1\n    max: 1", "min: 4\n    max: 4")
+    agent = start(shim, config(group, call_timeout="1s"))
+    try:
+        agent.wait_for(lambda: "cannot record the scale time" in agent.logs(), 30,
+                       what="the scale stamp failure logged")
+        line = next(l for l in agent.logs().splitlines() if "cannot record the scale time" in l)
+        print("  " + line[:300])
+        assert line.count("write scale stamp timed out after 1s") == 1, line
+        assert "3 more member(s) skipped" in line, line
+        s = agent.samples()
+        assert actions(s, "stamp", "ok") == 4, s
+        assert values(s, "virtscale_group_action_in_flight", group="stamp") == [0.0]
+    finally:
+        agent.stop()
+
+
 def test_domains_vanish_between_list_and_stats(shim):
     set_faults()
     # A group of the two doomed domains that scales down on near-zero CPU: the test
@@ -679,6 +700,7 @@ def main():
             tests = [test_stats_call_errors, test_storage_pool_list_fails_or_hangs,
                      test_ready_only_after_the_first_sample,
                      test_call_hangs_longer_than_call_timeout,
+                     test_scale_stamps_stop_at_the_first_call_that_times_out,
                      test_domains_vanish_between_list_and_stats, test_create_from_template_fails,
                      test_garbage_source_data_holds]
             shim = build_shim()
