@@ -1,6 +1,7 @@
 #include "collectors/snapshot_metrics.h"
 
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -86,6 +87,50 @@ const char* StateDescription(DomainState state) {
       break;
   }
   return "no state";
+}
+
+// libvirt's virDomain<State>Reason enumerators, lower case, by state: the
+// reason codes mean something else in each state (libvirt-domain.h).
+const char* StateReasonName(DomainState state, int reason) {
+  static constexpr const char* kRunning[] = {
+      "unknown",       "booted",   "migrated",           "restored",
+      "from_snapshot", "unpaused", "migration_canceled", "save_canceled",
+      "wakeup",        "crashed",  "postcopy",           "postcopy_failed"};
+  static constexpr const char* kPaused[] = {
+      "unknown", "user",        "migration",     "save",           "dump",
+      "ioerror", "watchdog",    "from_snapshot", "shutting_down",  "snapshot",
+      "crashed", "starting_up", "postcopy",      "postcopy_failed"};
+  static constexpr const char* kShutdown[] = {"unknown", "user"};
+  static constexpr const char* kShutoff[] = {"unknown", "shutdown",      "destroyed",
+                                             "crashed", "migrated",      "saved",
+                                             "failed",  "from_snapshot", "daemon"};
+  static constexpr const char* kCrashed[] = {"unknown", "panicked"};
+  static constexpr const char* kOnlyUnknown[] = {"unknown"};
+  std::span<const char* const> names = kOnlyUnknown;
+  switch (state) {
+    case DomainState::kRunning:
+      names = kRunning;
+      break;
+    case DomainState::kPaused:
+      names = kPaused;
+      break;
+    case DomainState::kShutdown:
+      names = kShutdown;
+      break;
+    case DomainState::kShutoff:
+      names = kShutoff;
+      break;
+    case DomainState::kCrashed:
+      names = kCrashed;
+      break;
+    case DomainState::kNoState:
+    case DomainState::kBlocked:
+    case DomainState::kPmSuspended:
+      break;
+  }
+  // A code newer than this build (or garbage from the driver) is "unknown".
+  if (reason < 0 || static_cast<size_t>(reason) >= names.size()) return "unknown";
+  return names[static_cast<size_t>(reason)];
 }
 
 void AppendMemory(FamilySet& f, const Labels& l, const MemoryStats& m) {
@@ -208,6 +253,11 @@ void AppendDomain(FamilySet& f, const DomainStats& d) {
   f.Gauge("libvirt_domain_info_state", "Domain state code (libvirt virDomainState).",
           {{"domain", d.name}, {"state_desc", StateDescription(d.state)}},
           static_cast<double>(d.state));
+  f.Gauge("libvirt_domain_info_state_reason",
+          "Why the domain is in its state: libvirt's virDomain<State>Reason code, named by "
+          "the reason label.",
+          {{"domain", d.name}, {"reason", StateReasonName(d.state, d.state_reason)}},
+          static_cast<double>(d.state_reason));
   f.Gauge("libvirt_domain_info_maximum_memory_bytes", "Maximum memory of the domain, in bytes.", l,
           d.max_memory_bytes);
   f.Gauge("libvirt_domain_info_memory_usage_bytes",

@@ -246,6 +246,23 @@ def host_dashboard():
                 "How long one sample of all domains took (and each collector in it), and the "
                 "age of the snapshot served at scrape time."), 12, 8),
         ],
+        row("Storage pools"),
+        [
+            (timeseries("Storage pool usage", [
+                (f"libvirt_storage_pool_allocation_bytes{{{INST}}}"
+                 f" / (libvirt_storage_pool_capacity_bytes{{{INST}}} > 0)", "{{storage_pool}}")],
+                "percentunit",
+                "Bytes allocated to volumes over the pool's capacity, per pool (running or "
+                "degraded pools; libvirt does not measure the others).", max_value=1), 8, 8),
+            (timeseries("Storage pool free space", [
+                (f"libvirt_storage_pool_available_bytes{{{INST}}}", "{{storage_pool}}")], "bytes",
+                "Bytes free for new volumes: a create from a template needs room for its "
+                "volumes here."), 8, 8),
+            (timeseries("Storage pools by state", [
+                (f"count by (state) (libvirt_storage_pool_info{{{INST}}})", "{{state}}")], "none",
+                "Pools per libvirt state (inactive, building, running, degraded, inaccessible).",
+                stack=True), 8, 8),
+        ],
         row(f"Top {top} guests"),
         [
             (timeseries("CPU (cores used)", [

@@ -44,6 +44,7 @@ Snapshot LiteralSnapshot() {
   web.os_type = "hvm";
   web.os_arch = "x86_64";
   web.state = DomainState::kRunning;
+  web.state_reason = 1;  // VIR_DOMAIN_RUNNING_BOOTED
   web.active = true;
   web.virtual_cpus = 2;
   web.max_memory_bytes = 1ULL << 30;
@@ -72,6 +73,7 @@ Snapshot LiteralSnapshot() {
   idle.name = "idle";
   idle.uuid = "11111111-2222-3333-4444-555555555555";
   idle.state = DomainState::kShutoff;
+  idle.state_reason = 2;  // VIR_DOMAIN_SHUTOFF_DESTROYED
   idle.timed_out = true;
   s.domains = {idle, web};
   return s;
@@ -100,6 +102,11 @@ TEST(Exposition, SnapshotSeriesUseInovexNamesBaseUnitsAndLabels) {
       text, "libvirt_domain_info_state{domain=\"web-1\",state_desc=\"the domain is running\"} 1"));
   EXPECT_TRUE(Contains(
       text, "libvirt_domain_info_state{domain=\"idle\",state_desc=\"the domain is shut off\"} 5"));
+  // Inactive domains too, and each reason named in its own state's enumeration.
+  EXPECT_TRUE(
+      Contains(text, "libvirt_domain_info_state_reason{domain=\"web-1\",reason=\"booted\"} 1"));
+  EXPECT_TRUE(
+      Contains(text, "libvirt_domain_info_state_reason{domain=\"idle\",reason=\"destroyed\"} 2"));
   EXPECT_TRUE(Contains(text, "libvirt_domain_info_cpu_time_seconds_total{domain=\"web-1\"} 1.5"));
   EXPECT_TRUE(Contains(text, "libvirt_domain_info_virtual_cpus{domain=\"web-1\"} 2"));
   EXPECT_TRUE(
@@ -275,6 +282,36 @@ TEST(Exposition, SamplerSeriesComputeAgeAtScrapeTimeAndListEveryEvent) {
   families.clear();
   AppendSamplerFamilies(nullptr, SamplerCounters{}, std::chrono::steady_clock::now(), families);
   EXPECT_EQ(Serialize(families).find("virtscale_sample_age_seconds"), std::string::npos);
+}
+
+TEST(Exposition, StateReasonsAreNamedPerStateAndUnknownCodesSayUnknown) {
+  Snapshot s;
+  s.libvirt_up = true;
+  auto domain = [](const char* name, DomainState state, int reason) {
+    DomainStats d;
+    d.name = name;
+    d.state = state;
+    d.state_reason = reason;
+    return d;
+  };
+  s.domains = {domain("crashed", DomainState::kCrashed, 1),
+               domain("io", DomainState::kPaused, 5),
+               domain("daemon", DomainState::kShutoff, 8),
+               domain("future", DomainState::kShutoff, 99),
+               domain("negative", DomainState::kRunning, -1),
+               domain("suspended", DomainState::kPmSuspended, 0)};
+  std::vector<MetricFamily> families;
+  AppendSnapshotFamilies(s, families);
+  const std::string text = Serialize(families);
+  for (const char* line :
+       {"libvirt_domain_info_state_reason{domain=\"crashed\",reason=\"panicked\"} 1",
+        "libvirt_domain_info_state_reason{domain=\"io\",reason=\"ioerror\"} 5",
+        "libvirt_domain_info_state_reason{domain=\"daemon\",reason=\"daemon\"} 8",
+        "libvirt_domain_info_state_reason{domain=\"future\",reason=\"unknown\"} 99",
+        "libvirt_domain_info_state_reason{domain=\"negative\",reason=\"unknown\"} -1",
+        "libvirt_domain_info_state_reason{domain=\"suspended\",reason=\"unknown\"} 0"}) {
+    EXPECT_TRUE(Contains(text, line)) << line << "\n" << text;
+  }
 }
 
 TEST(Exposition, PromtoolAcceptsTheExposition) {
