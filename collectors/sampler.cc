@@ -79,7 +79,8 @@ struct CallErrors {
   bool* connection_lost;
   UnsupportedFlags unsupported;
   const std::string* domain;
-  bool* vanished = nullptr;  // set when the domain is gone (undefined since the list)
+  bool* vanished;  // set when the domain is gone (undefined since the list); may be null
+  CallErrorLog* log;
 
   void Fail(const char* call, unsigned unsupported_bit = 0) {
     LibvirtError err = LastLibvirtError();
@@ -94,7 +95,7 @@ struct CallErrors {
     }
     if (err.connection_lost) *connection_lost = true;
     errors->emplace_back(call);
-    LogDebug("libvirt call failed", {{"call", call}, {"domain", *domain}, {"error", err.message}});
+    log->Record(call, err, *domain);
   }
 };
 
@@ -415,10 +416,11 @@ bool NeedsFallback(const FallbackInput& in) {
   return in.stats.active && MissingLiveGroups(in) != 0;
 }
 
-void Fallback(const FallbackInput& in, const UnsupportedFlags& unsupported, FallbackResult& out) {
+void Fallback(const FallbackInput& in, const UnsupportedFlags& unsupported, CallErrorLog& log,
+              FallbackResult& out) {
   out.stats = in.stats;
   DomainStats& s = out.stats;
-  CallErrors errs{&s.errors, &out.connection_lost, unsupported, &s.name, &out.vanished};
+  CallErrors errs{&s.errors, &out.connection_lost, unsupported, &s.name, &out.vanished, &log};
   virDomainPtr dom = in.dom.get();
   if (in.need_identity || in.identity == nullptr) {
     out.identity = FetchIdentity(dom, s.name, errs);
@@ -448,27 +450,35 @@ struct HostResult {
   double duration_seconds = 0;
 };
 
-void CollectHost(virConnectPtr conn, HostResult& out) {
+void CollectHost(virConnectPtr conn, CallErrorLog& log, HostResult& out) {
   Clock::time_point start = Clock::now();
+  auto fail = [&](const char* call) {
+    LibvirtError err = LastLibvirtError();
+    out.connection_lost |= err.connection_lost;
+    log.Record(call, err, "");
+    out.ok = false;
+  };
+  out.ok = true;
   virNodeInfo info{};
   if (virNodeGetInfo(conn, &info) == 0) {
     out.host.cpus = info.cpus;
     out.host.memory_total_bytes = static_cast<uint64_t>(info.memory) * 1024;
-    out.ok = true;
   } else {
-    LibvirtError err = LastLibvirtError();
-    out.connection_lost = err.connection_lost;
-    LogWarn("libvirt node info failed", {{"error", err.message}});
+    fail("node_info");
   }
   // Optional: drivers without them (the test driver lacks some) are tolerated.
   if (unsigned long long free_bytes = virNodeGetFreeMemory(conn); free_bytes > 0) {
     out.host.memory_free_bytes = free_bytes;
   }
+  // A driver without CPU stats is no failure; a driver that has them and fails is.
   int nparams = 0;
-  if (virNodeGetCPUStats(conn, VIR_NODE_CPU_STATS_ALL_CPUS, nullptr, &nparams, 0) == 0 &&
-      nparams > 0) {
+  if (virNodeGetCPUStats(conn, VIR_NODE_CPU_STATS_ALL_CPUS, nullptr, &nparams, 0) < 0) {
+    if (!IsUnsupported(LastLibvirtError())) fail("node_cpu_stats");
+  } else if (nparams > 0) {
     std::vector<virNodeCPUStats> params(nparams);
-    if (virNodeGetCPUStats(conn, VIR_NODE_CPU_STATS_ALL_CPUS, params.data(), &nparams, 0) == 0) {
+    if (virNodeGetCPUStats(conn, VIR_NODE_CPU_STATS_ALL_CPUS, params.data(), &nparams, 0) < 0) {
+      fail("node_cpu_stats");
+    } else {
       for (int i = 0; i < nparams; ++i) {
         std::string field = params[i].field;
         if (field == VIR_NODE_CPU_STATS_UTILIZATION) continue;  // a percentage, not time
@@ -583,6 +593,7 @@ SamplerCounters Sampler::Counters() const {
   std::lock_guard lock(mu_);
   SamplerCounters c = counters_;
   c.stuck_calls = stuck_->size();
+  c.call_errors_total = call_errors_->Totals();
   return c;
 }
 
@@ -654,7 +665,7 @@ SnapshotPtr Sampler::SampleNow() {
       LogWarn("libvirt domain list timed out", {{"uri", conn_.uri()}});
     } else if (!list->ok) {
       connection_lost |= list->error.connection_lost;
-      LogWarn("libvirt domain list failed", {{"error", list->error.message}});
+      call_errors_->Record("list", list->error, "");
     }
     const bool list_ok = listed.finished[0] && list->ok;
     snap->libvirt_up = list_ok;
@@ -688,7 +699,8 @@ SnapshotPtr Sampler::SampleNow() {
     auto host = std::make_shared<HostResult>();
     const bool host_stuck = stuck_->Contains("host");
     if (!host_stuck) {
-      tasks.push_back({{"host"}, [conn, host] { CollectHost(conn.get(), *host); }});
+      tasks.push_back(
+          {{"host"}, [conn, host, log = call_errors_] { CollectHost(conn.get(), *log, *host); }});
     }
     for (size_t s = 0; s < shard_count && !live.empty(); ++s) {
       size_t begin = live.size() * s / shard_count;
@@ -709,8 +721,9 @@ SnapshotPtr Sampler::SampleNow() {
     const bool pools_stuck = stuck_->Contains("storage_pools");
     const size_t pools_task = tasks.size();
     if (!pools_stuck) {
-      tasks.push_back(
-          {{"storage_pools"}, [conn, pools] { CollectStoragePools(conn.get(), *pools); }});
+      tasks.push_back({{"storage_pools"}, [conn, pools, log = call_errors_] {
+                         CollectStoragePools(conn.get(), *log, *pools);
+                       }});
     }
     DeadlineRunResult bulk =
         RunWithDeadlines(std::move(tasks), workers + 2, opts.call_timeout, stuck_);
@@ -721,37 +734,27 @@ SnapshotPtr Sampler::SampleNow() {
       connection_lost |= host->connection_lost;
       snap->host = host->host;
     }
-    std::string pools_error;
     if (!pools_stuck && bulk.finished[pools_task]) {
       pools_result.success = pools->ok;
       pools_result.duration_seconds = pools->duration_seconds;
       connection_lost |= pools->connection_lost;
       snap->storage_pools = std::move(pools->pools);
-      pools_error = pools->error;
-    } else {
-      pools_error = "timed out after libvirt.call_timeout";
-    }
-    // Logged when the failure starts, changes or ends, not at every sample.
-    if (pools_error != pools_error_) {
-      if (pools_error.empty()) {
-        LogInfo("libvirt storage pools readable again", {{"uri", conn_.uri()}});
-      } else {
-        LogWarn("libvirt storage pools failed", {{"uri", conn_.uri()}, {"error", pools_error}});
-      }
-      pools_error_ = pools_error;
     }
 
     // 3. Per-domain calls where bulk left gaps, and identity on cache misses.
     const Clock::time_point now = Clock::now();
     std::vector<FallbackInput> inputs(live.size());
     std::vector<bool> bulk_timed_out(live.size(), false);
+    size_t failed_shards = 0;  // finished with an error, or abandoned at the deadline
     for (size_t s = 0; s < shards.size(); ++s) {
       const bool finished = bulk.finished[s + (host_stuck ? 0 : 1)];
       const ShardResult& shard = *shards[s];
+      if (!finished) ++failed_shards;
       if (finished && !shard.ok) {
         connection_lost |= shard.error.connection_lost;
         if (!shard.unsupported) {
-          LogWarn("libvirt bulk stats failed", {{"error", shard.error.message}});
+          ++failed_shards;
+          call_errors_->Record("bulk_stats", shard.error, "");
         }
       }
       for (size_t i = shard_ranges[s].first; i < shard_ranges[s].second; ++i) {
@@ -792,9 +795,10 @@ SnapshotPtr Sampler::SampleNow() {
       auto result = std::make_shared<FallbackResult>();
       fallback_results[i] = result;
       fallback_index.push_back(i);
-      fallback_tasks.push_back({{in.stats.uuid}, [in, result, unsupported = unsupported_calls_] {
-                                  Fallback(in, unsupported, *result);
-                                }});
+      fallback_tasks.push_back(
+          {{in.stats.uuid}, [in, result, unsupported = unsupported_calls_, log = call_errors_] {
+             Fallback(in, unsupported, *log, *result);
+           }});
     }
     DeadlineRunResult fallback =
         RunWithDeadlines(std::move(fallback_tasks), workers, opts.call_timeout, stuck_);
@@ -878,7 +882,8 @@ SnapshotPtr Sampler::SampleNow() {
     }
     std::sort(snap->domains.begin(), snap->domains.end(),
               [](const DomainStats& a, const DomainStats& b) { return a.name < b.name; });
-    domains_result.success = list_ok;
+    // Per-domain calls may have filled the gaps, but the collector's own call failed.
+    domains_result.success = list_ok && (shards.empty() || failed_shards < shards.size());
     domains_result.duration_seconds = SecondsSince(start);
   }
   if (connection_lost) {
@@ -886,6 +891,7 @@ SnapshotPtr Sampler::SampleNow() {
     conn_.ReportBroken();
   }
   snap->collectors = {domains_result, host_result, pools_result};
+  call_errors_->EndSample();
   snap->duration_seconds = SecondsSince(start);
   {
     std::lock_guard lock(mu_);

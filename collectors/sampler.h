@@ -35,6 +35,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "collectors/call_errors.h"
 #include "collectors/deadline_runner.h"
 #include "collectors/domain_stats_parser.h"
 #include "collectors/libvirt_connection.h"
@@ -62,6 +63,7 @@ struct SamplerCounters {
   uint64_t timed_out_calls_total = 0;  // calls abandoned at call_timeout
   size_t stuck_calls = 0;              // abandoned calls that have not returned yet
   std::map<std::string, uint64_t> domain_events_total;  // lifecycle event -> count
+  std::map<CallErrorKey, uint64_t> call_errors_total;   // failed libvirt calls
 };
 
 // The lifecycle event names LibvirtConnection reports, in libvirt's order.
@@ -138,7 +140,7 @@ class Sampler {
   std::vector<std::string> invalidated_names_;  // from events, applied at the next sample
 
   std::shared_ptr<StuckCalls> stuck_ = std::make_shared<StuckCalls>();
-  std::string pools_error_;  // the storage pool collector's last failure ("": none); sampler thread
+  std::shared_ptr<CallErrorLog> call_errors_ = std::make_shared<CallErrorLog>();
 };
 
 }  // namespace virtscale

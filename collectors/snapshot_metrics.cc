@@ -376,6 +376,12 @@ void AppendSamplerFamilies(const SnapshotPtr& latest, const SamplerCounters& cou
             static_cast<double>(counters.timed_out_calls_total));
   f.Gauge("virtscale_stuck_calls", "Abandoned libvirt calls that have not returned yet.", {},
           static_cast<double>(counters.stuck_calls));
+  for (const auto& [key, count] : counters.call_errors_total) {
+    f.Counter("virtscale_libvirt_call_errors_total",
+              "Failed libvirt calls of the sampler, by call and libvirt error code.",
+              {{"call", key.first}, {"code", std::to_string(key.second)}},
+              static_cast<double>(count));
+  }
   f.MoveTo(families);
 }
 

@@ -30,7 +30,7 @@ std::string ParseStoragePoolType(std::string_view xml) {
   return root.attribute("type").value();
 }
 
-void CollectStoragePools(virConnectPtr conn, StoragePoolsResult& out) {
+void CollectStoragePools(virConnectPtr conn, CallErrorLog& errors, StoragePoolsResult& out) {
   const auto start = std::chrono::steady_clock::now();
   out = StoragePoolsResult{};
   virStoragePoolPtr* list = nullptr;
@@ -38,7 +38,7 @@ void CollectStoragePools(virConnectPtr conn, StoragePoolsResult& out) {
   if (n < 0) {
     LibvirtError err = LastLibvirtError();
     out.connection_lost = err.connection_lost;
-    out.error = "list: " + err.message;
+    errors.Record("list_storage_pools", err, "");
     out.duration_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return;
@@ -60,7 +60,7 @@ void CollectStoragePools(virConnectPtr conn, StoragePoolsResult& out) {
       if (err.code == VIR_ERR_NO_STORAGE_POOL) continue;  // undefined since the list
       out.ok = false;
       out.connection_lost |= err.connection_lost;
-      if (out.error.empty()) out.error = "info of " + p.name + ": " + err.message;
+      errors.Record("storage_pool_info", err, p.name);
       continue;
     }
     p.state = static_cast<StoragePoolState>(info.state);
@@ -77,7 +77,7 @@ void CollectStoragePools(virConnectPtr conn, StoragePoolsResult& out) {
       if (err.code == VIR_ERR_NO_STORAGE_POOL) continue;
       out.ok = false;
       out.connection_lost |= err.connection_lost;
-      if (out.error.empty()) out.error = "XML of " + p.name + ": " + err.message;
+      errors.Record("storage_pool_xml", err, p.name);
     }
     out.pools.push_back(std::move(p));
   }

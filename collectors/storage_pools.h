@@ -6,7 +6,7 @@
 // pools out of that sample and never fails the sample.
 //
 //   StoragePoolsResult r;
-//   CollectStoragePools(conn.get(), r);
+//   CollectStoragePools(conn.get(), call_errors, r);
 //   if (!r.ok) { /* listed nothing, or some pool could not be read */ }
 //
 // Reading is split from parsing: ParseStoragePoolType takes the XML text.
@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "collectors/call_errors.h"
 #include "collectors/snapshot.h"
 
 namespace virtscale {
@@ -26,15 +27,12 @@ struct StoragePoolsResult {
   // the list is left out and is no failure).
   bool ok = false;
   bool connection_lost = false;
-  // The first failure's libvirt error ("" when ok). Not logged here: the
-  // sampler logs when it starts, changes and ends, not every sample (a host
-  // without a storage driver fails every list).
-  std::string error;
   double duration_seconds = 0;
 };
 
-// Fills `out`; frees every libvirt object it gets. Blocks on libvirt.
-void CollectStoragePools(virConnectPtr conn, StoragePoolsResult& out);
+// Fills `out`; frees every libvirt object it gets; records failed calls in
+// `errors` (list_storage_pools, storage_pool_info, storage_pool_xml). Blocks on libvirt.
+void CollectStoragePools(virConnectPtr conn, CallErrorLog& errors, StoragePoolsResult& out);
 
 // The `type` attribute of a pool XML's root <pool>; empty when the text is not
 // such XML.

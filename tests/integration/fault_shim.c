@@ -12,6 +12,8 @@
 //                        (the test driver does not count clones against it)
 //   poollist test:       virConnectListAllStoragePools fails on connections
 //                        whose URI starts with the prefix
+//   bulkfail test:       virDomainListGetStats (the bulk stats call) fails on
+//                        connections whose URI starts with the prefix
 //   poolhang test: 4     virConnectListAllStoragePools on matching
 //                        connections blocks 4 s first
 //   metahang stamp- 3    virDomainSetMetadata of matching domains blocks 3 s
@@ -138,6 +140,22 @@ virStorageVolPtr virStorageVolCreateXMLFrom(virStoragePoolPtr pool, const char* 
        virStorageVolPtr, unsigned int);
   if (Match("poolfull", virStoragePoolGetName(pool))) return PoolFull(pool);
   return real(pool, xml, clonevol, flags);
+}
+
+int virDomainListGetStats(virDomainPtr* doms, unsigned int stats,
+                          virDomainStatsRecordPtr** records, unsigned int flags) {
+  REAL(int, "virDomainListGetStats", virDomainPtr*, unsigned int, virDomainStatsRecordPtr**,
+       unsigned int);
+  if (doms != NULL && doms[0] != NULL) {
+    char* uri = virConnectGetURI(virDomainGetConnect(doms[0]));
+    int fail = Match("bulkfail", uri);
+    free(uri);
+    if (fail) {
+      Fail(doms[0]);
+      return -1;
+    }
+  }
+  return real(doms, stats, records, flags);
 }
 
 int virConnectListAllStoragePools(virConnectPtr conn, virStoragePoolPtr** pools,

@@ -196,6 +196,12 @@ def test_stats_call_errors(shim):
             what="virtscale_domain_errors for faulty-1")
         calls = sorted(l["call"] for n, l, _ in s if n == "virtscale_domain_errors")
         print("  failing calls reported: %s" % calls)
+        # Counted by (call, code), with libvirt's text at warning level once per pair.
+        counted = {l["call"] for n, l, v in s if n == "virtscale_libvirt_call_errors_total"}
+        assert set(calls) <= counted, (calls, counted)
+        failing = [l for l in agent.logs().splitlines() if "libvirt call failing" in l]
+        assert any("subject=faulty-" in l and "level=warn" in l and "error=" in l
+                   for l in failing), failing
         assert values(s, "libvirt_up") == [1.0]
         assert values(s, "libvirt_domain_info_virtual_cpus", domain="ok-1") == [1.0]
         time.sleep(3)  # several evaluations with the member's data missing
@@ -211,6 +217,34 @@ def test_stats_call_errors(shim):
         # With real data the rule fires: the hold above was the missing data's doing.
         agent.wait_for(lambda: actions(agent.samples(), "fg", "ok") >= 1, 20,
                        what="the group acts once data is back")
+    finally:
+        agent.stop()
+
+
+def test_bulk_stats_call_fails(shim):
+    set_faults("bulkfail test:")
+    agent = start(shim, config(hold_group("bg", "nomatch-")))
+    try:
+        s = agent.wait_for(lambda: (lambda s: s if values(
+            s, "virtscale_scrape_collector_success", collector="domains") == [0.0]
+            else None)(agent.samples()), what="domains collector failing")
+        # The bulk call failed; per-domain calls still fill in what they can.
+        assert values(s, "libvirt_up") == [1.0]
+        assert values(s, "libvirt_domain_info_virtual_cpus", domain="ok-1") == [1.0]
+        assert values(s, "virtscale_domain_errors", call="bulk_stats", domain="ok-1") == [1.0]
+        errors = values(s, "virtscale_libvirt_call_errors_total", call="bulk_stats")
+        assert len(errors) == 1 and errors[0] >= 1, errors
+        set_faults()
+        agent.wait_for(lambda: values(agent.samples(), "virtscale_scrape_collector_success",
+                                      collector="domains") == [1.0], what="domains collector ok")
+        lines = agent.logs().splitlines()
+        failing = [l for l in lines if "libvirt call failing" in l and "call=bulk_stats" in l]
+        recovered = [l for l in lines
+                     if "libvirt call no longer failing" in l and "call=bulk_stats" in l]
+        print("  bulk stats: %d failed calls, %d warning, %d recovery line" % (
+            values(agent.samples(), "virtscale_libvirt_call_errors_total", call="bulk_stats")[0],
+            len(failing), len(recovered)))
+        assert len(failing) == 1 and len(recovered) == 1, lines[-20:]
     finally:
         agent.stop()
 
@@ -236,13 +270,19 @@ def test_storage_pool_list_fails_or_hangs(shim):
         samples_before = values(s, "virtscale_samples_total")[0]
         agent.wait_for(lambda: values(agent.samples(), "virtscale_samples_total")[0] >=
                        samples_before + 3, what="three more failing samples")
-        failed = agent.logs().count("libvirt storage pools failed")
-        assert failed == 1, agent.logs()[-3000:]
+        failing = [l for l in agent.logs().splitlines()
+                   if "libvirt call failing" in l and "call=list_storage_pools" in l]
+        assert len(failing) == 1 and "level=warn" in failing[0], agent.logs()[-3000:]
+        errors = values(agent.samples(), "virtscale_libvirt_call_errors_total",
+                        call="list_storage_pools")
+        assert len(errors) == 1 and errors[0] >= 3, errors
 
         set_faults()
         s = agent.wait_for(lambda: (lambda s: s if values(
             s, "libvirt_storage_pool_info") else None)(agent.samples()), what="pools back")
-        assert agent.logs().count("libvirt storage pools readable again") == 1
+        recovered = [l for l in agent.logs().splitlines()
+                     if "libvirt call no longer failing" in l and "call=list_storage_pools" in l]
+        assert len(recovered) == 1, agent.logs()[-3000:]
         assert [l for n, l, _ in s if n == "libvirt_storage_pool_info"] == [
             {"storage_pool": "tiny", "type": "dir", "state": "running"}]
         # As `virsh pool-info tiny` on this node: the test driver gives every
@@ -697,7 +737,8 @@ def main():
                 return skip("libvirtd cannot start here")
             tests = [test_libvirtd_frozen_longer_than_call_timeout, test_libvirtd_killed]
         else:
-            tests = [test_stats_call_errors, test_storage_pool_list_fails_or_hangs,
+            tests = [test_stats_call_errors, test_bulk_stats_call_fails,
+                     test_storage_pool_list_fails_or_hangs,
                      test_ready_only_after_the_first_sample,
                      test_call_hangs_longer_than_call_timeout,
                      test_scale_stamps_stop_at_the_first_call_that_times_out,
