@@ -55,6 +55,7 @@ SamplerOptions SamplerOptionsFrom(const LibvirtSettings& s) {
   o.stat_groups = s.stat_groups;
   o.call_timeout = s.call_timeout;
   o.workers = static_cast<int>(s.workers);
+  o.metadata_labels = s.metadata_labels;
   return o;
 }
 
@@ -358,7 +359,9 @@ class Agent {
       LandingPageData page;
       page.version = VIRTSCALE_VERSION;
       page.uri = connection_.uri();
-      page.stat_groups = StatGroupNames(sampler_.options().stat_groups | VIR_DOMAIN_STATS_STATE);
+      const SamplerOptions sampling = sampler_.options();
+      page.stat_groups = StatGroupNames(sampling.stat_groups | VIR_DOMAIN_STATS_STATE);
+      if (sampling.metadata_labels) page.metadata_labels = sampling.metadata_labels->Names();
       page.snapshot = sampler_.Latest();
       page.dry_run = flags_.dry_run;
       page.groups = engine_.GroupsJson();

@@ -40,6 +40,39 @@ void DecodeStatGroups(const YAML::Node& list, MapReader& r, Diagnostics& diags,
   if (ok) out.stat_groups = groups;
 }
 
+// `metadata_labels: {LABEL: {namespace: URI, xpath: EXPR}, ...}`; each error
+// names the label's line.
+void DecodeMetadataLabels(const YAML::Node& map, MapReader& r, Diagnostics& diags,
+                          LibvirtSettings& out) {
+  if (!map.IsMap()) {
+    r.Error("metadata_labels", "expected a map of label name to {namespace, xpath}");
+    return;
+  }
+  auto labels = std::make_shared<MetadataLabels>();
+  bool ok = true;
+  for (const auto& item : map) {
+    const std::string name = item.first.IsScalar() ? item.first.Scalar() : "";
+    const std::string path = "libvirt.metadata_labels." + BoundedUtf8(name, 64);
+    MapReader lr(item.second, path, diags);
+    if (!lr.valid()) {
+      ok = false;
+      continue;
+    }
+    std::string ns, xpath, error;
+    const bool has_ns = lr.Require("namespace") && lr.Read("namespace", ns);
+    const bool has_xpath = lr.Require("xpath") && lr.Read("xpath", xpath);
+    const bool complete = has_ns && has_xpath;
+    lr.Finish();
+    if (!complete) {
+      ok = false;
+    } else if (!labels->Add(name, ns, xpath, error)) {
+      diags.Error(item.first, path + ": " + error);
+      ok = false;
+    }
+  }
+  if (ok) out.metadata_labels = std::move(labels);
+}
+
 void DecodeLibvirt(MapReader& r, Diagnostics& diags, LibvirtSettings& out) {
   r.Read("uri", out.uri);
   r.ReadDuration("sample_interval", out.sample_interval);
@@ -50,6 +83,7 @@ void DecodeLibvirt(MapReader& r, Diagnostics& diags, LibvirtSettings& out) {
     r.Error("sample_interval", "must be at least 100ms");
   if (out.call_timeout <= Duration::zero()) r.Error("call_timeout", "must be positive");
   if (r.Has("stats")) DecodeStatGroups(r.Get("stats"), r, diags, out);
+  if (r.Has("metadata_labels")) DecodeMetadataLabels(r.Get("metadata_labels"), r, diags, out);
   r.Finish();
 }
 

@@ -15,6 +15,7 @@
 #include "autoscale/rule_loader.h"
 #include "autoscale/rules.h"
 #include "collectors/domain_stats_parser.h"
+#include "collectors/metadata_labels.h"
 #include "collectors/sources/source_config.h"
 #include "common/duration.h"
 #include "common/yaml_reader.h"
@@ -28,6 +29,8 @@ struct LibvirtSettings {
   int64_t workers = 0;  // 0: one shard per 4 domains, 1 to 4
   // `stats`: the groups the bulk call asks for; state is always among them.
   StatGroups stat_groups = kCoreStatGroups;
+  // `metadata_labels`: labels of libvirt_domain_metadata_info; null when unset.
+  std::shared_ptr<const MetadataLabels> metadata_labels = nullptr;
 };
 
 struct WebSettings {

@@ -74,6 +74,11 @@ void Header(const LandingPageData& p, std::string& html) {
     for (const std::string& g : p.stat_groups) groups += (groups.empty() ? "" : ", ") + Text(g);
     html += " &middot; stats <code id=\"stat-groups\">" + groups + "</code>";
   }
+  if (!p.metadata_labels.empty()) {
+    std::string labels;
+    for (const std::string& l : p.metadata_labels) labels += (labels.empty() ? "" : ", ") + Text(l);
+    html += " &middot; metadata labels <code id=\"metadata-labels\">" + labels + "</code>";
+  }
   if (p.snapshot) {
     html += p.snapshot->libvirt_up ? " <span class=\"ok\">up</span>"
                                    : " <span class=\"bad\">down</span>";

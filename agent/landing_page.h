@@ -44,6 +44,7 @@ struct LandingPageData {
   std::string version;
   std::string uri;
   std::vector<std::string> stat_groups;              // libvirt.stats in force: "state", "cpu", ...
+  std::vector<std::string> metadata_labels;          // libvirt.metadata_labels names in force
   SnapshotPtr snapshot;                              // null before the first sample
   bool dry_run = false;                              // --dry-run
   nlohmann::json groups = nlohmann::json::array();   // Engine::GroupsJson()

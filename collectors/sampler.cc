@@ -22,6 +22,7 @@ struct DomainIdentity {
   std::optional<VirtscaleMetadata> metadata;
   std::optional<ScaleStamp> scale_stamp;
   std::optional<LifecycleStamp> lifecycle;
+  std::vector<std::string> metadata_labels;  // values of libvirt.metadata_labels
   std::chrono::steady_clock::time_point fetched_at;
 };
 
@@ -194,6 +195,7 @@ struct FallbackInput {
   StatGroups enabled = 0;
   bool need_identity = false;
   std::shared_ptr<const DomainIdentity> identity;  // cached, when not refetched
+  std::shared_ptr<const MetadataLabels> metadata_labels;
 };
 
 struct FallbackResult {
@@ -220,7 +222,7 @@ std::optional<std::string> ReadMetadataElement(virDomainPtr dom, const char* ns,
 }
 
 std::shared_ptr<DomainIdentity> FetchIdentity(virDomainPtr dom, const std::string& name,
-                                              CallErrors& errs) {
+                                              const MetadataLabels* labels, CallErrors& errs) {
   auto id = std::make_shared<DomainIdentity>();
   id->name = name;
   id->fetched_at = Clock::now();
@@ -238,6 +240,7 @@ std::shared_ptr<DomainIdentity> FetchIdentity(virDomainPtr dom, const std::strin
     } else {
       errs.errors->emplace_back("xml_parse");
     }
+    if (labels != nullptr && !labels->empty()) id->metadata_labels = labels->Extract(xml);
     free(xml);
   }
   if (std::optional<std::string> xml = ReadMetadataElement(dom, kMetadataNamespace, errs))
@@ -423,7 +426,7 @@ void Fallback(const FallbackInput& in, const UnsupportedFlags& unsupported, Call
   CallErrors errs{&s.errors, &out.connection_lost, unsupported, &s.name, &out.vanished, &log};
   virDomainPtr dom = in.dom.get();
   if (in.need_identity || in.identity == nullptr) {
-    out.identity = FetchIdentity(dom, s.name, errs);
+    out.identity = FetchIdentity(dom, s.name, in.metadata_labels.get(), errs);
     out.identity_fetched = true;
   } else {
     out.identity = in.identity;
@@ -645,6 +648,14 @@ SnapshotPtr Sampler::SampleNow() {
     }
     invalidated_names_.clear();
   }
+  const bool labels_changed =
+      opts.metadata_labels != identity_labels_ &&
+      !(opts.metadata_labels && identity_labels_ && *opts.metadata_labels == *identity_labels_);
+  if (labels_changed) {
+    identities_.clear();
+    identity_labels_ = opts.metadata_labels;
+  }
+  if (opts.metadata_labels) snap->metadata_label_names = opts.metadata_labels->Names();
 
   CollectorResult domains_result{"domains", 0, false};
   CollectorResult host_result{"host", 0, false};
@@ -780,6 +791,7 @@ SnapshotPtr Sampler::SampleNow() {
       FallbackInput& in = inputs[i];
       in.stats.name = live_names[i];
       in.stats.uuid = live_uuids[i];
+      in.metadata_labels = identity_labels_;
       if (bulk_timed_out[i]) continue;
       auto cached = identities_.find(in.stats.uuid);
       // Spread refreshes over a quarter TTL so 1000 domains do not expire together.
@@ -839,6 +851,7 @@ SnapshotPtr Sampler::SampleNow() {
         d.metadata = identity->metadata;
         d.scale_stamp = identity->scale_stamp;
         d.lifecycle = identity->lifecycle;
+        d.metadata_labels = identity->metadata_labels;
       }
       if (d.timed_out) {
         // Keep what is known from the last good sample so owners still see it.
@@ -869,6 +882,7 @@ SnapshotPtr Sampler::SampleNow() {
       if (auto it = identities_.find(d.uuid); it != identities_.end()) {
         d.os_type = it->second->os_type;
         d.metadata = it->second->metadata;
+        d.metadata_labels = it->second->metadata_labels;
       }
       if (const DomainStats* prev = previous ? previous->FindDomain(d.name) : nullptr) {
         d.state = prev->state;

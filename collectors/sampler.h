@@ -39,6 +39,7 @@
 #include "collectors/deadline_runner.h"
 #include "collectors/domain_stats_parser.h"
 #include "collectors/libvirt_connection.h"
+#include "collectors/metadata_labels.h"
 #include "collectors/snapshot.h"
 #include "common/duration.h"
 
@@ -54,6 +55,8 @@ struct SamplerOptions {
   // How long cached domain XML facts (os type, devices, virtscale metadata) are
   // trusted; "defined"/"undefined" events drop them at once.
   Duration identity_ttl = std::chrono::minutes(5);
+  // libvirt.metadata_labels; null or empty: no libvirt_domain_metadata_info.
+  std::shared_ptr<const MetadataLabels> metadata_labels = nullptr;
 };
 
 // Counters over the sampler's lifetime, for the self-metrics.
@@ -141,6 +144,9 @@ class Sampler {
 
   std::shared_ptr<StuckCalls> stuck_ = std::make_shared<StuckCalls>();
   std::shared_ptr<CallErrorLog> call_errors_ = std::make_shared<CallErrorLog>();
+  // The labels the cached identities were read with: a reload that changes
+  // them drops the cache, so every domain is read again.
+  std::shared_ptr<const MetadataLabels> identity_labels_;
 };
 
 }  // namespace virtscale

@@ -120,6 +120,9 @@ struct DomainStats {
   std::optional<VirtscaleMetadata> metadata;
   std::optional<ScaleStamp> scale_stamp;
   std::optional<LifecycleStamp> lifecycle;
+  // libvirt.metadata_labels values, in Snapshot::metadata_label_names order;
+  // empty when none are configured or the domain XML was never read.
+  std::vector<std::string> metadata_labels;
 
   // Derived from this and the previous sample of the same UUID.
   std::optional<double> cpu_utilization;     // 0..1 of virtual_cpus
@@ -180,6 +183,7 @@ struct Snapshot {
   // (the "storage_pools" collector result says so).
   std::vector<StoragePoolStats> storage_pools;
   std::vector<CollectorResult> collectors;
+  std::vector<std::string> metadata_label_names;  // libvirt.metadata_labels in force
   int skipped_devices = 0;  // devices dropped in this sample for an empty or repeated name
 
   const DomainStats* FindDomain(const std::string& name) const;

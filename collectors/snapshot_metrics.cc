@@ -231,8 +231,18 @@ void AppendInterfaces(FamilySet& f, const std::string& domain,
   }
 }
 
-void AppendDomain(FamilySet& f, const DomainStats& d) {
+void AppendDomain(FamilySet& f, const DomainStats& d,
+                  const std::vector<std::string>& metadata_label_names) {
   const Labels l = {{"domain", d.name}};
+  if (!metadata_label_names.empty() && d.metadata_labels.size() == metadata_label_names.size()) {
+    Labels labels = l;
+    for (size_t i = 0; i < metadata_label_names.size(); ++i) {
+      labels.push_back({metadata_label_names[i], d.metadata_labels[i]});
+    }
+    f.Gauge("libvirt_domain_metadata_info",
+            "Labels read from the domain XML's metadata (libvirt.metadata_labels); always 1.",
+            std::move(labels), 1);
+  }
   f.Gauge("libvirt_domain_info", "Domain identity; always 1.",
           {{"domain", d.name},
            {"uuid", d.uuid},
@@ -321,7 +331,7 @@ void AppendSnapshotFamilies(const Snapshot& snapshot, std::vector<MetricFamily>&
           snapshot.libvirt_up ? 1 : 0);
   f.Gauge("libvirt_domains", "Number of domains libvirt knows (running or not).", {},
           static_cast<double>(snapshot.domains.size()));
-  for (const DomainStats& d : snapshot.domains) AppendDomain(f, d);
+  for (const DomainStats& d : snapshot.domains) AppendDomain(f, d, snapshot.metadata_label_names);
 
   const HostStats& h = snapshot.host;
   f.Gauge("libvirt_node_cpus", "Number of logical CPUs of the host.", {}, h.cpus);

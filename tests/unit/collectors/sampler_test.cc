@@ -412,3 +412,71 @@ TEST(Sampler, LibvirtDownPublishesUpFalseWithNoDomains) {
 
 }  // namespace
 }  // namespace virtscale
+
+namespace virtscale {
+namespace {
+
+std::shared_ptr<const MetadataLabels> NovaLabels(const std::vector<std::string>& names) {
+  auto labels = std::make_shared<MetadataLabels>();
+  const std::map<std::string, std::string> xpaths = {{"project", "/instance/owner/project/@uuid"},
+                                                     {"flavor", "/instance/flavor/@name"},
+                                                     {"user", "/instance/owner/user"}};
+  std::string error;
+  for (const std::string& n : names) {
+    EXPECT_TRUE(labels->Add(n, "http://openstack.org/xmlns/libvirt/nova/1.1", xpaths.at(n), error))
+        << error;
+  }
+  return labels;
+}
+
+TEST(Sampler, MetadataLabelsComeFromTheDomainXmlAndFollowAReload) {
+  virConnectPtr direct = virConnectOpen("test:///default");
+  ASSERT_NE(direct, nullptr);
+  std::ifstream in(std::string(VIRTSCALE_TESTDATA) + "/domains/nova-instance.xml");
+  std::stringstream xml;
+  xml << in.rdbuf();
+  virDomainPtr nova = virDomainDefineXML(direct, xml.str().c_str());
+  ASSERT_NE(nova, nullptr);
+
+  LibvirtConnection conn({.uri = "test:///default"});
+  conn.Start();
+  ASSERT_TRUE(conn.WaitUp(seconds(10)));
+  Sampler sampler(conn, {.interval = std::chrono::hours(1),
+                         .metadata_labels = NovaLabels({"project", "flavor"})});
+  auto text_of = [](const SnapshotPtr& snap) {
+    std::vector<prometheus::MetricFamily> families;
+    AppendSnapshotFamilies(*snap, families);
+    return prometheus::TextSerializer().Serialize(families);
+  };
+  std::string text = text_of(sampler.SampleNow());
+  EXPECT_NE(text.find("libvirt_domain_metadata_info{domain=\"nova-instance-1\",project="
+                      "\"a3f1e6c2b7d94e0f8c5a2b1d0e9f8c7b\",flavor=\"m1.small\"} 1\n"),
+            std::string::npos)
+      << text;
+  // A domain without nova metadata gets empty values (a join still matches it).
+  EXPECT_NE(text.find("libvirt_domain_metadata_info{domain=\"test\",project=\"\",flavor=\"\"} 1\n"),
+            std::string::npos)
+      << text;
+
+  // A reload with other labels reads every domain again at once.
+  sampler.UpdateOptions(
+      {.interval = std::chrono::hours(1), .metadata_labels = NovaLabels({"user"})});
+  text = text_of(sampler.SampleNow());
+  EXPECT_NE(
+      text.find("libvirt_domain_metadata_info{domain=\"nova-instance-1\",user=\"alice\"} 1\n"),
+      std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("flavor="), std::string::npos) << text;
+
+  // Without labels the family is gone.
+  sampler.UpdateOptions({.interval = std::chrono::hours(1)});
+  text = text_of(sampler.SampleNow());
+  EXPECT_EQ(text.find("libvirt_domain_metadata_info"), std::string::npos) << text;
+
+  EXPECT_EQ(virDomainUndefine(nova), 0);
+  virDomainFree(nova);
+  virConnectClose(direct);
+}
+
+}  // namespace
+}  // namespace virtscale
