@@ -25,11 +25,8 @@ void DecodeStatGroups(const YAML::Node& list, MapReader& r, Diagnostics& diags,
     const std::string name = item.IsScalar() ? item.Scalar() : "";
     StatGroups bit = 0;
     if (!item.IsScalar() || !ParseStatGroups({name}, bit)) {
-      const bool later = name == "perf" || name == "iothread" || name == "dirtyrate";
-      diags.Error(item, fmt::format("libvirt.stats: {} (this version collects: {})",
-                                    later ? "\"" + name + "\" is not collected by this version"
-                                          : "unknown stat group \"" + BoundedUtf8(name, 64) + "\"",
-                                    fmt::join(StatGroupNames(kCoreStatGroups), ", ")));
+      diags.Error(item, fmt::format("libvirt.stats: unknown stat group \"{}\" (known: {})",
+                                    BoundedUtf8(name, 64), fmt::join(StatGroupNames(~0u), ", ")));
       ok = false;
     } else if (groups & bit & ~VIR_DOMAIN_STATS_STATE) {
       diags.Error(item, "libvirt.stats: \"" + name + "\" is listed twice");

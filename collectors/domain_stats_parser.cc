@@ -1,6 +1,7 @@
 #include "collectors/domain_stats_parser.h"
 
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -18,7 +19,40 @@ constexpr GroupName kGroupNames[] = {
     {VIR_DOMAIN_STATS_STATE, "state"},         {VIR_DOMAIN_STATS_CPU_TOTAL, "cpu"},
     {VIR_DOMAIN_STATS_BALLOON, "balloon"},     {VIR_DOMAIN_STATS_VCPU, "vcpu"},
     {VIR_DOMAIN_STATS_INTERFACE, "interface"}, {VIR_DOMAIN_STATS_BLOCK, "block"},
+    {VIR_DOMAIN_STATS_PERF, "perf"},           {VIR_DOMAIN_STATS_IOTHREAD, "iothread"},
+    {VIR_DOMAIN_STATS_DIRTYRATE, "dirtyrate"},
 };
+
+std::optional<uint64_t> AsUint(const virTypedParameter& p);
+
+// Bounds on what one record may add, whatever a driver sends.
+constexpr size_t kMaxPerfEvents = 64;
+constexpr size_t kMaxIothreads = 256;
+constexpr size_t kMaxPerfEventName = 64;
+
+// libvirt's perf event names are lower-case identifiers; anything else is
+// dropped rather than exported as a label.
+bool IsEventName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxPerfEventName) return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
+
+std::optional<int64_t> AsInt(const virTypedParameter& p) {
+  switch (p.type) {
+    case VIR_TYPED_PARAM_INT:
+      return p.value.i;
+    case VIR_TYPED_PARAM_LLONG:
+      return p.value.l;
+    default:
+      if (auto v = AsUint(p); v && *v <= static_cast<uint64_t>(INT64_MAX)) {
+        return static_cast<int64_t>(*v);
+      }
+      return std::nullopt;
+  }
+}
 
 std::optional<uint64_t> AsUint(const virTypedParameter& p) {
   switch (p.type) {
@@ -80,6 +114,7 @@ void SetBlockField(BlockStats& b, std::string_view f, const virTypedParameter& p
       {"fl.reqs", &BlockStats::fl_reqs},      {"fl.times", &BlockStats::fl_times_ns},
       {"errors", &BlockStats::errors},        {"allocation", &BlockStats::allocation},
       {"capacity", &BlockStats::capacity},    {"physical", &BlockStats::physical},
+      {"threshold", &BlockStats::threshold},
   };
   if (f == "name") {
     b.name = AsString(p);
@@ -130,6 +165,42 @@ void SetBalloonField(DomainStats& d, std::string_view f, const virTypedParameter
     m.disk_caches = AsKiB(p);
   } else if (f == "rss") {
     m.rss = AsKiB(p);
+  } else if (f == "hugetlb_pgalloc") {
+    m.hugetlb_pgalloc = AsUint(p);
+  } else if (f == "hugetlb_pgfail") {
+    m.hugetlb_pgfail = AsUint(p);
+  } else if (f == "last-update") {
+    m.last_update_unix = AsInt(p);
+  }
+}
+
+void SetIothreadField(IothreadStats& t, std::string_view f, const virTypedParameter& p) {
+  if (f == "poll-max-ns") {
+    t.poll_max_ns = AsUint(p);
+  } else if (f == "poll-grow") {
+    t.poll_grow = AsUint(p);
+  } else if (f == "poll-shrink") {
+    t.poll_shrink = AsUint(p);
+  }
+}
+
+void SetDirtyRateField(DirtyRateStats& r, std::string_view f, const virTypedParameter& p) {
+  unsigned vcpu = 0;
+  std::string_view field;
+  if (f == "calc_status") {
+    if (auto v = AsInt(p); v && *v >= 0 && *v <= 2) r.calc_status = static_cast<int>(*v);
+  } else if (f == "calc_start_time") {
+    r.calc_start_unix = AsInt(p);
+  } else if (f == "calc_period") {
+    if (auto v = AsInt(p); v && *v >= 0 && *v <= INT32_MAX) {
+      r.calc_period_seconds = static_cast<int>(*v);
+    }
+  } else if (f == "megabytes_per_second") {
+    r.mebibytes_per_second = AsUint(p);
+  } else if (f.starts_with("vcpu.") && SplitIndexed(f.substr(5), vcpu, field) &&
+             field == "megabytes_per_second" &&
+             r.vcpu_mebibytes_per_second.size() < kMaxIothreads) {
+    if (auto v = AsUint(p)) r.vcpu_mebibytes_per_second.emplace_back(vcpu, *v);
   }
 }
 
@@ -186,6 +257,7 @@ StatsParseResult ParseDomainStatsParams(const virTypedParameter* params, int npa
   std::map<unsigned, VcpuStats> vcpus;
   std::map<unsigned, BlockStats> blocks;
   std::map<unsigned, InterfaceStats> nets;
+  std::map<unsigned, IothreadStats> iothreads;
   for (int i = 0; i < nparams; ++i) {
     const virTypedParameter& p = params[i];
     std::string_view key(p.field, strnlen(p.field, VIR_TYPED_PARAM_FIELD_LENGTH));
@@ -234,7 +306,34 @@ StatsParseResult ParseDomainStatsParams(const virTypedParameter* params, int npa
     } else if (group == "net") {
       result.groups_present |= VIR_DOMAIN_STATS_INTERFACE;
       if (SplitIndexed(rest, index, field)) SetNetField(nets[index], field, p);
+    } else if (group == "perf") {
+      if (!(result.groups_present & VIR_DOMAIN_STATS_PERF)) out.perf_events.clear();
+      result.groups_present |= VIR_DOMAIN_STATS_PERF;
+      auto v = AsUint(p);
+      if (v && IsEventName(rest) && out.perf_events.size() < kMaxPerfEvents) {
+        out.perf_events.push_back({std::string(rest), *v});
+      }
+    } else if (group == "iothread") {
+      result.groups_present |= VIR_DOMAIN_STATS_IOTHREAD;
+      if (rest == "count") {
+        if (auto v = AsUint(p); v && *v <= UINT32_MAX) {
+          out.iothread_count = static_cast<unsigned>(*v);
+        }
+      } else if (SplitIndexed(rest, index, field) &&
+                 (iothreads.count(index) || iothreads.size() < kMaxIothreads)) {
+        IothreadStats& t = iothreads[index];
+        t.id = index;
+        SetIothreadField(t, field, p);
+      }
+    } else if (group == "dirtyrate") {
+      result.groups_present |= VIR_DOMAIN_STATS_DIRTYRATE;
+      if (!out.dirty_rate) out.dirty_rate.emplace();
+      SetDirtyRateField(*out.dirty_rate, rest, p);
     }
+  }
+  if (result.groups_present & VIR_DOMAIN_STATS_IOTHREAD) {
+    out.iothreads.clear();
+    for (auto& [id, t] : iothreads) out.iothreads.push_back(t);
   }
   if (!out.active && out.state != DomainState::kNoState) {
     // libvirt 9 reports libvirtd's own CPU time as cpu.* of an inactive domain.

@@ -24,7 +24,8 @@ inline constexpr StatGroups kCoreStatGroups = VIR_DOMAIN_STATS_STATE | VIR_DOMAI
                                               VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_VCPU |
                                               VIR_DOMAIN_STATS_INTERFACE | VIR_DOMAIN_STATS_BLOCK;
 
-// Config names of the groups: "state", "cpu", "balloon", "vcpu", "interface", "block".
+// Config names of the groups: "state", "cpu", "balloon", "vcpu", "interface", "block",
+// and the optional "perf", "iothread", "dirtyrate".
 // Returns false (and leaves `out` alone) when a name is unknown.
 [[nodiscard]] bool ParseStatGroups(const std::vector<std::string>& names, StatGroups& out);
 std::vector<std::string> StatGroupNames(StatGroups groups);

@@ -7,6 +7,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "collectors/domain_jobs.h"
 #include "collectors/domain_metadata.h"
 #include "collectors/libvirt_error.h"
 #include "collectors/storage_pools.h"
@@ -312,6 +313,17 @@ void FillMemoryStats(virDomainPtr dom, DomainStats& s, CallErrors& errs) {
         break;
       case VIR_DOMAIN_MEMORY_STAT_DISK_CACHES:
         m.disk_caches = kib;
+        break;
+      case VIR_DOMAIN_MEMORY_STAT_HUGETLB_PGALLOC:
+        m.hugetlb_pgalloc = stats[i].val;
+        break;
+      case VIR_DOMAIN_MEMORY_STAT_HUGETLB_PGFAIL:
+        m.hugetlb_pgfail = stats[i].val;
+        break;
+      case VIR_DOMAIN_MEMORY_STAT_LAST_UPDATE:
+        if (stats[i].val <= static_cast<unsigned long long>(INT64_MAX)) {
+          m.last_update_unix = static_cast<int64_t>(stats[i].val);
+        }
         break;
       default:
         break;
@@ -660,6 +672,7 @@ SnapshotPtr Sampler::SampleNow() {
   CollectorResult domains_result{"domains", 0, false};
   CollectorResult host_result{"host", 0, false};
   CollectorResult pools_result{"storage_pools", 0, false};
+  CollectorResult jobs_result{"jobs", 0, false};
   // Read before Acquire: a reconnect in between labels the sample older, never newer.
   snap->connection_generation = conn_.generation();
   ConnectionRef conn = conn_.Acquire();
@@ -822,6 +835,7 @@ SnapshotPtr Sampler::SampleNow() {
       fallback_finished[fallback_index[k]] = fallback.finished[k];
     }
     std::unordered_set<std::string> seen_uuids;
+    std::vector<JobTarget> job_targets;  // running domains, by index into snap->domains
     snap->domains.reserve(live.size() + stuck_domains.size());
     for (size_t i = 0; i < live.size(); ++i) {
       FallbackInput& in = inputs[i];
@@ -875,6 +889,7 @@ SnapshotPtr Sampler::SampleNow() {
         cpu_marks_.erase(d.uuid);
       }
       DeriveUtilization(d);
+      if (d.active && !d.timed_out) job_targets.push_back({snap->domains.size(), in.dom});
       snap->domains.push_back(std::move(d));
     }
     for (DomainStats& d : stuck_domains) {
@@ -894,6 +909,16 @@ SnapshotPtr Sampler::SampleNow() {
       std::erase_if(identities_, [&](const auto& kv) { return !seen_uuids.count(kv.first); });
       std::erase_if(cpu_marks_, [&](const auto& kv) { return !seen_uuids.count(kv.first); });
     }
+    JobsCollectorResult jobs = CollectDomainJobs(job_targets,
+                                                 {.workers = workers,
+                                                  .call_timeout = opts.call_timeout,
+                                                  .stuck = stuck_,
+                                                  .errors = call_errors_.get(),
+                                                  .unsupported = &jobs_unsupported_},
+                                                 snap->domains);
+    jobs_result = jobs.collector;
+    connection_lost |= jobs.connection_lost;
+    timed_out_calls += jobs.timed_out;
     std::sort(snap->domains.begin(), snap->domains.end(),
               [](const DomainStats& a, const DomainStats& b) { return a.name < b.name; });
     // Per-domain calls may have filled the gaps, but the collector's own call failed.
@@ -904,7 +929,7 @@ SnapshotPtr Sampler::SampleNow() {
     LogWarn("libvirt connection looks broken; reconnecting", {{"uri", conn_.uri()}});
     conn_.ReportBroken();
   }
-  snap->collectors = {domains_result, host_result, pools_result};
+  snap->collectors = {domains_result, host_result, pools_result, jobs_result};
   call_errors_->EndSample();
   snap->duration_seconds = SecondsSince(start);
   {

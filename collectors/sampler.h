@@ -142,6 +142,8 @@ class Sampler {
   std::mutex invalidate_mu_;
   std::vector<std::string> invalidated_names_;  // from events, applied at the next sample
 
+  // The driver has no job API: the jobs collector stops asking.
+  std::atomic<bool> jobs_unsupported_{false};
   std::shared_ptr<StuckCalls> stuck_ = std::make_shared<StuckCalls>();
   std::shared_ptr<CallErrorLog> call_errors_ = std::make_shared<CallErrorLog>();
   // The labels the cached identities were read with: a reload that changes

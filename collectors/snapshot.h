@@ -79,6 +79,7 @@ struct BlockStats {
   std::optional<uint64_t> fl_reqs, fl_times_ns;
   std::optional<uint64_t> errors;
   std::optional<uint64_t> allocation, capacity, physical;  // bytes
+  std::optional<uint64_t> threshold;  // bytes; set by virDomainSetBlockThreshold
 };
 
 struct InterfaceStats {
@@ -94,6 +95,46 @@ struct MemoryStats {
   std::optional<uint64_t> swap_in, swap_out;
   std::optional<uint64_t> major_fault, minor_fault;  // counts
   std::optional<uint64_t> unused, available, usable, disk_caches, rss;
+  std::optional<uint64_t> hugetlb_pgalloc = std::nullopt;  // counts
+  std::optional<uint64_t> hugetlb_pgfail = std::nullopt;
+  std::optional<int64_t> last_update_unix = std::nullopt;  // when the guest last reported
+};
+
+// The `perf` group: counters of the perf events enabled on the domain
+// (<perf><event enabled='yes'/>). Events are named as libvirt names them.
+struct PerfEvent {
+  std::string name;  // "cpu_cycles", "cmt", ...; [a-z0-9_], bounded
+  uint64_t value = 0;
+};
+
+// The `iothread` group, one entry per IOThread.
+struct IothreadStats {
+  unsigned id = 0;
+  std::optional<uint64_t> poll_max_ns, poll_grow, poll_shrink;
+};
+
+// The `dirtyrate` group: the last calculation started by
+// virDomainStartDirtyRateCalc (`virsh domdirtyrate-calc`).
+struct DirtyRateStats {
+  std::optional<int> calc_status;  // 0 unstarted, 1 measuring, 2 measured
+  std::optional<int64_t> calc_start_unix;
+  std::optional<int> calc_period_seconds;
+  std::optional<uint64_t> mebibytes_per_second;  // libvirt's megabytes_per_second, MiB/s
+  std::vector<std::pair<unsigned, uint64_t>> vcpu_mebibytes_per_second;  // vcpu id -> MiB/s
+};
+
+// The domain's current background job (virDomainGetJobStats): migration,
+// save, dump, snapshot... Absent when no job runs or the driver has no jobs.
+struct JobStats {
+  int type = 0;       // virDomainJobType: 1 bounded, 2 unbounded (0 none is never kept)
+  int operation = 0;  // virDomainJobOperation; 0 unknown
+  std::optional<uint64_t> time_elapsed_ms, time_remaining_ms;
+  std::optional<uint64_t> data_total, data_processed, data_remaining;  // bytes
+  std::optional<uint64_t> memory_total, memory_processed, memory_remaining;
+  std::optional<uint64_t> memory_dirty_rate;  // pages per second
+  std::optional<uint64_t> memory_page_size;   // bytes
+  std::optional<uint64_t> memory_iteration;
+  std::optional<uint64_t> memory_bps;  // transfer rate, bytes per second
 };
 
 struct DomainStats {
@@ -116,6 +157,11 @@ struct DomainStats {
   std::vector<VcpuStats> vcpus;
   std::vector<BlockStats> blocks;
   std::vector<InterfaceStats> interfaces;
+  std::vector<PerfEvent> perf_events;  // enabled `perf` group only
+  std::optional<unsigned> iothread_count;
+  std::vector<IothreadStats> iothreads;      // enabled `iothread` group only
+  std::optional<DirtyRateStats> dirty_rate;  // enabled `dirtyrate` group only
+  std::optional<JobStats> job;
 
   std::optional<VirtscaleMetadata> metadata;
   std::optional<ScaleStamp> scale_stamp;

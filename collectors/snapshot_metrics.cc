@@ -7,6 +7,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "collectors/domain_jobs.h"
 #include "common/utf8.h"
 
 namespace virtscale {
@@ -156,6 +157,115 @@ void AppendMemory(FamilySet& f, const Labels& l, const MemoryStats& m) {
           "Guest memory reclaimable without I/O (disk caches), in bytes.", l, m.disk_caches);
   f.Gauge("libvirt_domain_memory_stats_rss_bytes",
           "Resident set size of the domain's process on the host, in bytes.", l, m.rss);
+  f.Counter("libvirt_domain_memory_stats_hugetlb_pgalloc_total",
+            "Huge page allocations in the guest.", l, m.hugetlb_pgalloc);
+  f.Counter("libvirt_domain_memory_stats_hugetlb_pgfail_total",
+            "Failed huge page allocations in the guest.", l, m.hugetlb_pgfail);
+  f.Gauge("libvirt_domain_memory_stats_last_update_timestamp_seconds",
+          "When the guest's balloon driver last updated its statistics, in seconds since the "
+          "epoch.",
+          l, m.last_update_unix);
+}
+
+// Perf event names that are not cumulative counts (libvirt-domain.h).
+bool IsPerfGauge(const std::string& event) {
+  return event == "cmt" || event == "mbmt" || event == "mbml";
+}
+
+void AppendPerf(FamilySet& f, const std::string& domain, const std::vector<PerfEvent>& events) {
+  for (const PerfEvent& e : events) {
+    const double v = static_cast<double>(e.value);
+    if (e.name == "cmt") {
+      f.Gauge("libvirt_domain_perf_cache_occupancy_bytes",
+              "Last-level cache the domain occupies (perf event cmt), in bytes.",
+              {{"domain", domain}}, v);
+    } else if (IsPerfGauge(e.name)) {
+      f.Gauge("libvirt_domain_perf_memory_bandwidth_bytes_per_second",
+              "Memory bandwidth of the domain (perf events mbmt, mbml), by scope.",
+              {{"domain", domain}, {"scope", e.name == "mbmt" ? "total" : "local"}}, v);
+    } else {
+      f.Counter("libvirt_domain_perf_events_total",
+                "Perf event count of the domain (libvirt's perf.<event>; cpu_clock and "
+                "task_clock count nanoseconds).",
+                {{"domain", domain}, {"event", e.name}}, v);
+    }
+  }
+}
+
+void AppendIothreads(FamilySet& f, const DomainStats& d) {
+  f.Gauge("libvirt_domain_iothreads", "Number of IOThreads of the domain.", {{"domain", d.name}},
+          d.iothread_count);
+  for (const IothreadStats& t : d.iothreads) {
+    Labels l = {{"domain", d.name}, {"iothread", std::to_string(t.id)}};
+    f.Gauge("libvirt_domain_iothread_poll_max_seconds",
+            "Longest time the IOThread polls before it sleeps (0: polling off).", l, t.poll_max_ns,
+            kNs);
+    f.Gauge("libvirt_domain_iothread_poll_grow",
+            "Factor the IOThread's polling time grows by (0: the hypervisor's default).", l,
+            t.poll_grow);
+    f.Gauge("libvirt_domain_iothread_poll_shrink",
+            "Divisor the IOThread's polling time shrinks by (0: the hypervisor's default).", l,
+            t.poll_shrink);
+  }
+}
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+void AppendDirtyRate(FamilySet& f, const std::string& domain, const DirtyRateStats& r) {
+  const Labels l = {{"domain", domain}};
+  f.Gauge("libvirt_domain_dirty_rate_calc_status",
+          "State of the last dirty-rate calculation (0 unstarted, 1 measuring, 2 measured).", l,
+          r.calc_status);
+  f.Gauge("libvirt_domain_dirty_rate_calc_start_timestamp_seconds",
+          "When the last dirty-rate calculation started, in seconds since the epoch.", l,
+          r.calc_start_unix);
+  f.Gauge("libvirt_domain_dirty_rate_calc_period_seconds",
+          "How long the last dirty-rate calculation measured.", l, r.calc_period_seconds);
+  if (r.calc_status != 2) return;  // a rate is meaningful only once measured
+  if (r.mebibytes_per_second) {
+    f.Gauge("libvirt_domain_dirty_rate_bytes_per_second",
+            "Guest memory dirtied per second in the last dirty-rate calculation.", l,
+            static_cast<double>(*r.mebibytes_per_second) * kMiB);
+  }
+  for (const auto& [vcpu, mib] : r.vcpu_mebibytes_per_second) {
+    f.Gauge("libvirt_domain_dirty_rate_vcpu_bytes_per_second",
+            "Guest memory dirtied per second by each vCPU (dirty-ring mode).",
+            {{"domain", domain}, {"vcpu", std::to_string(vcpu)}}, static_cast<double>(mib) * kMiB);
+  }
+}
+
+void AppendJob(FamilySet& f, const std::string& domain, const JobStats& j) {
+  f.Gauge("libvirt_domain_job_info", "The domain's background job in progress; always 1.",
+          {{"domain", domain},
+           {"type", JobTypeName(j.type)},
+           {"operation", JobOperationName(j.operation)}},
+          1);
+  const Labels l = {{"domain", domain}};
+  f.Gauge("libvirt_domain_job_time_elapsed_seconds", "Time since the job started.", l,
+          j.time_elapsed_ms, 1e3);
+  f.Gauge("libvirt_domain_job_time_remaining_seconds",
+          "Estimated time until the job ends (bounded jobs).", l, j.time_remaining_ms, 1e3);
+  f.Gauge("libvirt_domain_job_data_total_bytes", "Bytes the job has to process in total.", l,
+          j.data_total);
+  f.Gauge("libvirt_domain_job_data_processed_bytes", "Bytes the job has processed so far.", l,
+          j.data_processed);
+  f.Gauge("libvirt_domain_job_data_remaining_bytes", "Bytes the job still has to process.", l,
+          j.data_remaining);
+  f.Gauge("libvirt_domain_job_memory_total_bytes", "Guest memory the job has to transfer.", l,
+          j.memory_total);
+  f.Gauge("libvirt_domain_job_memory_processed_bytes", "Guest memory transferred so far.", l,
+          j.memory_processed);
+  f.Gauge("libvirt_domain_job_memory_remaining_bytes", "Guest memory still to transfer.", l,
+          j.memory_remaining);
+  f.Gauge("libvirt_domain_job_memory_dirty_rate_pages_per_second",
+          "Guest pages dirtied per second while the job runs (migration).", l, j.memory_dirty_rate);
+  f.Gauge("libvirt_domain_job_memory_page_size_bytes",
+          "Page size the dirty rate counts in, in bytes.", l, j.memory_page_size);
+  f.Gauge("libvirt_domain_job_memory_iteration",
+          "Passes over guest memory so far (migration; grows while pages are dirtied).", l,
+          j.memory_iteration);
+  f.Gauge("libvirt_domain_job_memory_transfer_bytes_per_second",
+          "Rate guest memory is transferred at, in bytes per second.", l, j.memory_bps);
 }
 
 void AppendVcpus(FamilySet& f, const std::string& domain, const std::vector<VcpuStats>& vcpus) {
@@ -205,6 +315,9 @@ void AppendBlocks(FamilySet& f, const std::string& domain, const std::vector<Blo
             "Logical size of the block device as the guest sees it, in bytes.", l, b.capacity);
     f.Gauge("libvirt_domain_block_stats_physical_bytes",
             "Physical size of the block device's backing storage, in bytes.", l, b.physical);
+    f.Gauge("libvirt_domain_block_stats_threshold_bytes",
+            "Write threshold set on the block device (virDomainSetBlockThreshold), in bytes.", l,
+            b.threshold);
   }
 }
 
@@ -284,6 +397,10 @@ void AppendDomain(FamilySet& f, const DomainStats& d,
   AppendVcpus(f, d.name, d.vcpus);
   AppendBlocks(f, d.name, d.blocks);
   AppendInterfaces(f, d.name, d.interfaces);
+  AppendPerf(f, d.name, d.perf_events);
+  AppendIothreads(f, d);
+  if (d.dirty_rate) AppendDirtyRate(f, d.name, *d.dirty_rate);
+  if (d.job) AppendJob(f, d.name, *d.job);
   f.Gauge("virtscale_domain_cpu_utilization_ratio",
           "CPU used over the last sample interval, as a ratio of the domain's vCPUs (0..1).", l,
           d.cpu_utilization);

@@ -18,6 +18,9 @@
 //                        connections blocks 4 s first
 //   metahang stamp- 3    virDomainSetMetadata of matching domains blocks 3 s
 //                        first (a domain whose job lock libvirt holds)
+//   job web-             virDomainGetJobStats reports an outgoing migration in
+//                        progress for matching domains and no job for the
+//                        others (the test driver has no job API)
 //   vanish gone-         matching domains are destroyed and undefined right
 //                        after virConnectListAllDomains returned them, so every
 //                        later call on them finds no domain
@@ -31,8 +34,11 @@
 #include <string.h>
 #include <unistd.h>
 
+// Matches every prefix: "is there a rule of this kind at all?"
+static const char ANY[] = "*";
+
 // Returns the seconds (or 1) of the first rule of `kind` whose prefix starts
-// `name`, else 0.
+// `name` (any rule of `kind` for ANY), else 0.
 static int Match(const char* kind, const char* name) {
   const char* path = getenv("VIRTSCALE_FAULTS");
   if (path == NULL || name == NULL) return 0;
@@ -43,7 +49,7 @@ static int Match(const char* kind, const char* name) {
   while (!hit && fgets(line, sizeof line, f) != NULL) {
     seconds = 1;
     if (sscanf(line, "%63s %127s %d", k, prefix, &seconds) < 2) continue;
-    if (strcmp(k, kind) == 0 && strncmp(name, prefix, strlen(prefix)) == 0)
+    if (strcmp(k, kind) == 0 && (name == ANY || strncmp(name, prefix, strlen(prefix)) == 0))
       hit = seconds > 0 ? seconds : 1;
   }
   fclose(f);
@@ -156,6 +162,30 @@ int virDomainListGetStats(virDomainPtr* doms, unsigned int stats,
     }
   }
   return real(doms, stats, records, flags);
+}
+
+int virDomainGetJobStats(virDomainPtr dom, int* type, virTypedParameterPtr* params, int* nparams,
+                         unsigned int flags) {
+  REAL(int, "virDomainGetJobStats", virDomainPtr, int*, virTypedParameterPtr*, int*,
+       unsigned int);
+  if (!Match("job", ANY)) return real(dom, type, params, nparams, flags);
+  int max = 0;
+  *params = NULL;
+  *nparams = 0;
+  *type = VIR_DOMAIN_JOB_NONE;
+  if (Match("job", virDomainGetName(dom))) {
+    *type = VIR_DOMAIN_JOB_UNBOUNDED;
+    virTypedParamsAddInt(params, nparams, &max, VIR_DOMAIN_JOB_OPERATION,
+                         VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT);
+    virTypedParamsAddULLong(params, nparams, &max, VIR_DOMAIN_JOB_TIME_ELAPSED, 12000);
+    virTypedParamsAddULLong(params, nparams, &max, VIR_DOMAIN_JOB_DATA_TOTAL, 1ULL << 30);
+    virTypedParamsAddULLong(params, nparams, &max, VIR_DOMAIN_JOB_DATA_PROCESSED, 1ULL << 29);
+    virTypedParamsAddULLong(params, nparams, &max, VIR_DOMAIN_JOB_DATA_REMAINING, 1ULL << 29);
+    virTypedParamsAddULLong(params, nparams, &max, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, 2500);
+    virTypedParamsAddULLong(params, nparams, &max, VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE, 4096);
+    virTypedParamsAddULLong(params, nparams, &max, VIR_DOMAIN_JOB_MEMORY_ITERATION, 3);
+  }
+  return 0;
 }
 
 int virConnectListAllStoragePools(virConnectPtr conn, virStoragePoolPtr** pools,

@@ -249,6 +249,31 @@ def test_bulk_stats_call_fails(shim):
         agent.stop()
 
 
+def test_domain_job_in_progress(shim):
+    set_faults("job ok-1")
+    agent = start(shim, config(hold_group("jg", "nomatch-")))
+    try:
+        s = agent.wait_for(lambda: (lambda s: s if values(
+            s, "libvirt_domain_job_info", domain="ok-1") else None)(agent.samples()),
+            what="a job on ok-1")
+        info = [l for n, l, _ in s if n == "libvirt_domain_job_info"]
+        assert info == [{"domain": "ok-1", "type": "unbounded", "operation": "migration_out"}], info
+        assert values(s, "libvirt_domain_job_time_elapsed_seconds", domain="ok-1") == [12.0]
+        assert values(s, "libvirt_domain_job_data_remaining_bytes", domain="ok-1") == [2.0 ** 29]
+        assert values(s, "libvirt_domain_job_memory_dirty_rate_pages_per_second",
+                      domain="ok-1") == [2500.0]
+        assert values(s, "virtscale_scrape_collector_success", collector="jobs") == [1.0]
+        print("  job: %s, elapsed %.0f s, dirty rate %.0f pages/s" % (
+            info[0], values(s, "libvirt_domain_job_time_elapsed_seconds", domain="ok-1")[0],
+            values(s, "libvirt_domain_job_memory_dirty_rate_pages_per_second", domain="ok-1")[0]))
+        # The job ends: its series go with it.
+        set_faults("job nomatch-")
+        agent.wait_for(lambda: not values(agent.samples(), "libvirt_domain_job_info"),
+                       what="the job's series gone")
+    finally:
+        agent.stop()
+
+
 def pool_families(samples):
     return sorted({n for n, _, _ in samples if n.startswith("libvirt_storage_pool_")})
 
@@ -737,7 +762,7 @@ def main():
                 return skip("libvirtd cannot start here")
             tests = [test_libvirtd_frozen_longer_than_call_timeout, test_libvirtd_killed]
         else:
-            tests = [test_stats_call_errors, test_bulk_stats_call_fails,
+            tests = [test_stats_call_errors, test_bulk_stats_call_fails, test_domain_job_in_progress,
                      test_storage_pool_list_fails_or_hangs,
                      test_ready_only_after_the_first_sample,
                      test_call_hangs_longer_than_call_timeout,

@@ -162,17 +162,21 @@ TEST(AgentConfig, StatGroupsSelectTheBulkCallsGroups) {
   EXPECT_EQ(cfg->libvirt.stat_groups, VIR_DOMAIN_STATS_STATE);  // state is always collected
   EXPECT_EQ(DefaultAgentConfig().libvirt.stat_groups, kCoreStatGroups);
 
-  EXPECT_EQ(Problems("libvirt:\n  stats:\n    - cpu\n    - perf\n    - cpuu\n    - cpu\n    - "
-                     "[x]\n"),
-            (std::vector<std::string>{
-                "/etc/virtscale/virtscale.yml:4: libvirt.stats: \"perf\" is not collected by this "
-                "version (this version collects: state, cpu, balloon, vcpu, interface, block)",
-                "/etc/virtscale/virtscale.yml:5: libvirt.stats: unknown stat group \"cpuu\" (this "
-                "version collects: state, cpu, balloon, vcpu, interface, block)",
-                "/etc/virtscale/virtscale.yml:6: libvirt.stats: \"cpu\" is listed twice",
-                "/etc/virtscale/virtscale.yml:7: libvirt.stats: unknown stat group \"\" (this "
-                "version collects: state, cpu, balloon, vcpu, interface, block)",
-            }));
+  cfg = ParseAgentConfig("libvirt:\n  stats: [perf, iothread, dirtyrate]\n", "/v.yml", diags);
+  ASSERT_TRUE(cfg) << diags.ToString();
+  EXPECT_EQ(cfg->libvirt.stat_groups, VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_PERF |
+                                          VIR_DOMAIN_STATS_IOTHREAD | VIR_DOMAIN_STATS_DIRTYRATE);
+
+  const std::string known =
+      "(known: state, cpu, balloon, vcpu, interface, block, perf, iothread, dirtyrate)";
+  EXPECT_EQ(
+      Problems("libvirt:\n  stats:\n    - cpu\n    - perf\n    - cpuu\n    - cpu\n    - "
+               "[x]\n"),
+      (std::vector<std::string>{
+          "/etc/virtscale/virtscale.yml:5: libvirt.stats: unknown stat group \"cpuu\" " + known,
+          "/etc/virtscale/virtscale.yml:6: libvirt.stats: \"cpu\" is listed twice",
+          "/etc/virtscale/virtscale.yml:7: libvirt.stats: unknown stat group \"\" " + known,
+      }));
   EXPECT_EQ(Problems("libvirt:\n  stats: cpu\n"),
             std::vector<std::string>{"/etc/virtscale/virtscale.yml:2: libvirt.stats: expected a "
                                      "list of stat groups"});

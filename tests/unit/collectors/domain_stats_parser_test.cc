@@ -2,46 +2,13 @@
 
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <string>
 #include <vector>
 
+#include "tests/unit/collectors/typed_params.h"
+
 namespace virtscale {
 namespace {
-
-// Builds the typed-parameter array one bulk-stats record carries.
-class Params {
- public:
-  Params& U(const std::string& key, unsigned long long v) {
-    virTypedParameter& p = Next(key);
-    p.type = VIR_TYPED_PARAM_ULLONG;
-    p.value.ul = v;
-    return *this;
-  }
-  Params& I(const std::string& key, int v) {
-    virTypedParameter& p = Next(key);
-    p.type = VIR_TYPED_PARAM_INT;
-    p.value.i = v;
-    return *this;
-  }
-  Params& S(const std::string& key, const char* v) {
-    virTypedParameter& p = Next(key);
-    p.type = VIR_TYPED_PARAM_STRING;
-    p.value.s = const_cast<char*>(v);
-    return *this;
-  }
-  const virTypedParameter* data() const { return params_.data(); }
-  int size() const { return static_cast<int>(params_.size()); }
-
- private:
-  virTypedParameter& Next(const std::string& key) {
-    virTypedParameter p{};
-    std::strncpy(p.field, key.c_str(), VIR_TYPED_PARAM_FIELD_LENGTH - 1);
-    params_.push_back(p);
-    return params_.back();
-  }
-  std::vector<virTypedParameter> params_;
-};
 
 TEST(DomainStatsParser, ParsesEveryCoreGroupInBaseUnits) {
   Params p;
@@ -197,6 +164,81 @@ TEST(StatGroups, ParsesNamesAndRejectsUnknown) {
   StatGroups untouched = 42;
   EXPECT_FALSE(ParseStatGroups({"cpu", "gpu"}, untouched));
   EXPECT_EQ(untouched, 42u);
+  ASSERT_TRUE(ParseStatGroups({"perf", "iothread", "dirtyrate"}, g));
+  EXPECT_EQ(g, StatGroups{VIR_DOMAIN_STATS_PERF | VIR_DOMAIN_STATS_IOTHREAD |
+                          VIR_DOMAIN_STATS_DIRTYRATE});
+}
+
+TEST(DomainStatsParser, ParsesTheOptionalGroupsAndTheFullBalloonSet) {
+  Params p;
+  p.I("state.state", VIR_DOMAIN_RUNNING)
+      .U("balloon.hugetlb_pgalloc", 12)
+      .U("balloon.hugetlb_pgfail", 3)
+      .L("balloon.last-update", 1'764'000'000)
+      .S("block.0.name", "vda")
+      .U("block.0.threshold", 1 << 30)
+      .U("perf.cpu_cycles", 123456)
+      .U("perf.cmt", 65536)
+      .U("perf.Bad-Name", 1)
+      .U("iothread.count", 2)
+      .U("iothread.1.poll-max-ns", 32768)
+      .U("iothread.1.poll-grow", 2)
+      .U("iothread.4.poll-shrink", 4)
+      .I("dirtyrate.calc_status", 2)
+      .L("dirtyrate.calc_start_time", 1'764'000'100)
+      .I("dirtyrate.calc_period", 1)
+      .L("dirtyrate.megabytes_per_second", 42)
+      .S("dirtyrate.calc_mode", "dirty-ring")
+      .L("dirtyrate.vcpu.0.megabytes_per_second", 40)
+      .L("dirtyrate.vcpu.1.megabytes_per_second", 2)
+      .L("dirtyrate.vcpu.x.megabytes_per_second", 9);
+  DomainStats d;
+  StatsParseResult r = ParseDomainStatsParams(p.data(), p.size(), d);
+  EXPECT_EQ(
+      r.groups_present &
+          (VIR_DOMAIN_STATS_PERF | VIR_DOMAIN_STATS_IOTHREAD | VIR_DOMAIN_STATS_DIRTYRATE),
+      unsigned{VIR_DOMAIN_STATS_PERF | VIR_DOMAIN_STATS_IOTHREAD | VIR_DOMAIN_STATS_DIRTYRATE});
+  EXPECT_EQ(d.memory.hugetlb_pgalloc, 12u);
+  EXPECT_EQ(d.memory.hugetlb_pgfail, 3u);
+  EXPECT_EQ(d.memory.last_update_unix, 1'764'000'000);
+  ASSERT_EQ(d.blocks.size(), 1u);
+  EXPECT_EQ(d.blocks[0].threshold, 1u << 30);
+  // A name that is not a libvirt event name never becomes a label.
+  ASSERT_EQ(d.perf_events.size(), 2u);
+  EXPECT_EQ(d.perf_events[0].name, "cpu_cycles");
+  EXPECT_EQ(d.perf_events[0].value, 123456u);
+  EXPECT_EQ(d.perf_events[1].name, "cmt");
+  EXPECT_EQ(d.iothread_count, 2u);
+  ASSERT_EQ(d.iothreads.size(), 2u);
+  EXPECT_EQ(d.iothreads[0].id, 1u);
+  EXPECT_EQ(d.iothreads[0].poll_max_ns, 32768u);
+  EXPECT_EQ(d.iothreads[0].poll_grow, 2u);
+  EXPECT_FALSE(d.iothreads[0].poll_shrink);
+  EXPECT_EQ(d.iothreads[1].id, 4u);
+  EXPECT_EQ(d.iothreads[1].poll_shrink, 4u);
+  ASSERT_TRUE(d.dirty_rate);
+  EXPECT_EQ(d.dirty_rate->calc_status, 2);
+  EXPECT_EQ(d.dirty_rate->calc_start_unix, 1'764'000'100);
+  EXPECT_EQ(d.dirty_rate->calc_period_seconds, 1);
+  EXPECT_EQ(d.dirty_rate->mebibytes_per_second, 42u);
+  EXPECT_EQ(d.dirty_rate->vcpu_mebibytes_per_second,
+            (std::vector<std::pair<unsigned, uint64_t>>{{0, 40}, {1, 2}}));
+}
+
+TEST(DomainStatsParser, BoundsWhatTheOptionalGroupsMayAdd) {
+  Params p;
+  for (int i = 0; i < 1000; ++i) {
+    p.U("perf.event_" + std::to_string(i), 1);
+    p.U("iothread." + std::to_string(i) + ".poll-grow", 1);
+  }
+  p.I("dirtyrate.calc_status", 7).I("dirtyrate.calc_period", -5);
+  DomainStats d;
+  ParseDomainStatsParams(p.data(), p.size(), d);
+  EXPECT_EQ(d.perf_events.size(), 64u);
+  EXPECT_EQ(d.iothreads.size(), 256u);
+  ASSERT_TRUE(d.dirty_rate);
+  EXPECT_FALSE(d.dirty_rate->calc_status);  // not a libvirt status
+  EXPECT_FALSE(d.dirty_rate->calc_period_seconds);
 }
 
 TEST(DomainXml, ReadsOsTypeAndUniqueDeviceTargets) {

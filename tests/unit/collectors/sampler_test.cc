@@ -67,10 +67,16 @@ TEST(Sampler, FillsEveryCoreGroupFromTheTestDriverWithFallbacks) {
   EXPECT_EQ(snap->sequence, first->sequence + 1);
   EXPECT_TRUE(snap->libvirt_up);
   EXPECT_EQ(snap->libvirt_uri, "test:///default");
-  ASSERT_EQ(snap->collectors.size(), 3u);
+  ASSERT_EQ(snap->collectors.size(), 4u);
+  EXPECT_EQ(snap->collectors[3].name, "jobs");
   for (const CollectorResult& c : snap->collectors) {
     EXPECT_TRUE(c.success) << c.name;
     EXPECT_GE(c.duration_seconds, 0) << c.name;
+  }
+  // The test driver has no job API: no job, and no error for the domain.
+  for (const DomainStats& domain : snap->domains) {
+    EXPECT_FALSE(domain.job) << domain.name;
+    EXPECT_TRUE(domain.errors.empty()) << domain.name;
   }
   EXPECT_GT(snap->host.cpus.value_or(0), 0u);
   EXPECT_GT(snap->host.memory_total_bytes.value_or(0), 0u);
@@ -331,7 +337,7 @@ TEST(Sampler, StoragePoolsMatchDirectLibvirtCallsAndExportTheInovexFamilies) {
   Sampler sampler(conn, {.interval = std::chrono::hours(1)});
   SnapshotPtr snap = sampler.SampleNow();
   ASSERT_NE(snap, nullptr);
-  ASSERT_EQ(snap->collectors.size(), 3u);
+  ASSERT_EQ(snap->collectors.size(), 4u);
   EXPECT_EQ(snap->collectors[2].name, "storage_pools");
   EXPECT_TRUE(snap->collectors[2].success);
 
@@ -403,9 +409,10 @@ TEST(Sampler, LibvirtDownPublishesUpFalseWithNoDomains) {
   ASSERT_NE(snap, nullptr);
   EXPECT_FALSE(snap->libvirt_up);
   EXPECT_TRUE(snap->domains.empty());
-  ASSERT_EQ(snap->collectors.size(), 3u);
+  ASSERT_EQ(snap->collectors.size(), 4u);
   for (const CollectorResult& c : snap->collectors) EXPECT_FALSE(c.success) << c.name;
   EXPECT_EQ(snap->collectors[2].name, "storage_pools");
+  EXPECT_EQ(snap->collectors[3].name, "jobs");
   EXPECT_TRUE(snap->storage_pools.empty());
   EXPECT_EQ(sampler.WaitFirstSample(milliseconds(1)), snap);
 }

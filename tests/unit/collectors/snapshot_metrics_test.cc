@@ -149,6 +149,87 @@ TEST(Exposition, SnapshotSeriesUseInovexNamesBaseUnitsAndLabels) {
   EXPECT_TRUE(Contains(text, "# TYPE libvirt_domain_info_virtual_cpus gauge"));
 }
 
+TEST(Exposition, OptionalGroupsJobsAndTheFullBalloonSetInBaseUnits) {
+  Snapshot s = LiteralSnapshot();
+  DomainStats& web = s.domains[1];
+  ASSERT_EQ(web.name, "web-1");
+  web.memory.hugetlb_pgalloc = 12;
+  web.memory.last_update_unix = 1764194000;
+  web.blocks[0].threshold = 8ULL << 30;
+  web.perf_events = {{"cpu_cycles", 1000}, {"cmt", 65536}, {"mbml", 2048}, {"task_clock", 5}};
+  web.iothread_count = 1;
+  web.iothreads = {{.id = 1, .poll_max_ns = 32'768, .poll_grow = 0, .poll_shrink = std::nullopt}};
+  web.dirty_rate = DirtyRateStats{.calc_status = 2,
+                                  .calc_start_unix = 1764194300,
+                                  .calc_period_seconds = 1,
+                                  .mebibytes_per_second = 3,
+                                  .vcpu_mebibytes_per_second = {{0, 2}}};
+  JobStats job;
+  job.type = VIR_DOMAIN_JOB_UNBOUNDED;
+  job.operation = VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT;
+  job.time_elapsed_ms = 2500;
+  job.data_processed = 1ULL << 20;
+  job.memory_dirty_rate = 250;
+  job.memory_page_size = 4096;
+  web.job = job;
+  DomainStats measuring;
+  measuring.name = "measuring";
+  measuring.dirty_rate = DirtyRateStats{.calc_status = 1,
+                                        .calc_start_unix = 1764194300,
+                                        .calc_period_seconds = 5,
+                                        .mebibytes_per_second = 0,
+                                        .vcpu_mebibytes_per_second = {}};
+  s.domains.push_back(measuring);
+
+  std::vector<MetricFamily> families;
+  AppendSnapshotFamilies(s, families);
+  std::string text = Serialize(families);
+  EXPECT_TRUE(
+      Contains(text, "libvirt_domain_memory_stats_hugetlb_pgalloc_total{domain=\"web-1\"} 12"));
+  EXPECT_TRUE(Contains(
+      text,
+      "libvirt_domain_memory_stats_last_update_timestamp_seconds{domain=\"web-1\"} 1764194000"));
+  EXPECT_TRUE(Contains(text,
+                       "libvirt_domain_block_stats_threshold_bytes{domain=\"web-1\",target_device="
+                       "\"vda\"} 8589934592"));
+  EXPECT_TRUE(Contains(
+      text, "libvirt_domain_perf_events_total{domain=\"web-1\",event=\"cpu_cycles\"} 1000"));
+  EXPECT_TRUE(
+      Contains(text, "libvirt_domain_perf_events_total{domain=\"web-1\",event=\"task_clock\"} 5"));
+  EXPECT_TRUE(Contains(text, "libvirt_domain_perf_cache_occupancy_bytes{domain=\"web-1\"} 65536"));
+  EXPECT_TRUE(Contains(text,
+                       "libvirt_domain_perf_memory_bandwidth_bytes_per_second{domain=\"web-1\","
+                       "scope=\"local\"} 2048"));
+  EXPECT_EQ(text.find("event=\"cmt\""), std::string::npos);
+  EXPECT_TRUE(Contains(text, "libvirt_domain_iothreads{domain=\"web-1\"} 1"));
+  EXPECT_TRUE(Contains(
+      text,
+      "libvirt_domain_iothread_poll_max_seconds{domain=\"web-1\",iothread=\"1\"} 3.2768e-05"));
+  EXPECT_TRUE(
+      Contains(text, "libvirt_domain_iothread_poll_grow{domain=\"web-1\",iothread=\"1\"} 0"));
+  EXPECT_EQ(text.find("libvirt_domain_iothread_poll_shrink{"), std::string::npos);
+  EXPECT_TRUE(
+      Contains(text, "libvirt_domain_dirty_rate_bytes_per_second{domain=\"web-1\"} 3145728"));
+  EXPECT_TRUE(Contains(
+      text,
+      "libvirt_domain_dirty_rate_vcpu_bytes_per_second{domain=\"web-1\",vcpu=\"0\"} 2097152"));
+  // While a calculation measures, its status shows and no rate does.
+  EXPECT_TRUE(Contains(text, "libvirt_domain_dirty_rate_calc_status{domain=\"measuring\"} 1"));
+  EXPECT_EQ(text.find("libvirt_domain_dirty_rate_bytes_per_second{domain=\"measuring\"}"),
+            std::string::npos);
+  EXPECT_TRUE(Contains(text,
+                       "libvirt_domain_job_info{domain=\"web-1\",type=\"unbounded\",operation="
+                       "\"migration_out\"} 1"));
+  EXPECT_TRUE(Contains(text, "libvirt_domain_job_time_elapsed_seconds{domain=\"web-1\"} 2.5"));
+  EXPECT_TRUE(Contains(text, "libvirt_domain_job_data_processed_bytes{domain=\"web-1\"} 1048576"));
+  EXPECT_TRUE(Contains(
+      text, "libvirt_domain_job_memory_dirty_rate_pages_per_second{domain=\"web-1\"} 250"));
+  EXPECT_TRUE(Contains(text, "libvirt_domain_job_memory_page_size_bytes{domain=\"web-1\"} 4096"));
+  // Only what the job reported: a migration without an estimate has no remaining time.
+  EXPECT_EQ(text.find("libvirt_domain_job_time_remaining_seconds"), std::string::npos);
+  EXPECT_EQ(text.find("libvirt_domain_job_info{domain=\"idle\""), std::string::npos);
+}
+
 TEST(Exposition, StoragePoolsUseInovexNamesWithSizesOnlyWhileMeasured) {
   std::vector<MetricFamily> families;
   AppendSnapshotFamilies(LiteralSnapshot(), families);
