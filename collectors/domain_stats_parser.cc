@@ -190,7 +190,7 @@ void SetDirtyRateField(DirtyRateStats& r, std::string_view f, const virTypedPara
   if (f == "calc_status") {
     if (auto v = AsInt(p); v && *v >= 0 && *v <= 2) r.calc_status = static_cast<int>(*v);
   } else if (f == "calc_start_time") {
-    r.calc_start_unix = AsInt(p);
+    r.calc_start_time = AsInt(p);
   } else if (f == "calc_period") {
     if (auto v = AsInt(p); v && *v >= 0 && *v <= INT32_MAX) {
       r.calc_period_seconds = static_cast<int>(*v);

@@ -116,8 +116,8 @@ struct IothreadStats {
 // The `dirtyrate` group: the last calculation started by
 // virDomainStartDirtyRateCalc (`virsh domdirtyrate-calc`).
 struct DirtyRateStats {
-  std::optional<int> calc_status;  // 0 unstarted, 1 measuring, 2 measured
-  std::optional<int64_t> calc_start_unix;
+  std::optional<int> calc_status;          // 0 unstarted, 1 measuring, 2 measured
+  std::optional<int64_t> calc_start_time;  // seconds on QEMU's clock, not the epoch
   std::optional<int> calc_period_seconds;
   std::optional<uint64_t> mebibytes_per_second;  // libvirt's megabytes_per_second, MiB/s
   std::vector<std::pair<unsigned, uint64_t>> vcpu_mebibytes_per_second;  // vcpu id -> MiB/s

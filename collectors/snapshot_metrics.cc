@@ -167,11 +167,6 @@ void AppendMemory(FamilySet& f, const Labels& l, const MemoryStats& m) {
           l, m.last_update_unix);
 }
 
-// Perf event names that are not cumulative counts (libvirt-domain.h).
-bool IsPerfGauge(const std::string& event) {
-  return event == "cmt" || event == "mbmt" || event == "mbml";
-}
-
 void AppendPerf(FamilySet& f, const std::string& domain, const std::vector<PerfEvent>& events) {
   for (const PerfEvent& e : events) {
     const double v = static_cast<double>(e.value);
@@ -179,14 +174,17 @@ void AppendPerf(FamilySet& f, const std::string& domain, const std::vector<PerfE
       f.Gauge("libvirt_domain_perf_cache_occupancy_bytes",
               "Last-level cache the domain occupies (perf event cmt), in bytes.",
               {{"domain", domain}}, v);
-    } else if (IsPerfGauge(e.name)) {
+    } else if (e.name == "mbmt" || e.name == "mbml") {
       f.Gauge("libvirt_domain_perf_memory_bandwidth_bytes_per_second",
               "Memory bandwidth of the domain (perf events mbmt, mbml), by scope.",
               {{"domain", domain}, {"scope", e.name == "mbmt" ? "total" : "local"}}, v);
+    } else if (e.name == "cpu_clock" || e.name == "task_clock") {
+      f.Counter("libvirt_domain_perf_clock_seconds_total",
+                "CPU time the perf clocks of the domain counted (cpu_clock, task_clock).",
+                {{"domain", domain}, {"clock", e.name}}, v / kNs);
     } else {
       f.Counter("libvirt_domain_perf_events_total",
-                "Perf event count of the domain (libvirt's perf.<event>; cpu_clock and "
-                "task_clock count nanoseconds).",
+                "Perf event count of the domain (libvirt's perf.<event>).",
                 {{"domain", domain}, {"event", e.name}}, v);
     }
   }
@@ -216,9 +214,10 @@ void AppendDirtyRate(FamilySet& f, const std::string& domain, const DirtyRateSta
   f.Gauge("libvirt_domain_dirty_rate_calc_status",
           "State of the last dirty-rate calculation (0 unstarted, 1 measuring, 2 measured).", l,
           r.calc_status);
-  f.Gauge("libvirt_domain_dirty_rate_calc_start_timestamp_seconds",
-          "When the last dirty-rate calculation started, in seconds since the epoch.", l,
-          r.calc_start_unix);
+  f.Gauge(
+      "libvirt_domain_dirty_rate_calc_start_time_seconds",
+      "When the last dirty-rate calculation started, in seconds on QEMU's clock (not the epoch).",
+      l, r.calc_start_time);
   f.Gauge("libvirt_domain_dirty_rate_calc_period_seconds",
           "How long the last dirty-rate calculation measured.", l, r.calc_period_seconds);
   if (r.calc_status != 2) return;  // a rate is meaningful only once measured

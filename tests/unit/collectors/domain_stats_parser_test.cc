@@ -218,7 +218,7 @@ TEST(DomainStatsParser, ParsesTheOptionalGroupsAndTheFullBalloonSet) {
   EXPECT_EQ(d.iothreads[1].poll_shrink, 4u);
   ASSERT_TRUE(d.dirty_rate);
   EXPECT_EQ(d.dirty_rate->calc_status, 2);
-  EXPECT_EQ(d.dirty_rate->calc_start_unix, 1'764'000'100);
+  EXPECT_EQ(d.dirty_rate->calc_start_time, 1'764'000'100);
   EXPECT_EQ(d.dirty_rate->calc_period_seconds, 1);
   EXPECT_EQ(d.dirty_rate->mebibytes_per_second, 42u);
   EXPECT_EQ(d.dirty_rate->vcpu_mebibytes_per_second,

@@ -160,7 +160,7 @@ TEST(Exposition, OptionalGroupsJobsAndTheFullBalloonSetInBaseUnits) {
   web.iothread_count = 1;
   web.iothreads = {{.id = 1, .poll_max_ns = 32'768, .poll_grow = 0, .poll_shrink = std::nullopt}};
   web.dirty_rate = DirtyRateStats{.calc_status = 2,
-                                  .calc_start_unix = 1764194300,
+                                  .calc_start_time = 1764194300,
                                   .calc_period_seconds = 1,
                                   .mebibytes_per_second = 3,
                                   .vcpu_mebibytes_per_second = {{0, 2}}};
@@ -175,7 +175,7 @@ TEST(Exposition, OptionalGroupsJobsAndTheFullBalloonSetInBaseUnits) {
   DomainStats measuring;
   measuring.name = "measuring";
   measuring.dirty_rate = DirtyRateStats{.calc_status = 1,
-                                        .calc_start_unix = 1764194300,
+                                        .calc_start_time = 1764194300,
                                         .calc_period_seconds = 5,
                                         .mebibytes_per_second = 0,
                                         .vcpu_mebibytes_per_second = {}};
@@ -194,8 +194,9 @@ TEST(Exposition, OptionalGroupsJobsAndTheFullBalloonSetInBaseUnits) {
                        "\"vda\"} 8589934592"));
   EXPECT_TRUE(Contains(
       text, "libvirt_domain_perf_events_total{domain=\"web-1\",event=\"cpu_cycles\"} 1000"));
-  EXPECT_TRUE(
-      Contains(text, "libvirt_domain_perf_events_total{domain=\"web-1\",event=\"task_clock\"} 5"));
+  EXPECT_TRUE(Contains(
+      text,
+      "libvirt_domain_perf_clock_seconds_total{domain=\"web-1\",clock=\"task_clock\"} 5e-09"));
   EXPECT_TRUE(Contains(text, "libvirt_domain_perf_cache_occupancy_bytes{domain=\"web-1\"} 65536"));
   EXPECT_TRUE(Contains(text,
                        "libvirt_domain_perf_memory_bandwidth_bytes_per_second{domain=\"web-1\","
