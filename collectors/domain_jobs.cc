@@ -2,9 +2,11 @@
 
 #include <libvirt/virterror.h>
 
+#include <algorithm>
 #include <cstring>
 #include <iterator>
 #include <string_view>
+#include <unordered_map>
 
 namespace virtscale {
 namespace {
@@ -94,54 +96,59 @@ DomainJobCall GetDomainJob(virDomainPtr dom) {
   return out;
 }
 
-JobsCollectorResult CollectDomainJobs(const std::vector<JobTarget>& targets,
-                                      const JobsCollectorOptions& options,
-                                      std::vector<DomainStats>& domains) {
-  const auto start = std::chrono::steady_clock::now();
+JobCalls::JobCalls(const std::vector<JobTarget>& targets, const std::atomic<bool>& unsupported,
+                   std::vector<DeadlineTask>& tasks)
+    : first_task_(tasks.size()) {
+  if (unsupported.load()) return;
+  calls_.reserve(targets.size());
+  for (const JobTarget& t : targets) {
+    auto call = std::make_shared<Call>();
+    call->uuid = t.uuid;
+    calls_.push_back(call);
+    tasks.push_back({{t.uuid}, [dom = t.dom, call] {
+                       call->answer = GetDomainJob(dom.get());
+                       call->finished_at = std::chrono::steady_clock::now();
+                     }});
+  }
+}
+
+JobsCollectorResult JobCalls::Apply(const DeadlineRunResult& run, std::atomic<bool>& unsupported,
+                                    CallErrorLog& errors, std::vector<DomainStats>& domains) const {
   JobsCollectorResult out;
   out.collector.success = true;
-  if (options.unsupported == nullptr || !options.unsupported->load()) {
-    std::vector<std::shared_ptr<DomainJobCall>> calls;
-    std::vector<DeadlineTask> tasks;
-    calls.reserve(targets.size());
-    tasks.reserve(targets.size());
-    for (const JobTarget& t : targets) {
-      auto call = std::make_shared<DomainJobCall>();
-      calls.push_back(call);
-      tasks.push_back({{domains[t.domain_index].uuid},
-                       [dom = t.dom, call] { *call = GetDomainJob(dom.get()); }});
+  std::unordered_map<std::string_view, DomainStats*> by_uuid;
+  for (DomainStats& d : domains) by_uuid.emplace(d.uuid, &d);
+  auto last = start_;
+  for (size_t k = 0; k < calls_.size(); ++k) {
+    const Call& call = *calls_[k];
+    auto it = by_uuid.find(call.uuid);
+    const bool finished = first_task_ + k < run.finished.size() && run.finished[first_task_ + k];
+    if (!finished) {
+      out.collector.success = false;
+      if (it != by_uuid.end()) it->second->timed_out = true;
+      continue;
     }
-    DeadlineRunResult run =
-        RunWithDeadlines(std::move(tasks), options.workers, options.call_timeout, options.stuck);
-    out.timed_out = run.timed_out;
-    for (size_t k = 0; k < targets.size(); ++k) {
-      DomainStats& d = domains[targets[k].domain_index];
-      if (!run.finished[k]) {
-        d.timed_out = true;
+    last = std::max(last, call.finished_at);
+    const DomainJobCall& answer = call.answer;
+    switch (answer.outcome) {
+      case DomainJobCall::kOk:
+        if (it != by_uuid.end()) it->second->job = answer.job;
+        break;
+      case DomainJobCall::kUnsupported:
+        unsupported.store(true);
+        break;
+      case DomainJobCall::kGone:
+        break;
+      case DomainJobCall::kFailed:
+        out.connection_lost |= answer.error.connection_lost;
         out.collector.success = false;
-        continue;
-      }
-      DomainJobCall& call = *calls[k];
-      switch (call.outcome) {
-        case DomainJobCall::kOk:
-          d.job = std::move(call.job);
-          break;
-        case DomainJobCall::kUnsupported:
-          if (options.unsupported != nullptr) options.unsupported->store(true);
-          break;
-        case DomainJobCall::kGone:
-          break;
-        case DomainJobCall::kFailed:
-          d.errors.emplace_back("job_stats");
-          out.connection_lost |= call.error.connection_lost;
-          out.collector.success = false;
-          if (options.errors != nullptr) options.errors->Record("job_stats", call.error, d.name);
-          break;
-      }
+        if (it != by_uuid.end()) it->second->errors.emplace_back("job_stats");
+        errors.Record("job_stats", answer.error, it != by_uuid.end() ? it->second->name : "");
+        break;
     }
   }
-  out.collector.duration_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // From the sample's start to the last answer: the calls run beside others.
+  out.collector.duration_seconds = std::chrono::duration<double>(last - start_).count();
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "collectors/call_errors.h"
@@ -40,33 +41,42 @@ struct DomainJobCall {
 
 DomainJobCall GetDomainJob(virDomainPtr dom);
 
-// One running domain to ask, and where its answer goes.
+// One running domain to ask; its answer goes to the domain of that UUID.
 struct JobTarget {
-  size_t domain_index;  // into the `domains` passed to CollectDomainJobs
+  std::string uuid;
   std::shared_ptr<virDomain> dom;
-};
-
-struct JobsCollectorOptions {
-  int workers = 1;
-  Duration call_timeout = std::chrono::seconds(10);
-  std::shared_ptr<StuckCalls> stuck;  // a call abandoned here blocks the domain's next calls
-  CallErrorLog* errors = nullptr;
-  // Set once the driver reports it has no job API; later samples skip the calls.
-  std::atomic<bool>* unsupported = nullptr;
 };
 
 struct JobsCollectorResult {
   CollectorResult collector{"jobs", 0, false};
   bool connection_lost = false;
-  int timed_out = 0;
 };
 
-// Asks every target for its job under the deadline and fills domains[i].job.
-// A call that fails adds "job_stats" to the domain's errors; one that times
-// out marks the domain timed_out. Success is false if any call failed or timed out.
-JobsCollectorResult CollectDomainJobs(const std::vector<JobTarget>& targets,
-                                      const JobsCollectorOptions& options,
-                                      std::vector<DomainStats>& domains);
+// One sample's job calls. They run as deadline tasks beside the bulk stats
+// calls (they do not need their answers), so they add little to a sample.
+class JobCalls {
+ public:
+  // Appends one task per target to `tasks` (a driver known to have no job
+  // API gets none); remembers where they start.
+  JobCalls(const std::vector<JobTarget>& targets, const std::atomic<bool>& unsupported,
+           std::vector<DeadlineTask>& tasks);
+  // After RunWithDeadlines over `tasks`: fills domains[...].job by UUID. A
+  // failed call adds "job_stats" to the domain's errors and is recorded in
+  // `errors`; one that timed out marks the domain timed_out; a driver without
+  // jobs sets `unsupported`. Success is false if any call failed or timed out.
+  JobsCollectorResult Apply(const DeadlineRunResult& run, std::atomic<bool>& unsupported,
+                            CallErrorLog& errors, std::vector<DomainStats>& domains) const;
+
+ private:
+  struct Call {
+    std::string uuid;
+    DomainJobCall answer;
+    std::chrono::steady_clock::time_point finished_at{};
+  };
+  std::vector<std::shared_ptr<Call>> calls_;
+  size_t first_task_ = 0;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
 
 // "bounded", "unbounded", or "unknown" for a type this build does not know.
 const char* JobTypeName(int type);

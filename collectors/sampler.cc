@@ -43,6 +43,9 @@ enum UnsupportedCall : unsigned {
   kNoMetadata = 1 << 5,
 };
 
+// How often a running domain without a job is asked whether one started.
+constexpr Duration kJobRecheck = std::chrono::seconds(15);
+
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -749,6 +752,21 @@ SnapshotPtr Sampler::SampleNow() {
                          CollectStoragePools(conn.get(), *log, *pools);
                        }});
     }
+    // Job calls last, beside the shards. A domain with a job is asked at every
+    // sample; others (as the last sample saw them) about every kJobRecheck,
+    // spread by UUID: the calls cost libvirtd time, and a job lasts longer.
+    std::vector<JobTarget> job_targets;
+    const uint64_t recheck_every = static_cast<uint64_t>(
+        std::max<int64_t>(1, kJobRecheck / std::max(opts.interval, Duration(1))));
+    const uint64_t sequence = previous ? previous->sequence + 1 : 1;
+    for (size_t i = 0; i < live.size(); ++i) {
+      const DomainStats* seen = previous ? previous->FindDomain(live_names[i]) : nullptr;
+      const bool due = (sequence + std::hash<std::string>{}(live_uuids[i])) % recheck_every == 0;
+      if (seen == nullptr || seen->job || (seen->active && due)) {
+        job_targets.push_back({live_uuids[i], live[i]});
+      }
+    }
+    const JobCalls job_calls(job_targets, jobs_unsupported_, tasks);
     DeadlineRunResult bulk =
         RunWithDeadlines(std::move(tasks), workers + 2, opts.call_timeout, stuck_);
     timed_out_calls += bulk.timed_out;
@@ -835,7 +853,6 @@ SnapshotPtr Sampler::SampleNow() {
       fallback_finished[fallback_index[k]] = fallback.finished[k];
     }
     std::unordered_set<std::string> seen_uuids;
-    std::vector<JobTarget> job_targets;  // running domains, by index into snap->domains
     snap->domains.reserve(live.size() + stuck_domains.size());
     for (size_t i = 0; i < live.size(); ++i) {
       FallbackInput& in = inputs[i];
@@ -889,7 +906,6 @@ SnapshotPtr Sampler::SampleNow() {
         cpu_marks_.erase(d.uuid);
       }
       DeriveUtilization(d);
-      if (d.active && !d.timed_out) job_targets.push_back({snap->domains.size(), in.dom});
       snap->domains.push_back(std::move(d));
     }
     for (DomainStats& d : stuck_domains) {
@@ -909,16 +925,10 @@ SnapshotPtr Sampler::SampleNow() {
       std::erase_if(identities_, [&](const auto& kv) { return !seen_uuids.count(kv.first); });
       std::erase_if(cpu_marks_, [&](const auto& kv) { return !seen_uuids.count(kv.first); });
     }
-    JobsCollectorResult jobs = CollectDomainJobs(job_targets,
-                                                 {.workers = workers,
-                                                  .call_timeout = opts.call_timeout,
-                                                  .stuck = stuck_,
-                                                  .errors = call_errors_.get(),
-                                                  .unsupported = &jobs_unsupported_},
-                                                 snap->domains);
+    JobsCollectorResult jobs =
+        job_calls.Apply(bulk, jobs_unsupported_, *call_errors_, snap->domains);
     jobs_result = jobs.collector;
     connection_lost |= jobs.connection_lost;
-    timed_out_calls += jobs.timed_out;
     std::sort(snap->domains.begin(), snap->domains.end(),
               [](const DomainStats& a, const DomainStats& b) { return a.name < b.name; });
     // Per-domain calls may have filled the gaps, but the collector's own call failed.

@@ -70,14 +70,18 @@ TEST(DomainJobs, ADriverWithoutJobsIsAskedOnce) {
 
   std::vector<DomainStats> domains(1);
   domains[0].name = "test";
+  domains[0].uuid = "uuid-of-test";
   std::atomic<bool> unsupported{false};
   CallErrorLog log;
-  JobsCollectorOptions options{.workers = 1,
-                               .call_timeout = std::chrono::seconds(5),
-                               .stuck = std::make_shared<StuckCalls>(),
-                               .errors = &log,
-                               .unsupported = &unsupported};
-  JobsCollectorResult r = CollectDomainJobs({{0, dom}}, options, domains);
+  auto stuck = std::make_shared<StuckCalls>();
+  auto collect = [&](std::shared_ptr<virDomain> target) {
+    std::vector<DeadlineTask> tasks;
+    tasks.push_back({{"other"}, [] {}});  // a call of another collector in the same run
+    JobCalls calls({{"uuid-of-test", std::move(target)}}, unsupported, tasks);
+    DeadlineRunResult run = RunWithDeadlines(std::move(tasks), 2, std::chrono::seconds(5), stuck);
+    return calls.Apply(run, unsupported, log, domains);
+  };
+  JobsCollectorResult r = collect(dom);
   EXPECT_TRUE(r.collector.success);
   EXPECT_EQ(r.collector.name, "jobs");
   EXPECT_TRUE(unsupported.load());
@@ -86,13 +90,12 @@ TEST(DomainJobs, ADriverWithoutJobsIsAskedOnce) {
   EXPECT_TRUE(log.Totals().empty());
 
   // Asked again, a null domain would fail the call: it is not made.
-  JobsCollectorResult again = CollectDomainJobs({{0, nullptr}}, options, domains);
-  EXPECT_TRUE(again.collector.success);
+  EXPECT_TRUE(collect(nullptr).collector.success);
   EXPECT_TRUE(domains[0].errors.empty());
   unsupported = false;
-  JobsCollectorResult asked = CollectDomainJobs({{0, nullptr}}, options, domains);
-  EXPECT_FALSE(asked.collector.success);
+  EXPECT_FALSE(collect(nullptr).collector.success);
   EXPECT_EQ(domains[0].errors, std::vector<std::string>{"job_stats"});
+  EXPECT_EQ(log.Totals().size(), 1u);
   conn.Stop();
 }
 
