@@ -429,6 +429,24 @@ def guest_dashboard():
                 (f"rate(libvirt_domain_interface_stats_transmit_drops_total{{{DOM}}}[{RI}])",
                  "{{target_device}} tx drops")], "pps"), 8, 8),
         ],
+        row("Jobs and migration"),
+        [
+            (timeseries("Job progress", [
+                (f"libvirt_domain_job_data_processed_bytes{{{DOM}}}"
+                 f" / libvirt_domain_job_data_total_bytes{{{DOM}}}", "processed")],
+                "percentunit", "Share of the background job's data processed (migration, save, "
+                "dump, backup); empty while no job runs.", max_value=1), 8, 8),
+            (timeseries("Migration: dirtied vs sent", [
+                (f"libvirt_domain_job_memory_dirty_rate_pages_per_second{{{DOM}}}"
+                 f" * libvirt_domain_job_memory_page_size_bytes{{{DOM}}}", "dirtied"),
+                (f"libvirt_domain_job_memory_transfer_bytes_per_second{{{DOM}}}", "sent")],
+                "Bps", "Guest memory dirtied per second against memory sent per second during a "
+                "job: dirtied above sent means the migration does not converge."), 8, 8),
+            (timeseries("Memory dirty rate", [
+                (f"libvirt_domain_dirty_rate_bytes_per_second{{{DOM}}}", "dirty rate")],
+                "Bps", "The last dirty-rate calculation (libvirt.stats: dirtyrate; start one with "
+                "virsh domdirtyrate-calc)."), 8, 8),
+        ],
     ]
     return dashboard(
         "virtscale-guest", "virtscale / Guest detail",
