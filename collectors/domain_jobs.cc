@@ -8,27 +8,9 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "collectors/typed_param_value.h"
+
 namespace virtscale {
-namespace {
-
-std::optional<uint64_t> AsUnsigned(const virTypedParameter& p) {
-  switch (p.type) {
-    case VIR_TYPED_PARAM_ULLONG:
-      return p.value.ul;
-    case VIR_TYPED_PARAM_UINT:
-      return p.value.ui;
-    case VIR_TYPED_PARAM_LLONG:
-      if (p.value.l >= 0) return static_cast<uint64_t>(p.value.l);
-      return std::nullopt;
-    case VIR_TYPED_PARAM_INT:
-      if (p.value.i >= 0) return static_cast<uint64_t>(p.value.i);
-      return std::nullopt;
-    default:
-      return std::nullopt;
-  }
-}
-
-}  // namespace
 
 std::optional<JobStats> ParseJobStats(int type, const virTypedParameter* params, int nparams) {
   if (type != VIR_DOMAIN_JOB_BOUNDED && type != VIR_DOMAIN_JOB_UNBOUNDED) return std::nullopt;
@@ -57,12 +39,12 @@ std::optional<JobStats> ParseJobStats(int type, const virTypedParameter* params,
     const virTypedParameter& p = params[i];
     std::string_view key(p.field, strnlen(p.field, VIR_TYPED_PARAM_FIELD_LENGTH));
     if (key == VIR_DOMAIN_JOB_OPERATION) {
-      auto v = AsUnsigned(p);
+      auto v = TypedParamUint(p);
       if (v && *v <= 255) job.operation = static_cast<int>(*v);
       continue;
     }
     for (const Named& n : kFields) {
-      if (key == n.key) job.*(n.field) = AsUnsigned(p);
+      if (key == n.key) job.*(n.field) = TypedParamUint(p);
     }
   }
   return job;

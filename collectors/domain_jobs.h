@@ -1,8 +1,8 @@
 #pragma once
 // The "jobs" collector: the background job of each running domain (migration,
-// save, dump, snapshot, backup), read with virDomainGetJobStats. One call per
-// running domain per sample; a driver without jobs (the test driver) says so
-// once and is not asked again.
+// save, dump, snapshot, backup), read with virDomainGetJobStats. The sampler
+// chooses which domains to ask each sample; a driver without jobs (the test
+// driver) says so once and is not asked again.
 //
 //   DomainJobCall call = GetDomainJob(dom);
 //   if (call.outcome == DomainJobCall::kOk && call.job) { /* a job is running */ }

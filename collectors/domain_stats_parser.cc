@@ -8,7 +8,29 @@
 #include <pugixml.hpp>
 #include <set>
 
+#include "collectors/typed_param_value.h"
+
 namespace virtscale {
+
+std::optional<uint64_t> TypedParamUint(const virTypedParameter& p) {
+  switch (p.type) {
+    case VIR_TYPED_PARAM_INT:
+      if (p.value.i < 0) return std::nullopt;
+      return static_cast<uint64_t>(p.value.i);
+    case VIR_TYPED_PARAM_UINT:
+      return p.value.ui;
+    case VIR_TYPED_PARAM_LLONG:
+      if (p.value.l < 0) return std::nullopt;
+      return static_cast<uint64_t>(p.value.l);
+    case VIR_TYPED_PARAM_ULLONG:
+      return p.value.ul;
+    case VIR_TYPED_PARAM_BOOLEAN:
+      return p.value.b ? 1 : 0;
+    default:
+      return std::nullopt;
+  }
+}
+
 namespace {
 
 struct GroupName {
@@ -22,8 +44,6 @@ constexpr GroupName kGroupNames[] = {
     {VIR_DOMAIN_STATS_PERF, "perf"},           {VIR_DOMAIN_STATS_IOTHREAD, "iothread"},
     {VIR_DOMAIN_STATS_DIRTYRATE, "dirtyrate"},
 };
-
-std::optional<uint64_t> AsUint(const virTypedParameter& p);
 
 // Bounds on what one record may add, whatever a driver sends.
 constexpr size_t kMaxPerfEvents = 64;
@@ -47,34 +67,15 @@ std::optional<int64_t> AsInt(const virTypedParameter& p) {
     case VIR_TYPED_PARAM_LLONG:
       return p.value.l;
     default:
-      if (auto v = AsUint(p); v && *v <= static_cast<uint64_t>(INT64_MAX)) {
+      if (auto v = TypedParamUint(p); v && *v <= static_cast<uint64_t>(INT64_MAX)) {
         return static_cast<int64_t>(*v);
       }
       return std::nullopt;
   }
 }
 
-std::optional<uint64_t> AsUint(const virTypedParameter& p) {
-  switch (p.type) {
-    case VIR_TYPED_PARAM_INT:
-      if (p.value.i < 0) return std::nullopt;
-      return static_cast<uint64_t>(p.value.i);
-    case VIR_TYPED_PARAM_UINT:
-      return p.value.ui;
-    case VIR_TYPED_PARAM_LLONG:
-      if (p.value.l < 0) return std::nullopt;
-      return static_cast<uint64_t>(p.value.l);
-    case VIR_TYPED_PARAM_ULLONG:
-      return p.value.ul;
-    case VIR_TYPED_PARAM_BOOLEAN:
-      return p.value.b ? 1 : 0;
-    default:
-      return std::nullopt;
-  }
-}
-
 std::optional<uint64_t> AsKiB(const virTypedParameter& p) {
-  auto v = AsUint(p);
+  auto v = TypedParamUint(p);
   if (v) *v *= 1024;
   return v;
 }
@@ -96,13 +97,13 @@ bool SplitIndexed(std::string_view rest, unsigned& index, std::string_view& fiel
 
 void SetVcpuField(VcpuStats& v, std::string_view f, const virTypedParameter& p) {
   if (f == "state") {
-    if (auto x = AsUint(p)) v.state = static_cast<int>(*x);
+    if (auto x = TypedParamUint(p)) v.state = static_cast<int>(*x);
   } else if (f == "time") {
-    v.time_ns = AsUint(p);
+    v.time_ns = TypedParamUint(p);
   } else if (f == "wait") {
-    v.wait_ns = AsUint(p);
+    v.wait_ns = TypedParamUint(p);
   } else if (f == "delay") {
-    v.delay_ns = AsUint(p);
+    v.delay_ns = TypedParamUint(p);
   }
 }
 
@@ -121,7 +122,7 @@ void SetBlockField(BlockStats& b, std::string_view f, const virTypedParameter& p
   } else if (f == "path") {
     b.path = AsString(p);
   } else if (auto it = kFields.find(f); it != kFields.end()) {
-    b.*(it->second) = AsUint(p);
+    b.*(it->second) = TypedParamUint(p);
   }
 }
 
@@ -135,7 +136,7 @@ void SetNetField(InterfaceStats& n, std::string_view f, const virTypedParameter&
   if (f == "name") {
     n.name = AsString(p);
   } else if (auto it = kFields.find(f); it != kFields.end()) {
-    n.*(it->second) = AsUint(p);
+    n.*(it->second) = TypedParamUint(p);
   }
 }
 
@@ -152,9 +153,9 @@ void SetBalloonField(DomainStats& d, std::string_view f, const virTypedParameter
   } else if (f == "swap_out") {
     m.swap_out = AsKiB(p);
   } else if (f == "major_fault") {
-    m.major_fault = AsUint(p);
+    m.major_fault = TypedParamUint(p);
   } else if (f == "minor_fault") {
-    m.minor_fault = AsUint(p);
+    m.minor_fault = TypedParamUint(p);
   } else if (f == "unused") {
     m.unused = AsKiB(p);
   } else if (f == "available") {
@@ -166,9 +167,9 @@ void SetBalloonField(DomainStats& d, std::string_view f, const virTypedParameter
   } else if (f == "rss") {
     m.rss = AsKiB(p);
   } else if (f == "hugetlb_pgalloc") {
-    m.hugetlb_pgalloc = AsUint(p);
+    m.hugetlb_pgalloc = TypedParamUint(p);
   } else if (f == "hugetlb_pgfail") {
-    m.hugetlb_pgfail = AsUint(p);
+    m.hugetlb_pgfail = TypedParamUint(p);
   } else if (f == "last-update") {
     m.last_update_unix = AsInt(p);
   }
@@ -176,11 +177,11 @@ void SetBalloonField(DomainStats& d, std::string_view f, const virTypedParameter
 
 void SetIothreadField(IothreadStats& t, std::string_view f, const virTypedParameter& p) {
   if (f == "poll-max-ns") {
-    t.poll_max_ns = AsUint(p);
+    t.poll_max_ns = TypedParamUint(p);
   } else if (f == "poll-grow") {
-    t.poll_grow = AsUint(p);
+    t.poll_grow = TypedParamUint(p);
   } else if (f == "poll-shrink") {
-    t.poll_shrink = AsUint(p);
+    t.poll_shrink = TypedParamUint(p);
   }
 }
 
@@ -196,11 +197,11 @@ void SetDirtyRateField(DirtyRateStats& r, std::string_view f, const virTypedPara
       r.calc_period_seconds = static_cast<int>(*v);
     }
   } else if (f == "megabytes_per_second") {
-    r.mebibytes_per_second = AsUint(p);
+    r.mebibytes_per_second = TypedParamUint(p);
   } else if (f.starts_with("vcpu.") && SplitIndexed(f.substr(5), vcpu, field) &&
              field == "megabytes_per_second" &&
              r.vcpu_mebibytes_per_second.size() < kMaxIothreads) {
-    if (auto v = AsUint(p)) r.vcpu_mebibytes_per_second.emplace_back(vcpu, *v);
+    if (auto v = TypedParamUint(p)) r.vcpu_mebibytes_per_second.emplace_back(vcpu, *v);
   }
 }
 
@@ -269,7 +270,7 @@ StatsParseResult ParseDomainStatsParams(const virTypedParameter* params, int npa
     std::string_view field;
     if (group == "state") {
       result.groups_present |= VIR_DOMAIN_STATS_STATE;
-      auto v = AsUint(p);
+      auto v = TypedParamUint(p);
       if (!v) continue;
       if (rest == "state") {
         out.state = *v <= static_cast<uint64_t>(DomainState::kPmSuspended)
@@ -282,11 +283,11 @@ StatsParseResult ParseDomainStatsParams(const virTypedParameter* params, int npa
     } else if (group == "cpu") {
       result.groups_present |= VIR_DOMAIN_STATS_CPU_TOTAL;
       if (rest == "time") {
-        out.cpu_time_ns = AsUint(p);
+        out.cpu_time_ns = TypedParamUint(p);
       } else if (rest == "user") {
-        out.cpu_user_ns = AsUint(p);
+        out.cpu_user_ns = TypedParamUint(p);
       } else if (rest == "system") {
-        out.cpu_system_ns = AsUint(p);
+        out.cpu_system_ns = TypedParamUint(p);
       }
     } else if (group == "balloon") {
       result.groups_present |= VIR_DOMAIN_STATS_BALLOON;
@@ -294,7 +295,7 @@ StatsParseResult ParseDomainStatsParams(const virTypedParameter* params, int npa
     } else if (group == "vcpu") {
       result.groups_present |= VIR_DOMAIN_STATS_VCPU;
       if (rest == "current") {
-        if (auto v = AsUint(p)) out.virtual_cpus = static_cast<unsigned>(*v);
+        if (auto v = TypedParamUint(p)) out.virtual_cpus = static_cast<unsigned>(*v);
       } else if (SplitIndexed(rest, index, field)) {
         VcpuStats& v = vcpus[index];
         v.id = index;
@@ -309,14 +310,14 @@ StatsParseResult ParseDomainStatsParams(const virTypedParameter* params, int npa
     } else if (group == "perf") {
       if (!(result.groups_present & VIR_DOMAIN_STATS_PERF)) out.perf_events.clear();
       result.groups_present |= VIR_DOMAIN_STATS_PERF;
-      auto v = AsUint(p);
+      auto v = TypedParamUint(p);
       if (v && IsEventName(rest) && out.perf_events.size() < kMaxPerfEvents) {
         out.perf_events.push_back({std::string(rest), *v});
       }
     } else if (group == "iothread") {
       result.groups_present |= VIR_DOMAIN_STATS_IOTHREAD;
       if (rest == "count") {
-        if (auto v = AsUint(p); v && *v <= UINT32_MAX) {
+        if (auto v = TypedParamUint(p); v && *v <= UINT32_MAX) {
           out.iothread_count = static_cast<unsigned>(*v);
         }
       } else if (SplitIndexed(rest, index, field) &&

@@ -1,0 +1,15 @@
+#pragma once
+// One libvirt typed parameter read as a number, whatever integer type the
+// driver chose for it; shared by the bulk-stats and job-stats parsers.
+#include <libvirt/libvirt.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace virtscale {
+
+// Non-negative integers of any width, booleans as 0 or 1; nullopt for a
+// negative value, a string or a double.
+std::optional<uint64_t> TypedParamUint(const virTypedParameter& p);
+
+}  // namespace virtscale
