@@ -338,9 +338,12 @@ class Agent {
     std::vector<prometheus::MetricFamily> families = registry_.Collect();
     AppendSamplerFamilies(sampler_.Latest(), sampler_.Counters(), std::chrono::steady_clock::now(),
                           families);
-    CurrentSources()->AppendFamilies(families);
-    engine_.AppendFamilies(families);
-    notifier_.AppendFamilies(families);
+    const std::shared_ptr<SourceManager> sources = CurrentSources();
+    for (const prometheus::Collectable* c : std::initializer_list<const prometheus::Collectable*>{
+             sources.get(), &engine_, &notifier_}) {
+      std::vector<prometheus::MetricFamily> more = c->Collect();
+      std::move(more.begin(), more.end(), std::back_inserter(families));
+    }
     return families;
   }
 

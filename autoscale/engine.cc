@@ -8,6 +8,7 @@
 
 #include "autoscale/hook_runner.h"
 #include "common/log.h"
+#include "common/metric_families.h"
 
 namespace virtscale::autoscale {
 namespace {
@@ -23,25 +24,6 @@ double UnixSeconds(WallTime t) {
 DecisionResult ResultOf(size_t failed, size_t total) {
   if (failed == 0) return DecisionResult::kOk;
   return failed == total ? DecisionResult::kError : DecisionResult::kPartial;
-}
-
-MetricFamily Family(const char* name, const char* help, MetricType type) {
-  MetricFamily f;
-  f.name = name;
-  f.help = help;
-  f.type = type;
-  return f;
-}
-
-void AddSample(MetricFamily& f, std::vector<ClientMetric::Label> labels, double value) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  if (f.type == MetricType::Counter) {
-    m.counter.value = value;
-  } else {
-    m.gauge.value = value;
-  }
-  f.metric.push_back(std::move(m));
 }
 
 EngineOptions WithClock(EngineOptions options) {
@@ -790,55 +772,57 @@ nlohmann::json Engine::DecisionsJson(size_t limit) const {
   return DecisionsJson(filter);
 }
 
-void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
+std::vector<MetricFamily> Engine::Collect() const {
   std::lock_guard lock(mu_);
+  MetricFamilies f;
   auto members =
-      Family("virtscale_group_members",
-             "Members of an autoscaling group by state (running, paused, stopped, unhealthy, "
-             "other); all but stopped count towards max.",
-             MetricType::Gauge);
-  auto desired = Family("virtscale_group_desired_members",
-                        "Active members the group's last evaluation wanted.", MetricType::Gauge);
-  auto min = Family("virtscale_group_min_members", "Lower bound of the group's active members.",
-                    MetricType::Gauge);
-  auto max = Family("virtscale_group_max_members", "Upper bound of the group's active members.",
-                    MetricType::Gauge);
+      f.Family("virtscale_group_members",
+               "Members of an autoscaling group by state (running, paused, stopped, unhealthy, "
+               "other); all but stopped count towards max.",
+               MetricType::Gauge);
+  auto desired = f.Family("virtscale_group_desired_members",
+                          "Active members the group's last evaluation wanted.", MetricType::Gauge);
+  auto min = f.Family("virtscale_group_min_members", "Lower bound of the group's active members.",
+                      MetricType::Gauge);
+  auto max = f.Family("virtscale_group_max_members", "Upper bound of the group's active members.",
+                      MetricType::Gauge);
   auto value =
-      Family("virtscale_group_metric_value",
-             "Value of a rule metric at the group's last evaluation (absent when missing).",
-             MetricType::Gauge);
+      f.Family("virtscale_group_metric_value",
+               "Value of a rule metric at the group's last evaluation (absent when missing).",
+               MetricType::Gauge);
   auto state =
-      Family("virtscale_group_condition_state",
-             "State of a scaling condition: 0 inactive, 1 pending, 2 firing.", MetricType::Gauge);
+      f.Family("virtscale_group_condition_state",
+               "State of a scaling condition: 0 inactive, 1 pending, 2 firing.", MetricType::Gauge);
   auto threshold =
-      Family("virtscale_group_threshold", "Threshold of a scaling condition.", MetricType::Gauge);
-  auto actions = Family("virtscale_scale_actions_total",
-                        "Scale operations by group, direction and result (ok, error, dry_run).",
-                        MetricType::Counter);
-  auto decisions = Family("virtscale_group_decisions_total",
-                          "Rule evaluations by group, outcome and what held the group (none when "
-                          "nothing did).",
+      f.Family("virtscale_group_threshold", "Threshold of a scaling condition.", MetricType::Gauge);
+  auto actions = f.Family("virtscale_scale_actions_total",
+                          "Scale operations by group, direction and result (ok, error, dry_run).",
                           MetricType::Counter);
-  auto last = Family("virtscale_group_last_scale_timestamp_seconds",
-                     "Unix time at which the group's last scale action in a direction finished.",
-                     MetricType::Gauge);
-  auto in_flight = Family("virtscale_group_action_in_flight",
-                          "1 while the group's scale actions are running.", MetricType::Gauge);
-  auto paused = Family("virtscale_group_paused",
-                       "1 while the group is paused through the lifecycle API.", MetricType::Gauge);
-  auto refresh_due = Family("virtscale_group_refresh_due_members",
-                            "Members made from an older template that refresh still replaces "
-                            "(groups with refresh: only).",
-                            MetricType::Gauge);
-  auto forecast = Family("virtscale_group_forecast_members",
-                         "Active members the group's load forecast asks for over its horizon, "
-                         "within the bounds in force (groups with forecast: only; absent "
-                         "without a forecast).",
-                         MetricType::Gauge);
+  auto decisions = f.Family("virtscale_group_decisions_total",
+                            "Rule evaluations by group, outcome and what held the group (none when "
+                            "nothing did).",
+                            MetricType::Counter);
+  auto last = f.Family("virtscale_group_last_scale_timestamp_seconds",
+                       "Unix time at which the group's last scale action in a direction finished.",
+                       MetricType::Gauge);
+  auto in_flight = f.Family("virtscale_group_action_in_flight",
+                            "1 while the group's scale actions are running.", MetricType::Gauge);
+  auto paused =
+      f.Family("virtscale_group_paused", "1 while the group is paused through the lifecycle API.",
+               MetricType::Gauge);
+  auto refresh_due = f.Family("virtscale_group_refresh_due_members",
+                              "Members made from an older template that refresh still replaces "
+                              "(groups with refresh: only).",
+                              MetricType::Gauge);
+  auto forecast = f.Family("virtscale_group_forecast_members",
+                           "Active members the group's load forecast asks for over its horizon, "
+                           "within the bounds in force (groups with forecast: only; absent "
+                           "without a forecast).",
+                           MetricType::Gauge);
   auto protected_members =
-      Family("virtscale_member_protected",
-             "1 for a member protected from scale-down through the lifecycle API, else 0.",
-             MetricType::Gauge);
+      f.Family("virtscale_member_protected",
+               "1 for a member protected from scale-down through the lifecycle API, else 0.",
+               MetricType::Gauge);
   const WallTime wall = options_.clock->Now().wall;
   for (const Group& g : groups_) {
     const std::string& name = g.rule.name;
@@ -846,58 +830,50 @@ void Engine::AppendFamilies(std::vector<MetricFamily>& out) const {
     const std::optional<ActiveSchedule> window = ActiveScheduleAt(g.rule.schedules, wall);
     const Bounds bounds =
         EffectiveBounds(g.rule.min, g.rule.max, window ? window->schedule : nullptr);
-    AddSample(min, {{"group", name}}, static_cast<double>(bounds.min));
-    AddSample(paused, {{"group", name}}, g.membership.paused ? 1 : 0);
+    f.Add(min, {{"group", name}}, static_cast<double>(bounds.min));
+    f.Add(paused, {{"group", name}}, g.membership.paused ? 1 : 0);
     for (const Member& m : g.membership.members)
-      AddSample(protected_members, {{"group", name}, {"domain", m.name}}, m.is_protected ? 1 : 0);
-    AddSample(max, {{"group", name}}, static_cast<double>(bounds.max));
-    AddSample(in_flight, {{"group", name}}, g.state.in_flight ? 1 : 0);
+      f.Add(protected_members, {{"group", name}, {"domain", m.name}}, m.is_protected ? 1 : 0);
+    f.Add(max, {{"group", name}}, static_cast<double>(bounds.max));
+    f.Add(in_flight, {{"group", name}}, g.state.in_flight ? 1 : 0);
     if (g.rule.refresh && g.last_decision && g.last_decision->snapshot_time)
-      AddSample(refresh_due, {{"group", name}},
-                static_cast<double>(RefreshDue(g.rule, g.membership)));
+      f.Add(refresh_due, {{"group", name}}, static_cast<double>(RefreshDue(g.rule, g.membership)));
     for (const auto& [key, count] : g.actions_total)
-      AddSample(actions, {{"group", name}, {"direction", key.first}, {"result", key.second}},
-                count);
+      f.Add(actions, {{"group", name}, {"direction", key.first}, {"result", key.second}}, count);
     for (const auto& [key, count] : g.decisions_total)
-      AddSample(decisions, {{"group", name}, {"outcome", key.first}, {"held_by", key.second}},
-                count);
+      f.Add(decisions, {{"group", name}, {"outcome", key.first}, {"held_by", key.second}}, count);
     for (int dir = 0; dir < 2; ++dir) {
       if (g.last_scale[dir]) {
-        AddSample(last,
-                  {{"group", name}, {"direction", DirectionName(static_cast<Direction>(dir))}},
-                  UnixSeconds(*g.last_scale[dir]));
+        f.Add(last, {{"group", name}, {"direction", DirectionName(static_cast<Direction>(dir))}},
+              UnixSeconds(*g.last_scale[dir]));
       }
     }
     // Until a snapshot has been evaluated the membership is unknown, not zero.
     if (!g.last_decision || !g.last_decision->snapshot_time) continue;
     const Decision& d = *g.last_decision;
     for (int st = 0; st < kMemberStates; ++st) {
-      AddSample(members,
-                {{"group", name}, {"state", MemberStateName(static_cast<MemberState>(st))}},
-                static_cast<double>(d.by_state_count[st]));
+      f.Add(members, {{"group", name}, {"state", MemberStateName(static_cast<MemberState>(st))}},
+            static_cast<double>(d.by_state_count[st]));
     }
-    AddSample(desired, {{"group", name}}, static_cast<double>(d.desired));
+    f.Add(desired, {{"group", name}}, static_cast<double>(d.desired));
     if (d.forecast && d.forecast->members)
-      AddSample(forecast, {{"group", name}}, static_cast<double>(*d.forecast->members));
+      f.Add(forecast, {{"group", name}}, static_cast<double>(*d.forecast->members));
     for (const MetricValue& m : d.metrics)
-      if (m.value) AddSample(value, {{"group", name}, {"metric", m.key}}, *m.value);
+      if (m.value) f.Add(value, {{"group", name}, {"metric", m.key}}, *m.value);
     for (const ConditionReport& c : d.conditions) {
       std::vector<ClientMetric::Label> labels{{"group", name},
                                               {"direction", DirectionName(c.direction)},
                                               {"condition", std::to_string(c.index)},
                                               {"metric", c.metric_key}};
-      AddSample(state, labels, static_cast<double>(static_cast<int>(c.state)));
-      AddSample(threshold, labels, c.threshold);
+      f.Add(state, labels, static_cast<double>(static_cast<int>(c.state)));
+      f.Add(threshold, labels, c.threshold);
     }
   }
-  auto eval = Family("virtscale_rule_evaluation_duration_seconds",
-                     "Duration of the last autoscaler tick (all due groups).", MetricType::Gauge);
+  auto eval = f.Family("virtscale_rule_evaluation_duration_seconds",
+                       "Duration of the last autoscaler tick (all due groups).", MetricType::Gauge);
   // Without groups a tick evaluates nothing; the series would only say how fast nothing is.
-  if (ticked_ && !groups_.empty()) AddSample(eval, {}, last_tick_seconds_);
-  for (auto* f : {&members, &desired, &min, &max, &value, &state, &threshold, &actions, &decisions,
-                  &last, &in_flight, &paused, &refresh_due, &forecast, &protected_members, &eval}) {
-    if (!f->metric.empty()) out.push_back(std::move(*f));
-  }
+  if (ticked_ && !groups_.empty()) f.Add(eval, {}, last_tick_seconds_);
+  return f.Take();
 }
 
 }  // namespace virtscale::autoscale

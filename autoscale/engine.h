@@ -8,7 +8,7 @@
 //
 // Thread-safety: every public method may be called from any thread. Tick is
 // meant for one autoscaler thread (after each sample); SetRules for reloads;
-// the *Json and AppendFamilies readers for HTTP handlers.
+// the *Json readers and Collect() for HTTP handlers.
 //
 // Acting safely on snapshots: while a group's actions run it is held
 // ("action_in_flight"); after they finish it is held until a snapshot taken
@@ -23,7 +23,8 @@
 //   // after each sample:
 //   engine.Tick(snapshot, sources.Readings(), SystemClock().Now(), conn.generation());
 //   // /api/v1/groups: engine.GroupsJson(); /api/v1/decisions: engine.DecisionsJson(filter)
-//   // /metrics: engine.AppendFamilies(families);
+//   // /metrics: families = engine.Collect();
+#include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
 #include <condition_variable>
@@ -101,7 +102,7 @@ struct LifecycleChange {
   nlohmann::json body;  // the endpoint's `data`: what changed, where it is stored, errors
 };
 
-class Engine {
+class Engine : public prometheus::Collectable {
  public:
   Engine(Actuator& actuator, EngineOptions options);
   // Shutdown().
@@ -145,7 +146,7 @@ class Engine {
   nlohmann::json DecisionsJson(size_t limit) const;  // any record, at most `limit`
   // virtscale_group_* families, virtscale_scale_actions_total and
   // virtscale_rule_evaluation_duration_seconds.
-  void AppendFamilies(std::vector<prometheus::MetricFamily>& out) const;
+  std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   struct Group {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "common/metric_families.h"
 
 namespace virtscale::autoscale {
 
@@ -157,41 +158,28 @@ size_t Notifier::pending() const {
   return queue_.size() + in_flight_;
 }
 
-void Notifier::AppendFamilies(std::vector<MetricFamily>& out) const {
-  auto family = [](const char* name, const char* help, MetricType type) {
-    MetricFamily f;
-    f.name = name;
-    f.help = help;
-    f.type = type;
-    return f;
-  };
-  auto add = [](MetricFamily& f, std::vector<ClientMetric::Label> labels, double value) {
-    ClientMetric m;
-    m.label = std::move(labels);
-    (f.type == MetricType::Counter ? m.counter.value : m.gauge.value) = value;
-    f.metric.push_back(std::move(m));
-  };
-  auto total = family("virtscale_notifications_total",
-                      "Notifications by target URL (without its query) and result: ok, failed "
-                      "(every attempt failed) or dropped (the queue was full).",
-                      MetricType::Counter);
-  auto attempts = family("virtscale_notification_attempts_total",
-                         "Notification POSTs by target URL and result (ok: a 2xx answer; error).",
-                         MetricType::Counter);
-  auto queue = family("virtscale_notification_queue_length",
-                      "Notifications waiting for delivery or a retry.", MetricType::Gauge);
+std::vector<MetricFamily> Notifier::Collect() const {
+  MetricFamilies f;
+  using IfEmpty = MetricFamilies::IfEmpty;
+  auto total = f.Family("virtscale_notifications_total",
+                        "Notifications by target URL (without its query) and result: ok, failed "
+                        "(every attempt failed) or dropped (the queue was full).",
+                        MetricType::Counter, IfEmpty::kKeep);
+  auto attempts = f.Family("virtscale_notification_attempts_total",
+                           "Notification POSTs by target URL and result (ok: a 2xx answer; error).",
+                           MetricType::Counter, IfEmpty::kKeep);
+  auto queue = f.Family("virtscale_notification_queue_length",
+                        "Notifications waiting for delivery or a retry.", MetricType::Gauge);
   std::lock_guard lock(mu_);
   for (const auto& [url, c] : counts_) {
-    add(total, {{"url", url}, {"result", "ok"}}, c.ok);
-    add(total, {{"url", url}, {"result", "failed"}}, c.failed);
-    add(total, {{"url", url}, {"result", "dropped"}}, c.dropped);
-    add(attempts, {{"url", url}, {"result", "ok"}}, c.attempts_ok);
-    add(attempts, {{"url", url}, {"result", "error"}}, c.attempts_error);
+    f.Add(total, {{"url", url}, {"result", "ok"}}, c.ok);
+    f.Add(total, {{"url", url}, {"result", "failed"}}, c.failed);
+    f.Add(total, {{"url", url}, {"result", "dropped"}}, c.dropped);
+    f.Add(attempts, {{"url", url}, {"result", "ok"}}, c.attempts_ok);
+    f.Add(attempts, {{"url", url}, {"result", "error"}}, c.attempts_error);
   }
-  add(queue, {}, static_cast<double>(queue_.size() + in_flight_));
-  out.push_back(std::move(total));
-  out.push_back(std::move(attempts));
-  out.push_back(std::move(queue));
+  f.Add(queue, {}, static_cast<double>(queue_.size() + in_flight_));
+  return f.Take();
 }
 
 }  // namespace virtscale::autoscale

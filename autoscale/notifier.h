@@ -15,7 +15,8 @@
 //   Notifier notifier;
 //   notifier.SetTargets(cfg.notifications, GroupTargets(cfg.rules));
 //   engine_options.on_change_finished = [&](const Decision& d) { notifier.NotifyDecision(d); };
-//   // /metrics: notifier.AppendFamilies(families);
+//   // /metrics: families = notifier.Collect();
+#include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
 #include <condition_variable>
@@ -50,7 +51,7 @@ std::vector<NotificationEvent> EventsOf(const Decision& d);
 // Per group name, the targets of its rule.
 std::map<std::string, std::vector<NotificationTarget>> GroupTargets(const RuleSet& rules);
 
-class Notifier {
+class Notifier : public prometheus::Collectable {
  public:
   explicit Notifier(NotifierOptions options = {});
   ~Notifier();  // Shutdown()
@@ -72,7 +73,7 @@ class Notifier {
 
   // virtscale_notifications_total{url,result}, virtscale_notification_attempts_total{url,result}
   // and virtscale_notification_queue_length.
-  void AppendFamilies(std::vector<prometheus::MetricFamily>& out) const;
+  std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   struct Targets {

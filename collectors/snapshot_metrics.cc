@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "collectors/domain_jobs.h"
+#include "common/metric_families.h"
 #include "common/utf8.h"
 
 namespace virtscale {
@@ -17,53 +18,6 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 using Labels = std::vector<ClientMetric::Label>;
-
-// Collects samples per family name in first-use order; families without
-// samples are never emitted.
-class FamilySet {
- public:
-  void Add(const char* name, const char* help, MetricType type, Labels labels, double value) {
-    auto [it, inserted] = index_.try_emplace(name, families_.size());
-    if (inserted) {
-      MetricFamily family;
-      family.name = name;
-      family.help = help;
-      family.type = type;
-      families_.push_back(std::move(family));
-    }
-    ClientMetric metric;
-    metric.label = std::move(labels);
-    if (type == MetricType::Counter) {
-      metric.counter.value = value;
-    } else {
-      metric.gauge.value = value;
-    }
-    families_[it->second].metric.push_back(std::move(metric));
-  }
-  void Gauge(const char* name, const char* help, Labels labels, double value) {
-    Add(name, help, MetricType::Gauge, std::move(labels), value);
-  }
-  void Counter(const char* name, const char* help, Labels labels, double value) {
-    Add(name, help, MetricType::Counter, std::move(labels), value);
-  }
-  template <typename T>
-  void Gauge(const char* name, const char* help, const Labels& labels, const std::optional<T>& v,
-             double divisor = 1) {
-    if (v) Gauge(name, help, labels, static_cast<double>(*v) / divisor);
-  }
-  template <typename T>
-  void Counter(const char* name, const char* help, const Labels& labels, const std::optional<T>& v,
-               double divisor = 1) {
-    if (v) Counter(name, help, labels, static_cast<double>(*v) / divisor);
-  }
-  void MoveTo(std::vector<MetricFamily>& out) {
-    for (MetricFamily& f : families_) out.push_back(std::move(f));
-  }
-
- private:
-  std::unordered_map<std::string, size_t> index_;
-  std::vector<MetricFamily> families_;
-};
 
 constexpr double kNs = 1e9;  // ns per second; divide (exact for round values)
 
@@ -134,7 +88,7 @@ const char* StateReasonName(DomainState state, int reason) {
   return names[static_cast<size_t>(reason)];
 }
 
-void AppendMemory(FamilySet& f, const Labels& l, const MemoryStats& m) {
+void AppendMemory(MetricFamilies& f, const Labels& l, const MemoryStats& m) {
   f.Gauge("libvirt_domain_memory_stats_current_balloon_bytes",
           "Current balloon size of the domain, in bytes.", l, m.current);
   f.Gauge("libvirt_domain_memory_stats_maximum_bytes",
@@ -167,7 +121,8 @@ void AppendMemory(FamilySet& f, const Labels& l, const MemoryStats& m) {
           l, m.last_update_unix);
 }
 
-void AppendPerf(FamilySet& f, const std::string& domain, const std::vector<PerfEvent>& events) {
+void AppendPerf(MetricFamilies& f, const std::string& domain,
+                const std::vector<PerfEvent>& events) {
   for (const PerfEvent& e : events) {
     const double v = static_cast<double>(e.value);
     if (e.name == "cmt") {
@@ -190,7 +145,7 @@ void AppendPerf(FamilySet& f, const std::string& domain, const std::vector<PerfE
   }
 }
 
-void AppendIothreads(FamilySet& f, const DomainStats& d) {
+void AppendIothreads(MetricFamilies& f, const DomainStats& d) {
   f.Gauge("libvirt_domain_iothreads", "Number of IOThreads of the domain.", {{"domain", d.name}},
           d.iothread_count);
   for (const IothreadStats& t : d.iothreads) {
@@ -209,7 +164,7 @@ void AppendIothreads(FamilySet& f, const DomainStats& d) {
 
 constexpr double kMiB = 1024.0 * 1024.0;
 
-void AppendDirtyRate(FamilySet& f, const std::string& domain, const DirtyRateStats& r) {
+void AppendDirtyRate(MetricFamilies& f, const std::string& domain, const DirtyRateStats& r) {
   const Labels l = {{"domain", domain}};
   f.Gauge("libvirt_domain_dirty_rate_calc_status",
           "State of the last dirty-rate calculation (0 unstarted, 1 measuring, 2 measured).", l,
@@ -233,7 +188,7 @@ void AppendDirtyRate(FamilySet& f, const std::string& domain, const DirtyRateSta
   }
 }
 
-void AppendJob(FamilySet& f, const std::string& domain, const JobStats& j) {
+void AppendJob(MetricFamilies& f, const std::string& domain, const JobStats& j) {
   f.Gauge("libvirt_domain_job_info", "The domain's background job in progress; always 1.",
           {{"domain", domain},
            {"type", JobTypeName(j.type)},
@@ -267,7 +222,8 @@ void AppendJob(FamilySet& f, const std::string& domain, const JobStats& j) {
           "Rate guest memory is transferred at, in bytes per second.", l, j.memory_bps);
 }
 
-void AppendVcpus(FamilySet& f, const std::string& domain, const std::vector<VcpuStats>& vcpus) {
+void AppendVcpus(MetricFamilies& f, const std::string& domain,
+                 const std::vector<VcpuStats>& vcpus) {
   for (const VcpuStats& v : vcpus) {
     Labels l = {{"domain", domain}, {"vcpu", std::to_string(v.id)}};
     f.Gauge("libvirt_domain_vcpu_state", "State of the vCPU (0 offline, 1 running, 2 blocked).", l,
@@ -283,7 +239,8 @@ void AppendVcpus(FamilySet& f, const std::string& domain, const std::vector<Vcpu
   }
 }
 
-void AppendBlocks(FamilySet& f, const std::string& domain, const std::vector<BlockStats>& blocks) {
+void AppendBlocks(MetricFamilies& f, const std::string& domain,
+                  const std::vector<BlockStats>& blocks) {
   for (const BlockStats& b : blocks) {
     Labels l = {{"domain", domain}, {"target_device", b.name}};
     if (!b.path.empty()) {
@@ -320,7 +277,7 @@ void AppendBlocks(FamilySet& f, const std::string& domain, const std::vector<Blo
   }
 }
 
-void AppendInterfaces(FamilySet& f, const std::string& domain,
+void AppendInterfaces(MetricFamilies& f, const std::string& domain,
                       const std::vector<InterfaceStats>& nets) {
   for (const InterfaceStats& n : nets) {
     Labels l = {{"domain", domain}, {"target_device", n.name}};
@@ -343,7 +300,7 @@ void AppendInterfaces(FamilySet& f, const std::string& domain,
   }
 }
 
-void AppendDomain(FamilySet& f, const DomainStats& d,
+void AppendDomain(MetricFamilies& f, const DomainStats& d,
                   const std::vector<std::string>& metadata_label_names) {
   const Labels l = {{"domain", d.name}};
   if (!metadata_label_names.empty() && d.metadata_labels.size() == metadata_label_names.size()) {
@@ -419,7 +376,7 @@ void AppendDomain(FamilySet& f, const DomainStats& d,
 // The collector repairs names where they enter; repairing here as well keeps
 // any snapshot's exposition valid UTF-8. Two names that repair to the same
 // label would be duplicate series: the first (by name) is kept.
-void AppendStoragePools(FamilySet& f, const std::vector<StoragePoolStats>& pools) {
+void AppendStoragePools(MetricFamilies& f, const std::vector<StoragePoolStats>& pools) {
   std::unordered_set<std::string> seen;
   for (const StoragePoolStats& p : pools) {
     std::string name = ValidUtf8(p.name);
@@ -442,7 +399,7 @@ void AppendStoragePools(FamilySet& f, const std::vector<StoragePoolStats>& pools
 }  // namespace
 
 void AppendSnapshotFamilies(const Snapshot& snapshot, std::vector<MetricFamily>& families) {
-  FamilySet f;
+  MetricFamilies f;
   f.Gauge("libvirt_up", "1 when the last sample could talk to libvirt.", {},
           snapshot.libvirt_up ? 1 : 0);
   f.Gauge("libvirt_domains", "Number of domains libvirt knows (running or not).", {},
@@ -480,7 +437,7 @@ void AppendSnapshotFamilies(const Snapshot& snapshot, std::vector<MetricFamily>&
 void AppendSamplerFamilies(const SnapshotPtr& latest, const SamplerCounters& counters,
                            std::chrono::steady_clock::time_point now,
                            std::vector<MetricFamily>& families) {
-  FamilySet f;
+  MetricFamilies f;
   if (latest != nullptr) {
     double age = std::chrono::duration<double>(now - latest->taken_at_steady).count();
     f.Gauge("virtscale_sample_age_seconds", "Seconds since the served sample was taken.", {},

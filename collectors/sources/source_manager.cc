@@ -7,6 +7,7 @@
 #include "collectors/sources/poll.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/metric_families.h"
 #include "common/utf8.h"
 
 namespace virtscale {
@@ -150,14 +151,6 @@ SourceReading ReadingOf(const SourceManager::Source& s, MonoTime now) {
   return r;
 }
 
-prometheus::ClientMetric Series(std::vector<prometheus::ClientMetric::Label> labels, double v,
-                                bool counter) {
-  prometheus::ClientMetric m;
-  m.label = std::move(labels);
-  (counter ? m.counter.value : m.gauge.value) = v;
-  return m;
-}
-
 }  // namespace
 
 const char* SourceHealthName(SourceHealth h) {
@@ -248,56 +241,46 @@ uint64_t SourceManager::PollCount(const std::string& name) const {
   return 0;
 }
 
-void SourceManager::AppendFamilies(std::vector<prometheus::MetricFamily>& out) const {
-  if (sources_.empty()) return;
+std::vector<prometheus::MetricFamily> SourceManager::Collect() const {
+  if (sources_.empty()) return {};
   using prometheus::MetricType;
-  prometheus::MetricFamily value{"virtscale_source_value",
-                                 "Latest value of an external source (queue depth, ...); absent "
-                                 "when the source has no fresh value.",
-                                 MetricType::Gauge,
-                                 {}};
-  prometheus::MetricFamily up{
-      "virtscale_source_up",
-      "1 when the last poll of the source succeeded and its value is fresh, else 0.",
-      MetricType::Gauge,
-      {}};
-  prometheus::MetricFamily last{"virtscale_source_last_success_timestamp_seconds",
-                                "Unix time of the last successful poll of the source (0: never).",
-                                MetricType::Gauge,
-                                {}};
-  prometheus::MetricFamily errors{"virtscale_source_errors_total",
-                                  "Failed polls of the source, by reason.",
-                                  MetricType::Counter,
-                                  {}};
-  prometheus::MetricFamily history{
+  using IfEmpty = MetricFamilies::IfEmpty;
+  MetricFamilies f;
+  auto value = f.Family("virtscale_source_value",
+                        "Latest value of an external source (queue depth, ...); absent "
+                        "when the source has no fresh value.",
+                        MetricType::Gauge);
+  auto up = f.Family("virtscale_source_up",
+                     "1 when the last poll of the source succeeded and its value is fresh, else 0.",
+                     MetricType::Gauge, IfEmpty::kKeep);
+  auto last = f.Family("virtscale_source_last_success_timestamp_seconds",
+                       "Unix time of the last successful poll of the source (0: never).",
+                       MetricType::Gauge, IfEmpty::kKeep);
+  auto errors = f.Family("virtscale_source_errors_total", "Failed polls of the source, by reason.",
+                         MetricType::Counter, IfEmpty::kKeep);
+  auto history = f.Family(
       "virtscale_source_history_samples",
       "Samples in the newest history fetched of a source a group forecasts from (0: none yet).",
-      MetricType::Gauge,
-      {}};
+      MetricType::Gauge);
   const MonoTime now = std::chrono::steady_clock::now();
   for (const auto& s : sources_) {
     std::lock_guard lock(s->mu);
     if (s->wants_history) {
       const double samples = s->history ? static_cast<double>(s->history->samples.size()) : 0;
-      history.metric.push_back(Series({{"source", s->config.name}}, samples, false));
+      f.Add(history, {{"source", s->config.name}}, samples);
     }
     const std::string& name = s->config.name;
     const bool fresh = s->Fresh(now);
-    if (fresh) value.metric.push_back(Series({{"source", name}}, *s->value, false));
-    up.metric.push_back(Series({{"source", name}}, fresh && s->last_ok ? 1 : 0, false));
+    if (fresh) f.Add(value, {{"source", name}}, *s->value);
+    f.Add(up, {{"source", name}}, fresh && s->last_ok ? 1 : 0);
     const double last_seconds =
         s->value ? std::chrono::duration<double>(s->last_success.time_since_epoch()).count() : 0;
-    last.metric.push_back(Series({{"source", name}}, last_seconds, false));
+    f.Add(last, {{"source", name}}, last_seconds);
     for (const auto& [reason, count] : s->errors) {
-      errors.metric.push_back(
-          Series({{"source", name}, {"reason", reason}}, static_cast<double>(count), true));
+      f.Add(errors, {{"source", name}, {"reason", reason}}, static_cast<double>(count));
     }
   }
-  if (!value.metric.empty()) out.push_back(std::move(value));
-  out.push_back(std::move(up));
-  out.push_back(std::move(last));
-  out.push_back(std::move(errors));
-  if (!history.metric.empty()) out.push_back(std::move(history));
+  return f.Take();
 }
 
 }  // namespace virtscale

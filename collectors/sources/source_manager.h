@@ -8,7 +8,7 @@
 //   sources.Start();
 //   SourceReadings now = sources.Readings(SystemClock().Now());
 //   if (now["jobs"].value) Use(*now["jobs"].value); else Explain(now["jobs"].error);
-//   sources.AppendFamilies(families);   // virtscale_source_* series for /metrics
+//   families = sources.Collect();       // virtscale_source_* series for /metrics
 //   sources.Stop();                      // also done by the destructor
 //
 // Exported series (HELP on all):
@@ -20,6 +20,7 @@
 //                                                           produce, from 0
 //   virtscale_source_history_samples{source}                forecast sources: samples in
 //                                                           the newest history (0: none)
+#include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
 #include <chrono>
@@ -35,7 +36,7 @@
 
 namespace virtscale {
 
-class SourceManager {
+class SourceManager : public prometheus::Collectable {
  public:
   // `history_sources`: the sources groups forecast from (GroupRule::forecast);
   // each also fetches its history (FetchSourceHistory) on a thread of its
@@ -59,8 +60,8 @@ class SourceManager {
   // The same at wall time `now`, mapped to the monotonic clock through each
   // source's last success (tests move time this way).
   SourceReadings Readings(std::chrono::system_clock::time_point now) const;
-  // Appends the virtscale_source_* families, judged at the current time.
-  void AppendFamilies(std::vector<prometheus::MetricFamily>& out) const;
+  // The virtscale_source_* families, judged at the current time.
+  std::vector<prometheus::MetricFamily> Collect() const override;
 
   // Completed polls of `name` so far (successful or not), for tests and debugging.
   uint64_t PollCount(const std::string& name) const;

@@ -188,8 +188,7 @@ TEST_F(EngineTest, GlobalDryRunChangesNothing) {
   EXPECT_EQ(d["held_by"], "dry_run");
   EXPECT_EQ(d["result"], "dry_run");
   EXPECT_EQ(d["actions"][0]["result"], "dry_run");  // the word of the metric below
-  std::vector<prometheus::MetricFamily> fams;
-  engine.AppendFamilies(fams);
+  std::vector<prometheus::MetricFamily> fams = engine.Collect();
   bool found = false;
   for (const auto& f : fams) {
     if (f.name != "virtscale_scale_actions_total") continue;
@@ -253,8 +252,7 @@ TEST_F(EngineTest, FailedActionsBackOffAndAreCounted) {
   EXPECT_EQ(actuator.calls().size(), 3u);
   EXPECT_EQ(engine.GroupsJson()[0]["consecutive_failures"], 0);
 
-  std::vector<prometheus::MetricFamily> fams;
-  engine.AppendFamilies(fams);
+  std::vector<prometheus::MetricFamily> fams = engine.Collect();
   std::map<std::string, double> by_result;
   for (const auto& f : fams)
     if (f.name == "virtscale_scale_actions_total")
@@ -390,8 +388,7 @@ TEST_F(EngineTest, ExportsGroupFamiliesWithHelp) {
   r.scale_up.when.push_back(
       Cond(MetricKind::kSource, Comparison::kPerMemberAbove, 100, 60, Aggregate::kAvg, "jobs"));
   engine.SetRules(Rules({r}));
-  std::vector<prometheus::MetricFamily> before;
-  engine.AppendFamilies(before);
+  std::vector<prometheus::MetricFamily> before = engine.Collect();
   for (const auto& f : before) EXPECT_NE(f.name, "virtscale_group_members");  // unknown yet
 
   SourceReadings src;
@@ -400,8 +397,7 @@ TEST_F(EngineTest, ExportsGroupFamiliesWithHelp) {
          {Dom("web-1", DomainState::kRunning, 0.5, 1), Dom("web-2", DomainState::kRunning, 0.7, 2),
           Dom("web-3", DomainState::kShutoff, {}, 3)},
          src);
-  std::vector<prometheus::MetricFamily> fams;
-  engine.AppendFamilies(fams);
+  std::vector<prometheus::MetricFamily> fams = engine.Collect();
   std::map<std::string, const prometheus::MetricFamily*> by_name;
   for (const auto& f : fams) {
     EXPECT_FALSE(f.help.empty()) << f.name;
@@ -553,8 +549,7 @@ TEST_F(EngineTest, RefreshShowsStaleMembersInGroupsAndMetricsAndSwapsThemOneAtAT
   EXPECT_EQ(g["members"][1]["template_current"], true);
   EXPECT_TRUE(g["members"][2]["template_current"].is_null());  // adopted: unknown
   EXPECT_EQ(g["last_decision"]["refresh"]["replacing"], "web-1");
-  std::vector<prometheus::MetricFamily> fams;
-  engine.AppendFamilies(fams);
+  std::vector<prometheus::MetricFamily> fams = engine.Collect();
   auto due = std::find_if(fams.begin(), fams.end(), [](const prometheus::MetricFamily& f) {
     return f.name == "virtscale_group_refresh_due_members";
   });
@@ -588,8 +583,7 @@ TEST_F(EngineTest, ForecastIsExportedAndShownInGroups) {
                                  .line = 3};
   engine.SetRules(Rules({rule}));
   auto metric = [&]() -> std::optional<double> {
-    std::vector<prometheus::MetricFamily> fams;
-    engine.AppendFamilies(fams);
+    std::vector<prometheus::MetricFamily> fams = engine.Collect();
     for (const auto& f : fams)
       if (f.name == "virtscale_group_forecast_members" && f.metric.size() == 1)
         return f.metric[0].gauge.value;

@@ -176,8 +176,7 @@ TEST_F(EngineHealthTest, AMemberFailingItsChecksBecomesUnhealthyInDecisionsGroup
   EXPECT_EQ(d["members"]["active"], 3);  // unhealthy members still count towards max
   EXPECT_NE(d["members"]["health_failures"]["web-2"].get<std::string>().find("unhealthy: exec"),
             std::string::npos);
-  std::vector<prometheus::MetricFamily> families;
-  engine.AppendFamilies(families);
+  std::vector<prometheus::MetricFamily> families = engine.Collect();
   bool seen = false;
   for (const auto& f : families) {
     if (f.name != "virtscale_group_members") continue;

@@ -256,8 +256,7 @@ TEST_F(LifecycleTest, PauseAndProtectionAreExported) {
   TickAt(engine, 0, Running(2, 0.5));
   ASSERT_EQ(engine.SetPaused("web", true).status, Status::kOk);
   ASSERT_EQ(engine.SetProtected("web", "web-2", true).status, Status::kOk);
-  std::vector<prometheus::MetricFamily> families;
-  engine.AppendFamilies(families);
+  std::vector<prometheus::MetricFamily> families = engine.Collect();
   std::map<std::string, double> seen;
   for (const auto& f : families) {
     for (const auto& m : f.metric) {

@@ -87,8 +87,7 @@ Decision Finished(Outcome outcome, DecisionResult result, const std::string& gro
 // The value of `name`{labels}, or -1 when absent.
 double Sample(const Notifier& n, const std::string& name,
               const std::map<std::string, std::string>& labels) {
-  std::vector<prometheus::MetricFamily> families;
-  n.AppendFamilies(families);
+  std::vector<prometheus::MetricFamily> families = n.Collect();
   for (const auto& f : families) {
     if (f.name != name) continue;
     for (const auto& m : f.metric) {
@@ -121,8 +120,7 @@ TEST(Notifier, PostsTheDecisionAsJsonAndCountsItByUrlWithoutTheQuery) {
   EXPECT_EQ(body["event"], "scale_up");
   EXPECT_EQ(body["actions"][0]["result"], "ok");
   EXPECT_EQ(Sample(notifier, "virtscale_notification_queue_length", {}), 0);
-  std::vector<prometheus::MetricFamily> families;
-  notifier.AppendFamilies(families);
+  std::vector<prometheus::MetricFamily> families = notifier.Collect();
   for (const auto& f : families)
     for (const auto& m : f.metric)
       for (const auto& l : m.label) EXPECT_EQ(l.value.find("s3cret"), std::string::npos);

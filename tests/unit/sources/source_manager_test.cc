@@ -154,8 +154,7 @@ TEST(SourceManager, PrometheusSourceReadsTheQueryResult) {
     EXPECT_EQ(seen_query, query);  // arrives intact through URL encoding
   }
 
-  std::vector<prometheus::MetricFamily> families;
-  manager.AppendFamilies(families);
+  std::vector<prometheus::MetricFamily> families = manager.Collect();
   ASSERT_EQ(families.size(), 4u);
   for (const auto& f : families) EXPECT_FALSE(f.help.empty()) << f.name;
   EXPECT_EQ(ValueOf(*FindFamily(families, "virtscale_source_value"), {{"source", "jobs"}}), 17);
@@ -226,8 +225,7 @@ TEST(SourceManager, PrometheusErrorReasons) {
     EXPECT_EQ(reading.error, c.error);
     EXPECT_EQ(reading.last_success.time_since_epoch().count(), 0);
 
-    std::vector<prometheus::MetricFamily> families;
-    manager.AppendFamilies(families);
+    std::vector<prometheus::MetricFamily> families = manager.Collect();
     EXPECT_EQ(FindFamily(families, "virtscale_source_value"), nullptr);  // never a fake 0
     EXPECT_EQ(ValueOf(*FindFamily(families, "virtscale_source_up"), {{"source", "s"}}), 0);
     const std::string reason = c.error.substr(0, c.error.find(':'));
@@ -405,8 +403,7 @@ TEST(SourceManager, ValueGoesStaleAfterStaleAfter) {
     EXPECT_EQ(stale.health, SourceHealth::kStale);
     EXPECT_EQ(at_limit.health, SourceHealth::kOk);
 
-    std::vector<prometheus::MetricFamily> families;
-    manager.AppendFamilies(families);  // judged now: still fresh
+    std::vector<prometheus::MetricFamily> families = manager.Collect();  // judged now: still fresh
     EXPECT_EQ(ValueOf(*FindFamily(families, "virtscale_source_value"), {{"source", "spool"}}), 8);
   }
   // A failing source keeps its last value until it is stale, then says why.
@@ -426,8 +423,7 @@ TEST(SourceManager, ValueGoesStaleAfterStaleAfter) {
   EXPECT_EQ(manager.Readings(failed.last_success + 100s).at("spool").error,
             "stale: last success 100s ago; last error: read: cannot read " + path +
                 ": No such file or directory");
-  std::vector<prometheus::MetricFamily> families;
-  manager.AppendFamilies(families);
+  std::vector<prometheus::MetricFamily> families = manager.Collect();
   EXPECT_EQ(ValueOf(*FindFamily(families, "virtscale_source_up"), {{"source", "spool"}}), 0);
   EXPECT_GE(ValueOf(*FindFamily(families, "virtscale_source_errors_total"),
                     {{"source", "spool"}, {"reason", "read"}}),
@@ -722,8 +718,7 @@ TEST(SourceManager, ForecastSourcesFetchTheirHistoryBesideThePolls) {
   EXPECT_EQ(readings.at("other").history, nullptr);  // not a forecast source
   EXPECT_EQ(*readings.at("jobs").value, 3);
   EXPECT_EQ(ranges.load(), 1);  // refetched only every 5 minutes
-  std::vector<prometheus::MetricFamily> families;
-  manager.AppendFamilies(families);
+  std::vector<prometheus::MetricFamily> families = manager.Collect();
   const auto found = std::find_if(families.begin(), families.end(), [](const auto& f) {
     return f.name == "virtscale_source_history_samples";
   });
