@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include <malloc.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <signal.h>
@@ -137,6 +138,9 @@ class Agent {
     sampler_.SetSnapshotListener([this](const SnapshotPtr& snapshot) {
       exposition_.Prepare(snapshot);
       snapshot_cv_.notify_all();
+      // A sample and its render free megabytes at 1000 domains; glibc keeps
+      // freed pages inside its heaps unless told to return them.
+      malloc_trim(0);
     });
     connection_.SetStateListener([this](bool up) {
       if (up) sampler_.RequestSample();

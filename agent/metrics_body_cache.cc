@@ -45,6 +45,7 @@ DeflatedText Deflate(const std::string& text, bool last) {
   const int rc = deflate(&zs, last ? Z_FINISH : Z_SYNC_FLUSH);
   const bool done = last ? rc == Z_STREAM_END : (rc == Z_OK && zs.avail_in == 0);
   out.blocks.resize(zs.total_out);
+  out.blocks.shrink_to_fit();  // the bound is near the text's size; blocks are ~1/10 of it
   deflateEnd(&zs);
   if (!done) throw std::runtime_error("deflate failed");
   out.crc32 =
@@ -84,9 +85,7 @@ std::shared_ptr<const MetricsExposition::Rendered> MetricsExposition::RenderedFo
   if (rendered_ && rendered_->snapshot == snapshot) return rendered_;
   auto r = std::make_shared<Rendered>();
   r->snapshot = snapshot;
-  std::vector<prometheus::MetricFamily> families;
-  AppendSnapshotFamilies(*snapshot, families);
-  r->text = std::make_shared<const std::string>(SerializeFamilies(families));
+  r->text = std::make_shared<const std::string>(SnapshotText(*snapshot));
   r->deflated = std::make_shared<const DeflatedText>(Deflate(*r->text, true));
   rendered_ = r;
   return r;

@@ -396,10 +396,7 @@ void AppendStoragePools(MetricFamilies& f, const std::vector<StoragePoolStats>& 
   }
 }
 
-}  // namespace
-
-void AppendSnapshotFamilies(const Snapshot& snapshot, std::vector<MetricFamily>& families) {
-  MetricFamilies f;
+void AddSnapshot(MetricFamilies& f, const Snapshot& snapshot) {
   f.Gauge("libvirt_up", "1 when the last sample could talk to libvirt.", {},
           snapshot.libvirt_up ? 1 : 0);
   f.Gauge("libvirt_domains", "Number of domains libvirt knows (running or not).", {},
@@ -431,7 +428,20 @@ void AppendSnapshotFamilies(const Snapshot& snapshot, std::vector<MetricFamily>&
             "1 when the collector succeeded in the last sample.", {{"collector", c.name}},
             c.success ? 1 : 0);
   }
+}
+
+}  // namespace
+
+void AppendSnapshotFamilies(const Snapshot& snapshot, std::vector<MetricFamily>& families) {
+  MetricFamilies f;
+  AddSnapshot(f, snapshot);
   f.MoveTo(families);
+}
+
+std::string SnapshotText(const Snapshot& snapshot) {
+  MetricFamilies f(MetricFamilies::Form::kText);
+  AddSnapshot(f, snapshot);
+  return f.TakeText();
 }
 
 void AppendSamplerFamilies(const SnapshotPtr& latest, const SamplerCounters& counters,

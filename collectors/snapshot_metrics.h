@@ -17,6 +17,7 @@
 #include <prometheus/metric_family.h>
 
 #include <chrono>
+#include <string>
 #include <vector>
 
 #include "collectors/sampler.h"
@@ -33,6 +34,9 @@ namespace virtscale {
 // virtscale_scrape_collector_{duration_seconds,success}.
 void AppendSnapshotFamilies(const Snapshot& snapshot,
                             std::vector<prometheus::MetricFamily>& families);
+// The same series as exposition text (what TextSerializer would write of
+// them), built without a MetricFamily per series: the /metrics cache.
+std::string SnapshotText(const Snapshot& snapshot);
 
 // Series that change between snapshots: virtscale_sample_age_seconds (from
 // `latest`'s steady timestamp to `now`; absent before the first sample),

@@ -396,6 +396,28 @@ TEST(Exposition, StateReasonsAreNamedPerStateAndUnknownCodesSayUnknown) {
   }
 }
 
+// /metrics serves SnapshotText; the families are what tests and Collectables
+// read. Both must say the same, byte for byte.
+TEST(Exposition, SnapshotTextIsWhatTheSerializerWritesOfTheFamilies) {
+  Snapshot s = LiteralSnapshot();
+  s.metadata_label_names = {"project"};
+  for (int i = 0; i < 40; ++i) {
+    DomainStats d = s.domains[1];
+    d.name = "vm \"" + std::to_string(i) + "\\\n";  // every character the format escapes
+    d.uuid = std::to_string(i);
+    d.metadata_labels = {i % 2 ? "tenant\"a" : ""};
+    d.cpu_utilization = 1.0 / (i + 3);
+    d.cpu_time_ns = (1ULL << 60) + static_cast<uint64_t>(i);  // beyond 16 digits
+    s.domains.push_back(d);
+  }
+  std::vector<MetricFamily> families;
+  AppendSnapshotFamilies(s, families);
+  const std::string text = SnapshotText(s);
+  EXPECT_EQ(text, Serialize(families));
+  EXPECT_TRUE(Contains(text, "libvirt_up 1")) << text.substr(0, 400);
+  EXPECT_NE(text.find("domain=\"vm \\\"3\\\\\\n\""), std::string::npos);
+}
+
 TEST(Exposition, PromtoolAcceptsTheExposition) {
   // promtool comes with scripts/install-deps.sh; its absence is a failure, not a skip.
   ASSERT_EQ(std::system("command -v promtool >/dev/null 2>&1"), 0)
