@@ -33,6 +33,18 @@ def skip(reason):
     return SKIP
 
 
+def build_fault_shim(out_dir):
+    """Compiles tests/integration/fault_shim.c (LD_PRELOAD, rules in the file
+    $VIRTSCALE_FAULTS names) into out_dir; returns the library's path."""
+    out = os.path.join(out_dir, "fault_shim.so")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libvirt"], capture_output=True,
+                           text=True, check=True).stdout.split()
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", out,
+                    os.path.join(SOURCE_DIR, "tests", "integration", "fault_shim.c"), "-ldl",
+                    *flags], check=True)
+    return out
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -27,7 +27,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SOURCE_DIR, Agent, http, parse_metrics, run_tests, skip, values  # noqa: E402
+from harness import (SOURCE_DIR, Agent, build_fault_shim, http, parse_metrics, run_tests,  # noqa: E402
+                     skip, values)
 
 BINARY = sys.argv[1]
 DAEMON = "--daemon" in sys.argv
@@ -46,15 +47,6 @@ def write(name, text):
 
 def set_faults(*lines):
     write("faults", "".join(line + "\n" for line in lines))
-
-
-def build_shim():
-    out = os.path.join(TMP, "fault_shim.so")
-    cflags = subprocess.run(["pkg-config", "--cflags", "--libs", "libvirt"], capture_output=True,
-                            text=True, check=True).stdout.split()
-    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", out, os.path.join(HERE, "fault_shim.c"),
-                    "-ldl", *cflags], check=True)
-    return out
 
 
 def domain(name, uuid_n):
@@ -769,7 +761,7 @@ def main():
                      test_scale_stamps_stop_at_the_first_call_that_times_out,
                      test_domains_vanish_between_list_and_stats, test_create_from_template_fails,
                      test_garbage_source_data_holds]
-            shim = build_shim()
+            shim = build_fault_shim(TMP)
 
         def bind(t):
             f = lambda: t(shim)  # noqa: E731
