@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <iterator>
 #include <string_view>
 #include <unordered_map>
@@ -151,6 +152,22 @@ const char* JobOperationName(int operation) {
       "snapshot", "snapshot_revert", "dump", "backup",  "snapshot_delete"};
   if (operation < 0 || static_cast<size_t>(operation) >= std::size(kNames)) return "unknown";
   return kNames[operation];
+}
+
+std::vector<JobTarget> SelectJobTargets(const std::vector<ListedDomain>& live,
+                                        const Snapshot* previous, uint64_t sequence,
+                                        Duration interval) {
+  // How often a running domain without a job is asked whether one started.
+  constexpr Duration kJobRecheck = std::chrono::seconds(15);
+  const uint64_t recheck_every =
+      static_cast<uint64_t>(std::max<int64_t>(1, kJobRecheck / std::max(interval, Duration(1))));
+  std::vector<JobTarget> targets;
+  for (const ListedDomain& d : live) {
+    const DomainStats* seen = previous ? previous->FindDomain(d.name) : nullptr;
+    const bool due = (sequence + std::hash<std::string>{}(d.uuid)) % recheck_every == 0;
+    if (seen == nullptr || seen->job || (seen->active && due)) targets.push_back({d.uuid, d.dom});
+  }
+  return targets;
 }
 
 }  // namespace virtscale

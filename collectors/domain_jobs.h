@@ -16,6 +16,7 @@
 
 #include "collectors/call_errors.h"
 #include "collectors/deadline_runner.h"
+#include "collectors/domains_collector.h"
 #include "collectors/libvirt_error.h"
 #include "collectors/snapshot.h"
 #include "common/duration.h"
@@ -46,6 +47,14 @@ struct JobTarget {
   std::string uuid;
   std::shared_ptr<virDomain> dom;
 };
+
+// The domains to ask this sample. A domain with a job (as `previous` saw it)
+// or not seen before is asked at every sample; another running one about
+// every 15 s, spread by UUID: the calls cost libvirtd time, and a job lasts
+// longer. `sequence`: this sample's number; `interval`: libvirt.sample_interval.
+std::vector<JobTarget> SelectJobTargets(const std::vector<ListedDomain>& live,
+                                        const Snapshot* previous, uint64_t sequence,
+                                        Duration interval);
 
 struct JobsCollectorResult {
   CollectorResult collector{"jobs", 0, false};

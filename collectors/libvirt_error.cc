@@ -41,4 +41,9 @@ void InstallLibvirtErrorHandler() {
   std::call_once(once, [] { virSetErrorFunc(nullptr, SilentErrorHandler); });
 }
 
+bool IsUnsupported(const LibvirtError& e) {
+  return e.code == VIR_ERR_NO_SUPPORT || e.code == VIR_ERR_ARGUMENT_UNSUPPORTED ||
+         e.code == VIR_ERR_OPERATION_UNSUPPORTED || e.code == VIR_ERR_OPERATION_INVALID;
+}
+
 }  // namespace virtscale

@@ -24,6 +24,10 @@ LibvirtError LastLibvirtError();
 // True for error codes after which the connection should be reopened.
 bool IsConnectionErrorCode(int code);
 
+// True when the driver lacks the call (or this use of it): not a failure, and
+// not worth asking again.
+bool IsUnsupported(const LibvirtError& e);
+
 // Replaces libvirt's default handler (which prints every error to stderr) with
 // one that logs at debug level; callers log what matters. Idempotent.
 void InstallLibvirtErrorHandler();

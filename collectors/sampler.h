@@ -1,16 +1,19 @@
 #pragma once
 // Samples libvirt on its own thread into immutable Snapshots. Every `interval`
-// (or sooner after RequestSample(), e.g. on a lifecycle event) it lists the
-// domains, fetches the enabled stat groups in bulk (sharded across `workers`
-// threads), fills what the driver left out with per-domain calls, adds host
-// stats and storage pools (collectors/storage_pools.h), derives CPU/memory utilisation from the
-// previous sample and publishes the result; /metrics and the autoscaler read Latest() without
-// waiting on libvirt.
+// (or sooner after RequestSample(), e.g. on a lifecycle event) it runs the
+// collectors, each in its own file and each reporting its duration and
+// success (virtscale_scrape_collector_*):
+//   domains        collectors/domains_collector.h: list, bulk stats, per-domain calls
+//   host           collectors/host_collector.h
+//   storage_pools  collectors/storage_pools.h
+//   jobs           collectors/domain_jobs.h
+// The calls of all four run side by side under `call_timeout` each; then the
+// sampler publishes the result; /metrics and the autoscaler read Latest()
+// without waiting on libvirt.
 //
-// Every libvirt call runs under `call_timeout`: a domain whose call does not
-// return in time is exported with timed_out=true and skipped (no new call) until
-// the stuck call returns. While libvirt is down the snapshot says libvirt_up=false
-// and has no domains.
+// A domain whose call does not return in time is exported with timed_out=true
+// and skipped (no new call) until the stuck call returns. While libvirt is down
+// the snapshot says libvirt_up=false and has no domains.
 //
 //   LibvirtConnection conn({.uri = "test:///default"});
 //   Sampler sampler(conn, {.interval = std::chrono::seconds(5)});
@@ -38,14 +41,13 @@
 #include "collectors/call_errors.h"
 #include "collectors/deadline_runner.h"
 #include "collectors/domain_stats_parser.h"
+#include "collectors/domains_collector.h"
 #include "collectors/libvirt_connection.h"
 #include "collectors/metadata_labels.h"
 #include "collectors/snapshot.h"
 #include "common/duration.h"
 
 namespace virtscale {
-
-struct DomainIdentity;  // cached XML facts of one domain (sampler.cc)
 
 struct SamplerOptions {
   Duration interval = std::chrono::seconds(5);
@@ -110,11 +112,6 @@ class Sampler {
   SnapshotPtr SampleNow();
 
  private:
-  struct CpuMark {
-    uint64_t cpu_time_ns = 0;
-    std::chrono::steady_clock::time_point at;
-  };
-
   void Loop();
   void Publish(SnapshotPtr snapshot);
 
@@ -131,13 +128,8 @@ class Sampler {
   SnapshotListener listener_;
   std::thread thread_;
 
-  std::mutex sample_mu_;  // one sample at a time; guards the members below
-  std::unordered_map<std::string, std::shared_ptr<const DomainIdentity>> identities_;  // UUID
-  std::unordered_map<std::string, CpuMark> cpu_marks_;                                 // by UUID
-  // Shared with call tasks, which may outlive a sample when abandoned.
-  std::shared_ptr<std::atomic<bool>> nowait_supported_ = std::make_shared<std::atomic<bool>>(true);
-  std::shared_ptr<std::atomic<unsigned>> unsupported_calls_ =
-      std::make_shared<std::atomic<unsigned>>(0);
+  std::mutex sample_mu_;  // one sample at a time; guards domains_
+  DomainsCollector domains_;
 
   std::mutex invalidate_mu_;
   std::vector<std::string> invalidated_names_;  // from events, applied at the next sample
@@ -146,9 +138,6 @@ class Sampler {
   std::atomic<bool> jobs_unsupported_{false};
   std::shared_ptr<StuckCalls> stuck_ = std::make_shared<StuckCalls>();
   std::shared_ptr<CallErrorLog> call_errors_ = std::make_shared<CallErrorLog>();
-  // The labels the cached identities were read with: a reload that changes
-  // them drops the cache, so every domain is read again.
-  std::shared_ptr<const MetadataLabels> identity_labels_;
 };
 
 }  // namespace virtscale
