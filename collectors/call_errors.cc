@@ -45,7 +45,7 @@ void CallErrorLog::EndSample() {
     }
   }
   for (const auto& [key, seen] : ended) {
-    LogInfo("libvirt call no longer failing", {{"call", key.first}, {"code", key.second}});
+    LogWarn("libvirt call no longer failing", {{"call", key.first}, {"code", key.second}});
   }
 }
 
