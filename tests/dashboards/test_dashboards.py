@@ -229,8 +229,7 @@ class Live:
         # (fixtures/faults) gives the domain a migration in progress and a
         # measured dirty rate, so the job and dirty-rate panels have data.
         shim = harness.build_fault_shim(self.workdir)
-        env = dict(os.environ, LD_PRELOAD=shim,
-                   VIRTSCALE_FAULTS=os.path.join(self.fixtures, "faults"))
+        env = harness.fault_shim_env(shim, os.path.join(self.fixtures, "faults"))
         self.agent = harness.Agent(binary, config=os.path.join(self.fixtures, "virtscale.yml"),
                                    env=env)
         self.prom = None

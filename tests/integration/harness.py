@@ -45,6 +45,15 @@ def build_fault_shim(out_dir):
     return out
 
 
+def fault_shim_env(shim, faults_file, base=None):
+    """The environment that preloads the fault shim with rules from
+    faults_file. An ASan build wants its runtime first in the library list;
+    the shim comes first here, which ASan tolerates once told to."""
+    env = dict(os.environ if base is None else base, LD_PRELOAD=shim, VIRTSCALE_FAULTS=faults_file)
+    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+    return env
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

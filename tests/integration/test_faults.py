@@ -27,8 +27,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SOURCE_DIR, Agent, build_fault_shim, http, parse_metrics, run_tests,  # noqa: E402
-                     skip, values)
+from harness import (SOURCE_DIR, Agent, build_fault_shim, fault_shim_env, http,  # noqa: E402
+                     parse_metrics, run_tests, skip, values)
 
 BINARY = sys.argv[1]
 DAEMON = "--daemon" in sys.argv
@@ -113,8 +113,7 @@ rule_files: ["%s"]
 
 
 def start(shim, cfg, *args):
-    env = dict(os.environ, VIRTSCALE_FAULTS=FAULTS, LD_PRELOAD=shim,
-               ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+    env = fault_shim_env(shim, FAULTS)
     return Agent(BINARY, "--log.level=debug", *args, config=cfg, env=env).start()
 
 
@@ -335,8 +334,7 @@ def test_ready_only_after_the_first_sample(shim):
     # meanwhile the agent serves, is healthy, and is not ready.
     set_faults("hang slow- 3")
     cfg = config(hold_group("rg", "slow-"), call_timeout="10s")
-    env = dict(os.environ, VIRTSCALE_FAULTS=FAULTS, LD_PRELOAD=shim,
-               ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+    env = fault_shim_env(shim, FAULTS)
     agent = Agent(BINARY, config=cfg, env=env).start(wait_ready=False)
     try:
         t0 = time.time()
