@@ -131,8 +131,9 @@ struct JobStats {
   std::optional<uint64_t> time_elapsed_ms, time_remaining_ms;
   std::optional<uint64_t> data_total, data_processed, data_remaining;  // bytes
   std::optional<uint64_t> memory_total, memory_processed, memory_remaining;
-  std::optional<uint64_t> memory_dirty_rate;  // pages per second
-  std::optional<uint64_t> memory_page_size;   // bytes
+  std::optional<uint64_t> disk_total, disk_processed, disk_remaining;  // disk copies, bytes
+  std::optional<uint64_t> memory_dirty_rate;                           // pages per second
+  std::optional<uint64_t> memory_page_size;                            // bytes
   std::optional<uint64_t> memory_iteration;
   std::optional<uint64_t> memory_bps;  // transfer rate, bytes per second
 };

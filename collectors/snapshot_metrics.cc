@@ -188,6 +188,8 @@ void AppendDirtyRate(MetricFamilies& f, const std::string& domain, const DirtyRa
   }
 }
 
+// The names are inovex's (libvirt_domain_job_info_*), which export the same
+// quantities; the extra migration figures follow the same prefix.
 void AppendJob(MetricFamilies& f, const std::string& domain, const JobStats& j) {
   f.Gauge("libvirt_domain_job_info", "The domain's background job in progress; always 1.",
           {{"domain", domain},
@@ -195,30 +197,38 @@ void AppendJob(MetricFamilies& f, const std::string& domain, const JobStats& j) 
            {"operation", JobOperationName(j.operation)}},
           1);
   const Labels l = {{"domain", domain}};
-  f.Gauge("libvirt_domain_job_time_elapsed_seconds", "Time since the job started.", l,
+  f.Gauge("libvirt_domain_job_info_type", "Code of the job type (1 bounded, 2 unbounded).", l,
+          j.type);
+  f.Gauge("libvirt_domain_job_info_time_elapsed_seconds", "Time since the job started.", l,
           j.time_elapsed_ms, 1e3);
-  f.Gauge("libvirt_domain_job_time_remaining_seconds",
+  f.Gauge("libvirt_domain_job_info_time_remaining_seconds",
           "Estimated time until the job ends (bounded jobs).", l, j.time_remaining_ms, 1e3);
-  f.Gauge("libvirt_domain_job_data_total_bytes", "Bytes the job has to process in total.", l,
+  f.Gauge("libvirt_domain_job_info_data_total_bytes", "Bytes the job has to process in total.", l,
           j.data_total);
-  f.Gauge("libvirt_domain_job_data_processed_bytes", "Bytes the job has processed so far.", l,
+  f.Gauge("libvirt_domain_job_info_data_processed_bytes", "Bytes the job has processed so far.", l,
           j.data_processed);
-  f.Gauge("libvirt_domain_job_data_remaining_bytes", "Bytes the job still has to process.", l,
+  f.Gauge("libvirt_domain_job_info_data_remaining_bytes", "Bytes the job still has to process.", l,
           j.data_remaining);
-  f.Gauge("libvirt_domain_job_memory_total_bytes", "Guest memory the job has to transfer.", l,
+  f.Gauge("libvirt_domain_job_info_memory_total_bytes", "Guest memory the job has to transfer.", l,
           j.memory_total);
-  f.Gauge("libvirt_domain_job_memory_processed_bytes", "Guest memory transferred so far.", l,
+  f.Gauge("libvirt_domain_job_info_memory_processed_bytes", "Guest memory transferred so far.", l,
           j.memory_processed);
-  f.Gauge("libvirt_domain_job_memory_remaining_bytes", "Guest memory still to transfer.", l,
+  f.Gauge("libvirt_domain_job_info_memory_remaining_bytes", "Guest memory still to transfer.", l,
           j.memory_remaining);
-  f.Gauge("libvirt_domain_job_memory_dirty_rate_pages_per_second",
+  f.Gauge("libvirt_domain_job_info_file_total_bytes", "Disk data the job has to copy.", l,
+          j.disk_total);
+  f.Gauge("libvirt_domain_job_info_file_processed_bytes", "Disk data copied so far.", l,
+          j.disk_processed);
+  f.Gauge("libvirt_domain_job_info_file_remaining_bytes", "Disk data still to copy.", l,
+          j.disk_remaining);
+  f.Gauge("libvirt_domain_job_info_memory_dirty_rate_pages_per_second",
           "Guest pages dirtied per second while the job runs (migration).", l, j.memory_dirty_rate);
-  f.Gauge("libvirt_domain_job_memory_page_size_bytes",
+  f.Gauge("libvirt_domain_job_info_memory_page_size_bytes",
           "Page size the dirty rate counts in, in bytes.", l, j.memory_page_size);
-  f.Gauge("libvirt_domain_job_memory_iteration",
+  f.Gauge("libvirt_domain_job_info_memory_iteration",
           "Passes over guest memory so far (migration; grows while pages are dirtied).", l,
           j.memory_iteration);
-  f.Gauge("libvirt_domain_job_memory_transfer_bytes_per_second",
+  f.Gauge("libvirt_domain_job_info_memory_transfer_bytes_per_second",
           "Rate guest memory is transferred at, in bytes per second.", l, j.memory_bps);
 }
 
@@ -387,6 +397,10 @@ void AppendStoragePools(MetricFamilies& f, const std::vector<StoragePoolStats>& 
              {"state", StoragePoolStateName(p.state)}},
             1);
     const Labels l = {{"storage_pool", name}};
+    f.Gauge("libvirt_storage_pool_state",
+            "Code of the storage pool state (0 inactive, 1 building, 2 running, 3 degraded, 4 "
+            "inaccessible).",
+            l, static_cast<int>(p.state));
     f.Gauge("libvirt_storage_pool_capacity_bytes", "Logical size of the storage pool, in bytes.", l,
             p.capacity_bytes);
     f.Gauge("libvirt_storage_pool_allocation_bytes",

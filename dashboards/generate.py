@@ -432,14 +432,14 @@ def guest_dashboard():
         row("Jobs and migration"),
         [
             (timeseries("Job progress", [
-                (f"libvirt_domain_job_data_processed_bytes{{{DOM}}}"
-                 f" / libvirt_domain_job_data_total_bytes{{{DOM}}}", "processed")],
+                (f"libvirt_domain_job_info_data_processed_bytes{{{DOM}}}"
+                 f" / libvirt_domain_job_info_data_total_bytes{{{DOM}}}", "processed")],
                 "percentunit", "Share of the background job's data processed (migration, save, "
                 "dump, backup); empty while no job runs.", max_value=1), 8, 8),
             (timeseries("Migration: dirtied vs sent", [
-                (f"libvirt_domain_job_memory_dirty_rate_pages_per_second{{{DOM}}}"
-                 f" * libvirt_domain_job_memory_page_size_bytes{{{DOM}}}", "dirtied"),
-                (f"libvirt_domain_job_memory_transfer_bytes_per_second{{{DOM}}}", "sent")],
+                (f"libvirt_domain_job_info_memory_dirty_rate_pages_per_second{{{DOM}}}"
+                 f" * libvirt_domain_job_info_memory_page_size_bytes{{{DOM}}}", "dirtied"),
+                (f"libvirt_domain_job_info_memory_transfer_bytes_per_second{{{DOM}}}", "sent")],
                 "Bps", "Guest memory dirtied per second against memory sent per second during a "
                 "job: dirtied above sent means the migration does not converge."), 8, 8),
             (timeseries("Memory dirty rate", [

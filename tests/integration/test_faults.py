@@ -249,14 +249,14 @@ def test_domain_job_in_progress(shim):
             what="a job on ok-1")
         info = [l for n, l, _ in s if n == "libvirt_domain_job_info"]
         assert info == [{"domain": "ok-1", "type": "unbounded", "operation": "migration_out"}], info
-        assert values(s, "libvirt_domain_job_time_elapsed_seconds", domain="ok-1") == [12.0]
-        assert values(s, "libvirt_domain_job_data_remaining_bytes", domain="ok-1") == [2.0 ** 29]
-        assert values(s, "libvirt_domain_job_memory_dirty_rate_pages_per_second",
+        assert values(s, "libvirt_domain_job_info_time_elapsed_seconds", domain="ok-1") == [12.0]
+        assert values(s, "libvirt_domain_job_info_data_remaining_bytes", domain="ok-1") == [2.0 ** 29]
+        assert values(s, "libvirt_domain_job_info_memory_dirty_rate_pages_per_second",
                       domain="ok-1") == [2500.0]
         assert values(s, "virtscale_scrape_collector_success", collector="jobs") == [1.0]
         print("  job: %s, elapsed %.0f s, dirty rate %.0f pages/s" % (
-            info[0], values(s, "libvirt_domain_job_time_elapsed_seconds", domain="ok-1")[0],
-            values(s, "libvirt_domain_job_memory_dirty_rate_pages_per_second", domain="ok-1")[0]))
+            info[0], values(s, "libvirt_domain_job_info_time_elapsed_seconds", domain="ok-1")[0],
+            values(s, "libvirt_domain_job_info_memory_dirty_rate_pages_per_second", domain="ok-1")[0]))
         # The job ends: its series go with it.
         set_faults("job nomatch-")
         agent.wait_for(lambda: not values(agent.samples(), "libvirt_domain_job_info"),

@@ -15,6 +15,8 @@ TEST(DomainJobs, ParsesAMigrationJobInLibvirtsUnits) {
       .U(VIR_DOMAIN_JOB_DATA_TOTAL, 1000)
       .U(VIR_DOMAIN_JOB_DATA_PROCESSED, 600)
       .U(VIR_DOMAIN_JOB_DATA_REMAINING, 400)
+      .U(VIR_DOMAIN_JOB_DISK_TOTAL, 300)
+      .U(VIR_DOMAIN_JOB_DISK_PROCESSED, 100)
       .U(VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, 250)
       .U(VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE, 4096)
       .U(VIR_DOMAIN_JOB_MEMORY_ITERATION, 3)
@@ -29,6 +31,9 @@ TEST(DomainJobs, ParsesAMigrationJobInLibvirtsUnits) {
   EXPECT_EQ(job->data_total, 1000u);
   EXPECT_EQ(job->data_processed, 600u);
   EXPECT_EQ(job->data_remaining, 400u);
+  EXPECT_EQ(job->disk_total, 300u);
+  EXPECT_EQ(job->disk_processed, 100u);
+  EXPECT_FALSE(job->disk_remaining);
   EXPECT_EQ(job->memory_dirty_rate, 250u);
   EXPECT_EQ(job->memory_page_size, 4096u);
   EXPECT_EQ(job->memory_iteration, 3u);

@@ -169,6 +169,7 @@ TEST(Exposition, OptionalGroupsJobsAndTheFullBalloonSetInBaseUnits) {
   job.operation = VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT;
   job.time_elapsed_ms = 2500;
   job.data_processed = 1ULL << 20;
+  job.disk_remaining = 1ULL << 21;
   job.memory_dirty_rate = 250;
   job.memory_page_size = 4096;
   web.job = job;
@@ -221,13 +222,19 @@ TEST(Exposition, OptionalGroupsJobsAndTheFullBalloonSetInBaseUnits) {
   EXPECT_TRUE(Contains(text,
                        "libvirt_domain_job_info{domain=\"web-1\",type=\"unbounded\",operation="
                        "\"migration_out\"} 1"));
-  EXPECT_TRUE(Contains(text, "libvirt_domain_job_time_elapsed_seconds{domain=\"web-1\"} 2.5"));
-  EXPECT_TRUE(Contains(text, "libvirt_domain_job_data_processed_bytes{domain=\"web-1\"} 1048576"));
+  EXPECT_TRUE(Contains(text, "libvirt_domain_job_info_time_elapsed_seconds{domain=\"web-1\"} 2.5"));
+  EXPECT_TRUE(
+      Contains(text, "libvirt_domain_job_info_data_processed_bytes{domain=\"web-1\"} 1048576"));
   EXPECT_TRUE(Contains(
-      text, "libvirt_domain_job_memory_dirty_rate_pages_per_second{domain=\"web-1\"} 250"));
-  EXPECT_TRUE(Contains(text, "libvirt_domain_job_memory_page_size_bytes{domain=\"web-1\"} 4096"));
+      text, "libvirt_domain_job_info_memory_dirty_rate_pages_per_second{domain=\"web-1\"} 250"));
+  EXPECT_TRUE(
+      Contains(text, "libvirt_domain_job_info_memory_page_size_bytes{domain=\"web-1\"} 4096"));
+  // inovex's forms: the type as a code, disk copies as "file".
+  EXPECT_TRUE(Contains(text, "libvirt_domain_job_info_type{domain=\"web-1\"} 2"));
+  EXPECT_TRUE(
+      Contains(text, "libvirt_domain_job_info_file_remaining_bytes{domain=\"web-1\"} 2097152"));
   // Only what the job reported: a migration without an estimate has no remaining time.
-  EXPECT_EQ(text.find("libvirt_domain_job_time_remaining_seconds"), std::string::npos);
+  EXPECT_EQ(text.find("libvirt_domain_job_info_time_remaining_seconds"), std::string::npos);
   EXPECT_EQ(text.find("libvirt_domain_job_info{domain=\"idle\""), std::string::npos);
 }
 
@@ -241,6 +248,8 @@ TEST(Exposition, StoragePoolsUseInovexNamesWithSizesOnlyWhileMeasured) {
   EXPECT_TRUE(Contains(
       text,
       "libvirt_storage_pool_info{storage_pool=\"images\",type=\"logical\",state=\"inactive\"} 1"));
+  EXPECT_TRUE(Contains(text, "libvirt_storage_pool_state{storage_pool=\"default\"} 2"));
+  EXPECT_TRUE(Contains(text, "libvirt_storage_pool_state{storage_pool=\"images\"} 0"));
   EXPECT_TRUE(
       Contains(text, "libvirt_storage_pool_capacity_bytes{storage_pool=\"default\"} 107374182400"));
   EXPECT_TRUE(
