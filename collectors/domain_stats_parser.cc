@@ -76,8 +76,7 @@ std::optional<int64_t> AsInt(const virTypedParameter& p) {
 
 std::optional<uint64_t> AsKiB(const virTypedParameter& p) {
   auto v = TypedParamUint(p);
-  if (v) *v *= 1024;
-  return v;
+  return v ? KiBToBytes(*v) : std::nullopt;
 }
 
 std::string AsString(const virTypedParameter& p) {

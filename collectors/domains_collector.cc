@@ -10,6 +10,7 @@
 
 #include "collectors/domain_metadata.h"
 #include "collectors/libvirt_error.h"
+#include "collectors/typed_param_value.h"
 #include "common/log.h"
 
 namespace virtscale {
@@ -260,8 +261,8 @@ void FillInfo(virDomainPtr dom, const FallbackInput& in, DomainStats& s, CallErr
                   : DomainState::kNoState;
     s.active = IsActiveState(s.state);
   }
-  if (!s.max_memory_bytes) s.max_memory_bytes = static_cast<uint64_t>(info.maxMem) * 1024;
-  if (!s.memory_bytes) s.memory_bytes = static_cast<uint64_t>(info.memory) * 1024;
+  if (!s.max_memory_bytes) s.max_memory_bytes = KiBToBytes(info.maxMem);
+  if (!s.memory_bytes) s.memory_bytes = KiBToBytes(info.memory);
   if (!s.virtual_cpus) s.virtual_cpus = info.nrVirtCpu;
   if (s.active && !s.cpu_time_ns && (in.enabled & VIR_DOMAIN_STATS_CPU_TOTAL)) {
     s.cpu_time_ns = info.cpuTime;
@@ -277,7 +278,7 @@ void FillMemoryStats(virDomainPtr dom, DomainStats& s, CallErrors& errs) {
   }
   MemoryStats& m = s.memory;
   for (int i = 0; i < n; ++i) {
-    const uint64_t kib = stats[i].val * 1024;
+    const std::optional<uint64_t> kib = KiBToBytes(stats[i].val);
     switch (stats[i].tag) {
       case VIR_DOMAIN_MEMORY_STAT_SWAP_IN:
         m.swap_in = kib;

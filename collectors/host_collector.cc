@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "collectors/libvirt_error.h"
+#include "collectors/typed_param_value.h"
 
 namespace virtscale {
 
@@ -20,7 +21,7 @@ void CollectHost(virConnectPtr conn, CallErrorLog& errors, HostResult& out) {
   virNodeInfo info{};
   if (virNodeGetInfo(conn, &info) == 0) {
     out.host.cpus = info.cpus;
-    out.host.memory_total_bytes = static_cast<uint64_t>(info.memory) * 1024;
+    out.host.memory_total_bytes = KiBToBytes(info.memory);
   } else {
     fail("node_info");
   }

@@ -12,4 +12,11 @@ namespace virtscale {
 // negative value, a string or a double.
 std::optional<uint64_t> TypedParamUint(const virTypedParameter& p);
 
+// libvirt reports memory in KiB; a count whose bytes do not fit 64 bits is no
+// reading (multiplying would wrap it to a small, plausible one).
+inline std::optional<uint64_t> KiBToBytes(uint64_t kib) {
+  if (kib > UINT64_MAX / 1024) return std::nullopt;
+  return kib * 1024;
+}
+
 }  // namespace virtscale

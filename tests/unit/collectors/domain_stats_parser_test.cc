@@ -155,6 +155,20 @@ TEST(DomainStatsParser, IgnoresMalformedKeysAndNegativeValues) {
   EXPECT_EQ(r.skipped_devices, 0);
 }
 
+TEST(DomainStatsParser, MemoryWhoseBytesOverflowIsNoReading) {
+  // 2^54 KiB is 2^64 bytes: multiplied it would wrap to 0, a plausible reading.
+  Params p;
+  p.U("balloon.current", uint64_t{1} << 54)
+      .U("balloon.maximum", (uint64_t{1} << 54) - 1)
+      .U("balloon.rss", UINT64_MAX);
+  DomainStats d;
+  ParseDomainStatsParams(p.data(), p.size(), d);
+  EXPECT_FALSE(d.memory.current.has_value());
+  ASSERT_TRUE(d.memory.maximum.has_value());
+  EXPECT_EQ(*d.memory.maximum, UINT64_MAX - 1023);
+  EXPECT_FALSE(d.memory.rss.has_value());
+}
+
 TEST(StatGroups, ParsesNamesAndRejectsUnknown) {
   StatGroups g = 0;
   ASSERT_TRUE(ParseStatGroups({"state", "cpu", "block"}, g));
