@@ -15,6 +15,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus prometheus-libvirt-exporter
   openssl wrk valgrind dpkg-dev systemd
+  etcd-server etcd-client iproute2 util-linux
   chromium
 )
 
@@ -33,7 +34,7 @@ $SUDO apt-get update -qq
 # Debian's prometheus packages start their services on install; we start our own.
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Stop anything the packages' postinst scripts started; tests run their own instances.
-for svc in prometheus prometheus-libvirt-exporter libvirtd virtlogd; do
+for svc in prometheus prometheus-libvirt-exporter libvirtd virtlogd etcd; do
   pkill -x "$svc" 2>/dev/null || true
 done
 pkill -f prometheus-libvirt-exporter 2>/dev/null || true
