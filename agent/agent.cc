@@ -22,6 +22,7 @@
 #include "autoscale/engine.h"
 #include "autoscale/libvirt/libvirt_actuator.h"
 #include "autoscale/notifier.h"
+#include "collectors/fleet_hosts.h"
 #include "collectors/libvirt_connection.h"
 #include "collectors/sampler.h"
 #include "collectors/snapshot_metrics.h"
@@ -86,6 +87,27 @@ double UnixSeconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
 
+// /api/v1/hosts: one object per fleet host, by name.
+nlohmann::json FleetHostsJson(const std::vector<FleetHostStatus>& hosts) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const FleetHostStatus& h : hosts) {
+    nlohmann::json j = {{"name", h.name}, {"uri", h.uri}, {"up", h.up}};
+    j["unreachable_for"] = FormatDuration(h.unreachable_for);
+    j["unreachable_seconds"] = std::chrono::duration<double>(h.unreachable_for).count();
+    if (h.up) {
+      const Snapshot& s = *h.snapshot;
+      if (s.host.memory_total_bytes) j["memory_bytes"] = *s.host.memory_total_bytes;
+      if (s.host.memory_free_bytes) j["memory_free_bytes"] = *s.host.memory_free_bytes;
+      if (s.host.cpus) j["cpus"] = *s.host.cpus;
+      if (h.cpu_idle_ratio) j["cpu_idle_ratio"] = *h.cpu_idle_ratio;
+      j["domains"] = s.domains.size();
+      j["sampled_at"] = UnixSeconds(s.taken_at);
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
 class Agent {
  public:
   Agent(AgentFlags flags, AgentConfig config, WebConfig web)
@@ -100,6 +122,7 @@ class Agent {
         actuator_([this] { return connection_.Acquire(); },
                   ActuatorOptionsFor(connection_, config_.libvirt)),
         engine_(actuator_, EngineOptionsFor(flags_, sampler_, notifier_)),
+        fleet_(config_.hosts, SamplerOptionsFrom(config_.libvirt), read_only_),
         build_info_(prometheus::BuildGauge()
                         .Name("virtscale_build_info")
                         .Help("A metric with a constant '1' value labeled by version and build.")
@@ -176,6 +199,7 @@ class Agent {
     // unreachable one still gets a "libvirt_up 0" sample after this wait.
     connection_.WaitUp(std::min<Duration>(config_.libvirt.call_timeout, std::chrono::seconds(5)));
     sampler_.Start();
+    fleet_.Start();
     CurrentSources()->Start();
     autoscale_thread_ = std::thread([this] { AutoscaleLoop(); });
     server_->Start();
@@ -196,6 +220,7 @@ class Agent {
     if (autoscale_thread_.joinable()) autoscale_thread_.join();
     CurrentSources()->Stop();
     sampler_.Stop();
+    fleet_.Stop();
     connection_.Stop();
     ready_notifier.detach();
     LogInfo("stopped");
@@ -306,12 +331,14 @@ class Agent {
                {{"config", config_.file}, {"groups", next->rules.groups.size()}, {"err", error}});
       return false;
     }
+    if (next->hosts != started_hosts_) LogWarn("hosts: changes take effect at restart");
     if (next->libvirt.uri != started_uri_ ||
         next->web.listen_address != started_web_.listen_address ||
         !(next->web.limits == started_web_.limits))
       LogWarn("libvirt.uri and web.* changes take effect at restart");
     sampler_.UpdateOptions(SamplerOptionsFrom(next->libvirt));
     sample_interval_.Set(Seconds(next->libvirt.sample_interval));
+    fleet_.UpdateOptions(SamplerOptionsFrom(next->libvirt));
     auto sources =
         std::make_shared<SourceManager>(next->sources, autoscale::ForecastSources(next->rules));
     sources->Start();
@@ -344,7 +371,7 @@ class Agent {
                           families);
     const std::shared_ptr<SourceManager> sources = CurrentSources();
     for (const prometheus::Collectable* c : std::initializer_list<const prometheus::Collectable*>{
-             sources.get(), &engine_, &notifier_}) {
+             sources.get(), &engine_, &notifier_, &fleet_}) {
       std::vector<prometheus::MetricFamily> more = c->Collect();
       std::move(more.begin(), more.end(), std::back_inserter(families));
     }
@@ -358,6 +385,7 @@ class Agent {
       return exposition_.Render(sampler_.Latest(), DynamicFamilies(), gzip);
     };
     cb.ready = [this] { return sampler_.Latest() != nullptr; };
+    cb.hosts = [this] { return FleetHostsJson(fleet_.Status()); };
     cb.groups = [this] { return engine_.GroupsJson(); };
     cb.decisions = [this](const autoscale::DecisionFilter& filter) {
       return engine_.DecisionsJson(filter);
@@ -379,6 +407,7 @@ class Agent {
       const Instant now = SystemClock().Now();
       page.now = now.wall;
       page.sources = CurrentSources()->Readings(now);
+      page.hosts = FleetHostsJson(fleet_.Status());
       page.reload = CurrentReloadStatus();
       return page;
     };
@@ -421,6 +450,7 @@ class Agent {
   // change them, so it warns while the loaded config differs from these.
   const std::string started_uri_ = config_.libvirt.uri;
   const WebSettings started_web_ = config_.web;
+  const std::map<std::string, std::string> started_hosts_ = config_.hosts;
   WebConfig web_;
   prometheus::Registry registry_;
   const bool read_only_;
@@ -431,6 +461,7 @@ class Agent {
   std::shared_ptr<const autoscale::RuleSet> cleanup_rules_;  // pending cleanup; cleanup_mu_
   autoscale::Notifier notifier_;  // before engine_: its workers notify until they are joined
   autoscale::Engine engine_;
+  FleetHosts fleet_;
   prometheus::Family<prometheus::Gauge>& build_info_;
   prometheus::Gauge& reload_ok_;
   prometheus::Gauge& reload_time_;

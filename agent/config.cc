@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <regex>
 #include <set>
 
 #include "common/file_reader.h"
@@ -122,6 +123,50 @@ void DecodeWeb(MapReader& r, const std::string& file, WebSettings& out) {
   r.Finish();
 }
 
+// `hosts: {NAME: URI, ...}`: names become label values and member placement
+// keys, so they are short identifiers; one URI under two names would count a
+// host's members twice.
+void DecodeHosts(MapReader& top, Diagnostics& diags, std::map<std::string, std::string>& out) {
+  const YAML::Node map = top.Get("hosts");
+  if (!map.IsDefined() || map.IsNull()) return;
+  if (!map.IsMap()) {
+    top.Error("hosts", "expected a map of host name to libvirt URI");
+    return;
+  }
+  static const std::regex kName("[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}");
+  static const std::regex kUri("[A-Za-z][A-Za-z0-9+.-]*:.*");
+  std::map<std::string, std::string> by_uri;  // uri -> first name
+  for (const auto& item : map) {
+    const std::string name = item.first.IsScalar() ? item.first.Scalar() : "";
+    const std::string path = "hosts." + BoundedUtf8(name, 64);
+    if (!IsValidUtf8(name) || !std::regex_match(name, kName)) {
+      diags.Error(item.first, path +
+                                  ": a host name is 1 to 63 letters, digits, '_', '.' or '-', "
+                                  "not starting with '.' or '-'");
+      continue;
+    }
+    if (!item.second.IsScalar() || item.second.Scalar().empty()) {
+      diags.Error(item.second, path + ": expected a libvirt URI such as qemu+tcp://HOST/system");
+      continue;
+    }
+    const std::string uri = item.second.Scalar();
+    if (uri.size() > 1024 || !IsValidUtf8(uri) || !std::regex_match(uri, kUri)) {
+      diags.Error(item.second,
+                  path + ": \"" + BoundedUtf8(uri, 64) +
+                      "\" is not a libvirt URI (want DRIVER[+TRANSPORT]://[HOST]/PATH)");
+      continue;
+    }
+    auto [first, fresh] = by_uri.emplace(uri, name);
+    if (!fresh) {
+      diags.Error(item.second,
+                  path + ": same URI as hosts." + first->second +
+                      " (one hypervisor under two names would count its members twice)");
+      continue;
+    }
+    out[name] = uri;
+  }
+}
+
 // A rule reading cpu or memory needs the stat group that carries it.
 void CheckRuleStatGroups(const autoscale::RuleSet& rules, StatGroups groups,
                          const std::string& config_file, int stats_line, Diagnostics& diags) {
@@ -191,6 +236,7 @@ std::optional<AgentConfig> ParseAgentConfig(const std::string& text, const std::
     if (top.Has("sources")) cfg.sources = DecodeSources(top.Get("sources"), base_dir, local);
     cfg.notifications =
         autoscale::DecodeNotifications(top.Get("notifications"), "notifications", local);
+    DecodeHosts(top, local, cfg.hosts);
     top.Finish();
 
     std::set<std::string> source_names;

@@ -49,6 +49,8 @@ struct AgentConfig {
   std::map<std::string, SourceConfig> sources;
   autoscale::RuleSet rules;
   std::vector<autoscale::NotificationTarget> notifications;  // top level; groups have their own
+  // `hosts:` name -> libvirt URI of the fleet's hypervisors; empty: one host only.
+  std::map<std::string, std::string> hosts;
 };
 
 // The built-in defaults, used when no --config.file is given.

@@ -335,6 +335,10 @@ Router MakeAgentRouter(EndpointCallbacks cb) {
   router.Add("GET", "/api/v1/groups", [callbacks](const HttpRequest&) {
     return Json(200, {{"status", "success"}, {"data", callbacks->groups()}});
   });
+  router.Add("GET", "/api/v1/hosts", [callbacks](const HttpRequest&) {
+    return Json(200, {{"status", "success"},
+                      {"data", callbacks->hosts ? callbacks->hosts() : nlohmann::json::array()}});
+  });
   router.Add("GET", "/api/v1/decisions", [callbacks](const HttpRequest& req) {
     autoscale::DecisionFilter filter;
     std::string error;

@@ -122,6 +122,8 @@ struct EndpointCallbacks {
   std::function<nlohmann::json()> groups;
   // /api/v1/decisions data for a parsed filter: Engine::DecisionsJson().
   std::function<nlohmann::json(const autoscale::DecisionFilter&)> decisions;
+  // /api/v1/hosts data: the fleet's hosts (hosts:), an empty list without them.
+  std::function<nlohmann::json()> hosts;
   // What "/" shows.
   std::function<LandingPageData()> landing_page;
   // POST /-/reload; null when the lifecycle API is off (then 403). Returns
@@ -136,7 +138,7 @@ struct EndpointCallbacks {
       set_protected;
 };
 
-// The routes: /metrics, /-/healthy, /-/ready, /api/v1/groups,
+// The routes: /metrics, /-/healthy, /-/ready, /api/v1/groups, /api/v1/hosts,
 // /api/v1/decisions, /, /-/reload and the lifecycle routes above.
 Router MakeAgentRouter(EndpointCallbacks callbacks);
 

@@ -90,6 +90,7 @@ void Header(const LandingPageData& p, std::string& html) {
   html +=
       "</p><nav><a href=\"metrics\">Metrics</a><a href=\"api/v1/groups\">Groups (JSON)</a>"
       "<a href=\"api/v1/decisions\">Decisions (JSON)</a>"
+      "<a href=\"api/v1/hosts\">Hosts (JSON)</a>"
       "<a href=\"api/v1/decisions?changes=true\">Changes (JSON)</a>"
       "<a href=\"-/healthy\">Health</a><a href=\"-/ready\">Readiness</a></nav>";
 }
@@ -262,6 +263,38 @@ void Members(const json& groups, std::string& html) {
       rows + "</table>";
 }
 
+// "3.0 MiB", "12.5 GiB".
+std::string BinaryBytes(double bytes) {
+  return bytes >= (1 << 30) ? fmt::format("{:.1f} GiB", bytes / (1 << 30))
+                            : fmt::format("{:.1f} MiB", bytes / (1 << 20));
+}
+
+// The fleet's hypervisors (hosts:), from /api/v1/hosts; nothing without hosts:.
+void Hosts(const json& hosts, std::string& html) {
+  if (!hosts.is_array() || hosts.empty()) return;
+  html +=
+      "<h2>Hosts</h2><table id=\"hosts\"><tr><th>Host</th><th>URI</th><th>State</th>"
+      "<th>Free memory</th><th>CPU idle</th><th>Domains</th></tr>";
+  for (const json& h : hosts) {
+    const bool up = h.value("up", false);
+    const json free = h.value("memory_free_bytes", json());
+    const json idle = h.value("cpu_idle_ratio", json());
+    const json domains = h.value("domains", json());
+    html += "<tr class=\"host\" data-up=\"" + std::string(up ? "1" : "0") + "\"><td>" +
+            Field(h, "name") + "</td><td><code>" + Field(h, "uri") + "</code></td><td>" +
+            (up ? std::string("<span class=\"ok\">up</span>")
+                : "<span class=\"bad\">unreachable " + Field(h, "unreachable_for") + "</span>") +
+            "</td><td class=\"num\">" +
+            (free.is_number() ? BinaryBytes(free.get<double>()) : "&ndash;") +
+            "</td><td class=\"num\">" +
+            (idle.is_number() ? fmt::format("{:.0f}%", 100 * idle.get<double>()) : "&ndash;") +
+            "</td><td class=\"num\">" +
+            (domains.is_number() ? std::to_string(domains.get<int64_t>()) : "&ndash;") +
+            "</td></tr>";
+  }
+  html += "</table>";
+}
+
 void Sources(const SourceReadings& sources, WallTime now, std::string& html) {
   html += "<h2>Sources</h2>";
   if (sources.empty()) {
@@ -327,6 +360,7 @@ std::string RenderLandingPage(const LandingPageData& p) {
   Reload(p.reload, p.now, html);
   Groups(p.groups, html);
   Members(p.groups, html);
+  Hosts(p.hosts, html);
   Sources(p.sources, p.now, html);
   Changes(p.changes, html);
   html += fmt::format(

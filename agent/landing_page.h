@@ -50,6 +50,7 @@ struct LandingPageData {
   nlohmann::json groups = nlohmann::json::array();   // Engine::GroupsJson()
   nlohmann::json changes = nlohmann::json::array();  // decision records, newest first
   SourceReadings sources;
+  nlohmann::json hosts = nlohmann::json::array();  // /api/v1/hosts: the fleet's hosts (hosts:)
   ReloadStatus reload;
   WallTime now{};  // ages are relative to this
 };

@@ -55,6 +55,54 @@ TEST(AgentConfig, DecodesTopLevelNotifications) {
                 "resumed)"});
 }
 
+TEST(AgentConfig, DecodesFleetHosts) {
+  Diagnostics diags;
+  auto cfg = ParseAgentConfig(
+      "hosts:\n  hv1: qemu+tcp://10.77.0.2/system\n  hv-2.b: qemu+tls://hv2.example.org/system\n",
+      "/etc/virtscale/virtscale.yml", diags);
+  ASSERT_TRUE(cfg) << diags.ToString();
+  EXPECT_EQ(cfg->hosts,
+            (std::map<std::string, std::string>{{"hv1", "qemu+tcp://10.77.0.2/system"},
+                                                {"hv-2.b", "qemu+tls://hv2.example.org/system"}}));
+  EXPECT_TRUE(DefaultAgentConfig().hosts.empty());
+}
+
+TEST(AgentConfig, RejectsBadFleetHostsNamingTheLine) {
+  EXPECT_EQ(Problems("hosts: [qemu:///system]\n"),
+            std::vector<std::string>{"/etc/virtscale/virtscale.yml:1: hosts: expected a map of "
+                                     "host name to libvirt URI"});
+  const auto problems = Problems(
+      "hosts:\n"
+      "  -bad: qemu:///system\n"
+      "  ok1: \"not a uri\"\n"
+      "  ok2: {uri: x}\n"
+      "  ok3: qemu+tcp://h1/system\n"
+      "  ok4: qemu+tcp://h1/system\n"
+      "  ok5: \"\"\n");
+  ASSERT_EQ(problems.size(), 5u) << ::testing::PrintToString(problems);
+  EXPECT_EQ(problems[0],
+            "/etc/virtscale/virtscale.yml:2: hosts.-bad: a host name is 1 to 63 letters, digits, "
+            "'_', '.' or '-', not starting with '.' or '-'");
+  EXPECT_EQ(problems[1],
+            "/etc/virtscale/virtscale.yml:3: hosts.ok1: \"not a uri\" is not a libvirt URI (want "
+            "DRIVER[+TRANSPORT]://[HOST]/PATH)");
+  EXPECT_EQ(problems[2],
+            "/etc/virtscale/virtscale.yml:4: hosts.ok2: expected a libvirt URI such as "
+            "qemu+tcp://HOST/system");
+  EXPECT_EQ(problems[3],
+            "/etc/virtscale/virtscale.yml:6: hosts.ok4: same URI as hosts.ok3 (one hypervisor "
+            "under two names would count its members twice)");
+  EXPECT_EQ(problems[4],
+            "/etc/virtscale/virtscale.yml:7: hosts.ok5: expected a libvirt URI such as "
+            "qemu+tcp://HOST/system");
+  // Absurd input is bounded in the message, never a crash.
+  const auto huge = Problems("hosts:\n  hv1: \"q:" + std::string(5000, 'x') + "\"\n");
+  ASSERT_EQ(huge.size(), 1u);
+  EXPECT_LT(huge[0].size(), 300u);
+  const auto bad_utf8 = Problems("hosts:\n  \"h\xff\": qemu:///system\n");
+  ASSERT_EQ(bad_utf8.size(), 1u) << ::testing::PrintToString(bad_utf8);
+}
+
 TEST(AgentConfig, DecodesEveryAgentKey) {
   Diagnostics diags;
   auto cfg = ParseAgentConfig(
