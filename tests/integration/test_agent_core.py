@@ -153,6 +153,36 @@ def test_unreachable_uri_is_not_fatal():
         assert values(agent.samples(), "libvirt_up") == [0.0]
 
 
+def test_fleet_hosts_health():
+    """hosts: one reachable, one refusing: each has its own health, nothing is fatal,
+    and /metrics still lints."""
+    refused = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = os.path.join(tmp, "virtscale.yml")
+        with open(config, "w") as f:
+            f.write("libvirt: {uri: \"test:///default\", sample_interval: 500ms}\n"
+                    "hosts:\n  hv1: test:///default\n"
+                    "  hv2: qemu+tcp://127.0.0.1:%d/system\n" % refused)
+        with Agent(BINARY, config=config) as agent:
+            def down_long_enough():
+                hosts = agent.json("/api/v1/hosts")["data"]
+                return hosts[1]["unreachable_seconds"] >= 1.0 and hosts[0]["up"] and hosts
+            hosts = agent.wait_for(down_long_enough, timeout=20, what="hv2 unreachable 1 s")
+            assert [h["name"] for h in hosts] == ["hv1", "hv2"], hosts
+            assert hosts[0]["domains"] == 1 and hosts[0]["cpus"] == 16, hosts[0]
+            assert hosts[1]["up"] is False and "domains" not in hosts[1], hosts[1]
+            text = agent.metrics()
+            samples = parse_metrics(text)
+            assert values(samples, "virtscale_host_up", host="hv1") == [1.0]
+            assert values(samples, "virtscale_host_up", host="hv2") == [0.0]
+            assert values(samples, "virtscale_host_unreachable_seconds", host="hv2")[0] >= 1.0
+            assert values(samples, "virtscale_host_memory_free_bytes", host="hv2") == []
+            assert values(samples, "libvirt_up") == [1.0]  # the agent's own connection
+            promtool_check(text)
+            status, page = http(agent.url + "/")
+            assert status == 200 and 'id="hosts"' in page and 'data-up="0"' in page, page
+
+
 def test_port_in_use_fails_clearly():
     import socket
     with socket.socket() as s:
@@ -184,5 +214,5 @@ def test_version():
 
 if __name__ == "__main__":
     sys.exit(run_tests([test_version, test_endpoints, test_default_driver_golden_and_lint,
-                        test_thousand_domains_all_exported, test_unreachable_uri_is_not_fatal,
+                        test_thousand_domains_all_exported, test_unreachable_uri_is_not_fatal, test_fleet_hosts_health,
                         test_port_in_use_fails_clearly, test_sigterm_and_sigint_stop_cleanly]))
