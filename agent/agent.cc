@@ -153,10 +153,8 @@ class Agent {
     notifier_.SetTargets(config_.notifications, autoscale::GroupTargets(config_.rules));
     engine_.SetRules(config_.rules);
     cleanup_rules_ = std::make_shared<autoscale::RuleSet>(config_.rules);
-    connection_.SetDomainEventListener([this](const std::string& event, const std::string& domain) {
-      sampler_.OnDomainEvent(event, domain);
-    });
-    // The connection logs its own changes; a fresh connection deserves a fresh sample.
+    // The connection logs its own changes.
+    FeedFromConnection(connection_, sampler_);
     // Render /metrics ahead of the first scrape and wake the autoscaler.
     sampler_.SetSnapshotListener([this](const SnapshotPtr& snapshot) {
       exposition_.Prepare(snapshot);
@@ -164,9 +162,6 @@ class Agent {
       // A sample and its render free megabytes at 1000 domains; glibc keeps
       // freed pages inside its heaps unless told to return them.
       malloc_trim(0);
-    });
-    connection_.SetStateListener([this](bool up) {
-      if (up) sampler_.RequestSample();
     });
   }
 

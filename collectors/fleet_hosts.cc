@@ -1,9 +1,7 @@
 #include "collectors/fleet_hosts.h"
 
 #include <chrono>
-#include <cmath>
 
-#include "common/log.h"
 #include "common/metric_families.h"
 
 namespace virtscale {
@@ -20,10 +18,9 @@ std::optional<double> CpuIdleRatio(const std::map<std::string, uint64_t>& before
     if (old == before.end() || ns < old->second) return std::nullopt;
     total += static_cast<double>(ns - old->second);
   }
-  if (idle_after->second < idle_before->second || !(total > 0)) return std::nullopt;
-  const double ratio = static_cast<double>(idle_after->second - idle_before->second) / total;
-  return std::isfinite(ratio) ? std::optional<double>(std::min(1.0, std::max(0.0, ratio)))
-                              : std::nullopt;
+  if (!(total > 0)) return std::nullopt;
+  // The idle delta is one of the summed deltas: the ratio is within 0..1.
+  return static_cast<double>(idle_after->second - idle_before->second) / total;
 }
 
 FleetHosts::FleetHosts(const std::map<std::string, std::string>& hosts, SamplerOptions options,
@@ -34,16 +31,8 @@ FleetHosts::FleetHosts(const std::map<std::string, std::string>& hosts, SamplerO
     host->connection = std::make_unique<LibvirtConnection>(
         LibvirtConnection::Options{.uri = uri, .read_only = read_only});
     host->sampler = std::make_unique<Sampler>(*host->connection, options);
+    FeedFromConnection(*host->connection, *host->sampler);
     Host* raw = host.get();
-    host->connection->SetDomainEventListener(
-        [raw](const std::string& event, const std::string& domain) {
-          raw->sampler->OnDomainEvent(event, domain);
-        });
-    host->connection->SetStateListener([raw](bool up) {
-      LogInfo(up ? "fleet host connected" : "fleet host lost",
-              {{"host", raw->name}, {"uri", raw->connection->uri()}});
-      if (up) raw->sampler->RequestSample();
-    });
     host->sampler->SetSnapshotListener(
         [this, raw](const SnapshotPtr& snapshot) { OnSnapshot(*raw, snapshot); });
     hosts_.push_back(std::move(host));
@@ -53,11 +42,11 @@ FleetHosts::FleetHosts(const std::map<std::string, std::string>& hosts, SamplerO
 FleetHosts::~FleetHosts() { Stop(); }
 
 void FleetHosts::Start() {
-  started_ = std::chrono::steady_clock::now();
+  const MonoTime started = std::chrono::steady_clock::now();
   for (auto& h : hosts_) {
     {
       std::lock_guard lock(h->mu);
-      h->last_up = started_;
+      h->last_up = started;
     }
     h->connection->Start();
     h->sampler->Start();
@@ -77,7 +66,6 @@ void FleetHosts::OnSnapshot(Host& host, const SnapshotPtr& snapshot) {
   std::lock_guard lock(host.mu);
   if (!snapshot->libvirt_up) return;
   host.last_up = snapshot->taken_at_steady;
-  host.ever_up = true;
   if (!snapshot->host.cpu_time_ns.empty()) {
     if (!host.previous_cpu_time_ns.empty())
       host.cpu_idle_ratio = CpuIdleRatio(host.previous_cpu_time_ns, snapshot->host.cpu_time_ns);

@@ -69,8 +69,7 @@ class FleetHosts : public prometheus::Collectable {
     std::unique_ptr<LibvirtConnection> connection;
     std::unique_ptr<Sampler> sampler;
     mutable std::mutex mu;  // the fields below
-    MonoTime last_up{};     // last sample that reached libvirt; started_ before any
-    bool ever_up = false;
+    MonoTime last_up{};     // last sample that reached libvirt; Start() time before any
     std::optional<double> cpu_idle_ratio;
     std::map<std::string, uint64_t> previous_cpu_time_ns;
   };
@@ -78,7 +77,6 @@ class FleetHosts : public prometheus::Collectable {
   FleetHostStatus StatusOf(const Host& host, MonoTime now) const;
 
   std::vector<std::unique_ptr<Host>> hosts_;
-  MonoTime started_{};
 };
 
 // The share of CPU time spent idle between two readings of the node's CPU

@@ -230,4 +230,13 @@ SnapshotPtr Sampler::SampleNow() {
   return published;
 }
 
+void FeedFromConnection(LibvirtConnection& conn, Sampler& sampler) {
+  conn.SetDomainEventListener([&sampler](const std::string& event, const std::string& domain) {
+    sampler.OnDomainEvent(event, domain);
+  });
+  conn.SetStateListener([&sampler](bool up) {
+    if (up) sampler.RequestSample();
+  });
+}
+
 }  // namespace virtscale

@@ -140,4 +140,9 @@ class Sampler {
   std::shared_ptr<CallErrorLog> call_errors_ = std::make_shared<CallErrorLog>();
 };
 
+// Feeds `conn`'s lifecycle events to `sampler` (OnDomainEvent) and asks for
+// a sample at every (re)connect: a fresh connection deserves a fresh sample.
+// Call before conn.Start(); both must outlive the connection's threads.
+void FeedFromConnection(LibvirtConnection& conn, Sampler& sampler);
+
 }  // namespace virtscale
