@@ -133,6 +133,7 @@ void DecodeHosts(MapReader& top, Diagnostics& diags, std::map<std::string, std::
     top.Error("hosts", "expected a map of host name to libvirt URI");
     return;
   }
+  ReportDuplicateKeys(map, "hosts", diags);
   static const std::regex kName("[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}");
   static const std::regex kUri("[A-Za-z][A-Za-z0-9+.-]*:.*");
   std::map<std::string, std::string> by_uri;  // uri -> first name

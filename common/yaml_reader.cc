@@ -145,17 +145,21 @@ MapReader::MapReader(const YAML::Node& node, std::string path, Diagnostics& diag
     valid_ = false;
     return;
   }
+  ReportDuplicateKeys(node_, path_, diags_);
+}
+
+void ReportDuplicateKeys(const YAML::Node& map, const std::string& path, Diagnostics& diags) {
   // yaml-cpp keeps both of `min: 2` and `min: 3` and lookups find the first:
   // a silent surprise, so a repeated key is an error.
-  if (node_.IsMap()) {
-    std::map<std::string, int> first_line;
-    for (const auto& kv : node_) {
-      if (!kv.first.IsScalar()) continue;
-      auto [it, fresh] = first_line.emplace(kv.first.Scalar(), LineOf(kv.first));
-      if (!fresh)
-        diags_.Error(kv.first, PathOf(kv.first.Scalar()) + ": duplicate key (first at line " +
-                                   std::to_string(it->second) + ")");
-    }
+  if (!map.IsMap()) return;
+  std::map<std::string, int> first_line;
+  for (const auto& kv : map) {
+    if (!kv.first.IsScalar()) continue;
+    auto [it, fresh] = first_line.emplace(kv.first.Scalar(), LineOf(kv.first));
+    if (!fresh)
+      diags.Error(kv.first, (path.empty() ? "" : path + ".") + kv.first.Scalar() +
+                                ": duplicate key (first at line " + std::to_string(it->second) +
+                                ")");
   }
 }
 

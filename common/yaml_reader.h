@@ -63,6 +63,11 @@ int LineOf(const YAML::Node& node);
 std::optional<YAML::Node> LoadYamlFile(const std::string& path, Diagnostics& diags);
 std::optional<YAML::Node> LoadYamlString(const std::string& text, Diagnostics& diags);
 
+// Reports every key of `map` that repeats an earlier one ("PATH.KEY: duplicate
+// key (first at line N)"). MapReader does it for the maps it reads; decoders
+// that iterate a map of names (hosts, sources) call it themselves.
+void ReportDuplicateKeys(const YAML::Node& map, const std::string& path, Diagnostics& diags);
+
 // Decodes one YAML mapping. Keys are looked up by name; Finish() reports every key
 // that was never read, so typos never pass silently. A null node is an empty map.
 class MapReader {

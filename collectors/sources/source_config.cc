@@ -266,6 +266,7 @@ std::map<std::string, SourceConfig> DecodeSources(const YAML::Node& sources_node
                                   " are supported");
     return out;
   }
+  ReportDuplicateKeys(sources_node, "sources", diags);
   for (const auto& entry : sources_node) {
     if (!entry.first.IsScalar()) {
       diags.Error(entry.first, "sources: source names must be strings");

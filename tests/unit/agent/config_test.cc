@@ -55,6 +55,13 @@ TEST(AgentConfig, DecodesTopLevelNotifications) {
                 "resumed)"});
 }
 
+TEST(AgentConfig, ASourceNamedTwiceIsAnError) {
+  // yaml-cpp keeps both entries; without the check the second would be ignored.
+  EXPECT_EQ(Problems("sources:\n  q: {type: file, path: /x}\n  q: {type: file, path: /y}\n"),
+            std::vector<std::string>{
+                "/etc/virtscale/virtscale.yml:3: sources.q: duplicate key (first at line 2)"});
+}
+
 TEST(AgentConfig, DecodesFleetHosts) {
   Diagnostics diags;
   auto cfg = ParseAgentConfig(
@@ -95,6 +102,9 @@ TEST(AgentConfig, RejectsBadFleetHostsNamingTheLine) {
   EXPECT_EQ(problems[4],
             "/etc/virtscale/virtscale.yml:7: hosts.ok5: expected a libvirt URI such as "
             "qemu+tcp://HOST/system");
+  EXPECT_EQ(Problems("hosts:\n  hv1: qemu:///system\n  hv1: test:///default\n"),
+            std::vector<std::string>{
+                "/etc/virtscale/virtscale.yml:3: hosts.hv1: duplicate key (first at line 2)"});
   // Absurd input is bounded in the message, never a crash.
   const auto huge = Problems("hosts:\n  hv1: \"q:" + std::string(5000, 'x') + "\"\n");
   ASSERT_EQ(huge.size(), 1u);
