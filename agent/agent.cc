@@ -20,6 +20,7 @@
 #include "agent/metrics_body_cache.h"
 #include "agent/web_config.h"
 #include "autoscale/engine.h"
+#include "autoscale/leader_election.h"
 #include "autoscale/libvirt/libvirt_actuator.h"
 #include "autoscale/notifier.h"
 #include "collectors/fleet_hosts.h"
@@ -70,9 +71,11 @@ autoscale::LibvirtActuatorOptions ActuatorOptionsFor(LibvirtConnection& connecti
 }
 
 autoscale::EngineOptions EngineOptionsFor(const AgentFlags& flags, Sampler& sampler,
-                                          autoscale::Notifier& notifier) {
+                                          autoscale::Notifier& notifier,
+                                          autoscale::Leadership* leadership) {
   autoscale::EngineOptions options;
   options.dry_run = flags.dry_run;
+  options.leadership = leadership;
   // Pause and protection are read back from libvirt at once.
   options.on_metadata_written = [&sampler](const std::vector<std::string>& domains) {
     sampler.RefreshDomains(domains);
@@ -108,6 +111,39 @@ nlohmann::json FleetHostsJson(const std::vector<FleetHostStatus>& hosts) {
   return out;
 }
 
+// The port in the listen address, for the election identity (0 when none).
+int ListenPort(const std::string& listen) {
+  const auto address = ParseListenAddress(listen);
+  return address ? address->port : 0;
+}
+
+std::unique_ptr<autoscale::LeaderElection> ElectionFor(const AgentConfig& config,
+                                                       const std::string& listen) {
+  if (!config.leader_election) return nullptr;
+  return std::make_unique<autoscale::LeaderElection>(
+      *config.leader_election, autoscale::DefaultLeaderIdentity(ListenPort(listen)));
+}
+
+// /api/v1/leader: the election (leader_election:) as this controller sees it.
+nlohmann::json LeaderJson(const autoscale::LeaderElection* election) {
+  if (election == nullptr) return {{"enabled", false}};
+  const autoscale::LeaderElection::Status s = election->status();
+  const autoscale::LeaderElectionConfig& c = election->config();
+  nlohmann::json j = {{"enabled", true},
+                      {"role", autoscale::LeaderRoleName(s.role)},
+                      {"identity", election->identity()},
+                      {"leader", s.leader_identity},
+                      {"lease_id", s.lease_id},
+                      {"transitions", s.transitions},
+                      {"last_error", s.last_error},
+                      {"endpoint", s.endpoint},
+                      {"endpoints", c.endpoints},
+                      {"key", c.key},
+                      {"lease_ttl", FormatDuration(c.lease_ttl)}};
+  if (s.role != autoscale::LeaderRole::kLeader) j["why_not_leader"] = election->WhyNotLeader();
+  return j;
+}
+
 class Agent {
  public:
   Agent(AgentFlags flags, AgentConfig config, WebConfig web)
@@ -121,7 +157,8 @@ class Agent {
         sampler_(connection_, SamplerOptionsFrom(config_.libvirt)),
         actuator_([this] { return connection_.Acquire(); },
                   ActuatorOptionsFor(connection_, config_.libvirt)),
-        engine_(actuator_, EngineOptionsFor(flags_, sampler_, notifier_)),
+        election_(ElectionFor(config_, flags_.listen_address.value_or(config_.web.listen_address))),
+        engine_(actuator_, EngineOptionsFor(flags_, sampler_, notifier_, election_.get())),
         fleet_(config_.hosts, SamplerOptionsFrom(config_.libvirt), read_only_),
         build_info_(prometheus::BuildGauge()
                         .Name("virtscale_build_info")
@@ -187,7 +224,8 @@ class Agent {
                                    {"config", config_.file.empty() ? "(defaults)" : config_.file},
                                    {"groups", config_.rules.groups.size()},
                                    {"dry_run", flags_.dry_run},
-                                   {"libvirt_read_only", read_only_}});
+                                   {"libvirt_read_only", read_only_},
+                                   {"leader_election", election_ ? election_->identity() : ""}});
 
     connection_.Start();
     // Give a reachable libvirt the chance to make the first sample a real one; an
@@ -195,6 +233,7 @@ class Agent {
     connection_.WaitUp(std::min<Duration>(config_.libvirt.call_timeout, std::chrono::seconds(5)));
     sampler_.Start();
     fleet_.Start();
+    if (election_) election_->Start();
     CurrentSources()->Start();
     autoscale_thread_ = std::thread([this] { AutoscaleLoop(); });
     server_->Start();
@@ -213,6 +252,10 @@ class Agent {
     snapshot_cv_.notify_all();
     server_->Stop();
     if (autoscale_thread_.joinable()) autoscale_thread_.join();
+    // Nothing acts any more: give the lease back, so another controller takes
+    // over at once instead of after the TTL.
+    engine_.Shutdown();
+    if (election_) election_->Stop();
     CurrentSources()->Stop();
     sampler_.Stop();
     fleet_.Stop();
@@ -266,11 +309,14 @@ class Agent {
   // on a read-only connection.
   void CleanLeftoversOnce() {
     std::shared_ptr<const autoscale::RuleSet> rules;
+    // A follower leaves the volumes to the leader; it cleans them if it leads later.
+    if (election_ && !election_->IsLeader()) return;
     {
       std::lock_guard lock(cleanup_mu_);
       rules = std::exchange(cleanup_rules_, nullptr);
     }
     if (!rules || read_only_ || flags_.dry_run || rules->groups.empty()) return;
+    if (election_ && !election_->ConfirmLeadership()) return;
     // Logs what it deletes and what it could not check; the next reload retries.
     (void)actuator_.CleanupLeftovers(*rules);
   }
@@ -327,6 +373,8 @@ class Agent {
       return false;
     }
     if (next->hosts != started_hosts_) LogWarn("hosts: changes take effect at restart");
+    if (next->leader_election != started_election_)
+      LogWarn("leader_election: changes take effect at restart");
     if (next->libvirt.uri != started_uri_ ||
         next->web.listen_address != started_web_.listen_address ||
         !(next->web.limits == started_web_.limits))
@@ -366,7 +414,8 @@ class Agent {
                           families);
     const std::shared_ptr<SourceManager> sources = CurrentSources();
     for (const prometheus::Collectable* c : std::initializer_list<const prometheus::Collectable*>{
-             sources.get(), &engine_, &notifier_, &fleet_}) {
+             sources.get(), &engine_, &notifier_, &fleet_, election_.get()}) {
+      if (c == nullptr) continue;
       std::vector<prometheus::MetricFamily> more = c->Collect();
       std::move(more.begin(), more.end(), std::back_inserter(families));
     }
@@ -381,6 +430,7 @@ class Agent {
     };
     cb.ready = [this] { return sampler_.Latest() != nullptr; };
     cb.hosts = [this] { return FleetHostsJson(fleet_.Status()); };
+    cb.leader = [this] { return LeaderJson(election_.get()); };
     cb.groups = [this] { return engine_.GroupsJson(); };
     cb.decisions = [this](const autoscale::DecisionFilter& filter) {
       return engine_.DecisionsJson(filter);
@@ -403,6 +453,7 @@ class Agent {
       page.now = now.wall;
       page.sources = CurrentSources()->Readings(now);
       page.hosts = FleetHostsJson(fleet_.Status());
+      page.leader = LeaderJson(election_.get());
       page.reload = CurrentReloadStatus();
       return page;
     };
@@ -446,6 +497,7 @@ class Agent {
   const std::string started_uri_ = config_.libvirt.uri;
   const WebSettings started_web_ = config_.web;
   const std::map<std::string, std::string> started_hosts_ = config_.hosts;
+  const std::optional<autoscale::LeaderElectionConfig> started_election_ = config_.leader_election;
   WebConfig web_;
   prometheus::Registry registry_;
   const bool read_only_;
@@ -455,6 +507,8 @@ class Agent {
   std::mutex cleanup_mu_;
   std::shared_ptr<const autoscale::RuleSet> cleanup_rules_;  // pending cleanup; cleanup_mu_
   autoscale::Notifier notifier_;  // before engine_: its workers notify until they are joined
+  // Before engine_, which asks it; null without leader_election:.
+  std::unique_ptr<autoscale::LeaderElection> election_;
   autoscale::Engine engine_;
   FleetHosts fleet_;
   prometheus::Family<prometheus::Gauge>& build_info_;

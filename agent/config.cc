@@ -207,6 +207,37 @@ void CheckForecastSources(const autoscale::RuleSet& rules,
   }
 }
 
+// `leader_election: {etcd: {endpoints, key, lease_ttl}}`: several controllers,
+// one acts. A problem names the key's line.
+void DecodeLeaderElection(MapReader& top, Diagnostics& diags,
+                          std::optional<autoscale::LeaderElectionConfig>& out) {
+  if (!top.Has("leader_election")) return;
+  MapReader election(top.Get("leader_election"), "leader_election", diags);
+  if (!election.valid()) return;
+  const bool has_etcd = election.Require("etcd");
+  YAML::Node etcd_node = has_etcd ? election.Get("etcd") : YAML::Node();
+  election.Finish();
+  if (!has_etcd) return;
+  const auto errors_before = diags.errors();
+  MapReader etcd(etcd_node, "leader_election.etcd", diags);
+  if (!etcd.valid()) return;
+  autoscale::LeaderElectionConfig config;
+  const bool complete = etcd.Require("endpoints");
+  etcd.ReadStringList("endpoints", config.endpoints);
+  etcd.Read("key", config.key);
+  etcd.ReadDuration("lease_ttl", config.lease_ttl);
+  etcd.Finish();
+  if (!complete || diags.errors() != errors_before) return;
+  if (auto problem = autoscale::ValidateLeaderElectionConfig(config)) {
+    // The problem starts with the key it is about.
+    const std::string key = problem->substr(0, problem->find_first_of(" ["));
+    const YAML::Node at = etcd.Has(key) ? etcd.Get(key) : etcd.node();
+    diags.Error(at, "leader_election.etcd." + *problem);
+    return;
+  }
+  out = std::move(config);
+}
+
 }  // namespace
 
 AgentConfig DefaultAgentConfig() { return AgentConfig{}; }
@@ -238,6 +269,7 @@ std::optional<AgentConfig> ParseAgentConfig(const std::string& text, const std::
     cfg.notifications =
         autoscale::DecodeNotifications(top.Get("notifications"), "notifications", local);
     DecodeHosts(top, local, cfg.hosts);
+    DecodeLeaderElection(top, local, cfg.leader_election);
     top.Finish();
 
     std::set<std::string> source_names;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agent/http_server.h"
+#include "autoscale/leader_election.h"
 #include "autoscale/rule_loader.h"
 #include "autoscale/rules.h"
 #include "collectors/domain_stats_parser.h"
@@ -51,6 +52,8 @@ struct AgentConfig {
   std::vector<autoscale::NotificationTarget> notifications;  // top level; groups have their own
   // `hosts:` name -> libvirt URI of the fleet's hypervisors; empty: one host only.
   std::map<std::string, std::string> hosts;
+  // `leader_election:`; unset: this agent always acts.
+  std::optional<autoscale::LeaderElectionConfig> leader_election;
 };
 
 // The built-in defaults, used when no --config.file is given.

@@ -339,6 +339,11 @@ Router MakeAgentRouter(EndpointCallbacks cb) {
     return Json(200, {{"status", "success"},
                       {"data", callbacks->hosts ? callbacks->hosts() : nlohmann::json::array()}});
   });
+  router.Add("GET", "/api/v1/leader", [callbacks](const HttpRequest&) {
+    return Json(200, {{"status", "success"},
+                      {"data", callbacks->leader ? callbacks->leader()
+                                                 : nlohmann::json{{"enabled", false}}}});
+  });
   router.Add("GET", "/api/v1/decisions", [callbacks](const HttpRequest& req) {
     autoscale::DecisionFilter filter;
     std::string error;

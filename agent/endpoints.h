@@ -124,6 +124,9 @@ struct EndpointCallbacks {
   std::function<nlohmann::json(const autoscale::DecisionFilter&)> decisions;
   // /api/v1/hosts data: the fleet's hosts (hosts:), an empty list without them.
   std::function<nlohmann::json()> hosts;
+  // /api/v1/leader data: this controller's role in the election
+  // (leader_election:), {"enabled": false} without one.
+  std::function<nlohmann::json()> leader;
   // What "/" shows.
   std::function<LandingPageData()> landing_page;
   // POST /-/reload; null when the lifecycle API is off (then 403). Returns
@@ -138,7 +141,7 @@ struct EndpointCallbacks {
       set_protected;
 };
 
-// The routes: /metrics, /-/healthy, /-/ready, /api/v1/groups, /api/v1/hosts,
+// The routes: /metrics, /-/healthy, /-/ready, /api/v1/groups, /api/v1/hosts, /api/v1/leader,
 // /api/v1/decisions, /, /-/reload and the lifecycle routes above.
 Router MakeAgentRouter(EndpointCallbacks callbacks);
 

@@ -90,7 +90,7 @@ void Header(const LandingPageData& p, std::string& html) {
   html +=
       "</p><nav><a href=\"metrics\">Metrics</a><a href=\"api/v1/groups\">Groups (JSON)</a>"
       "<a href=\"api/v1/decisions\">Decisions (JSON)</a>"
-      "<a href=\"api/v1/hosts\">Hosts (JSON)</a>"
+      "<a href=\"api/v1/hosts\">Hosts (JSON)</a><a href=\"api/v1/leader\">Leader (JSON)</a>"
       "<a href=\"api/v1/decisions?changes=true\">Changes (JSON)</a>"
       "<a href=\"-/healthy\">Health</a><a href=\"-/ready\">Readiness</a></nav>";
 }
@@ -109,6 +109,23 @@ void DryRunBanner(const LandingPageData& p, std::string& html) {
       "exported; no VM is changed (";
   html += p.dry_run ? "<code>--dry-run</code>: every group" : "<code>dry_run</code>: " + groups;
   html += ").</p>";
+}
+
+// This controller's role when several share the groups (leader_election:).
+void Leader(const json& leader, std::string& html) {
+  if (!leader.is_object() || !leader.value("enabled", false)) return;
+  const std::string role = Field(leader, "role");
+  html += "<p" + std::string(role == "leader" ? "" : " class=\"banner\"") +
+          " id=\"leader\" data-role=\"" + role + "\">Leader election (etcd key <code>" +
+          Field(leader, "key") + "</code>, lease " + Field(leader, "lease_ttl") +
+          "): this controller (<code>" + Field(leader, "identity") + "</code>) is ";
+  if (role == "leader") {
+    html += "<span class=\"ok\">the leader</span> and acts.</p>";
+    return;
+  }
+  html += "<span class=\"" + std::string(role == "follower" ? "warn" : "bad") + "\">" + role +
+          "</span>: " + Field(leader, "why_not_leader") +
+          "; its decisions are a dry run (held_by follower).</p>";
 }
 
 void Reload(const ReloadStatus& r, WallTime now, std::string& html) {
@@ -357,6 +374,7 @@ std::string RenderLandingPage(const LandingPageData& p) {
       kLandingPageRefreshSeconds, kStyle);
   Header(p, html);
   DryRunBanner(p, html);
+  Leader(p.leader, html);
   Reload(p.reload, p.now, html);
   Groups(p.groups, html);
   Members(p.groups, html);

@@ -51,6 +51,7 @@ struct LandingPageData {
   nlohmann::json changes = nlohmann::json::array();  // decision records, newest first
   SourceReadings sources;
   nlohmann::json hosts = nlohmann::json::array();  // /api/v1/hosts: the fleet's hosts (hosts:)
+  nlohmann::json leader = {{"enabled", false}};    // /api/v1/leader
   ReloadStatus reload;
   WallTime now{};  // ages are relative to this
 };

@@ -493,14 +493,17 @@ int SimulateCommand(const SimulateOptions& o, std::ostream& out, std::ostream& e
   spec.end = end.value_or(*last);
   ApplyHistory(history, o, *lookback, spec);
 
-  for (const std::string& text : o.pauses) {
-    std::string error;
-    std::optional<autoscale::PauseWindow> window = ParsePauseWindow(text, error);
-    if (!window) {
-      err << "simulate: --pause " << text << ": " << error << "\n";
-      return 2;
+  for (auto [flag, texts, windows] : {std::tuple{"--pause", &o.pauses, &spec.pauses},
+                                      std::tuple{"--follower", &o.follower, &spec.follower}}) {
+    for (const std::string& text : *texts) {
+      std::string error;
+      std::optional<autoscale::PauseWindow> window = ParsePauseWindow(text, error);
+      if (!window) {
+        err << "simulate: " << flag << " " << text << ": " << error << "\n";
+        return 2;
+      }
+      windows->push_back(*window);
     }
-    spec.pauses.push_back(*window);
   }
   spec.protected_members.insert(o.protected_members.begin(), o.protected_members.end());
   if (!AddFailingChecks(o.failing, spec, err)) return 2;
@@ -644,6 +647,10 @@ std::function<std::optional<int>()> AddSimulateCommand(CLI::App& app) {
   sim->add_option("--pause", o->pauses,
                   "Pause the group FROM..UNTIL after the start (e.g. 10m..30m; 10m.. to the end), "
                   "as POST .../pause and .../resume would. Repeatable.");
+  sim->add_option("--follower", o->follower,
+                  "Model a controller that follows FROM..UNTIL after the start (another one "
+                  "leads, leader_election): its decisions there are a dry run, held_by follower. "
+                  "Repeatable.");
   sim->add_option("--protect", o->protected_members,
                   "Protect the simulated member NAME ({group}-{n}) from scale-down. Repeatable.");
   sim->add_option("--failing", o->failing,

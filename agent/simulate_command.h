@@ -68,6 +68,7 @@ struct SimulateOptions {
   std::string forecast_mode;  // forecast_only | scale_ahead | off; empty: the rule's
   bool absolute_times = false;
   std::vector<std::string> pauses;  // --pause FROM..UNTIL (offsets from the start; UNTIL optional)
+  std::vector<std::string> follower;  // --follower FROM..UNTIL: another controller leads then
   std::vector<std::string> protected_members;  // --protect NAME
   std::vector<std::string> failing;            // --failing NAME@FROM..UNTIL
   std::vector<std::string> hooks;              // --hook WHICH=SPEC

@@ -205,6 +205,32 @@ void DecodeExpectation(const YAML::Node& node, const std::string& path, Duration
   out.push_back(std::move(e));
 }
 
+// `KEY: [{from, until}, ...]`: offsets from the test's start; `until` optional
+// (to the end). Used for `pauses` and `follower`.
+void ReadWindows(MapReader& r, const char* key, const std::string& path, Diagnostics& diags,
+                 std::vector<autoscale::PauseWindow>& out) {
+  YAML::Node list = r.Get(key);
+  if (list.IsDefined() && !list.IsNull() && !list.IsSequence()) {
+    r.Error(key, "expected a list of {from, until}");
+    return;
+  }
+  if (!list.IsSequence()) return;
+  for (size_t i = 0; i < list.size(); ++i) {
+    MapReader m(list[i], fmt::format("{}.{}[{}]", path, key, i), diags);
+    if (!m.valid()) continue;
+    autoscale::PauseWindow w;
+    Duration until{0};
+    if (m.Require("from") && m.ReadDuration("from", w.from) && w.from < Duration(0))
+      m.Error("from", "must not be negative");
+    if (m.ReadDuration("until", until)) {
+      if (until <= w.from) m.Error("until", "must be after `from`");
+      w.until = until;
+    }
+    out.push_back(w);
+    m.Finish();
+  }
+}
+
 void DecodeTest(const YAML::Node& node, const std::string& path, Duration eval,
                 std::vector<RuleTest>& out, Diagnostics& diags) {
   MapReader r(node, path, diags);
@@ -246,25 +272,8 @@ void DecodeTest(const YAML::Node& node, const std::string& path, Duration eval,
   std::vector<std::string> protected_members;
   if (r.ReadStringList("protected_members", protected_members))
     t.spec.protected_members.insert(protected_members.begin(), protected_members.end());
-  YAML::Node pauses = r.Get("pauses");
-  if (pauses.IsDefined() && !pauses.IsNull() && !pauses.IsSequence()) {
-    r.Error("pauses", "expected a list of {from, until}");
-  } else if (pauses.IsSequence()) {
-    for (size_t i = 0; i < pauses.size(); ++i) {
-      MapReader m(pauses[i], fmt::format("{}.pauses[{}]", path, i), diags);
-      if (!m.valid()) continue;
-      autoscale::PauseWindow w;
-      Duration until{0};
-      if (m.Require("from") && m.ReadDuration("from", w.from) && w.from < Duration(0))
-        m.Error("from", "must not be negative");
-      if (m.ReadDuration("until", until)) {
-        if (until <= w.from) m.Error("until", "must be after `from`");
-        w.until = until;
-      }
-      t.spec.pauses.push_back(w);
-      m.Finish();
-    }
-  }
+  ReadWindows(r, "pauses", path, diags, t.spec.pauses);
+  ReadWindows(r, "follower", path, diags, t.spec.follower);
 
   YAML::Node hooks = r.Get("hooks");
   if (hooks.IsDefined() && !hooks.IsNull() && !hooks.IsMap()) {

@@ -40,6 +40,7 @@ struct OperationResult {
       error;  // reason when !ok, e.g. "define: operation failed: domain 'web-3' already exists"
   std::string detail;  // on success, e.g. "already running", "1 volume(s) deleted"
   double duration_seconds = 0;
+  bool not_run = false;  // never started (leadership not confirmed): recorded as cancelled
 };
 
 class Actuator {

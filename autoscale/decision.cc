@@ -76,6 +76,8 @@ const char* HeldByName(HeldBy h) {
       return "paused";
     case HeldBy::kStabilization:
       return "stabilization_window";
+    case HeldBy::kFollower:
+      return "follower";
   }
   return "";
 }

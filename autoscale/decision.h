@@ -63,8 +63,9 @@ enum class HeldBy {
   kRateLimit,         // the direction's rate limit is used up for its period
   kPaused,            // an operator paused the group (lifecycle API)
   kStabilization,     // the direction's stabilization window allows no change yet
+  kFollower,          // another controller is the leader (leader_election): a dry run here
 };
-inline constexpr int kHeldByCount = static_cast<int>(HeldBy::kStabilization) + 1;
+inline constexpr int kHeldByCount = static_cast<int>(HeldBy::kFollower) + 1;
 const char* HeldByName(HeldBy h);  // "cooldown", "bound_max", "missing_data", ...
 
 struct MetricValue {

@@ -89,6 +89,10 @@ void Engine::SetRules(RuleSet rules) {
 void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, Instant now,
                   uint64_t connection_generation) {
   const auto started = std::chrono::steady_clock::now();
+  // Asked once per tick, before the lock: every group of this tick sees the same role.
+  std::optional<std::string> follower;
+  if (options_.leadership != nullptr && !options_.leadership->IsLeader())
+    follower = options_.leadership->WhyNotLeader();
   std::unique_lock lock(mu_);
   std::vector<Membership> members;
   bool queued = false;
@@ -107,7 +111,8 @@ void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, In
                        .now = now,
                        .stale_after = std::max(options_.stale_after, 3 * g.rule.interval),
                        .connection_generation = connection_generation,
-                       .dry_run = options_.dry_run};
+                       .dry_run = options_.dry_run,
+                       .follower = follower};
     Evaluation ev = Evaluate(in, g.state);
     g.state = std::move(ev.next);
     g.last_evaluated = now.mono;
@@ -121,7 +126,8 @@ void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, In
       if (d.result == DecisionResult::kDryRun) {
         g.actions_total[{dirname, "dry_run"}] += static_cast<double>(d.actions.size());
         for (const ActionRecord& a : d.actions) {
-          LogInfo("scale action skipped (dry run)",
+          LogInfo(d.held_by == HeldBy::kFollower ? "scale action skipped (follower)"
+                                                 : "scale action skipped (dry run)",
                   {{"group", g.rule.name},
                    {"direction", dirname},
                    {"action", OperationKindName(a.operation.kind)},
@@ -142,7 +148,8 @@ void Engine::Tick(const SnapshotPtr& snapshot, const SourceReadings& sources, In
     }
     // Logged when the hold starts or changes cause, not at every evaluation.
     const bool same_hold = g.last_decision && g.last_decision->held_by == d.held_by;
-    if (d.held_by != HeldBy::kNone && d.held_by != HeldBy::kDryRun && !same_hold) {
+    if (d.held_by != HeldBy::kNone && d.held_by != HeldBy::kDryRun &&
+        d.held_by != HeldBy::kFollower && !same_hold) {
       LogDebug("scale held",
                {{"group", g.rule.name}, {"held_by", HeldByName(d.held_by)}, {"reason", d.reason}});
     }
@@ -444,6 +451,16 @@ OperationResult Engine::ExecuteWithHooks(const Job& job, const Operation& op) {
                                      : RunHook(hook, values, &hooks_cancel_);
     return std::make_pair(h.proceed, std::string(name) + " " + h.Describe());
   };
+  // The lease may have been lost since the decision (a pause, a partition):
+  // etcd must say it is still held right now, before any hook or call runs.
+  if (options_.leadership != nullptr && !options_.leadership->ConfirmLeadership()) {
+    OperationResult skipped;
+    skipped.domain = op.domain;
+    skipped.not_run = true;
+    skipped.error = "not run: this controller's leadership was not confirmed by etcd (" +
+                    options_.leadership->WhyNotLeader() + ")";
+    return skipped;
+  }
   const auto started = std::chrono::steady_clock::now();
   std::string hook_note;
   if (before != nullptr) {
@@ -513,7 +530,14 @@ std::vector<OperationResult> Engine::RunOperations(const Job& job) {
       if (r.domain.empty()) r.domain = op.domain;
       // The one log line per action.
       const double duration = std::round(r.duration_seconds * 1000) / 1000;
-      if (r.ok) {
+      if (r.not_run) {
+        LogWarn("scale action cancelled", {{"group", op.group},
+                                           {"direction", DirectionName(job.direction)},
+                                           {"action", OperationKindName(op.kind)},
+                                           {"domain", r.domain},
+                                           {"result", "cancelled"},
+                                           {"error", r.error}});
+      } else if (r.ok) {
         LogInfo("scale action", {{"group", op.group},
                                  {"direction", DirectionName(job.direction)},
                                  {"action", OperationKindName(op.kind)},
@@ -599,12 +623,20 @@ void Engine::WorkerLoop() {
 void Engine::Finish(const Job& job, const std::vector<OperationResult>& results) {
   const Instant done = options_.clock->Now();
   size_t failed = 0;
-  for (const OperationResult& r : results) failed += r.ok ? 0 : 1;
-  const DecisionResult result = ResultOf(failed, results.size());
+  size_t not_run = 0;
+  for (const OperationResult& r : results) {
+    not_run += r.not_run ? 1 : 0;
+    failed += r.ok || r.not_run ? 0 : 1;
+  }
+  const bool none_ran = not_run == results.size();
+  const DecisionResult result =
+      none_ran ? DecisionResult::kCancelled : ResultOf(failed + not_run, results.size());
 
   auto update = [&](Decision& d) {
     for (size_t i = 0; i < d.actions.size() && i < results.size(); ++i) {
-      d.actions[i].result = results[i].ok ? ActionResult::kOk : ActionResult::kError;
+      d.actions[i].result = results[i].not_run ? ActionResult::kCancelled
+                            : results[i].ok    ? ActionResult::kOk
+                                               : ActionResult::kError;
       d.actions[i].domain = results[i].domain;
       d.actions[i].error = results[i].error;
       d.actions[i].detail = results[i].detail;
@@ -618,9 +650,9 @@ void Engine::Finish(const Job& job, const std::vector<OperationResult>& results)
   if (g == nullptr) return;  // removed by a reload while its action ran
   if (g->last_decision && g->last_decision->id == job.decision_id) update(*g->last_decision);
   const char* dir = DirectionName(job.direction);
-  g->actions_total[{dir, "ok"}] += static_cast<double>(results.size() - failed);
+  g->actions_total[{dir, "ok"}] += static_cast<double>(results.size() - failed - not_run);
   g->actions_total[{dir, "error"}] += static_cast<double>(failed);
-  g->last_scale[static_cast<int>(job.direction)] = done.wall;
+  if (!none_ran) g->last_scale[static_cast<int>(job.direction)] = done.wall;
   for (size_t i = 0; i < results.size() && i < job.operations.size(); ++i) {
     if (!results[i].ok) continue;
     const std::string& domain = results[i].domain;

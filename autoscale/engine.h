@@ -42,6 +42,7 @@
 #include "autoscale/evaluator.h"
 #include "autoscale/health_monitor.h"
 #include "autoscale/hook_runner.h"
+#include "autoscale/leadership.h"
 #include "autoscale/rules.h"
 #include "collectors/snapshot.h"
 #include "collectors/sources/reading.h"
@@ -51,6 +52,11 @@ namespace virtscale::autoscale {
 
 struct EngineOptions {
   bool dry_run = false;  // global --dry-run: decide, log and export, change nothing
+  // Several controllers, one acts (leader_election): while IsLeader() is false
+  // the groups decide as a dry run (held_by follower), and every operation
+  // runs only after ConfirmLeadership() (else it is cancelled, not run). Null:
+  // this engine always acts. Must outlive the engine.
+  Leadership* leadership = nullptr;
   // Decision records kept: those that changed something (DecisionLog), and
   // no-op evaluations apart from them.
   size_t change_history = 1000;

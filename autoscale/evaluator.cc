@@ -560,7 +560,7 @@ bool ApplyStabilization(const EvaluationInput& in, const GroupState& next, int64
 // in dry run. Returns whether they will run.
 bool TakeActions(const EvaluationInput& in, Plan plan, Direction dir, Decision& d,
                  GroupState& next) {
-  const bool dry = in.dry_run || in.rule.dry_run;
+  const bool dry = in.dry_run || in.rule.dry_run || in.follower;
   for (Operation& op : plan.operations) {
     ActionRecord a;
     a.operation = std::move(op);
@@ -569,10 +569,13 @@ bool TakeActions(const EvaluationInput& in, Plan plan, Direction dir, Decision& 
   }
   if (dry) {
     d.outcome = Outcome::kHeld;
-    d.held_by = HeldBy::kDryRun;
     d.result = DecisionResult::kDryRun;
-    d.reason += in.dry_run ? "; dry run (--dry-run): nothing changed"
-                           : "; dry run (group dry_run): nothing changed";
+    // A configured dry run is named first: it holds whoever leads.
+    const bool configured = in.dry_run || in.rule.dry_run;
+    d.held_by = configured ? HeldBy::kDryRun : HeldBy::kFollower;
+    d.reason += in.dry_run        ? "; dry run (--dry-run): nothing changed"
+                : in.rule.dry_run ? "; dry run (group dry_run): nothing changed"
+                                  : "; follower: " + *in.follower + "; nothing changed here";
   } else {
     d.outcome = dir == Direction::kUp ? Outcome::kScaleUp : Outcome::kScaleDown;
     d.result = DecisionResult::kPending;
@@ -969,9 +972,13 @@ Evaluation EvaluateWithin(const EvaluationInput& in, const GroupState& state) {
   if (!is_up) d.reason += fmt::format("; scale_down.order: {}", DownOrderName(rule.down_order));
   if (!plan.shortfall.empty()) d.reason += "; " + plan.shortfall;
   // Dry run starts the cooldown and uses the rate limit too, so its decisions
-  // show what would happen.
-  (is_up ? next.last_scale_up : next.last_scale_down) = in.now.mono;
-  next.changes[static_cast<int>(dir)].push_back({in.now.mono, planned});
+  // show what would happen. A follower's plans do not: they did not happen,
+  // and a follower that starts leading must not be held by them (the leader's
+  // actions reach it as the members' scale stamps).
+  if (!in.follower) {
+    (is_up ? next.last_scale_up : next.last_scale_down) = in.now.mono;
+    next.changes[static_cast<int>(dir)].push_back({in.now.mono, planned});
+  }
   TakeActions(in, std::move(plan), dir, d, next);
   return e;
 }
@@ -994,7 +1001,8 @@ Evaluation Evaluate(const EvaluationInput& in, const GroupState& state) {
                                   .now = in.now,
                                   .stale_after = in.stale_after,
                                   .connection_generation = in.connection_generation,
-                                  .dry_run = in.dry_run};
+                                  .dry_run = in.dry_run,
+                                  .follower = in.follower};
   Evaluation e = EvaluateWithin(scheduled, state);
   e.decision.schedule = ScheduleInForce::Of(*window);
   return e;

@@ -130,6 +130,9 @@ struct EvaluationInput {
   // LibvirtConnection::generation() now; a snapshot of an older one is not trusted.
   uint64_t connection_generation = 0;
   bool dry_run = false;  // global --dry-run (the rule's own dry_run is read too)
+  // Set when another controller acts (leader_election): this one decides as a
+  // dry run, held_by "follower", and the text (Leadership::WhyNotLeader) says why.
+  std::optional<std::string> follower = std::nullopt;
 };
 
 struct Evaluation {

@@ -349,6 +349,28 @@ std::optional<bool> PauseEdge(const SimulationSpec& spec, TimePoint t, Duration 
   return std::nullopt;
 }
 
+// Leads outside the spec's follower windows; a window's `from` is inside it,
+// its `until` outside. Reads the simulated time the loop sets.
+class SimulatedLeadership : public Leadership {
+ public:
+  SimulatedLeadership(const SimulationSpec& spec, const TimePoint& now) : spec_(spec), now_(now) {}
+  bool IsLeader() const override {
+    for (const PauseWindow& w : spec_.follower) {
+      const TimePoint from = spec_.start + w.from;
+      if (from <= now_ && (!w.until || now_ < spec_.start + *w.until)) return false;
+    }
+    return true;
+  }
+  std::string WhyNotLeader() const override {
+    return "another controller leads (simulated follower window)";
+  }
+  bool ConfirmLeadership() override { return IsLeader(); }
+
+ private:
+  const SimulationSpec& spec_;
+  const TimePoint& now_;
+};
+
 std::string FormatValue(const std::optional<double>& v) {
   return v ? fmt::format("{:.4g}", *v) : std::string("missing");
 }
@@ -504,6 +526,8 @@ SimulationResult RunSimulation(const SimulationSpec& spec) {
   hooks.now = hooks.wake = spec.start;
   EngineOptions options;
   options.dry_run = spec.dry_run;
+  SimulatedLeadership leadership(spec, now);
+  if (!spec.follower.empty()) options.leadership = &leadership;
   // Enough records that a decision whose hooks take long is still in the log
   // when it finishes (on_change_finished reports it from there).
   options.change_history = 16;

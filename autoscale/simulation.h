@@ -122,6 +122,10 @@ struct SimulationSpec {
   std::map<std::string, Series> sources;  // by source name
   bool dry_run = false;                   // decisions only: the membership never changes
   std::vector<PauseWindow> pauses;        // Engine::SetPaused at each window's edges
+  // Windows in which another controller leads (leader_election): the group
+  // decides as a dry run there (held_by follower), and the membership it
+  // left stays as it is.
+  std::vector<PauseWindow> follower;
   // Members (by name, also ones created later) protected from scale-down, as
   // if stored through POST .../protect before the start.
   std::set<std::string> protected_members;

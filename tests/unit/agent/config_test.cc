@@ -74,6 +74,55 @@ TEST(AgentConfig, DecodesFleetHosts) {
   EXPECT_TRUE(DefaultAgentConfig().hosts.empty());
 }
 
+TEST(AgentConfig, DecodesLeaderElection) {
+  Diagnostics diags;
+  auto cfg = ParseAgentConfig(
+      "leader_election:\n"
+      "  etcd: {endpoints: [\"http://127.0.0.1:2379\", \"https://etcd2:2379\"], key: /vs/lead, "
+      "lease_ttl: 6s}\n",
+      "/etc/virtscale/virtscale.yml", diags);
+  ASSERT_TRUE(cfg) << diags.ToString();
+  ASSERT_TRUE(cfg->leader_election);
+  EXPECT_EQ(cfg->leader_election->endpoints,
+            (std::vector<std::string>{"http://127.0.0.1:2379", "https://etcd2:2379"}));
+  EXPECT_EQ(cfg->leader_election->key, "/vs/lead");
+  EXPECT_EQ(cfg->leader_election->lease_ttl, std::chrono::seconds(6));
+  // The defaults of the contract: key /virtscale/leader, lease_ttl 10s.
+  cfg = ParseAgentConfig("leader_election:\n  etcd:\n    endpoints: [\"http://e:2379\"]\n",
+                         "/etc/virtscale/virtscale.yml", diags);
+  ASSERT_TRUE(cfg) << diags.ToString();
+  EXPECT_EQ(cfg->leader_election->key, "/virtscale/leader");
+  EXPECT_EQ(cfg->leader_election->lease_ttl, std::chrono::seconds(10));
+  EXPECT_FALSE(DefaultAgentConfig().leader_election);
+}
+
+TEST(AgentConfig, RejectsBadLeaderElectionNamingTheLine) {
+  const std::string file = "/etc/virtscale/virtscale.yml:";
+  EXPECT_EQ(Problems("leader_election:\n  etcd:\n    endpoints: []\n    lease_ttl: 1s\n"),
+            std::vector<std::string>{
+                file + "3: leader_election.etcd.endpoints is empty: give at least one etcd "
+                       "client URL, e.g. http://127.0.0.1:2379"});
+  EXPECT_EQ(
+      Problems("leader_election:\n  etcd:\n    endpoints: [\"http://e:2379\"]\n"
+               "    lease_ttl: 1500ms\n"),
+      std::vector<std::string>{file + "4: leader_election.etcd.lease_ttl 1s500ms: must be whole "
+                                      "seconds (etcd's unit), from 2s to 1h"});
+  EXPECT_EQ(
+      Problems("leader_election:\n  etcd:\n    endpoints: [\"127.0.0.1:2379\"]\n"),
+      std::vector<std::string>{file + "3: leader_election.etcd.endpoints[0] \"127.0.0.1:2379\": "
+                                      "want http://HOST[:PORT][/PATH] or https://..."});
+  EXPECT_EQ(Problems("leader_election:\n  etcd:\n    endpoints: [\"http://e:2379\"]\n"
+                     "    key: \"\"\n"),
+            std::vector<std::string>{file + "4: leader_election.etcd.key is empty"});
+  EXPECT_EQ(Problems("leader_election:\n  zookeeper: {}\n"),
+            (std::vector<std::string>{file + "2: leader_election.etcd: missing required key",
+                                      file + "2: leader_election.zookeeper: unknown key"}));
+  EXPECT_EQ(Problems("leader_election:\n  etcd: {endpoints: x, ttl: 3s}\n"),
+            (std::vector<std::string>{
+                file + "2: leader_election.etcd.endpoints: expected a list of strings",
+                file + "2: leader_election.etcd.ttl: unknown key"}));
+}
+
 TEST(AgentConfig, RejectsBadFleetHostsNamingTheLine) {
   EXPECT_EQ(Problems("hosts: [qemu:///system]\n"),
             std::vector<std::string>{"/etc/virtscale/virtscale.yml:1: hosts: expected a map of "

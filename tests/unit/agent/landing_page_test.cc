@@ -140,6 +140,23 @@ TEST(LandingPage, DryRunBannerOnlyInDryRun) {
   EXPECT_THAT(RenderLandingPage(p), HasSubstr("(<code>dry_run</code>: web, db)"));
 }
 
+TEST(LandingPage, ShowsTheRoleInTheLeaderElection) {
+  LandingPageData p = Page();
+  EXPECT_THAT(RenderLandingPage(p), Not(HasSubstr("id=\"leader\"")));  // no leader_election
+  p.leader = {{"enabled", true},          {"role", "follower"},
+              {"identity", "hv1:9177-7"}, {"key", "/virtscale/leader"},
+              {"lease_ttl", "10s"},       {"why_not_leader", "the leader is hv2:9177-9"}};
+  std::string html = RenderLandingPage(p);
+  EXPECT_THAT(html, HasSubstr("class=\"banner\" id=\"leader\" data-role=\"follower\""));
+  EXPECT_THAT(html, HasSubstr("<code>hv1:9177-7</code>) is <span class=\"warn\">follower</span>: "
+                              "the leader is hv2:9177-9; its decisions are a dry run"));
+  p.leader["role"] = "leader";
+  html = RenderLandingPage(p);
+  EXPECT_THAT(html, HasSubstr("<p id=\"leader\" data-role=\"leader\">"));
+  EXPECT_THAT(html, HasSubstr("<span class=\"ok\">the leader</span> and acts."));
+  EXPECT_THAT(html, HasSubstr("href=\"api/v1/leader\""));
+}
+
 TEST(LandingPage, ShowsTheLastReload) {
   LandingPageData p = Page();
   std::string html = RenderLandingPage(p);

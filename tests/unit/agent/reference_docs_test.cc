@@ -57,7 +57,8 @@ TEST(ReferenceDocs, EveryKeyTheLoadersAcceptIsDocumented) {
     EXPECT_TRUE(paths.contains(expected)) << "no key looked up under \"" << expected << "\"";
   for (const char* expected :
        {"groups.health", "groups.health.checks", "groups.hooks", "groups.hooks.before_scale_down",
-        "groups.hooks.after_scale_up", "groups.schedules"})
+        "groups.hooks.after_scale_up", "groups.schedules", "leader_election",
+        "leader_election.etcd", "tests.pauses", "tests.follower"})
     EXPECT_TRUE(paths.contains(expected)) << "no key looked up under \"" << expected << "\"";
 
   const std::string docs = ReadAll(std::string(VIRTSCALE_SOURCE_DIR) + "/docs/configuration.md");

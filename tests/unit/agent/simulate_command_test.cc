@@ -232,6 +232,31 @@ TEST(SimulateCommand, PausesAndProtectionAreModelled) {
   EXPECT_FALSE(open->until);
 }
 
+TEST(SimulateCommand, AFollowerWindowIsADryRunUntilItEnds) {
+  std::string csv = "time,member,metric,value\n";
+  for (int i = 0; i <= 30; ++i) csv += fmt::format("{},demo-1,cpu,0.95\n", 1714521600 + 2 * i);
+  SimulateOptions o;
+  o.rules_file = std::string(VIRTSCALE_SOURCE_DIR) + "/config/rules/demo.yml";
+  o.group = "demo";
+  o.history_files = {WriteTemp("busy-follower.csv", csv)};
+  o.follower = {"0s..10s"};
+  std::ostringstream out;
+  std::ostringstream err;
+  ASSERT_EQ(SimulateCommand(o, out, err), 0) << err.str();
+  const std::string timeline = out.str();
+  EXPECT_THAT(timeline, HasSubstr("held (follower)"));
+  EXPECT_THAT(timeline, HasSubstr("follower: another controller leads"));
+  // The first create comes after the window, and after every follower hold.
+  const size_t created = timeline.find("create demo-2");
+  ASSERT_NE(created, std::string::npos) << timeline;
+  EXPECT_GT(created, timeline.rfind("held (follower)"));
+
+  o.follower = {"5m..1m"};
+  std::ostringstream bad_err;
+  EXPECT_EQ(SimulateCommand(o, out, bad_err), 2);
+  EXPECT_THAT(bad_err.str(), HasSubstr("--follower 5m..1m"));
+}
+
 TEST(SimulateCommand, FailingChecksAreReplaced) {
   std::string csv = "time,member,metric,value\n";
   for (int i = 0; i <= 20; ++i) csv += fmt::format("{},repl-1,cpu,0.5\n", 1714521600 + 30 * i);
@@ -447,7 +472,7 @@ TEST(TestRulesCommand, PausesAndProtectedMembersAreModelled) {
   const std::string dir = std::string(VIRTSCALE_TESTDATA) + "/lifecycle/";
   std::ostringstream out;
   EXPECT_EQ(TestRulesCommand({dir + "lifecycle.test.yml"}, {}, out), 0) << out.str();
-  EXPECT_THAT(out.str(), HasSubstr("SUCCESS: 4 test(s)"));
+  EXPECT_THAT(out.str(), HasSubstr("SUCCESS: 5 test(s)"));
 
   // A test that forgets the pause fails where the pause would have held.
   out.str("");
@@ -467,6 +492,14 @@ TEST(TestRulesCommand, PausesAndProtectedMembersAreModelled) {
   EXPECT_EQ(TestRulesCommand({bad}, {}, out), 2);
   EXPECT_THAT(out.str(), HasSubstr("until: must be after `from`"));
   EXPECT_THAT(out.str(), HasSubstr("from"));
+
+  out.str("");
+  const std::string bad_follower =
+      WriteTemp("badfollower.yml", "rule_files: [" + dir +
+                                       "rules.yml]\ntests:\n  - follower: {from: 0s}\n"
+                                       "    expect: [{at: 0s, members: 0}]\n");
+  EXPECT_EQ(TestRulesCommand({bad_follower}, {}, out), 2);
+  EXPECT_THAT(out.str(), HasSubstr(":3: tests[0].follower: expected a list of {from, until}"));
 }
 
 // tests/testdata/health: test files model health-check results.

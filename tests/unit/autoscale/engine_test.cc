@@ -220,6 +220,97 @@ TEST_F(EngineTest, GroupDryRunChangesNothingForThatGroupOnly) {
   EXPECT_EQ(calls[0].group, "api");
 }
 
+// A Leadership whose answers the test sets; counts the confirmations asked.
+class FakeLeadership : public Leadership {
+ public:
+  bool IsLeader() const override { return leader_; }
+  std::string WhyNotLeader() const override { return "the leader is ctl-b:9177-2"; }
+  bool ConfirmLeadership() override {
+    ++confirmations_;
+    return confirms_;
+  }
+  std::atomic<bool> leader_{false};
+  std::atomic<bool> confirms_{true};
+  std::atomic<int> confirmations_{0};
+};
+
+TEST_F(EngineTest, AFollowerDecidesAsADryRunAndNamesTheLeader) {
+  FakeLeadership leadership;
+  EngineOptions options = Options();
+  options.leadership = &leadership;
+  Engine engine(actuator, options);
+  // The follower's plans must neither start this cooldown nor use this rate limit.
+  GroupRule rule = FastRule();
+  rule.scale_up.cooldown = seconds(300);
+  rule.scale_up.rate_limit = RateLimit{.members = 1, .percent = 0, .period = seconds(300)};
+  engine.SetRules(Rules({rule}));
+  for (int i = 0; i < 3; ++i) TickAt(engine, i * 10, Running(1, 0.95));
+  EXPECT_TRUE(actuator.calls().empty());
+  EXPECT_EQ(leadership.confirmations_, 0);
+  auto d = engine.DecisionsJson(1)[0];
+  EXPECT_EQ(d["outcome"], "held");
+  EXPECT_EQ(d["held_by"], "follower");
+  EXPECT_EQ(d["result"], "dry_run");
+  EXPECT_EQ(d["actions"][0]["kind"], "create");
+  EXPECT_EQ(d["actions"][0]["result"], "dry_run");
+  EXPECT_NE(d["reason"].get<std::string>().find("follower: the leader is ctl-b:9177-2"),
+            std::string::npos)
+      << d["reason"];
+
+  // Leading now: the same evaluation acts at once, after one confirmation.
+  leadership.leader_ = true;
+  TickAt(engine, 30, Running(1, 0.95));
+  ASSERT_EQ(actuator.calls().size(), 1u) << engine.DecisionsJson(1)[0].dump();
+  EXPECT_EQ(leadership.confirmations_, 1);
+  EXPECT_EQ(engine.DecisionsJson(1)[0]["result"], "ok");
+  // Its own action does start the cooldown.
+  TickAt(engine, 40, Running(2, 0.95));
+  EXPECT_EQ(engine.DecisionsJson(1)[0]["held_by"], "cooldown");
+}
+
+TEST_F(EngineTest, AConfiguredDryRunIsNamedBeforeFollowing) {
+  FakeLeadership leadership;
+  EngineOptions options = Options(/*dry_run=*/true);
+  options.leadership = &leadership;
+  Engine engine(actuator, options);
+  engine.SetRules(Rules({FastRule()}));
+  TickAt(engine, 0, Running(1, 0.95));
+  EXPECT_EQ(engine.DecisionsJson(1)[0]["held_by"], "dry_run");
+  EXPECT_TRUE(actuator.calls().empty());
+}
+
+TEST_F(EngineTest, AnActionWhoseLeadershipIsNotConfirmedNeverRuns) {
+  FakeLeadership leadership;
+  leadership.leader_ = true;     // the cached answer still says leader...
+  leadership.confirms_ = false;  // ...but etcd no longer does
+  EngineOptions options = Options();
+  options.leadership = &leadership;
+  Engine engine(actuator, options);
+  engine.SetRules(Rules({FastRule()}));
+  TickAt(engine, 0, Running(1, 0.95));
+  EXPECT_TRUE(actuator.calls().empty());
+  EXPECT_EQ(leadership.confirmations_, 1);
+  auto d = engine.DecisionsJson(1)[0];
+  EXPECT_EQ(d["outcome"], "scale_up");
+  EXPECT_EQ(d["result"], "cancelled");
+  EXPECT_EQ(d["actions"][0]["result"], "cancelled");
+  EXPECT_NE(d["actions"][0]["error"].get<std::string>().find("leadership was not confirmed"),
+            std::string::npos);
+  // Neither a failure (no backoff) nor a scale (no cooldown, no stamp): once
+  // confirmed, the next evaluation acts.
+  EXPECT_EQ(engine.GroupsJson()[0]["consecutive_failures"], 0);
+  EXPECT_TRUE(actuator.stamps().empty());
+  leadership.confirms_ = true;
+  TickAt(engine, 10, Running(1, 0.95));
+  EXPECT_EQ(actuator.calls().size(), 1u);
+  std::map<std::string, double> by_result;
+  for (const auto& f : engine.Collect())
+    if (f.name == "virtscale_scale_actions_total")
+      for (const auto& m : f.metric) by_result[m.label[2].value] = m.counter.value;
+  EXPECT_EQ(by_result["ok"], 1);
+  EXPECT_EQ(by_result["error"], 0);
+}
+
 TEST_F(EngineTest, NeverDeletesADomainWithoutMetadata) {
   Engine engine(actuator, Options());
   GroupRule r = FastRule(0, 4);
