@@ -51,12 +51,53 @@ std::string Slurp(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// A process the test spawns, its stdout and stderr in `log`, killed at the end.
+class ChildProcess {
+ public:
+  ~ChildProcess() { Kill(); }
+  // Spawns `path` with `args` (argv[0] included) and `env`; false on failure.
+  bool Spawn(const std::string& path, std::vector<std::string> args, std::vector<std::string> env,
+             const std::string& log, int log_flags) {
+    std::vector<char*> argv, envp;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    for (std::string& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | log_flags,
+                                     0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    const int rc = posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) pid_ = -1;
+    return rc == 0;
+  }
+  bool running() const { return pid_ > 0; }
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  void Pause() { kill(pid_, SIGSTOP); }
+  void Resume() { kill(pid_, SIGCONT); }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+std::vector<std::string> Environment() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  return env;
+}
+
 // One etcd member; Kill and Restart keep its data directory and ports.
-class EtcdProcess {
+class EtcdProcess : public ChildProcess {
  public:
   explicit EtcdProcess(std::string dir)
       : dir_(std::move(dir)), client_port_(FreeLoopbackPort()), peer_port_(FreeLoopbackPort()) {}
-  ~EtcdProcess() { Kill(); }
 
   // Spawns etcd and waits until /health says so; false (see Log()) otherwise.
   bool Start() {
@@ -73,31 +114,9 @@ class EtcdProcess {
                                      cluster, "--log-level",
                                      "warn",  "--logger",
                                      "zap"};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const std::string log = dir_ + "/etcd.log";
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    const int rc = posix_spawn(&pid_, kEtcd, &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) {
-      pid_ = -1;
-      return false;
-    }
+    if (!Spawn(kEtcd, std::move(args), Environment(), dir_ + "/etcd.log", O_APPEND)) return false;
     return testing::WaitFor([&] { return Healthy(); }, 15s);
   }
-
-  void Kill() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  void Pause() { kill(pid_, SIGSTOP); }
-  void Resume() { kill(pid_, SIGCONT); }
 
   bool Healthy() const {
     std::string why;
@@ -127,7 +146,6 @@ class EtcdProcess {
   std::string dir_;
   int client_port_;
   int peer_port_;
-  pid_t pid_ = -1;
 };
 
 int64_t SteadyNanos() {
@@ -165,35 +183,15 @@ constexpr const char* kChildEnv = "VIRTSCALE_LEADER_ELECTION_CHILD";
   return false;
 }();
 
-class ChildCandidate {
+class ChildCandidate : public ChildProcess {
  public:
   ChildCandidate(const std::string& endpoint, const std::string& dir)
       : acts_(dir + "/acts"), log_(dir + "/child.log") {
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e) env.emplace_back(*e);
+    std::vector<std::string> env = Environment();
     env.push_back(std::string(kChildEnv) + "=" + endpoint + " " + acts_);
-    std::vector<char*> envp;
-    for (std::string& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    std::string self = std::filesystem::read_symlink("/proc/self/exe");
-    char* argv[] = {self.data(), nullptr};
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    if (posix_spawn(&pid_, self.c_str(), &actions, nullptr, argv, envp.data()) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
+    const std::string self = std::filesystem::read_symlink("/proc/self/exe");
+    Spawn(self, {self}, std::move(env), log_, O_TRUNC);
   }
-  ~ChildCandidate() { Kill(); }
-  bool running() const { return pid_ > 0; }
-  void Kill() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  void Pause() { kill(pid_, SIGSTOP); }
-  void Resume() { kill(pid_, SIGCONT); }
   // The steady-clock times of its actions so far.
   std::vector<int64_t> Acts() const {
     std::vector<int64_t> out;
@@ -208,7 +206,6 @@ class ChildCandidate {
  private:
   std::string acts_;
   std::string log_;
-  pid_t pid_ = -1;
 };
 
 bool WaitFor(const std::function<bool()>& done, Duration limit) {
