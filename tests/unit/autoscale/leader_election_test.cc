@@ -246,6 +246,21 @@ class LeaderElectionTest : public ::testing::Test {
     ASSERT_TRUE(WaitFor([&] { return a.status().role == LeaderRole::kUnknown; }, kTtl));
   }
 
+  // Lets the child `c` lead and act while `b` follows, applies `fault` to c,
+  // and checks that b leads within two TTLs.
+  void ExpectTakeoverAfter(ChildCandidate& c, LeaderElection& b,
+                           const std::function<void()>& fault) {
+    ASSERT_TRUE(c.running());
+    ASSERT_TRUE(WaitFor([&] { return KeyValue() == "c" && !c.Acts().empty(); }, 5s)) << c.Log();
+    b.Start();
+    ASSERT_TRUE(WaitFor([&] { return b.status().leader_identity == "c"; }, 3s));
+    EXPECT_FALSE(b.IsLeader());
+    const auto t0 = Steady::now();
+    fault();
+    ASSERT_TRUE(WaitFor([&] { return b.IsLeader(); }, 2 * kTtl)) << b.status().last_error;
+    EXPECT_LT(Steady::now() - t0, 2 * kTtl);
+  }
+
   LeaderElectionConfig Config() const {
     LeaderElectionConfig config;
     config.endpoints = {etcd_->Url()};
@@ -426,33 +441,16 @@ TEST_F(LeaderElectionTest, FailsOverToTheNextEndpoint) {
 
 TEST_F(LeaderElectionTest, KilledLeaderProcessIsReplacedWithinTwoTtls) {
   ChildCandidate c(etcd_->Url(), dir_);
-  ASSERT_TRUE(c.running());
-  ASSERT_TRUE(WaitFor([&] { return KeyValue() == "c" && !c.Acts().empty(); }, 5s)) << c.Log();
   LeaderElection b(Config(), "b");
-  b.Start();
-  ASSERT_TRUE(WaitFor([&] { return b.status().leader_identity == "c"; }, 3s));
-  EXPECT_FALSE(b.IsLeader());
-
-  const auto t0 = Steady::now();
-  c.Kill();  // no revoke: the lease has to run out
-  ASSERT_TRUE(WaitFor([&] { return b.IsLeader(); }, 2 * kTtl)) << b.status().last_error;
-  EXPECT_LT(Steady::now() - t0, 2 * kTtl);
+  ExpectTakeoverAfter(c, b, [&] { c.Kill(); });  // no revoke: the lease has to run out
   EXPECT_TRUE(b.ConfirmLeadership());
   EXPECT_EQ(KeyValue(), "b");
 }
 
 TEST_F(LeaderElectionTest, LeaderProcessPausedPastTheTtlDoesNotActAfterResuming) {
   ChildCandidate c(etcd_->Url(), dir_);
-  ASSERT_TRUE(c.running());
-  ASSERT_TRUE(WaitFor([&] { return KeyValue() == "c" && !c.Acts().empty(); }, 5s)) << c.Log();
   LeaderElection b(Config(), "b");
-  b.Start();
-  ASSERT_TRUE(WaitFor([&] { return b.status().leader_identity == "c"; }, 3s));
-
-  const auto t0 = Steady::now();
-  c.Pause();
-  ASSERT_TRUE(WaitFor([&] { return b.IsLeader(); }, 2 * kTtl)) << b.status().last_error;
-  EXPECT_LT(Steady::now() - t0, 2 * kTtl);
+  ExpectTakeoverAfter(c, b, [&] { c.Pause(); });
   const int64_t resumed = SteadyNanos();
   c.Resume();
   // For a TTL after SIGCONT: b leads throughout and c, whose lease is gone,
