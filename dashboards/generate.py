@@ -571,10 +571,111 @@ def autoscaler_dashboard():
         layout(items), ["virtscale", "autoscaling"])
 
 
+# ---------------------------------------------------------------- fleet
+
+LEADER_MAPPING = [{"type": "value", "options": {
+    "0": {"text": "follower", "color": "blue", "index": 0},
+    "1": {"text": "LEADER", "color": "green", "index": 1}}}]
+
+
+def fleet_dashboard():
+    items = [
+        row("Controllers (leader_election)"),
+        [
+            (stat("Role", [(f"virtscale_leader_election_is_leader{{{INST}}}", "{{instance}}")],
+                  "none",
+                  "Each controller: LEADER (holds the etcd lease and acts) or follower (decides "
+                  "as a dry run, held_by follower).",
+                  [{"color": "blue", "value": None}, {"color": "green", "value": 1}],
+                  LEADER_MAPPING, "background"), 8, 4),
+            (stat("Leaders", [(f"sum(virtscale_leader_election_is_leader{{{INST}}})",
+                               "leaders")], "none",
+                  "Controllers that lead now: 1 when healthy, 0 during a failover (or when no "
+                  "controller reaches etcd).",
+                  [{"color": "red", "value": None}, {"color": "green", "value": 1},
+                   {"color": "red", "value": 2}]), 4, 4),
+            (stat("etcd unreachable", [
+                (f'sum(virtscale_leader_election_role{{{INST},role="unknown"}})', "unknown")],
+                "none", "Controllers whose last etcd request failed: they act on nothing.",
+                [{"color": "green", "value": None}, {"color": "red", "value": 1}]), 4, 4),
+            (table("Controllers", [(f"virtscale_leader_election_info{{{INST}}}", "")], "none",
+                   "Each controller's identity (HOSTNAME:PORT-PID) and the leader the election "
+                   "key named at its last read."), 8, 4),
+        ],
+        [
+            (state_timeline("Leadership over time", [
+                (f"virtscale_leader_election_is_leader{{{INST}}}", "{{instance}}")],
+                "Who led when: a handover shows as one controller turning follower and "
+                "another LEADER.", LEADER_MAPPING,
+                [{"color": "blue", "value": None}, {"color": "green", "value": 1}]), 12, 8),
+            (timeseries("Leadership changes", [
+                (f"sum by (instance) "
+                 f"(increase(virtscale_leader_election_transitions_total{{{INST}}}[{RI}]))",
+                 "{{instance}}")], "none",
+                "Times each controller became or stopped being the leader per interval.",
+                draw="bars"), 12, 8),
+        ],
+        row("Hosts (hosts:)"),
+        [
+            (state_timeline("Host health", [
+                (f"virtscale_host_up{{{INST}}}", "{{host}} ({{instance}})")],
+                "1 while the controller's latest sample of the host reached its libvirt.",
+                UP_MAPPING, RED_GREEN), 12, 8),
+            (timeseries("Unreachable for", [
+                (f"virtscale_host_unreachable_seconds{{{INST}}}", "{{host}} ({{instance}})")],
+                "s", "Seconds since each host was last reached (0 while up)."), 12, 8),
+            (timeseries("Free memory", [
+                (f"virtscale_host_memory_free_bytes{{{INST}}}", "{{host}} free"),
+                (f"virtscale_host_memory_bytes{{{INST}}}", "{{host}} total")], "bytes",
+                "Free and total memory of each host, as libvirt reports them.",
+                overrides=[{"matcher": {"id": "byRegexp", "options": ".* total"},
+                            "properties": [{"id": "custom.lineStyle",
+                                            "value": {"fill": "dash", "dash": [10, 10]}},
+                                           {"id": "custom.fillOpacity", "value": 0}]}]), 12, 8),
+            (timeseries("CPU idle", [
+                (f"virtscale_host_cpu_idle_ratio{{{INST}}}", "{{host}} ({{instance}})")],
+                "percentunit", "Share of each host's CPU time that was idle between its last "
+                "two samples.", max_value=1), 12, 8),
+            (timeseries("Domains per host", [
+                (f"virtscale_host_domains{{{INST}}}", "{{host}} ({{instance}})")], "none",
+                "Domains, defined or running, on each host."), 12, 8),
+            (timeseries("Host sample age", [
+                (f"time() - virtscale_host_last_sample_timestamp_seconds{{{INST}}}",
+                 "{{host}} ({{instance}})")], "s",
+                "Seconds since each host's latest sample that reached libvirt (grows while it "
+                "is down)."), 12, 8),
+        ],
+        row("Groups"),
+        [
+            (timeseries("Members by group", [
+                (f"max by (group, state) (virtscale_group_members{{{INST}}})",
+                 "{{group}} {{state}}"),
+                (f"max by (group) (virtscale_group_desired_members{{{INST}}})",
+                 "{{group}} desired")], "none",
+                "Members of each group and the count it wants, as the controllers see them "
+                "(every controller sees the same members; max keeps one)."), 12, 8),
+            (timeseries("Decisions held as a follower", [
+                (f'sum by (instance, group) (increase(virtscale_group_decisions_total'
+                 f'{{{INST},held_by="follower"}}[{RI}]))', "{{group}} ({{instance}})")], "none",
+                "Evaluations that would have acted but were a dry run because another "
+                "controller leads.", draw="bars"), 12, 8),
+        ],
+    ]
+    return dashboard(
+        "virtscale-fleet", "virtscale / Fleet",
+        "Several controllers and the hosts they reach: who leads, each host's health, free "
+        "memory and CPU, and the groups' members.",
+        [datasource_var(),
+         query_var("instance", "Instance", "label_values(virtscale_build_info, instance)",
+                   multi=True)],
+        layout(items), ["virtscale", "fleet"])
+
+
 DASHBOARDS = {
     "virtscale-host.json": host_dashboard,
     "virtscale-guest.json": guest_dashboard,
     "virtscale-autoscaler.json": autoscaler_dashboard,
+    "virtscale-fleet.json": fleet_dashboard,
 }
 
 

@@ -38,6 +38,7 @@ SOURCE_DIR = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "integration"))
 sys.path.insert(0, HERE)
 
+import etcdserver  # noqa: E402
 import harness  # noqa: E402
 import promserver  # noqa: E402
 
@@ -45,7 +46,8 @@ DASHBOARD_DIR = os.path.join(SOURCE_DIR, "dashboards")
 RULES_DIR = os.path.join(DASHBOARD_DIR, "prometheus")
 RULE_FILES = [os.path.join(RULES_DIR, "virtscale.rules.yml"),
               os.path.join(RULES_DIR, "virtscale.alerts.yml")]
-DASHBOARDS = ["virtscale-host.json", "virtscale-guest.json", "virtscale-autoscaler.json"]
+DASHBOARDS = ["virtscale-host.json", "virtscale-guest.json", "virtscale-autoscaler.json",
+              "virtscale-fleet.json"]
 FIXTURES = os.path.join(HERE, "fixtures")
 
 JOB = "virtscale"
@@ -65,6 +67,9 @@ GRAFANA_VARS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
 EXPECTED_EMPTY = {
     ("virtscale-guest.json", "vCPU steal (delay)", None):
         "vcpu.<n>.delay comes from QEMU/KVM bulk stats; the test driver has no vCPU delay",
+    ("virtscale-fleet.json", "CPU idle", None):
+        "the test driver's node CPU counters (virNodeGetCPUStats) are constant: no time passes "
+        "between two samples, so there is no idle share",
     ("virtscale-guest.json", "Disk latency", None):
         "block.<n>.rd/wr.times come from QEMU bulk stats; the test driver's virDomainBlockStats "
         "has no times",
@@ -76,6 +81,7 @@ CODE_DIRS = ["agent", "autoscale", "collectors"]
 ALERTS_TRUE_HERE = {
     "VirtscaleGroupAtMaxScaleUpFiring": ("group", GROUP),
     "VirtscaleSourceFailing": ("source", "broken"),
+    "VirtscaleFleetHostDown": ("host", "gone"),
 }
 
 COUNTER_RE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*(?:_total|_bucket))\s*\{")
@@ -230,8 +236,16 @@ class Live:
         # measured dirty rate, so the job and dirty-rate panels have data.
         shim = harness.build_fault_shim(self.workdir)
         env = harness.fault_shim_env(shim, os.path.join(self.fixtures, "faults"))
-        self.agent = harness.Agent(binary, config=os.path.join(self.fixtures, "virtscale.yml"),
-                                   env=env)
+        # Two controllers of the same groups and fleet hosts (hosts: in the
+        # fixture, one of them unreachable), one etcd: the agent leads, the
+        # follower decides as a dry run.
+        self.etcd = etcdserver.Etcd(self.workdir)
+        config = os.path.join(self.fixtures, "virtscale.yml")
+        with open(config, "a") as f:
+            f.write("leader_election:\n  etcd: {endpoints: [\"%s\"], key: /virtscale/dash/leader, "
+                    "lease_ttl: 5s}\n" % self.etcd.url)
+        self.agent = harness.Agent(binary, config=config, env=env)
+        self.follower = harness.Agent(binary, config=config, env=env)
         self.prom = None
         self.started_at = time.time()
         self.instance = None
@@ -239,11 +253,18 @@ class Live:
     def start(self):
         # Prometheus first (the agent's port is chosen already), so it sees the
         # group from its first evaluation on.
-        self.prom = promserver.Prometheus({JOB: ["127.0.0.1:%d" % self.agent.port]},
-                                          rule_files=RULE_FILES).start()
+        self.etcd.start()
+        self.prom = promserver.Prometheus(
+            {JOB: ["127.0.0.1:%d" % a.port for a in (self.agent, self.follower)]},
+            rule_files=RULE_FILES).start()
         self.started_at = time.time()
         self.agent.start()
+        self.instance = "127.0.0.1:%d" % self.agent.port
         q = self.prom.query
+        self.prom.wait_for(
+            lambda: q('virtscale_leader_election_is_leader{instance="%s"} == 1' % self.instance),
+            30, "the agent to lead")
+        self.follower.start()
         self.prom.wait_for(lambda: q('count_over_time(up{job="%s"}[1m]) >= 5' % JOB), 60,
                            "five scrapes of the agent")
         self.prom.wait_for(
@@ -278,7 +299,9 @@ class Live:
     def stop(self):
         if self.prom:
             self.prom.__exit__()
+        self.follower.__exit__()
         self.agent.__exit__()
+        self.etcd.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -318,8 +341,9 @@ def resolve_variables(dash, values):
                                                             offered))
         assert offered, "variable $%s offers nothing" % v["name"]
         if v["name"] == "instance":
-            assert len(offered) == 1, offered
-            values["instance"] = offered[0]
+            # The leader and the follower; a single-instance dashboard shows the leader.
+            assert len(offered) == 2 and live().instance in offered, offered
+            values["instance"] = "|".join(offered) if v["multi"] else live().instance
         expected = {"domain": DOMAIN, "group": GROUP}.get(v["name"])
         if expected:
             assert expected in offered, (v["name"], expected, offered)
@@ -383,6 +407,19 @@ def test_autoscaler_dashboard_against_prometheus():
     check_dashboard("virtscale-autoscaler.json")
 
 
+def test_fleet_dashboard_against_prometheus():
+    check_dashboard("virtscale-fleet.json")
+    # Both controllers, in their roles, and both fleet hosts as they are.
+    q = live().prom.query
+    roles = {s["metric"]["instance"]: s["value"][1]
+             for s in q("virtscale_leader_election_is_leader")}
+    assert roles == {live().instance: "1", "127.0.0.1:%d" % live().follower.port: "0"}, roles
+    hosts = {(s["metric"]["instance"], s["metric"]["host"]): s["value"][1]
+             for s in q("virtscale_host_up")}
+    assert {h: v for (i, h), v in hosts.items() if i == live().instance} == \
+        {"hv1": "1", "gone": "0"}, hosts
+
+
 def test_recording_rules_against_prometheus():
     prom = live().prom
     rules = [r for r in prom.rules() if r["type"] == "recording"]
@@ -442,7 +479,8 @@ def main():
              test_dashboards_are_generated, test_dashboards_are_importable_as_is,
              test_expected_empty_queries_read_exported_metrics,
              test_host_dashboard_against_prometheus, test_guest_dashboard_against_prometheus,
-             test_autoscaler_dashboard_against_prometheus, test_recording_rules_against_prometheus,
+             test_autoscaler_dashboard_against_prometheus, test_fleet_dashboard_against_prometheus,
+             test_recording_rules_against_prometheus,
              test_alert_rules_against_prometheus]
     try:
         return harness.run_tests(tests)

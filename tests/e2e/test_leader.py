@@ -20,49 +20,18 @@ along and counts every member that ever existed (each one is a create).
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
+import sys
 import time
 
-from e2e import Failure, Skip, free_port, http_get, log, run, wait_until
+from e2e import REPO, Skip, log, run, wait_until
+
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+import etcdserver  # noqa: E402
 
 GROUP = "vse2e-ld"
 PREFIX = GROUP + "-"
 TTL = 6  # seconds
-ETCD = "/usr/bin/etcd"
-
-
-class Etcd:
-    """One etcd member on free loopback ports, its data on tmpfs."""
-
-    def __init__(self, workdir):
-        base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else workdir
-        self.dir = os.path.join(base, "virtscale-e2e-etcd-%d" % os.getpid())
-        self.client = "http://127.0.0.1:%d" % free_port()
-        self.peer = "http://127.0.0.1:%d" % free_port()
-        self.log_path = os.path.join(workdir, "etcd.log")
-        self.proc = None
-
-    def start(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.makedirs(self.dir)
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [ETCD, "--data-dir", self.dir + "/data", "--listen-client-urls", self.client,
-             "--advertise-client-urls", self.client, "--listen-peer-urls", self.peer,
-             "--initial-advertise-peer-urls", self.peer, "--initial-cluster",
-             "default=" + self.peer, "--log-level", "warn", "--logger", "zap"],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        wait_until(lambda: http_get(self.client + "/health", timeout=1)[0] == 200, 30,
-                   "etcd /health")
-        log("etcd on %s (pid %d)" % (self.client, self.proc.pid))
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Members:
@@ -111,10 +80,10 @@ def creates(lines):
 
 
 def scenario(h):
-    if not os.access(ETCD, os.X_OK):
+    if not etcdserver.available():
         raise Skip("etcd is not installed (apt-get install etcd-server)")
-    etcd = Etcd(h.workdir)
-    etcd.start()
+    etcd = etcdserver.Etcd(h.workdir).start()
+    log("etcd on %s (pid %d)" % (etcd.url, etcd.proc.pid))
     try:
         run_controllers(h, etcd)
     finally:
@@ -166,7 +135,7 @@ sources:
   demand: {type: file, path: %(demand)s, interval: 1s}
 leader_election:
   etcd: {endpoints: ["%(etcd)s"], key: /virtscale/e2e/leader, lease_ttl: %(ttl)ds}
-""" % {"demand": demand, "etcd": etcd.client, "ttl": TTL}
+""" % {"demand": demand, "etcd": etcd.url, "ttl": TTL}
     path = h.write_config(config, rules={"group.yml": rules}, templates={"member.xml": template},
                           tag="leader")
     m = Members(h)
