@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/metric_families.h"
+#include "common/utf8.h"
 
 namespace virtscale::autoscale {
 
@@ -18,6 +19,10 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 namespace {
+
+// What etcd or another client wrote is shown at most this long.
+constexpr size_t kMaxShownIdentity = 256;
+constexpr size_t kMaxShownError = 512;
 
 using Steady = std::chrono::steady_clock;
 
@@ -394,7 +399,7 @@ void LeaderElection::NoteResult(const CallResult& r) {
     last_error_.clear();
     return;
   }
-  last_error_ = r.error().message;
+  last_error_ = BoundedUtf8(r.error().message, kMaxShownError);
   if (r.error().kind != EtcdError::kUnavailable) {
     reachable_ = reach_known_ = true;  // etcd answered, if only to refuse
     return;
@@ -424,16 +429,19 @@ void LeaderElection::BecomeLeader(int64_t lease_id) {
 void LeaderElection::BecomeFollower(int64_t lease_id, const std::string& leader, const char* why) {
   std::lock_guard lock(mu_);
   if (stop_ || lease_id_ != lease_id) return;
-  const bool changed = leader_identity_ != leader;
-  leader_identity_ = leader;
+  // The key's value is whatever a client wrote: shown in JSON and as a label,
+  // so bounded and made valid UTF-8.
+  const std::string shown = BoundedUtf8(leader, kMaxShownIdentity);
+  const bool changed = leader_identity_ != shown;
+  leader_identity_ = shown;
   if (leader_) {
     leader_ = false;
     ++transitions_;
     LogInfo("leader election: stopped leading",
-            {{"key", config_.key}, {"identity", identity_}, {"leader", leader}, {"reason", why}});
+            {{"key", config_.key}, {"identity", identity_}, {"leader", shown}, {"reason", why}});
   } else if (changed) {
     LogInfo("leader election: following",
-            {{"key", config_.key}, {"identity", identity_}, {"leader", leader}});
+            {{"key", config_.key}, {"identity", identity_}, {"leader", shown}});
   }
 }
 
@@ -493,7 +501,8 @@ bool LeaderElection::Round() {
     const int64_t ttl = JsonInt(r.value(), "TTL");
     if (id == 0 || ttl <= 0) {
       std::lock_guard lock(mu_);
-      last_error_ = "lease grant answered without a lease: " + r.value().dump();
+      last_error_ =
+          BoundedUtf8("lease grant answered without a lease: " + r.value().dump(), kMaxShownError);
       return false;
     }
     std::lock_guard lock(mu_);

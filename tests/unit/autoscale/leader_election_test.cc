@@ -25,6 +25,7 @@
 
 #include "common/http_client.h"
 #include "common/http_url.h"
+#include "common/utf8.h"
 #include "tests/unit/support/test_server.h"
 
 extern char** environ;
@@ -281,6 +282,52 @@ class LeaderElectionTest : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<EtcdProcess> etcd_;
 };
+
+std::string Base64(std::string_view in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < in.size(); i += 3) {
+    uint32_t n = static_cast<uint8_t>(in[i]) << 16;
+    if (i + 1 < in.size()) n |= static_cast<uint8_t>(in[i + 1]) << 8;
+    if (i + 2 < in.size()) n |= static_cast<uint8_t>(in[i + 2]);
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += i + 1 < in.size() ? kAlphabet[(n >> 6) & 63] : '=';
+    out += i + 2 < in.size() ? kAlphabet[n & 63] : '=';
+  }
+  return out;
+}
+
+// Whoever can write the key can put anything there: the identity it shows
+// must stay bounded, valid UTF-8 in JSON and on /metrics.
+TEST_F(LeaderElectionTest, AHostileKeyValueIsShownBoundedAndValid) {
+  const std::string garbage = "\xff\xfe\xc3" + std::string(100000, 'x');
+  json put = etcd_->Post("/v3/kv/put",
+                         {{"key", Base64("/virtscale/test/leader")}, {"value", Base64(garbage)}});
+  ASSERT_TRUE(put.is_object() && !put.contains("error")) << put.dump();
+  LeaderElection a(Config(), "a");
+  a.Start();
+  ASSERT_TRUE(WaitFor([&] { return !a.status().leader_identity.empty(); }, 5s));
+  EXPECT_FALSE(a.IsLeader());
+  const LeaderElection::Status s = a.status();
+  EXPECT_EQ(s.role, LeaderRole::kFollower);
+  // 256 bytes kept, each invalid one replaced by the 3 bytes of U+FFFD, and "...".
+  EXPECT_LE(s.leader_identity.size(), 3 * 256u + 3);
+  EXPECT_TRUE(IsValidUtf8(s.leader_identity));
+  EXPECT_TRUE(IsValidUtf8(a.WhyNotLeader()));
+  EXPECT_NO_THROW((void)json({{"leader", s.leader_identity}}).dump());
+  bool labelled = false;
+  for (const auto& family : a.Collect()) {
+    for (const auto& metric : family.metric) {
+      for (const auto& label : metric.label) {
+        EXPECT_TRUE(IsValidUtf8(label.value)) << family.name;
+        labelled |= label.name == "leader" && label.value.starts_with("\xef\xbf\xbd");
+      }
+    }
+  }
+  EXPECT_TRUE(labelled);  // the replacement character stands for the invalid bytes
+}
 
 TEST_F(LeaderElectionTest, OneCandidateLeadsAndConfirms) {
   LeaderElection a(Config(), "a");
