@@ -95,7 +95,9 @@ nlohmann::json FleetHostsJson(const std::vector<FleetHostStatus>& hosts) {
   nlohmann::json out = nlohmann::json::array();
   for (const FleetHostStatus& h : hosts) {
     nlohmann::json j = {{"name", h.name}, {"uri", h.uri}, {"up", h.up}};
-    j["unreachable_for"] = FormatDuration(h.unreachable_for);
+    // Whole seconds for people; unreachable_seconds keeps the fraction.
+    j["unreachable_for"] =
+        FormatDuration(std::chrono::duration_cast<std::chrono::seconds>(h.unreachable_for));
     j["unreachable_seconds"] = std::chrono::duration<double>(h.unreachable_for).count();
     if (h.up) {
       const Snapshot& s = *h.snapshot;
