@@ -15,6 +15,8 @@ std::vector<NotificationEvent> EventsOf(const Decision& d) {
   // A pause whose storing failed still paused the group: not a failure to report.
   if (d.outcome == Outcome::kPaused) return {NotificationEvent::kPaused};
   if (d.outcome == Outcome::kResumed) return {NotificationEvent::kResumed};
+  // Nothing ran (leadership not confirmed, or shutdown): nothing to announce.
+  if (d.result == DecisionResult::kCancelled) return {};
   std::vector<NotificationEvent> events;
   if (d.result == DecisionResult::kError || d.result == DecisionResult::kPartial)
     events.push_back(NotificationEvent::kFailed);

@@ -45,7 +45,8 @@ struct NotifierOptions {
 
 // The events a finished change decision sends, most specific first: `failed`
 // when its result is error or partial, then scale_up / scale_down. Each target
-// gets one POST, for the first of them it subscribed to.
+// gets one POST, for the first of them it subscribed to. None when every
+// action was cancelled before it ran.
 std::vector<NotificationEvent> EventsOf(const Decision& d);
 
 // Per group name, the targets of its rule.

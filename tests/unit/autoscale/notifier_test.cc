@@ -224,6 +224,8 @@ TEST(Notifier, EventsOfAFinishedDecision) {
             std::vector<NotificationEvent>{NotificationEvent::kPaused});
   EXPECT_EQ(EventsOf(Finished(Outcome::kResumed, DecisionResult::kOk)),
             std::vector<NotificationEvent>{NotificationEvent::kResumed});
+  // A scale-up whose actions never ran (the leadership was not confirmed).
+  EXPECT_TRUE(EventsOf(Finished(Outcome::kScaleUp, DecisionResult::kCancelled)).empty());
 }
 
 TEST(Notifier, ShutdownCancelsARequestToAHangingServer) {
