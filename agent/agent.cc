@@ -191,7 +191,7 @@ class Agent {
         std::make_shared<SourceManager>(config_.sources, autoscale::ForecastSources(config_.rules));
     notifier_.SetTargets(config_.notifications, autoscale::GroupTargets(config_.rules));
     engine_.SetRules(config_.rules);
-    cleanup_rules_ = std::make_shared<autoscale::RuleSet>(config_.rules);
+    running_rules_ = std::make_shared<autoscale::RuleSet>(config_.rules);
     // The connection logs its own changes.
     FeedFromConnection(connection_, sampler_);
     // Render /metrics ahead of the first scrape and wake the autoscaler.
@@ -296,7 +296,7 @@ class Agent {
       SnapshotPtr snapshot = sampler_.Latest();
       if (!snapshot) continue;
       last_sequence = snapshot->sequence;
-      if (snapshot->libvirt_up) CleanLeftoversOnce();
+      if (snapshot->libvirt_up) CleanLeftovers();
       const Instant now = SystemClock().Now();
       try {
         engine_.Tick(snapshot, CurrentSources()->Readings(now), now, connection_.generation());
@@ -306,20 +306,29 @@ class Agent {
     }
   }
 
-  // After the first connection and after each reload: volumes a create killed
-  // mid-way left behind (LibvirtActuator::CleanupLeftovers). Never in dry run or
-  // on a read-only connection.
-  void CleanLeftoversOnce() {
-    std::shared_ptr<const autoscale::RuleSet> rules;
+  // After the first connection, each reconnect and each reload: the volumes
+  // that a create killed mid-way, or a delete whose undefine outlived its
+  // deadline (libvirtd restarting), left behind (LibvirtActuator::
+  // CleanupLeftovers). Never in dry run or on a read-only connection.
+  void CleanLeftovers() {
     // A follower leaves the volumes to the leader; it cleans them if it leads later.
     if (election_ && !election_->IsLeader()) return;
+    std::shared_ptr<const autoscale::RuleSet> rules;
     {
       std::lock_guard lock(cleanup_mu_);
+      if (const uint64_t generation = connection_.generation(); generation != cleaned_generation_) {
+        cleaned_generation_ = generation;
+        cleanup_rules_ = running_rules_;
+      }
       rules = std::exchange(cleanup_rules_, nullptr);
     }
     if (!rules || read_only_ || flags_.dry_run || rules->groups.empty()) return;
-    if (election_ && !election_->ConfirmLeadership()) return;
-    // Logs what it deletes and what it could not check; the next reload retries.
+    if (election_ && !election_->ConfirmLeadership()) {
+      std::lock_guard lock(cleanup_mu_);
+      if (!cleanup_rules_) cleanup_rules_ = rules;  // again once leadership is confirmed
+      return;
+    }
+    // Logs what it deletes and what it could not check; the next reconnect or reload retries.
     (void)actuator_.CleanupLeftovers(*rules);
   }
 
@@ -397,7 +406,7 @@ class Agent {
     engine_.SetRules(next->rules);
     {
       std::lock_guard clock(cleanup_mu_);
-      cleanup_rules_ = std::make_shared<autoscale::RuleSet>(next->rules);
+      running_rules_ = cleanup_rules_ = std::make_shared<autoscale::RuleSet>(next->rules);
     }
     const std::string uri = config_.libvirt.uri;
     config_ = std::move(*next);
@@ -508,7 +517,9 @@ class Agent {
   autoscale::LibvirtActuator actuator_;
   std::mutex cleanup_mu_;
   std::shared_ptr<const autoscale::RuleSet> cleanup_rules_;  // pending cleanup; cleanup_mu_
-  autoscale::Notifier notifier_;  // before engine_: its workers notify until they are joined
+  std::shared_ptr<const autoscale::RuleSet> running_rules_;  // cleanup_mu_
+  uint64_t cleaned_generation_ = 0;  // the connection generation last armed; cleanup_mu_
+  autoscale::Notifier notifier_;     // before engine_: its workers notify until they are joined
   // Before engine_, which asks it; null without leader_election:.
   std::unique_ptr<autoscale::LeaderElection> election_;
   autoscale::Engine engine_;

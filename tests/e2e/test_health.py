@@ -260,7 +260,17 @@ def replace_round(h, agent, w, victim, owned):
     ok = h.check_eventually("%s is replaced, then removed" % victim,
                             lambda: wait_until(removed, 90, "the replacement of " + victim,
                                                interval=0.25))
-    recs = [d for d in decisions(agent, GROUP) if d.get("replacing") == victim]
+    def replacement_records():
+        return [d for d in decisions(agent, GROUP) if d.get("replacing") == victim]
+
+    # The member leaves `virsh list` when it is undefined; its delete (volumes
+    # next) may still run for a moment: wait until no record is pending.
+    try:
+        wait_until(lambda: all(d.get("result") != "pending" for d in replacement_records()), 30,
+                   "the replacement's actions to finish", interval=0.25)
+    except Failure:
+        pass  # the checks below name what is missing
+    recs = replacement_records()
     up = next((d for d in recs if d.get("direction") == "up" and d.get("actions")), None)
     down = next((d for d in recs if d.get("direction") == "down" and d.get("actions")), None)
     h.check(up is not None and up["actions"][0]["kind"] == "create",

@@ -151,6 +151,8 @@ leader_election:
     h.check(lb.get("why_not_leader") == "the leader is " + la["identity"],
             "B's /api/v1/leader says why it does not act", json.dumps(lb))
     m.wait_count(1, 60)
+    # The domain is listed once defined; A's create is done when A logs it.
+    wait_until(lambda: creates(action_lines(a)[0]) == 1, 60, "A's create to finish")
     h.check(len(m.ever) == 1, "A created the one member needed", str(sorted(m.ever)))
     ma, mb = a.metrics(), b.metrics()
     h.check(ma.value("virtscale_leader_election_is_leader") == 1 and
